@@ -1,0 +1,241 @@
+//! The current span of each thread, and carrying it to other threads and tasks.
+//!
+//! Each thread keeps a stack of the spans entered on it. The top is the
+//! *current* span, whose ids every record captured on that thread carries.
+//! With the `opentelemetry` feature, an OpenTelemetry span that became active
+//! after the top aitrace span was entered (or while none was) is current
+//! instead, so programs that already use OpenTelemetry keep one trace.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+
+use crate::ids::SpanId;
+use crate::record::SpanContext;
+
+#[derive(Clone, Copy)]
+struct Entry {
+    context: SpanContext,
+    /// The OpenTelemetry span that was current when this entry was pushed.
+    #[cfg(feature = "opentelemetry")]
+    otel_at_push: Option<SpanContext>,
+}
+
+thread_local! {
+    static STACK: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The span current on this thread, if any.
+///
+/// # Examples
+///
+/// ```
+/// use aitrace_core::{SpanContext, context};
+///
+/// assert_eq!(context::current(), None);
+/// let root = SpanContext::new_root();
+/// let guard = context::attach(root);
+/// assert_eq!(context::current(), Some(root));
+/// drop(guard);
+/// assert_eq!(context::current(), None);
+/// ```
+pub fn current() -> Option<SpanContext> {
+    let top = STACK.with(|s| s.borrow().last().copied());
+    #[cfg(feature = "opentelemetry")]
+    {
+        if let Some(otel) = otel::current() {
+            match top {
+                None => return Some(otel),
+                Some(entry)
+                    if entry.otel_at_push != Some(otel)
+                        && otel.span_id() != entry.context.span_id() =>
+                {
+                    return Some(otel);
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    top.map(|e| e.context)
+}
+
+/// A new span's context: a child of the current span, or a new root.
+pub fn new_span() -> SpanContext {
+    match current() {
+        Some(parent) => parent.new_child(),
+        None => SpanContext::new_root(),
+    }
+}
+
+/// Makes `context` current on this thread until the guard drops.
+///
+/// This is how work on another thread or task joins a trace: take
+/// [`current()`] where the work is handed off, attach it where it runs.
+///
+/// ```
+/// use aitrace_core::{SpanContext, context};
+///
+/// let root = SpanContext::new_root();
+/// let _guard = context::attach(root);
+/// let handed_off = context::current().unwrap();
+/// std::thread::spawn(move || {
+///     let _guard = context::attach(handed_off);
+///     assert_eq!(context::current(), Some(root));
+/// })
+/// .join()
+/// .unwrap();
+/// ```
+pub fn attach(context: SpanContext) -> ContextGuard {
+    push_current(context);
+    ContextGuard {
+        span_id: context.span_id(),
+        _not_send: PhantomData,
+    }
+}
+
+/// Runs `f` with `context` current.
+pub fn in_context<T>(context: SpanContext, f: impl FnOnce() -> T) -> T {
+    let _guard = attach(context);
+    f()
+}
+
+/// Pushes `context` on this thread's stack. For adapters whose frontend has
+/// its own enter/exit calls (a `tracing` layer's `on_enter`); pair each call
+/// with [`pop_current`]. Code that can hold a guard should use [`attach`].
+pub fn push_current(context: SpanContext) {
+    let entry = Entry {
+        context,
+        #[cfg(feature = "opentelemetry")]
+        otel_at_push: otel::current(),
+    };
+    STACK.with(|s| s.borrow_mut().push(entry));
+}
+
+/// Removes the most recent entry for `span_id` from this thread's stack;
+/// `false` if there was none. Entries above it stay, so exits in an
+/// unexpected order never unbalance the stack.
+pub fn pop_current(span_id: SpanId) -> bool {
+    STACK.with(|s| {
+        let mut stack = s.borrow_mut();
+        match stack.iter().rposition(|e| e.context.span_id() == span_id) {
+            Some(i) => {
+                stack.remove(i);
+                true
+            }
+            None => false,
+        }
+    })
+}
+
+/// Keeps a span current on this thread; see [`attach`]. Not `Send`: it
+/// belongs to the thread whose stack it changed.
+#[derive(Debug)]
+#[must_use = "the context is detached as soon as the guard drops"]
+pub struct ContextGuard {
+    span_id: SpanId,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for ContextGuard {
+    fn drop(&mut self) {
+        pop_current(self.span_id);
+    }
+}
+
+/// A future that makes a span current each time it is polled; see
+/// [`with_context`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct WithContext<F> {
+    future: Pin<Box<F>>,
+    context: SpanContext,
+}
+
+/// Wraps `future` so that `context` is current while it runs, on whichever
+/// thread polls it: the way to carry a trace into a spawned task.
+///
+/// ```
+/// use aitrace_core::{SpanContext, context};
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     let waker = std::task::Waker::noop();
+/// #     let mut cx = std::task::Context::from_waker(&waker);
+/// #     let mut f = std::pin::pin!(f);
+/// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
+/// # }
+/// let root = SpanContext::new_root();
+/// let task = context::with_context(async { context::current() }, root);
+/// assert_eq!(block_on(task), Some(root));
+/// ```
+pub fn with_context<F: Future>(future: F, context: SpanContext) -> WithContext<F> {
+    WithContext {
+        future: Box::pin(future),
+        context,
+    }
+}
+
+impl<F: Future> Future for WithContext<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        let _guard = attach(self.context);
+        self.future.as_mut().poll(cx)
+    }
+}
+
+#[cfg(feature = "opentelemetry")]
+mod otel {
+    use opentelemetry::trace::TraceContextExt as _;
+
+    use crate::ids::{SpanId, TraceId};
+    use crate::record::SpanContext;
+
+    /// The active OpenTelemetry span's ids, when it is valid. The API does
+    /// not expose a span's parent, so the parent is left unknown.
+    pub(super) fn current() -> Option<SpanContext> {
+        let cx = opentelemetry::Context::current();
+        if !cx.has_active_span() {
+            return None;
+        }
+        let span = cx.span();
+        let sc = span.span_context();
+        if !sc.is_valid() {
+            return None;
+        }
+        Some(SpanContext::new(
+            TraceId::from_bytes(sc.trace_id().to_bytes())?,
+            SpanId::from_bytes(sc.span_id().to_bytes())?,
+            None,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_attach_and_out_of_order_drop() {
+        let a = SpanContext::new_root();
+        let b = a.new_child();
+        let ga = attach(a);
+        let gb = attach(b);
+        assert_eq!(current(), Some(b));
+        drop(ga);
+        assert_eq!(current(), Some(b));
+        drop(gb);
+        assert_eq!(current(), None);
+        assert!(!pop_current(a.span_id()));
+    }
+
+    #[test]
+    fn new_span_is_child_of_current() {
+        let root = new_span();
+        assert_eq!(root.parent_span_id(), None);
+        let _g = attach(root);
+        let child = new_span();
+        assert_eq!(child.trace_id(), root.trace_id());
+        assert_eq!(child.parent_span_id(), Some(root.span_id()));
+    }
+}

@@ -1,0 +1,393 @@
+//! Encoding records as the JSON the aitrace tools read (WIRE_FORMAT.md §1).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use serde::Serialize;
+use serde::ser::SerializeMap;
+
+use crate::location;
+use crate::record::Record;
+use crate::value::Encode;
+
+/// The reserved key under which the namespaced layout puts tracer metadata.
+pub const META_KEY: &str = "__tracer_meta__";
+
+/// The prefix given to a user key that would collide with a key the layout
+/// reserves (`__tracer_meta__`, and in the flat and compat layouts the meta
+/// keys such as `event` or `timestamp`).
+pub const RENAMED_KEY_PREFIX: &str = "user.";
+
+const FLAT_KEYS: &[&str] = &[
+    "timestamp",
+    "event",
+    "level",
+    "logger",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "file",
+    "line",
+    "function",
+    "provisional",
+];
+
+/// How a record is laid out as JSON.
+///
+/// # Examples
+///
+/// ```
+/// use aitrace_core::{Layout, Level, Record};
+///
+/// let record = Record::builder(Level::Info, "hello").field("n", 1).build();
+/// let json = Layout::Namespaced.to_json(&record);
+/// assert!(json.starts_with(r#"{"n":1,"__tracer_meta__":{"timestamp":""#));
+/// let flat = Layout::Flat.to_json(&record);
+/// assert!(flat.contains(r#""event":"hello""#) && flat.contains(r#""n":1"#));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Layout {
+    /// User data at the top level, tracer metadata under `__tracer_meta__`
+    /// (the default; version 2 of the format).
+    #[default]
+    Namespaced,
+    /// Metadata keys at the top level next to user data (version 1).
+    Flat,
+    /// Namespaced, with `timestamp` also at the top level for indexers.
+    Compat,
+}
+
+impl Layout {
+    /// Encodes one record as a JSON object.
+    pub fn to_json(self, record: &Record) -> String {
+        let mut out = Vec::with_capacity(256);
+        self.write(&mut out, record);
+        // The serializer only ever writes UTF-8.
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+
+    /// Appends one record's JSON object to `out`, without a newline.
+    pub fn write(self, out: &mut Vec<u8>, record: &Record) {
+        let mut ser = serde_json::Serializer::new(&mut *out);
+        // Writing to a Vec cannot fail and every value has an infallible
+        // representation, so an error here would be a bug in this module.
+        let result = LayoutRecord {
+            layout: self,
+            record,
+        }
+        .serialize(&mut ser);
+        debug_assert!(result.is_ok(), "encoding failed: {result:?}");
+    }
+
+    /// Appends `records` to `out` as a JSON array.
+    pub fn write_array<'a>(self, out: &mut Vec<u8>, records: impl IntoIterator<Item = &'a Record>) {
+        out.push(b'[');
+        for (i, record) in records.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            self.write(out, record);
+        }
+        out.push(b']');
+    }
+
+    /// Appends `records` to `out` as JSON Lines, each ending in `\n`.
+    pub fn write_lines<'a>(self, out: &mut Vec<u8>, records: impl IntoIterator<Item = &'a Record>) {
+        for record in records {
+            self.write(out, record);
+            out.push(b'\n');
+        }
+    }
+
+    fn reserved(self, key: &str) -> bool {
+        match self {
+            Layout::Namespaced => key == META_KEY,
+            Layout::Compat => key == META_KEY || key == "timestamp",
+            Layout::Flat => FLAT_KEYS.contains(&key),
+        }
+    }
+
+    fn reserved_or_renamed(self, key: &str) -> bool {
+        self.reserved(key)
+            || key
+                .strip_prefix(RENAMED_KEY_PREFIX)
+                .is_some_and(|rest| self.reserved(rest))
+    }
+}
+
+struct LayoutRecord<'a> {
+    layout: Layout,
+    record: &'a Record,
+}
+
+impl Serialize for LayoutRecord<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let LayoutRecord { layout, record } = *self;
+        let mut map = s.serialize_map(None)?;
+        if layout == Layout::Flat {
+            Meta(record).write_entries(&mut map)?;
+        }
+        if layout == Layout::Compat {
+            map.serialize_entry("timestamp", &Timestamp(record))?;
+        }
+        write_user_fields(layout, record, &mut map)?;
+        if layout != Layout::Flat {
+            map.serialize_entry(META_KEY, &Meta(record))?;
+        }
+        map.end()
+    }
+}
+
+/// Writes user fields: reserved keys renamed, a repeated key written once
+/// with its last value.
+fn write_user_fields<M: SerializeMap>(
+    layout: Layout,
+    record: &Record,
+    map: &mut M,
+) -> Result<(), M::Error> {
+    let fields = record.raw_fields();
+    let any_renamed = fields.iter().any(|(k, _)| layout.reserved_or_renamed(k));
+    fn key_of<'k>(layout: Layout, k: &'k Cow<'static, str>) -> Cow<'k, str> {
+        if layout.reserved(k) {
+            Cow::Owned(format!("{RENAMED_KEY_PREFIX}{k}"))
+        } else {
+            Cow::Borrowed(k.as_ref())
+        }
+    }
+    if fields.len() <= 16 && !any_renamed {
+        for (i, (key, value)) in fields.iter().enumerate() {
+            if fields[i + 1..].iter().any(|(later, _)| later == key) {
+                continue;
+            }
+            map.serialize_entry(key.as_ref(), &Encode { value, depth: 0 })?;
+        }
+        return Ok(());
+    }
+    let keys: Vec<Cow<'_, str>> = fields.iter().map(|(k, _)| key_of(layout, k)).collect();
+    let mut last: HashMap<&str, usize> = HashMap::with_capacity(keys.len());
+    for (i, key) in keys.iter().enumerate() {
+        last.insert(key.as_ref(), i);
+    }
+    for (i, (key, (_, value))) in keys.iter().zip(fields).enumerate() {
+        if last.get(key.as_ref()) == Some(&i) {
+            map.serialize_entry(key.as_ref(), &Encode { value, depth: 0 })?;
+        }
+    }
+    Ok(())
+}
+
+struct Timestamp<'a>(&'a Record);
+
+impl Serialize for Timestamp<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_rfc3339_micros(self.0.timestamp()))
+    }
+}
+
+struct Meta<'a>(&'a Record);
+
+impl Meta<'_> {
+    fn write_entries<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        let r = self.0;
+        map.serialize_entry("timestamp", &Timestamp(r))?;
+        map.serialize_entry("event", r.event())?;
+        map.serialize_entry("level", r.level().as_str())?;
+        if let Some(logger) = r.logger() {
+            map.serialize_entry("logger", logger)?;
+        }
+        if let Some(ctx) = r.span_context() {
+            map.serialize_entry("trace_id", &DisplayStr(ctx.trace_id()))?;
+            map.serialize_entry("span_id", &DisplayStr(ctx.span_id()))?;
+            map.serialize_entry("parent_span_id", &ctx.parent_span_id().map(DisplayStr))?;
+        }
+        let loc = r.location();
+        if let Some(file) = loc.file() {
+            map.serialize_entry("file", &location::display_path(file))?;
+        }
+        if let Some(line) = loc.line() {
+            map.serialize_entry("line", &line)?;
+        }
+        if let Some(function) = loc.function() {
+            map.serialize_entry("function", function)?;
+        }
+        if r.is_provisional() {
+            map.serialize_entry("provisional", &true)?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for Meta<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        self.write_entries(&mut map)?;
+        map.end()
+    }
+}
+
+struct DisplayStr<T>(T);
+
+impl<T: std::fmt::Display> Serialize for DisplayStr<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Level, SpanContext, Value};
+    use serde_json::json;
+
+    fn parse(s: &str) -> serde_json::Value {
+        serde_json::from_str(s).unwrap()
+    }
+
+    fn sample() -> Record {
+        let ctx = SpanContext::new(
+            crate::TraceId::from_hex("7902f7b02e9e2b9ce0c11a928f3e2153").unwrap(),
+            crate::SpanId::from_hex("c945084284bd5c4f").unwrap(),
+            crate::SpanId::from_hex("f4c85b034aaea034"),
+        );
+        Record::builder(Level::Info, "checkout_started")
+            .timestamp(
+                std::time::UNIX_EPOCH + std::time::Duration::from_micros(1_795_774_502_316_023),
+            )
+            .logger("shop::checkout")
+            .span_context(ctx)
+            .file("examples/checkout.rs")
+            .line(111)
+            .function("simulate_checkout")
+            .field("user_id", "u2")
+            .field("items", 3)
+            .field("total", 469.74)
+            .build()
+    }
+
+    #[test]
+    fn namespaced_matches_the_wire_format_example() {
+        let got = parse(&Layout::Namespaced.to_json(&sample()));
+        assert_eq!(
+            got,
+            json!({
+                "user_id": "u2", "items": 3, "total": 469.74,
+                "__tracer_meta__": {
+                    "timestamp": "2026-11-27T10:15:02.316023Z",
+                    "event": "checkout_started", "level": "info",
+                    "logger": "shop::checkout",
+                    "trace_id": "7902f7b02e9e2b9ce0c11a928f3e2153",
+                    "span_id": "c945084284bd5c4f",
+                    "parent_span_id": "f4c85b034aaea034",
+                    "file": "examples/checkout.rs", "line": 111,
+                    "function": "simulate_checkout"
+                }
+            })
+        );
+    }
+
+    #[test]
+    fn flat_and_compat_layouts() {
+        let flat = parse(&Layout::Flat.to_json(&sample()));
+        assert_eq!(flat["event"], "checkout_started");
+        assert_eq!(flat["span_id"], "c945084284bd5c4f");
+        assert_eq!(flat["user_id"], "u2");
+        assert!(flat.get(META_KEY).is_none());
+        let compat = parse(&Layout::Compat.to_json(&sample()));
+        assert_eq!(compat["timestamp"], "2026-11-27T10:15:02.316023Z");
+        assert_eq!(compat[META_KEY]["timestamp"], compat["timestamp"]);
+    }
+
+    #[test]
+    fn record_without_span_has_no_ids_and_root_has_null_parent() {
+        let plain = parse(&Layout::Namespaced.to_json(&Record::builder(Level::Warn, "x").build()));
+        let meta = plain[META_KEY].as_object().unwrap();
+        assert_eq!(meta["level"], "warning");
+        for key in [
+            "trace_id",
+            "span_id",
+            "parent_span_id",
+            "file",
+            "line",
+            "provisional",
+        ] {
+            assert!(!meta.contains_key(key), "{key}");
+        }
+        let root = Record::builder(Level::Info, "job.start")
+            .span_context(SpanContext::new_root())
+            .provisional(true)
+            .build();
+        let meta = parse(&Layout::Namespaced.to_json(&root))[META_KEY].clone();
+        assert_eq!(meta["parent_span_id"], serde_json::Value::Null);
+        assert_eq!(meta["provisional"], true);
+    }
+
+    #[test]
+    fn colliding_and_repeated_user_keys_stay_valid_and_distinct() {
+        let record = Record::builder(Level::Info, "real_event")
+            .field("event", "user event")
+            .field(META_KEY, "sneaky")
+            .field("timestamp", 5)
+            .field("dup", 1)
+            .field("dup", 2)
+            .build();
+        let ns = parse(&Layout::Namespaced.to_json(&record));
+        assert_eq!(ns["event"], "user event");
+        assert_eq!(ns["user.__tracer_meta__"], "sneaky");
+        assert_eq!(ns[META_KEY]["event"], "real_event");
+        assert_eq!(ns["dup"], 2);
+        let flat = parse(&Layout::Flat.to_json(&record));
+        assert_eq!(flat["event"], "real_event");
+        assert_eq!(flat["user.event"], "user event");
+        assert_eq!(flat["user.timestamp"], 5);
+        let compat = parse(&Layout::Compat.to_json(&record));
+        assert_eq!(compat["user.timestamp"], 5);
+        assert!(compat["timestamp"].is_string());
+        let text = Layout::Namespaced.to_json(&record);
+        assert_eq!(text.matches("\"dup\"").count(), 1);
+    }
+
+    #[test]
+    fn bad_values_still_make_valid_json() {
+        let huge = "x".repeat(5 << 20);
+        let record = Record::builder(Level::Error, "bad\u{0}\"event")
+            .field("nan", f64::NAN)
+            .field("inf", f64::INFINITY)
+            .field("bytes", &b"\xff\xfe"[..])
+            .field("lossy", Value::from_utf8_lossy(b"\xc3\x28"))
+            .field("huge", huge.as_str())
+            .field("", "empty key")
+            .field("quote\"key\n", "ctl\u{1}")
+            .build();
+        for layout in [Layout::Namespaced, Layout::Flat, Layout::Compat] {
+            let v = parse(&layout.to_json(&record));
+            assert_eq!(v["nan"], "NaN");
+            assert_eq!(v["inf"], "Infinity");
+            assert_eq!(v["bytes"], "fffe");
+            assert_eq!(v["lossy"], "\u{fffd}(");
+            assert_eq!(v["huge"].as_str().unwrap().len(), huge.len());
+            assert_eq!(v[""], "empty key");
+            assert_eq!(v["quote\"key\n"], "ctl\u{1}");
+        }
+    }
+
+    #[test]
+    fn array_and_lines() {
+        let records = [sample(), sample()];
+        let mut out = Vec::new();
+        Layout::Namespaced.write_array(&mut out, &records);
+        assert_eq!(
+            parse(std::str::from_utf8(&out).unwrap())
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        out.clear();
+        Layout::Flat.write_lines(&mut out, &records);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.ends_with('\n'));
+        assert_eq!(text.lines().map(parse).count(), 2);
+    }
+}

@@ -1,0 +1,148 @@
+//! The crate's one error type.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What kind of failure an [`Error`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A target string or URL that cannot be used.
+    InvalidTarget,
+    /// The server could not be reached (refused, unresolvable, reset).
+    Connect,
+    /// The server did not answer in time.
+    Timeout,
+    /// The server answered with a status outside 2xx.
+    HttpStatus,
+    /// Reading or writing a file or stdout failed.
+    Io,
+    /// A flush or shutdown gave up at its timeout.
+    TimedOut,
+    /// The logger was shut down.
+    Closed,
+}
+
+/// An error from an output, a flush or a configuration.
+///
+/// For a failed flush it also tells what became of the records: how many
+/// were kept in the buffer ([`retained`](Error::retained)) or which fallback
+/// file holds them ([`fallback_path`](Error::fallback_path)).
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    status: Option<u16>,
+    retained: usize,
+    fallback_path: Option<PathBuf>,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            status: None,
+            retained: 0,
+            fallback_path: None,
+            source: None,
+        }
+    }
+
+    pub(crate) fn io(context: impl fmt::Display, err: std::io::Error) -> Self {
+        let kind = if err.kind() == std::io::ErrorKind::TimedOut {
+            ErrorKind::Timeout
+        } else {
+            ErrorKind::Io
+        };
+        Error::new(kind, format!("{context}: {err}")).with_source(err)
+    }
+
+    pub(crate) fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    pub(crate) fn with_source(
+        mut self,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    pub(crate) fn with_retained(mut self, retained: usize) -> Self {
+        self.retained = retained;
+        self
+    }
+
+    pub(crate) fn with_fallback_path(mut self, path: PathBuf) -> Self {
+        self.fallback_path = Some(path);
+        self
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The HTTP status, for [`ErrorKind::HttpStatus`].
+    pub fn status(&self) -> Option<u16> {
+        self.status
+    }
+
+    /// For a failed flush: how many records were put back in the buffer.
+    pub fn retained(&self) -> usize {
+        self.retained
+    }
+
+    /// For a failed flush: the JSON Lines file the batch was written to instead.
+    pub fn fallback_path(&self) -> Option<&Path> {
+        self.fallback_path.as_deref()
+    }
+
+    /// Whether sending the same batch again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self.kind {
+            ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::TimedOut | ErrorKind::Io => true,
+            ErrorKind::HttpStatus => matches!(self.status, Some(408 | 429 | 500..=599)),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if self.retained > 0 {
+            write!(f, "; {} records kept in the buffer", self.retained)?;
+        }
+        if let Some(path) = &self.fallback_path {
+            write!(f, "; batch written to {}", path.display())?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The message was built from redacted URLs; the source is not shown
+        // because a transport error may quote the URL it was given.
+        f.debug_struct("Error")
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .field("status", &self.status)
+            .field("retained", &self.retained)
+            .field("fallback_path", &self.fallback_path)
+            .finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as _)
+    }
+}

@@ -1,0 +1,244 @@
+//! The HTTP ingest output (WIRE_FORMAT.md §3), on `ureq`.
+
+use std::fmt;
+use std::io::Read;
+use std::time::Duration;
+
+use base64::Engine as _;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// How long connecting to an ingest server may take, by default.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one whole request (connect, send, answer) may take, by default.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How much of an error answer's body is kept in the error message.
+const ERROR_BODY_PREFIX: usize = 512;
+/// The most of an answer's body that is read.
+const MAX_ANSWER_BYTES: u64 = 64 * 1024;
+
+pub(crate) struct HttpSender {
+    agent: ureq::Agent,
+    /// The URL without user-info.
+    url: String,
+    /// The URL as shown in errors and `Debug`.
+    redacted: String,
+    authorization: Option<String>,
+    headers: Vec<(String, String)>,
+}
+
+/// What the server said about a batch.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) ingested: Option<usize>,
+}
+
+impl HttpSender {
+    pub(crate) fn new(
+        url: &str,
+        connect_timeout: Duration,
+        request_timeout: Duration,
+        headers: Vec<(String, String)>,
+    ) -> Result<Self> {
+        let (url, userinfo) = split_userinfo(url);
+        let redacted = redact(&url, userinfo.is_some());
+        url.parse::<ureq::http::Uri>().map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidTarget,
+                format!("invalid URL {redacted}: {e}"),
+            )
+        })?;
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(connect_timeout))
+            .timeout_global(Some(request_timeout))
+            .user_agent(concat!("aitrace-rs/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .new_agent();
+        let authorization = userinfo.map(|info| {
+            let info = percent_decode(&info);
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(info)
+            )
+        });
+        Ok(HttpSender {
+            agent,
+            url,
+            redacted,
+            authorization,
+            headers,
+        })
+    }
+
+    pub(crate) fn redacted_url(&self) -> &str {
+        &self.redacted
+    }
+
+    /// POSTs a JSON array body and reads the ingest answer.
+    pub(crate) fn post(&self, body: &[u8]) -> Result<Answer> {
+        let mut request = self.agent.post(&self.url).content_type("application/json");
+        if let Some(auth) = &self.authorization {
+            request = request.header("Authorization", auth);
+        }
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
+        }
+        let mut response = request.send(body).map_err(|e| self.transport_error(e))?;
+        let status = response.status().as_u16();
+        let mut text = Vec::new();
+        let read = response
+            .body_mut()
+            .as_reader()
+            .take(MAX_ANSWER_BYTES)
+            .read_to_end(&mut text);
+        if !(200..300).contains(&status) {
+            let body = String::from_utf8_lossy(&text);
+            let mut prefix: String = body.chars().take(ERROR_BODY_PREFIX).collect();
+            if prefix.len() < body.len() {
+                prefix.push('…');
+            }
+            return Err(Error::new(
+                ErrorKind::HttpStatus,
+                format!(
+                    "{} answered HTTP {status}: {}",
+                    self.redacted,
+                    prefix.trim()
+                ),
+            )
+            .with_status(status));
+        }
+        if let Err(e) = read {
+            return Err(Error::io(
+                format_args!("reading the answer of {}", self.redacted),
+                e,
+            ));
+        }
+        Ok(Answer {
+            ingested: parse_ingested(&text),
+        })
+    }
+
+    fn transport_error(&self, err: ureq::Error) -> Error {
+        let kind = match &err {
+            ureq::Error::Timeout(_) => ErrorKind::Timeout,
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => ErrorKind::Timeout,
+            ureq::Error::BadUri(_) | ureq::Error::Http(_) => ErrorKind::InvalidTarget,
+            _ => ErrorKind::Connect,
+        };
+        Error::new(kind, format!("cannot POST to {}: {err}", self.redacted)).with_source(err)
+    }
+}
+
+impl fmt::Debug for HttpSender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpSender")
+            .field("url", &self.redacted)
+            .field(
+                "headers",
+                &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+fn parse_ingested(body: &[u8]) -> Option<usize> {
+    let answer: serde_json::Value = serde_json::from_slice(body).ok()?;
+    answer.get("ingested")?.as_u64().map(|n| n as usize)
+}
+
+/// Splits `scheme://user:pass@host/...` into the URL without user-info and the user-info.
+fn split_userinfo(url: &str) -> (String, Option<String>) {
+    let Some(scheme_end) = url.find("://") else {
+        return (url.to_owned(), None);
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => (
+            format!("{}{}", &url[..scheme_end + 3], &rest[at + 1..]),
+            Some(rest[..at].to_owned()),
+        ),
+        None => (url.to_owned(), None),
+    }
+}
+
+/// The URL as safe to print: user-info, when there was some, shown as `***@`.
+fn redact(url_without_userinfo: &str, had_userinfo: bool) -> String {
+    if !had_userinfo {
+        return url_without_userinfo.to_owned();
+    }
+    match url_without_userinfo.find("://") {
+        Some(i) => format!(
+            "{}***@{}",
+            &url_without_userinfo[..i + 3],
+            &url_without_userinfo[i + 3..]
+        ),
+        None => url_without_userinfo.to_owned(),
+    }
+}
+
+fn percent_decode(text: &str) -> Vec<u8> {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push(hi << 4 | lo);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn userinfo_is_split_and_redacted() {
+        let (url, info) = split_userinfo("https://bob:s%40cret@logs.example/api/ingest?x=a@b");
+        assert_eq!(url, "https://logs.example/api/ingest?x=a@b");
+        assert_eq!(info.as_deref(), Some("bob:s%40cret"));
+        assert_eq!(
+            redact(&url, true),
+            "https://***@logs.example/api/ingest?x=a@b"
+        );
+        assert_eq!(percent_decode("bob:s%40cret%"), b"bob:s@cret%");
+        let (url, info) = split_userinfo("http://localhost:8000/api/ingest");
+        assert_eq!(
+            (url.as_str(), info),
+            ("http://localhost:8000/api/ingest", None)
+        );
+    }
+
+    #[test]
+    fn ingested_is_read_when_present() {
+        assert_eq!(parse_ingested(br#"{"ingested": 7, "ok": true}"#), Some(7));
+        assert_eq!(parse_ingested(b"OK"), None);
+        assert_eq!(parse_ingested(br#"{"ingested": "7"}"#), None);
+    }
+
+    #[test]
+    fn secrets_never_reach_debug_or_errors() {
+        let sender = HttpSender::new(
+            "http://user:hunter2@127.0.0.1:9/api/ingest",
+            Duration::from_millis(200),
+            Duration::from_millis(500),
+            vec![],
+        )
+        .unwrap();
+        assert!(!format!("{sender:?}").contains("hunter2"));
+        let err = sender.post(b"[]").unwrap_err();
+        assert!(!format!("{err} {err:?}").contains("hunter2"), "{err}");
+        assert!(format!("{err}").contains("***@127.0.0.1:9"), "{err}");
+    }
+}

@@ -1,0 +1,128 @@
+//! W3C trace-context identifiers.
+
+use std::fmt;
+use std::num::{NonZeroU64, NonZeroU128};
+
+/// A 16-byte trace id, written as 32 lower-case hex digits. Never all zero.
+///
+/// # Examples
+///
+/// ```
+/// use aitrace_core::TraceId;
+///
+/// let id = TraceId::random();
+/// assert_eq!(id.to_string().len(), 32);
+/// assert_eq!(TraceId::from_hex(&id.to_string()), Some(id));
+/// assert_eq!(TraceId::from_hex("00000000000000000000000000000000"), None);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TraceId(NonZeroU128);
+
+/// An 8-byte span id, written as 16 lower-case hex digits. Never all zero.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SpanId(NonZeroU64);
+
+impl TraceId {
+    /// A new random id from a fast thread-local generator.
+    pub fn random() -> Self {
+        TraceId(NonZeroU128::new(fastrand::u128(1..)).expect("range excludes zero"))
+    }
+
+    /// The id with these bytes, or `None` when they are all zero.
+    pub fn from_bytes(bytes: [u8; 16]) -> Option<Self> {
+        NonZeroU128::new(u128::from_be_bytes(bytes)).map(TraceId)
+    }
+
+    /// The id's bytes, big-endian as on the wire.
+    pub fn to_bytes(self) -> [u8; 16] {
+        self.0.get().to_be_bytes()
+    }
+
+    /// Parses exactly 32 hex digits; `None` for anything else or all zeros.
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        u128::from_str_radix(hex, 16)
+            .ok()
+            .and_then(NonZeroU128::new)
+            .map(TraceId)
+    }
+}
+
+impl SpanId {
+    /// A new random id from a fast thread-local generator.
+    pub fn random() -> Self {
+        SpanId(NonZeroU64::new(fastrand::u64(1..)).expect("range excludes zero"))
+    }
+
+    /// The id with these bytes, or `None` when they are all zero.
+    pub fn from_bytes(bytes: [u8; 8]) -> Option<Self> {
+        NonZeroU64::new(u64::from_be_bytes(bytes)).map(SpanId)
+    }
+
+    /// The id's bytes, big-endian as on the wire.
+    pub fn to_bytes(self) -> [u8; 8] {
+        self.0.get().to_be_bytes()
+    }
+
+    /// Parses exactly 16 hex digits; `None` for anything else or all zeros.
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        u64::from_str_radix(hex, 16)
+            .ok()
+            .and_then(NonZeroU64::new)
+            .map(SpanId)
+    }
+}
+
+impl fmt::Display for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl fmt::Debug for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TraceId({self})")
+    }
+}
+
+impl fmt::Display for SpanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl fmt::Debug for SpanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SpanId({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips_and_rejects_bad_input() {
+        let t = TraceId::from_hex("7902f7b02e9e2b9ce0c11a928f3e2153").unwrap();
+        assert_eq!(t.to_string(), "7902f7b02e9e2b9ce0c11a928f3e2153");
+        let s = SpanId::from_hex("00000000000000a1").unwrap();
+        assert_eq!(s.to_string(), "00000000000000a1");
+        for bad in ["", "xyz", "+902f7b02e9e2b9c", "0000000000000000"] {
+            assert_eq!(SpanId::from_hex(bad), None, "{bad:?}");
+        }
+        assert_eq!(TraceId::from_bytes([0; 16]), None);
+        assert_eq!(SpanId::from_bytes(s.to_bytes()), Some(s));
+    }
+
+    #[test]
+    fn random_ids_differ() {
+        let a: Vec<_> = (0..1000).map(|_| SpanId::random()).collect();
+        let set: std::collections::HashSet<_> = a.iter().collect();
+        assert_eq!(set.len(), a.len());
+    }
+}

@@ -1,0 +1,92 @@
+//! Buffered, trace-aware structured logging for the aitrace tools.
+//!
+//! `aitrace-core` keeps structured records, stamped with W3C trace/span ids,
+//! source location and a timestamp, in one shared thread-safe buffer, and
+//! flushes them in batches to stdout, a JSON Lines file or an aitrace HTTP
+//! ingest server, in the wire format the aitrace server, viewer and editor
+//! plugin read. It knows no logging frontend: `aitrace-tracing`,
+//! `aitrace-log` and `aitrace-slog` adapt those, and its own API (below) is
+//! a frontend too.
+//!
+//! ```
+//! use aitrace_core::BufferedLogger;
+//!
+//! // Output from LOG_TRG: stdout when unset, a file path, or an http(s) URL.
+//! let log = BufferedLogger::new();
+//! log.in_trace_context("checkout", |order| {
+//!     log.info("checkout_started").field("user_id", "u2").field("total", 469.74).emit();
+//!     log.span("charge_payment").field("amount", 469.74).in_scope(|_| {
+//!         log.warn("slow_gateway").field("ms", 812).emit();
+//!     });
+//!     order.record("items", 3);
+//! }); // `checkout.end` is written and the buffer flushed here
+//! ```
+//!
+//! # Usage
+//!
+//! * **Records** are [`Record`]s: level, event name, logger, [`SpanContext`],
+//!   [`Location`] and ordered user fields whose [`Value`]s cover every JSON
+//!   shape. [`Layout`] encodes them (namespaced by default, flat, compat).
+//! * **The buffer** sits behind [`BufferedLogger`], a cheap-to-clone handle;
+//!   [`flush`](BufferedLogger::flush) sends it to every [`Output`] and returns a
+//!   [`FlushReport`]. A failed batch is kept or written to a fallback file as
+//!   [`OnFailure`] says; nothing is dropped silently.
+//! * **Emitting**: [`BufferedLogger::info`] and friends (capturing the
+//!   caller's file and line), or the [`event!`] / [`info!`] macros (adding the
+//!   module path).
+//! * **Spans**: [`BufferedLogger::span`] writes `NAME.start`/`NAME.end` and
+//!   makes the span current so records inside carry its ids;
+//!   [`BufferedLogger::trace_context`] also clears the buffer first and flushes
+//!   at the end. [`context`] carries a span to other threads and tasks.
+//! * **Adapters** build a [`Record`] from their frontend's event and call
+//!   [`BufferedLogger::capture`], after checking [`BufferedLogger::enabled`].
+//!
+//! # Feature flags
+//!
+//! * `opentelemetry` (default): records inside an active OpenTelemetry span
+//!   carry its ids, and aitrace spans opened inside it join its trace.
+//! * `testing`: [`Output::in_memory`], an output that keeps what it receives.
+//!
+//! # Supported Rust versions
+//!
+//! The minimum supported Rust version is **1.85** (set by `ureq` 3 and edition
+//! 2024). It is raised only in a minor release.
+
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
+mod buffer;
+pub mod context;
+mod emit;
+mod encode;
+mod error;
+mod file;
+mod http;
+mod ids;
+mod level;
+mod location;
+mod logger;
+mod output;
+mod record;
+mod span;
+#[cfg(feature = "testing")]
+mod testing;
+mod value;
+
+pub use emit::EventBuilder;
+pub use encode::{Layout, META_KEY, RENAMED_KEY_PREFIX};
+pub use error::{Error, ErrorKind, Result};
+pub use file::TIMESTAMP_PLACEHOLDER;
+pub use http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
+pub use ids::{SpanId, TraceId};
+pub use level::{Level, ParseLevelError};
+pub use location::{PROJECT_ROOT_ENV, project_root, set_project_root};
+pub use logger::{
+    BufferedLogger, Builder, DEFAULT_FLUSH_WAIT, DEFAULT_MIN_LEVEL, FlushReport, LEVEL_ENV,
+    OnFailure, is_sending, send_logs,
+};
+pub use output::{Delivery, HttpOutputBuilder, Output, TARGET_ENV};
+pub use record::{Location, Record, RecordBuilder, SpanContext};
+pub use span::{DURATION_FIELD, ERROR_FIELD, SpanBuilder, SpanGuard, TraceContext};
+#[cfg(feature = "testing")]
+pub use testing::InMemoryOutput;
+pub use value::{MAX_VALUE_DEPTH, Value};

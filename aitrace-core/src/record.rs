@@ -1,0 +1,337 @@
+//! The owned record every frontend produces and every output writes.
+
+use std::borrow::Cow;
+use std::time::SystemTime;
+
+use crate::ids::{SpanId, TraceId};
+use crate::level::Level;
+use crate::value::Value;
+
+/// The trace position of a record: which span of which trace it belongs to.
+///
+/// # Examples
+///
+/// ```
+/// use aitrace_core::{SpanContext, SpanId, TraceId};
+///
+/// let root = SpanContext::new_root();
+/// let child = root.new_child();
+/// assert_eq!(child.trace_id(), root.trace_id());
+/// assert_eq!(child.parent_span_id(), Some(root.span_id()));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SpanContext {
+    trace_id: TraceId,
+    span_id: SpanId,
+    parent_span_id: Option<SpanId>,
+}
+
+impl SpanContext {
+    /// A context from its parts.
+    pub const fn new(trace_id: TraceId, span_id: SpanId, parent_span_id: Option<SpanId>) -> Self {
+        SpanContext {
+            trace_id,
+            span_id,
+            parent_span_id,
+        }
+    }
+
+    /// A new root span in a new trace, with random ids.
+    pub fn new_root() -> Self {
+        SpanContext::new(TraceId::random(), SpanId::random(), None)
+    }
+
+    /// A new child of this span: same trace, a random span id, this span as parent.
+    pub fn new_child(&self) -> Self {
+        SpanContext::new(self.trace_id, SpanId::random(), Some(self.span_id))
+    }
+
+    /// The trace this span belongs to.
+    pub const fn trace_id(&self) -> TraceId {
+        self.trace_id
+    }
+
+    /// This span's own id.
+    pub const fn span_id(&self) -> SpanId {
+        self.span_id
+    }
+
+    /// The enclosing span, `None` for a root span.
+    pub const fn parent_span_id(&self) -> Option<SpanId> {
+        self.parent_span_id
+    }
+}
+
+/// Where in the source a record was made.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Location {
+    file: Option<Cow<'static, str>>,
+    line: Option<u32>,
+    function: Option<Cow<'static, str>>,
+}
+
+impl Location {
+    /// A location from the compiler's `#[track_caller]` information.
+    pub fn from_caller(loc: &'static std::panic::Location<'static>) -> Self {
+        Location {
+            file: Some(Cow::Borrowed(loc.file())),
+            line: Some(loc.line()),
+            function: None,
+        }
+    }
+
+    /// A location from its parts.
+    pub fn new(
+        file: Option<Cow<'static, str>>,
+        line: Option<u32>,
+        function: Option<Cow<'static, str>>,
+    ) -> Self {
+        Location {
+            file,
+            line,
+            function,
+        }
+    }
+
+    /// The source file, as the compiler or frontend gave it.
+    pub fn file(&self) -> Option<&str> {
+        self.file.as_deref()
+    }
+
+    /// The 1-based line.
+    pub fn line(&self) -> Option<u32> {
+        self.line
+    }
+
+    /// The function or module path.
+    pub fn function(&self) -> Option<&str> {
+        self.function.as_deref()
+    }
+}
+
+/// One structured log record, owned, ready to buffer and encode later.
+///
+/// Built with [`Record::builder`]; read with the getters. Frontend adapters
+/// convert their borrowed event into a `Record` and hand it to
+/// [`BufferedLogger::capture`](crate::BufferedLogger::capture).
+///
+/// # Examples
+///
+/// ```
+/// use aitrace_core::{Level, Record, Value};
+///
+/// let record = Record::builder(Level::Info, "checkout_started")
+///     .logger("shop::checkout")
+///     .field("user_id", "u2")
+///     .field("total", 469.74)
+///     .build();
+/// assert_eq!(record.event(), "checkout_started");
+/// assert_eq!(record.field("total"), Some(&Value::F64(469.74)));
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    timestamp: SystemTime,
+    level: Level,
+    provisional: bool,
+    event: Cow<'static, str>,
+    logger: Option<Cow<'static, str>>,
+    context: Option<SpanContext>,
+    location: Location,
+    fields: Vec<(Cow<'static, str>, Value)>,
+}
+
+impl Record {
+    /// Starts a record at `level` named `event`, timestamped now.
+    pub fn builder(level: Level, event: impl Into<Cow<'static, str>>) -> RecordBuilder {
+        RecordBuilder {
+            record: Record {
+                timestamp: SystemTime::now(),
+                level,
+                provisional: false,
+                event: event.into(),
+                logger: None,
+                context: None,
+                location: Location::default(),
+                fields: Vec::new(),
+            },
+        }
+    }
+
+    /// When the record was made.
+    pub fn timestamp(&self) -> SystemTime {
+        self.timestamp
+    }
+
+    /// Its severity.
+    pub fn level(&self) -> Level {
+        self.level
+    }
+
+    /// The event name (the log message), or `NAME.start`/`NAME.end`.
+    pub fn event(&self) -> &str {
+        &self.event
+    }
+
+    /// The logger, target or module that produced it.
+    pub fn logger(&self) -> Option<&str> {
+        self.logger.as_deref()
+    }
+
+    /// The span it belongs to, if any.
+    pub fn span_context(&self) -> Option<&SpanContext> {
+        self.context.as_ref()
+    }
+
+    /// The trace id, when the record belongs to a span.
+    pub fn trace_id(&self) -> Option<TraceId> {
+        self.context.map(|c| c.trace_id)
+    }
+
+    /// The span id, when the record belongs to a span.
+    pub fn span_id(&self) -> Option<SpanId> {
+        self.context.map(|c| c.span_id)
+    }
+
+    /// The enclosing span of the record's span.
+    pub fn parent_span_id(&self) -> Option<SpanId> {
+        self.context.and_then(|c| c.parent_span_id)
+    }
+
+    /// The call site.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// `true` only on `NAME.start` records.
+    pub fn is_provisional(&self) -> bool {
+        self.provisional
+    }
+
+    /// The user fields, in the order they were added.
+    pub fn fields(&self) -> impl ExactSizeIterator<Item = (&str, &Value)> {
+        self.fields.iter().map(|(k, v)| (k.as_ref(), v))
+    }
+
+    /// The last value of the user field `key`.
+    pub fn field(&self, key: &str) -> Option<&Value> {
+        self.fields
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+
+    /// Approximate bytes of memory the record holds, itself included.
+    pub fn memory_size(&self) -> usize {
+        fn cow(s: &Cow<'static, str>) -> usize {
+            match s {
+                Cow::Borrowed(_) => 0,
+                Cow::Owned(s) => s.capacity(),
+            }
+        }
+        let opt = |s: &Option<Cow<'static, str>>| s.as_ref().map_or(0, cow);
+        size_of::<Record>()
+            + cow(&self.event)
+            + opt(&self.logger)
+            + opt(&self.location.file)
+            + opt(&self.location.function)
+            + self.fields.capacity() * size_of::<(Cow<'static, str>, Value)>()
+            + self
+                .fields
+                .iter()
+                .map(|(k, v)| cow(k) + v.heap_size())
+                .sum::<usize>()
+    }
+
+    pub(crate) fn raw_fields(&self) -> &[(Cow<'static, str>, Value)] {
+        &self.fields
+    }
+
+    pub(crate) fn set_context(&mut self, context: Option<SpanContext>) {
+        self.context = context;
+    }
+
+    pub(crate) fn has_context(&self) -> bool {
+        self.context.is_some()
+    }
+}
+
+/// Builds a [`Record`]; see [`Record::builder`].
+#[derive(Debug)]
+#[must_use = "a RecordBuilder does nothing until `build` is called"]
+pub struct RecordBuilder {
+    record: Record,
+}
+
+impl RecordBuilder {
+    /// Sets the timestamp (default: when the builder was made).
+    pub fn timestamp(mut self, timestamp: SystemTime) -> Self {
+        self.record.timestamp = timestamp;
+        self
+    }
+
+    /// Sets the logger, target or module name.
+    pub fn logger(mut self, logger: impl Into<Cow<'static, str>>) -> Self {
+        self.record.logger = Some(logger.into());
+        self
+    }
+
+    /// Places the record in a span. Without it, a logger fills in the span
+    /// current on the capturing thread.
+    pub fn span_context(mut self, context: SpanContext) -> Self {
+        self.record.context = Some(context);
+        self
+    }
+
+    /// Sets the call site.
+    pub fn location(mut self, location: Location) -> Self {
+        self.record.location = location;
+        self
+    }
+
+    /// Sets the source file.
+    pub fn file(mut self, file: impl Into<Cow<'static, str>>) -> Self {
+        self.record.location.file = Some(file.into());
+        self
+    }
+
+    /// Sets the 1-based source line.
+    pub fn line(mut self, line: u32) -> Self {
+        self.record.location.line = Some(line);
+        self
+    }
+
+    /// Sets the function or module path.
+    pub fn function(mut self, function: impl Into<Cow<'static, str>>) -> Self {
+        self.record.location.function = Some(function.into());
+        self
+    }
+
+    /// Marks the record provisional (`NAME.start` records).
+    pub fn provisional(mut self, provisional: bool) -> Self {
+        self.record.provisional = provisional;
+        self
+    }
+
+    /// Adds a user field. A later field with the same key wins on the wire.
+    pub fn field(mut self, key: impl Into<Cow<'static, str>>, value: impl Into<Value>) -> Self {
+        self.record.fields.push((key.into(), value.into()));
+        self
+    }
+
+    /// Reserves room for `n` more fields.
+    pub fn reserve_fields(mut self, n: usize) -> Self {
+        self.record.fields.reserve_exact(n);
+        self
+    }
+
+    /// Adds a user field through a mutable reference (for visitors).
+    pub fn push_field(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<Value>) {
+        self.record.fields.push((key.into(), value.into()));
+    }
+
+    /// The finished record.
+    pub fn build(self) -> Record {
+        self.record
+    }
+}

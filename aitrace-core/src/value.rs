@@ -1,0 +1,437 @@
+//! The value of a user field: every JSON shape, plus the shapes JSON cannot hold.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// How deep arrays and objects may nest inside one field value.
+///
+/// Deeper parts are written as the string `"[max depth]"`, so a pathological
+/// value can neither overflow the encoder's stack nor produce JSON that common
+/// readers (`serde_json`, Python's `json`) refuse to parse.
+pub const MAX_VALUE_DEPTH: usize = 32;
+
+/// The string written in place of a value nested deeper than [`MAX_VALUE_DEPTH`].
+pub(crate) const DEPTH_MARKER: &str = "[max depth]";
+
+/// The value of a user field.
+///
+/// Covers every JSON shape plus two that JSON cannot represent. The encoder
+/// writes those as follows, so a record never fails to encode:
+///
+/// | value | written as |
+/// |---|---|
+/// | `F64(NaN)`, `F64(±∞)` | the strings `"NaN"`, `"Infinity"`, `"-Infinity"` |
+/// | `Bytes(b)` | a string of lower-case hex digits, two per byte (lossless) |
+/// | nesting deeper than [`MAX_VALUE_DEPTH`] | the string `"[max depth]"` |
+/// | `i128`/`u128` outside the 64-bit range | a decimal string |
+///
+/// Invalid UTF-8 that should stay readable text goes through
+/// [`Value::from_utf8_lossy`], which replaces bad sequences with `U+FFFD`.
+///
+/// # Examples
+///
+/// ```
+/// use aitrace_core::Value;
+///
+/// assert_eq!(Value::from(3), Value::I64(3));
+/// assert_eq!(Value::from("u2"), Value::Str("u2".into()));
+/// assert_eq!(Value::from(Some(1.5)), Value::F64(1.5));
+/// assert_eq!(Value::from(None::<bool>), Value::Null);
+/// assert_eq!(Value::from(vec![1, 2]), Value::Array(vec![Value::I64(1), Value::I64(2)]));
+/// ```
+#[derive(Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub enum Value {
+    /// JSON `null`.
+    #[default]
+    Null,
+    /// `true` or `false`.
+    Bool(bool),
+    /// A signed integer.
+    I64(i64),
+    /// An unsigned integer (kept apart so `u64::MAX` survives).
+    U64(u64),
+    /// A float; non-finite values are written as strings.
+    F64(f64),
+    /// A string.
+    Str(Cow<'static, str>),
+    /// Raw bytes, written as lower-case hex.
+    Bytes(Vec<u8>),
+    /// A JSON array.
+    Array(Vec<Value>),
+    /// A JSON object, in insertion order.
+    Object(Vec<(String, Value)>),
+}
+
+impl Value {
+    /// A string value from bytes that should be UTF-8, replacing invalid
+    /// sequences with `U+FFFD`.
+    pub fn from_utf8_lossy(bytes: &[u8]) -> Self {
+        Value::Str(Cow::Owned(String::from_utf8_lossy(bytes).into_owned()))
+    }
+
+    /// A string value from a `'static` string, without allocating.
+    pub const fn from_static(s: &'static str) -> Self {
+        Value::Str(Cow::Borrowed(s))
+    }
+
+    /// Converts any [`serde::Serialize`] value through `serde_json`.
+    ///
+    /// A value `serde_json` refuses (a map with non-string keys, say) becomes
+    /// a string holding the error, prefixed `"[unserializable: "`, rather
+    /// than failing the record.
+    pub fn from_serialize<T: serde::Serialize + ?Sized>(value: &T) -> Self {
+        match serde_json::to_value(value) {
+            Ok(json) => Value::from(json),
+            Err(err) => Value::Str(Cow::Owned(format!("[unserializable: {err}]"))),
+        }
+    }
+
+    /// A string holding `value`'s [`fmt::Debug`] text.
+    pub fn from_debug<T: fmt::Debug + ?Sized>(value: &T) -> Self {
+        Value::Str(Cow::Owned(format!("{value:?}")))
+    }
+
+    /// A string holding `value`'s [`fmt::Display`] text.
+    pub fn from_display<T: fmt::Display + ?Sized>(value: &T) -> Self {
+        Value::Str(Cow::Owned(value.to_string()))
+    }
+
+    /// The string inside a [`Value::Str`].
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Bytes of heap memory this value owns (not counting `self`).
+    pub(crate) fn heap_size(&self) -> usize {
+        match self {
+            Value::Str(Cow::Owned(s)) => s.capacity(),
+            Value::Bytes(b) => b.capacity(),
+            Value::Array(items) => {
+                items.capacity() * size_of::<Value>()
+                    + items.iter().map(Value::heap_size).sum::<usize>()
+            }
+            Value::Object(entries) => {
+                entries.capacity() * size_of::<(String, Value)>()
+                    + entries
+                        .iter()
+                        .map(|(k, v)| k.capacity() + v.heap_size())
+                        .sum::<usize>()
+            }
+            _ => 0,
+        }
+    }
+}
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => f.write_str("null"),
+            Value::Bool(b) => fmt::Debug::fmt(b, f),
+            Value::I64(n) => fmt::Debug::fmt(n, f),
+            Value::U64(n) => fmt::Debug::fmt(n, f),
+            Value::F64(n) => fmt::Debug::fmt(n, f),
+            Value::Str(s) => fmt::Debug::fmt(s, f),
+            Value::Bytes(b) => write!(f, "b{:?}", String::from_utf8_lossy(b)),
+            Value::Array(items) => f.debug_list().entries(items).finish(),
+            Value::Object(entries) => f
+                .debug_map()
+                .entries(entries.iter().map(|(k, v)| (k, v)))
+                .finish(),
+        }
+    }
+}
+
+macro_rules! from_int {
+    ($variant:ident as $wide:ty: $($t:ty),*) => {$(
+        impl From<$t> for Value {
+            fn from(n: $t) -> Self {
+                Value::$variant(<$wide>::from(n))
+            }
+        }
+    )*};
+}
+from_int!(I64 as i64: i8, i16, i32, i64);
+from_int!(U64 as u64: u8, u16, u32, u64);
+
+impl From<isize> for Value {
+    fn from(n: isize) -> Self {
+        Value::I64(n as i64)
+    }
+}
+
+impl From<usize> for Value {
+    fn from(n: usize) -> Self {
+        Value::U64(n as u64)
+    }
+}
+
+impl From<i128> for Value {
+    fn from(n: i128) -> Self {
+        match i64::try_from(n) {
+            Ok(n) => Value::I64(n),
+            Err(_) => match u64::try_from(n) {
+                Ok(n) => Value::U64(n),
+                Err(_) => Value::Str(Cow::Owned(n.to_string())),
+            },
+        }
+    }
+}
+
+impl From<u128> for Value {
+    fn from(n: u128) -> Self {
+        match u64::try_from(n) {
+            Ok(n) => Value::U64(n),
+            Err(_) => Value::Str(Cow::Owned(n.to_string())),
+        }
+    }
+}
+
+impl From<f32> for Value {
+    fn from(n: f32) -> Self {
+        Value::F64(f64::from(n))
+    }
+}
+
+impl From<f64> for Value {
+    fn from(n: f64) -> Self {
+        Value::F64(n)
+    }
+}
+
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Value::Bool(b)
+    }
+}
+
+impl From<char> for Value {
+    fn from(c: char) -> Self {
+        Value::Str(Cow::Owned(c.to_string()))
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Str(Cow::Owned(s.to_owned()))
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::Str(Cow::Owned(s))
+    }
+}
+
+impl From<&String> for Value {
+    fn from(s: &String) -> Self {
+        Value::Str(Cow::Owned(s.clone()))
+    }
+}
+
+impl From<Cow<'static, str>> for Value {
+    fn from(s: Cow<'static, str>) -> Self {
+        Value::Str(s)
+    }
+}
+
+impl From<&[u8]> for Value {
+    fn from(b: &[u8]) -> Self {
+        Value::Bytes(b.to_vec())
+    }
+}
+
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Value::Null, Into::into)
+    }
+}
+
+impl<T: Into<Value>> From<Vec<T>> for Value {
+    fn from(items: Vec<T>) -> Self {
+        Value::Array(items.into_iter().map(Into::into).collect())
+    }
+}
+
+impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for Value {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        Value::Object(
+            iter.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+}
+
+impl From<serde_json::Value> for Value {
+    fn from(json: serde_json::Value) -> Self {
+        from_json(json, 0)
+    }
+}
+
+fn from_json(json: serde_json::Value, depth: usize) -> Value {
+    use serde_json::Value as J;
+    if depth > MAX_VALUE_DEPTH && matches!(json, J::Array(_) | J::Object(_)) {
+        return Value::from_static(DEPTH_MARKER);
+    }
+    match json {
+        J::Null => Value::Null,
+        J::Bool(b) => Value::Bool(b),
+        J::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::I64(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::U64(u)
+            } else {
+                Value::F64(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        J::String(s) => Value::Str(Cow::Owned(s)),
+        J::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .map(|item| from_json(item, depth + 1))
+                .collect(),
+        ),
+        J::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, from_json(v, depth + 1)))
+                .collect(),
+        ),
+    }
+}
+
+/// Serializes a value with the documented fallbacks and depth limit.
+pub(crate) struct Encode<'a> {
+    pub(crate) value: &'a Value,
+    pub(crate) depth: usize,
+}
+
+impl serde::Serialize for Encode<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self.value {
+            Value::Null => s.serialize_unit(),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::I64(n) => s.serialize_i64(*n),
+            Value::U64(n) => s.serialize_u64(*n),
+            Value::F64(n) if n.is_finite() => s.serialize_f64(*n),
+            Value::F64(n) if n.is_nan() => s.serialize_str("NaN"),
+            Value::F64(n) if *n > 0.0 => s.serialize_str("Infinity"),
+            Value::F64(_) => s.serialize_str("-Infinity"),
+            Value::Str(text) => s.serialize_str(text),
+            Value::Bytes(bytes) => s.collect_str(&Hex(bytes)),
+            Value::Array(_) | Value::Object(_) if self.depth >= MAX_VALUE_DEPTH => {
+                s.serialize_str(DEPTH_MARKER)
+            }
+            Value::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for value in items {
+                    seq.serialize_element(&Encode {
+                        value,
+                        depth: self.depth + 1,
+                    })?;
+                }
+                seq.end()
+            }
+            Value::Object(entries) => {
+                let mut map = s.serialize_map(Some(entries.len()))?;
+                for (key, value) in entries {
+                    map.serialize_entry(
+                        key,
+                        &Encode {
+                            value,
+                            depth: self.depth + 1,
+                        },
+                    )?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+struct Hex<'a>(&'a [u8]);
+
+impl fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(value: &Value) -> String {
+        serde_json::to_string(&Encode { value, depth: 0 }).unwrap()
+    }
+
+    #[test]
+    fn non_finite_floats_become_strings() {
+        assert_eq!(encode(&Value::F64(f64::NAN)), r#""NaN""#);
+        assert_eq!(encode(&Value::F64(f64::INFINITY)), r#""Infinity""#);
+        assert_eq!(encode(&Value::F64(f64::NEG_INFINITY)), r#""-Infinity""#);
+        assert_eq!(encode(&Value::F64(469.74)), "469.74");
+    }
+
+    #[test]
+    fn bytes_become_hex_and_lossy_utf8_replaces() {
+        assert_eq!(encode(&Value::from(&b"\x00\xffA"[..])), r#""00ff41""#);
+        assert_eq!(
+            Value::from_utf8_lossy(b"ok\xffok"),
+            Value::Str("ok\u{fffd}ok".into())
+        );
+    }
+
+    #[test]
+    fn wide_integers_fall_back_to_strings() {
+        assert_eq!(
+            Value::from(u128::MAX),
+            Value::Str(u128::MAX.to_string().into())
+        );
+        assert_eq!(Value::from(-5i128), Value::I64(-5));
+        assert_eq!(Value::from(u64::MAX as i128), Value::U64(u64::MAX));
+    }
+
+    #[test]
+    fn deep_nesting_is_cut_at_the_limit_and_still_parses() {
+        let mut value = Value::I64(1);
+        for _ in 0..10_000 {
+            value = Value::Array(vec![value]);
+        }
+        let text = encode(&value);
+        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut depth = 0;
+        let mut cur = &parsed;
+        while let Some(inner) = cur.as_array() {
+            cur = &inner[0];
+            depth += 1;
+        }
+        assert_eq!(depth, MAX_VALUE_DEPTH);
+        assert_eq!(cur, DEPTH_MARKER);
+        // Dropping 10,000 levels is fine; build deeper values iteratively if needed.
+    }
+
+    #[test]
+    fn serde_values_convert_with_their_shape() {
+        #[derive(serde::Serialize)]
+        struct Item {
+            sku: &'static str,
+            qty: u32,
+            price: f64,
+        }
+        let v = Value::from_serialize(&vec![Item {
+            sku: "A1",
+            qty: 2,
+            price: 9.5,
+        }]);
+        assert_eq!(encode(&v), r#"[{"sku":"A1","qty":2,"price":9.5}]"#);
+        let bad = std::collections::HashMap::from([((1, 2), 3)]);
+        let v = Value::from_serialize(&bad);
+        assert!(v.as_str().unwrap().starts_with("[unserializable: "));
+    }
+}

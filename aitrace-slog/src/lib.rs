@@ -1,0 +1,1 @@
+//! aitrace adapter for `slog` (in progress).
