@@ -149,11 +149,11 @@ fn write_user_fields<M: SerializeMap>(
 ) -> Result<(), M::Error> {
     let fields = record.raw_fields();
     let any_renamed = fields.iter().any(|(k, _)| layout.reserved_or_renamed(k));
-    fn key_of<'k>(layout: Layout, k: &'k Cow<'static, str>) -> Cow<'k, str> {
+    fn key_of(layout: Layout, k: &str) -> Cow<'_, str> {
         if layout.reserved(k) {
             Cow::Owned(format!("{RENAMED_KEY_PREFIX}{k}"))
         } else {
-            Cow::Borrowed(k.as_ref())
+            Cow::Borrowed(k)
         }
     }
     if fields.len() <= 16 && !any_renamed {

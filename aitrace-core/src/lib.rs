@@ -45,7 +45,8 @@
 //!
 //! * `opentelemetry` (default): records inside an active OpenTelemetry span
 //!   carry its ids, and aitrace spans opened inside it join its trace.
-//! * `testing`: [`Output::in_memory`], an output that keeps what it receives.
+//! * `testing`: `Output::in_memory()` and `InMemoryOutput`, an output that keeps
+//!   what it receives, for tests.
 //!
 //! # Supported Rust versions
 //!
@@ -90,3 +91,8 @@ pub use span::{DURATION_FIELD, ERROR_FIELD, SpanBuilder, SpanGuard, TraceContext
 #[cfg(feature = "testing")]
 pub use testing::InMemoryOutput;
 pub use value::{MAX_VALUE_DEPTH, Value};
+
+/// The workspace README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

@@ -223,6 +223,7 @@ impl Record {
 
     /// Approximate bytes of memory the record holds, itself included.
     pub fn memory_size(&self) -> usize {
+        #[allow(clippy::ptr_arg)] // the point is to tell borrowed from owned
         fn cow(s: &Cow<'static, str>) -> usize {
             match s {
                 Cow::Borrowed(_) => 0,

@@ -163,7 +163,7 @@ impl Drop for SpanGuard {
         if !self.logger.enabled(level) {
             return;
         }
-        let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let duration_ms = self.started.elapsed().as_micros() as f64 / 1000.0;
         let mut end = Record::builder(level, format!("{}.end", self.name))
             .span_context(self.context)
             .location(self.location.clone())

@@ -1,0 +1,206 @@
+//! File output, target strings, and the shared buffer under threads.
+
+use std::sync::{Arc, Barrier};
+
+use aitrace_core::{BufferedLogger, Layout, Level, Output, Record, Value};
+use serde_json::Value as Json;
+
+fn read_lines(path: &std::path::Path) -> Vec<Json> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn file_target_creates_folders_appends_and_is_owner_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a/b/c/run.jsonl");
+    let target = path.to_str().unwrap();
+    let log = BufferedLogger::builder().target(target).unwrap().build();
+    log.info("first").emit();
+    log.flush().unwrap();
+    // A second logger on the same file appends, never truncates.
+    let again = BufferedLogger::builder().target(target).unwrap().build();
+    again.warn("second").field("n", 2).emit();
+    again.flush().unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.ends_with('\n'));
+    let lines = read_lines(&path);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["__tracer_meta__"]["event"], "first");
+    assert_eq!(lines[1]["__tracer_meta__"]["level"], "warning");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+}
+
+#[test]
+fn timestamp_placeholder_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = format!("{}/run_<YYYYMMDD_HHMMSS>.jsonl", dir.path().display());
+    let output = Output::from_target(&target).unwrap();
+    let name = output
+        .path()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(name.len(), "run_20261127_101502.jsonl".len(), "{name}");
+    assert!(
+        name[4..12].bytes().all(|b| b.is_ascii_digit()) && &name[12..13] == "_",
+        "{name}"
+    );
+}
+
+#[test]
+fn target_strings_follow_the_wire_format_table() {
+    assert_eq!(Output::from_target("").unwrap().to_string(), "stdout");
+    assert_eq!(Output::from_target("-").unwrap().to_string(), "stdout");
+    assert_eq!(Output::from_target("  -  ").unwrap().to_string(), "stdout");
+    assert!(
+        Output::from_target("http://localhost:8000/api/ingest")
+            .unwrap()
+            .is_http()
+    );
+    assert!(
+        Output::from_target("HTTPS://logs.example/api/ingest")
+            .unwrap()
+            .is_http()
+    );
+    let file = Output::from_target("logs/out.jsonl").unwrap();
+    assert_eq!(file.path(), Some(std::path::Path::new("logs/out.jsonl")));
+    let home = std::env::var("HOME").unwrap();
+    let tilde = Output::from_target("~/x/out.jsonl").unwrap();
+    assert_eq!(
+        tilde.path().unwrap(),
+        std::path::Path::new(&home).join("x/out.jsonl")
+    );
+    assert!(Output::from_target("http://exa mple/").is_err());
+}
+
+#[test]
+fn layouts_round_trip_through_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for layout in [Layout::Namespaced, Layout::Flat, Layout::Compat] {
+        let path = dir.path().join(format!("{layout:?}.jsonl"));
+        let log = BufferedLogger::builder()
+            .output(Output::file(&path).with_layout(layout))
+            .build();
+        log.info("x")
+            .field("list", vec![1, 2])
+            .field("obj", Value::from_iter([("k", Value::Null)]))
+            .emit();
+        log.flush().unwrap();
+        let line = &read_lines(&path)[0];
+        assert_eq!(line["list"], serde_json::json!([1, 2]));
+        assert_eq!(line["obj"], serde_json::json!({"k": null}));
+        let event = match layout {
+            Layout::Flat => &line["event"],
+            _ => &line["__tracer_meta__"]["event"],
+        };
+        assert_eq!(event, "x");
+    }
+}
+
+#[test]
+fn a_failed_file_write_keeps_the_records() {
+    let dir = tempfile::tempdir().unwrap();
+    // A folder where the file should be: opening it for append fails.
+    let path = dir.path().join("taken");
+    std::fs::create_dir(&path).unwrap();
+    let log = BufferedLogger::builder()
+        .output(Output::file(&path))
+        .build();
+    log.info("kept").emit();
+    let err = log.flush().unwrap_err();
+    assert_eq!(err.retained(), 1);
+    assert_eq!(log.len(), 1);
+    log.clear();
+}
+
+#[test]
+fn eight_threads_of_ten_thousand_records_flush_whole_and_in_order() {
+    const THREADS: usize = 8;
+    const PER_THREAD: u64 = 10_000;
+    let (output, memory) = Output::in_memory();
+    let log = BufferedLogger::builder().output(output).build();
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (log, barrier) = (log.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                for i in 0..PER_THREAD {
+                    log.info("tick").field("thread", t).field("i", i).emit();
+                }
+            })
+        })
+        .collect();
+    handles.into_iter().for_each(|h| h.join().unwrap());
+    let report = log.flush().unwrap();
+    assert_eq!(report.records(), THREADS * PER_THREAD as usize);
+    let records = memory.records();
+    assert_eq!(records.len(), 80_000);
+    let mut next = [0u64; THREADS];
+    for r in &records {
+        let Some(Value::U64(t)) = r.field("thread") else {
+            panic!("{r:?}")
+        };
+        let Some(Value::U64(i)) = r.field("i") else {
+            panic!("{r:?}")
+        };
+        assert_eq!(*i, next[*t as usize], "thread {t} out of order");
+        next[*t as usize] += 1;
+    }
+    assert!(next.iter().all(|&n| n == PER_THREAD));
+    assert!(log.is_empty());
+}
+
+#[test]
+fn flush_keep_clear_and_records() {
+    let (output, memory) = Output::in_memory();
+    let log = BufferedLogger::builder().output(output).build();
+    log.info("a").emit();
+    log.clone().info("b").emit();
+    assert_eq!(
+        log.records().iter().map(Record::event).collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    assert_eq!(log.flush_keep().unwrap().records(), 2);
+    assert_eq!(log.len(), 2);
+    assert_eq!(log.flush().unwrap().records(), 2);
+    assert_eq!(memory.records().len(), 4);
+    log.info("c").emit();
+    log.clear();
+    assert!(log.is_empty());
+    assert_eq!(log.flush().unwrap().records(), 0);
+    assert_eq!(memory.batches(), 2);
+}
+
+#[test]
+fn level_filter_drops_before_building() {
+    let (output, memory) = Output::in_memory();
+    let log = BufferedLogger::builder()
+        .output(output)
+        .min_level(Level::Warn)
+        .build();
+    assert!(!log.enabled(Level::Info));
+    log.info("dropped").field("n", 1).emit();
+    log.error("kept").emit();
+    log.set_min_level(Level::Trace);
+    log.trace("now kept").emit();
+    log.flush().unwrap();
+    let events: Vec<_> = memory
+        .records()
+        .iter()
+        .map(|r| r.event().to_owned())
+        .collect();
+    assert_eq!(events, ["kept", "now kept"]);
+}

@@ -1,0 +1,216 @@
+//! The HTTP output against a real server on 127.0.0.1.
+
+use std::time::Duration;
+
+use aitrace_core::{
+    BufferedLogger, ErrorKind, Level, OnFailure, Output, Record, SpanContext, send_logs,
+};
+use aitrace_testkit::{Answer, IngestServer, assert_wire_record, dead_url};
+
+fn http_logger(url: &str) -> BufferedLogger {
+    let output = Output::http_builder(url)
+        .connect_timeout(Duration::from_secs(2))
+        .request_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    BufferedLogger::builder().output(output).build()
+}
+
+#[test]
+fn posts_a_json_array_of_wire_records_and_reads_ingested() {
+    let server = IngestServer::start(Answer::Reference);
+    let log = http_logger(&server.url);
+    let _span = log.span("order").enter();
+    for i in 0..5 {
+        log.info("step").field("i", i).field("ok", true).emit();
+    }
+    drop(_span);
+    let report = log.flush().unwrap();
+    assert_eq!(report.records(), 7);
+    assert_eq!(report.ingested(), Some(7));
+    assert_eq!(report.skipped(), 0);
+    assert_eq!(report.deliveries()[0].output(), server.url);
+    let batches = server.batches();
+    assert_eq!(batches.len(), 1);
+    let records = batches[0].as_array().expect("body is a JSON array");
+    assert_eq!(records.len(), 7);
+    records.iter().for_each(assert_wire_record);
+    let events: Vec<_> = records
+        .iter()
+        .map(|r| r["__tracer_meta__"]["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "order.start",
+            "step",
+            "step",
+            "step",
+            "step",
+            "step",
+            "order.end"
+        ]
+    );
+    let content_type = server.request_headers()[0]
+        .iter()
+        .find(|(k, _)| k == "content-type")
+        .map(|(_, v)| v.clone());
+    assert_eq!(content_type.as_deref(), Some("application/json"));
+    assert!(log.is_empty());
+}
+
+#[test]
+fn an_ingested_count_below_the_batch_is_surfaced() {
+    let server = IngestServer::start(Answer::Reference);
+    let log = http_logger(&server.url);
+    log.info("outside any span").emit();
+    log.capture(
+        Record::builder(Level::Info, "inside")
+            .span_context(SpanContext::new_root())
+            .build(),
+    );
+    let report = log.flush().unwrap();
+    assert_eq!(report.records(), 2);
+    assert_eq!(report.ingested(), Some(1));
+    assert_eq!(report.skipped(), 1);
+}
+
+#[test]
+fn error_statuses_carry_status_and_body_and_keep_the_records() {
+    for (status, transient) in [(400, false), (422, false), (500, false), (503, true)] {
+        let body = format!("{{\"detail\": \"status {status} {}\"}}", "x".repeat(2000));
+        let server = IngestServer::start(Answer::Status(status, body));
+        let log = http_logger(&server.url);
+        log.info("a").emit();
+        log.info("b").emit();
+        let err = log.flush().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::HttpStatus);
+        assert_eq!(err.status(), Some(status));
+        let text = err.to_string();
+        assert!(text.contains(&format!("HTTP {status}")), "{text}");
+        assert!(text.contains(&format!("status {status} xxx")), "{text}");
+        assert!(text.len() < 1000, "the body is cut: {}", text.len());
+        assert_eq!(err.retained(), 2);
+        if transient {
+            assert!(err.is_transient());
+        }
+        // Nothing lost: the next flush, once the server recovers, sends both.
+        server.set_answer(Answer::Reference);
+        log.info("c").emit();
+        let report = log.flush().unwrap();
+        assert_eq!(report.records(), 3);
+        let events: Vec<_> = server
+            .records()
+            .iter()
+            .map(|r| r["__tracer_meta__"]["event"].clone())
+            .collect();
+        assert_eq!(events, ["a", "b", "c"]);
+    }
+}
+
+#[test]
+fn server_down_keeps_the_records_for_the_next_flush() {
+    let url = dead_url();
+    let log = http_logger(&url);
+    for i in 0..3 {
+        log.info("kept").field("i", i).emit();
+    }
+    let err = log.flush().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connect, "{err}");
+    assert!(err.is_transient());
+    assert_eq!(err.retained(), 3);
+    assert_eq!(log.len(), 3);
+    assert_eq!(log.records()[0].field("i"), Some(&0.into()));
+}
+
+#[test]
+fn server_down_with_fallback_file_writes_the_batch_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let fallback = dir.path().join("unsent").join("fallback.jsonl");
+    let output = Output::http(&dead_url()).unwrap();
+    let log = BufferedLogger::builder()
+        .output(output)
+        .on_failure(OnFailure::FallbackFile(fallback.clone()))
+        .build();
+    log.info("one").emit();
+    log.info("two").field("n", 2).emit();
+    let err = log.flush().unwrap_err();
+    assert_eq!(err.fallback_path(), Some(fallback.as_path()));
+    assert!(err.to_string().contains("fallback.jsonl"), "{err}");
+    assert!(log.is_empty());
+    let text = std::fs::read_to_string(&fallback).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["n"], 2);
+}
+
+#[test]
+fn the_last_handle_dropping_delivers_what_is_left() {
+    let server = IngestServer::start(Answer::Reference);
+    {
+        let log = http_logger(&server.url);
+        let clone = log.clone();
+        log.info("left behind").emit();
+        drop(log);
+        assert!(server.records().is_empty(), "a clone is still alive");
+        drop(clone);
+    }
+    assert_eq!(server.records().len(), 1);
+}
+
+#[test]
+fn a_hung_server_times_out() {
+    // Accepts the connection but never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/api/ingest", listener.local_addr().unwrap());
+    let output = Output::http_builder(&url)
+        .request_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let log = BufferedLogger::builder().output(output).build();
+    log.info("waiting").emit();
+    let started = std::time::Instant::now();
+    let err = log.flush().unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert_eq!(log.len(), 1);
+    log.clear();
+    drop(listener);
+}
+
+#[test]
+fn user_info_becomes_basic_auth_and_never_shows() {
+    let server = IngestServer::start(Answer::Reference);
+    let url = server.url.replace("http://", "http://ingest:s3cret@");
+    let output = Output::http(&url).unwrap();
+    assert!(!format!("{output} {output:?}").contains("s3cret"));
+    let log = BufferedLogger::builder().output(output).build();
+    assert!(!format!("{log:?}").contains("s3cret"));
+    log.info("auth").emit();
+    log.flush().unwrap();
+    let auth = server.request_headers()[0]
+        .iter()
+        .find(|(k, _)| k == "authorization")
+        .map(|(_, v)| v.clone());
+    assert_eq!(auth.as_deref(), Some("Basic aW5nZXN0OnMzY3JldA=="));
+}
+
+#[test]
+fn send_logs_sends_once_without_a_buffer() {
+    let server = IngestServer::start(Answer::Reference);
+    let records: Vec<_> = (0..3)
+        .map(|i| {
+            Record::builder(Level::Debug, "direct")
+                .span_context(SpanContext::new_root())
+                .field("i", i)
+                .build()
+        })
+        .collect();
+    let report = send_logs(&records, &server.url).unwrap();
+    assert_eq!((report.records(), report.ingested()), (3, Some(3)));
+    let err = send_logs(&records, "http://[::1").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidTarget);
+}
