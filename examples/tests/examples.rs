@@ -113,3 +113,119 @@ fn quickstart_honours_an_http_target() {
     assert_eq!(records.len(), 10);
     assert!(String::from_utf8_lossy(&out.stderr).contains("10 ingested"));
 }
+
+fn meta(record: &Json) -> &Json {
+    &record["__tracer_meta__"]
+}
+
+/// Checks one trace's records form a tree under one root, every `.start`
+/// having its `.end`; returns the root's span id.
+fn assert_one_tree(records: &[&Json]) -> String {
+    let roots: Vec<_> = records
+        .iter()
+        .filter(|r| {
+            meta(r)["event"].as_str().unwrap().ends_with(".start")
+                && meta(r)["parent_span_id"].is_null()
+        })
+        .collect();
+    assert_eq!(roots.len(), 1, "one root span");
+    let root = meta(roots[0])["span_id"].as_str().unwrap().to_owned();
+    let spans: std::collections::HashSet<_> = records
+        .iter()
+        .map(|r| meta(r)["span_id"].as_str().unwrap())
+        .collect();
+    for r in records {
+        let m = meta(r);
+        let parent = &m["parent_span_id"];
+        assert!(
+            parent.is_null() || spans.contains(parent.as_str().unwrap()),
+            "dangling parent in {r}"
+        );
+        let event = m["event"].as_str().unwrap();
+        if let Some(name) = event.strip_suffix(".start") {
+            assert_eq!(m["provisional"], true);
+            let end = format!("{name}.end");
+            assert!(
+                records.iter().any(|e| meta(e)["event"] == end.as_str() && meta(e)["span_id"] == m["span_id"]),
+                "{event} has no matching end"
+            );
+        }
+    }
+    root
+}
+
+#[test]
+fn checkout_writes_one_tree_per_order_with_the_declined_payment_at_error() {
+    let out = run(&mut example("checkout"));
+    let records = parse_lines(&String::from_utf8(out.stdout).unwrap());
+    records.iter().for_each(assert_wire_record);
+    let mut traces: Vec<String> = Vec::new();
+    for r in &records {
+        let t = meta(r)["trace_id"]
+            .as_str()
+            .expect("every record is in a trace")
+            .to_owned();
+        if !traces.contains(&t) {
+            traces.push(t);
+        }
+    }
+    assert_eq!(traces.len(), 3, "one trace per order");
+    for (i, trace) in traces.iter().enumerate() {
+        let in_trace: Vec<&Json> = records
+            .iter()
+            .filter(|r| meta(r)["trace_id"] == trace.as_str())
+            .collect();
+        let root = assert_one_tree(&in_trace);
+        for step in [
+            "validate_cart.start",
+            "reserve_inventory.start",
+            "charge_payment.start",
+        ] {
+            let rec = in_trace.iter().find(|r| meta(r)["event"] == step).unwrap();
+            assert_eq!(
+                meta(rec)["parent_span_id"],
+                root.as_str(),
+                "{step} is a child of the order"
+            );
+        }
+        let root_end = in_trace
+            .iter()
+            .find(|r| meta(r)["event"] == "process_order.end")
+            .unwrap();
+        let payment_end = in_trace
+            .iter()
+            .find(|r| meta(r)["event"] == "charge_payment.end")
+            .unwrap();
+        if i == 1 {
+            assert_eq!(meta(payment_end)["level"], "error");
+            assert_eq!(payment_end["error"], "card 4000000000000002 declined");
+            assert_eq!(meta(root_end)["level"], "error");
+            assert!(
+                !in_trace
+                    .iter()
+                    .any(|r| meta(r)["event"] == "send_confirmation.start")
+            );
+        } else {
+            assert_eq!(meta(payment_end)["level"], "info");
+            assert!(in_trace.iter().any(|r| meta(r)["event"] == "email_sent"));
+        }
+    }
+    let started = records
+        .iter()
+        .find(|r| meta(r)["event"] == "checkout_started")
+        .unwrap();
+    assert_eq!(started["items"][0]["sku"], "BOOK-42");
+    assert_eq!(started["total"], 25.0);
+    assert_eq!(meta(started)["function"], "checkout");
+}
+
+#[test]
+fn checkout_against_an_ingest_server_stores_every_record() {
+    let server = IngestServer::start(Answer::Reference);
+    let out = run(example("checkout").env("LOG_TRG", &server.url));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(server.batches().len(), 3, "one batch per order");
+    let total = server.records().len();
+    assert!(total > 30);
+    assert_eq!(stderr.matches(" ingested)").count(), 3, "{stderr}");
+}
