@@ -271,6 +271,12 @@ impl RecordBuilder {
         self
     }
 
+    /// Replaces the event name (for visitors that find the message late).
+    pub fn event(mut self, event: impl Into<Cow<'static, str>>) -> Self {
+        self.record.event = event.into();
+        self
+    }
+
     /// Sets the logger, target or module name.
     pub fn logger(mut self, logger: impl Into<Cow<'static, str>>) -> Self {
         self.record.logger = Some(logger.into());

@@ -1,0 +1,324 @@
+//! `AitraceLayer`: tracing events and spans into an aitrace buffer.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::{Instant, SystemTime};
+
+use aitrace_core::{
+    BufferedLogger, DURATION_FIELD, ERROR_FIELD, Level, Record, RecordBuilder, SpanContext, Value,
+    context,
+};
+use tracing_core::field::{Field, Visit};
+use tracing_core::span::{Attributes, Id, Record as SpanValues};
+use tracing_core::{Event, Metadata, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+
+/// A [`tracing_subscriber::Layer`] that turns events into aitrace records and
+/// spans into `NAME.start`/`NAME.end` lifecycle records, buffered in a
+/// [`BufferedLogger`].
+///
+/// * An event's `message` is the record's event name; its other fields keep
+///   their types (integers, floats, bools, strings; `Debug` text otherwise).
+///   The target is the logger; file, line and module path the location.
+/// * A span gets ids when it is created: a child of its parent tracing span,
+///   else of the span current in `aitrace_core::context` (an aitrace or
+///   OpenTelemetry span), else a new root. Its `.start` record is written when
+///   it is first entered, so it carries the fields recorded until then; fields
+///   recorded later go on its `.end` record, with `duration_ms`.
+/// * An `ERROR` event inside a span (as `#[instrument(err)]` emits) ends the
+///   span at `error` level with the event's message in `error`.
+/// * While a span is entered it is `aitrace_core`'s current span on that
+///   thread, so `log`, `slog` and core-API records inside it carry its ids.
+///
+/// The layer does no filtering of its own beyond the logger's minimum level;
+/// compose it with `EnvFilter` or a per-layer filter for more.
+#[derive(Clone, Debug)]
+pub struct AitraceLayer {
+    logger: BufferedLogger,
+}
+
+impl AitraceLayer {
+    /// A layer that writes into `logger`'s buffer.
+    pub fn new(logger: BufferedLogger) -> Self {
+        AitraceLayer { logger }
+    }
+
+    /// The logger this layer writes into.
+    pub fn logger(&self) -> &BufferedLogger {
+        &self.logger
+    }
+}
+
+/// What the layer keeps in a span's extensions.
+struct SpanState {
+    context: SpanContext,
+    created: SystemTime,
+    started: Instant,
+    level: Level,
+    /// Fields for the `.start` record until it is written, then for `.end`.
+    fields: Vec<(Cow<'static, str>, Value)>,
+    start_written: bool,
+    error: Option<String>,
+}
+
+/// Maps a `tracing` level to an aitrace level.
+pub fn level_from_tracing(level: &tracing_core::Level) -> Level {
+    match *level {
+        tracing_core::Level::TRACE => Level::Trace,
+        tracing_core::Level::DEBUG => Level::Debug,
+        tracing_core::Level::INFO => Level::Info,
+        tracing_core::Level::WARN => Level::Warn,
+        _ => Level::Error,
+    }
+}
+
+fn located(builder: RecordBuilder, meta: &'static Metadata<'static>) -> RecordBuilder {
+    let mut builder = builder.logger(meta.target());
+    if let Some(file) = meta.file() {
+        builder = builder.file(file);
+    }
+    if let Some(line) = meta.line() {
+        builder = builder.line(line);
+    }
+    if let Some(module) = meta.module_path() {
+        builder = builder.function(module);
+    }
+    builder
+}
+
+impl AitraceLayer {
+    fn write_start(&self, meta: &'static Metadata<'static>, state: &mut SpanState) {
+        state.start_written = true;
+        let fields = std::mem::take(&mut state.fields);
+        if !self.logger.enabled(state.level) {
+            return;
+        }
+        let mut builder = located(
+            Record::builder(state.level, format!("{}.start", meta.name())),
+            meta,
+        )
+        .timestamp(state.created)
+        .span_context(state.context)
+        .provisional(true)
+        .reserve_fields(fields.len());
+        for (key, value) in fields {
+            builder.push_field(key, value);
+        }
+        self.logger.capture(builder.build());
+    }
+}
+
+impl<S> tracing_subscriber::Layer<S> for AitraceLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let parent = span
+            .parent()
+            .and_then(|p| p.extensions().get::<SpanState>().map(|s| s.context));
+        let context = match parent {
+            Some(parent) => parent.new_child(),
+            None => context::new_span(),
+        };
+        let mut state = SpanState {
+            context,
+            created: SystemTime::now(),
+            started: Instant::now(),
+            level: level_from_tracing(attrs.metadata().level()),
+            fields: Vec::new(),
+            start_written: false,
+            error: None,
+        };
+        attrs.record(&mut FieldVisitor::fields_only(&mut state.fields));
+        span.extensions_mut().insert(state);
+    }
+
+    fn on_record(&self, id: &Id, values: &SpanValues<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut extensions = span.extensions_mut();
+        if let Some(state) = extensions.get_mut::<SpanState>() {
+            values.record(&mut FieldVisitor::fields_only(&mut state.fields));
+        }
+    }
+
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut extensions = span.extensions_mut();
+        let Some(state) = extensions.get_mut::<SpanState>() else {
+            return;
+        };
+        if !state.start_written {
+            self.write_start(span.metadata(), state);
+        }
+        context::push_current(state.context);
+    }
+
+    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        if let Some(state) = span.extensions().get::<SpanState>() {
+            context::pop_current(state.context.span_id());
+        }
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        let Some(mut state) = span.extensions_mut().remove::<SpanState>() else {
+            return;
+        };
+        let meta = span.metadata();
+        if !state.start_written {
+            self.write_start(meta, &mut state);
+        }
+        let level = if state.error.is_some() {
+            Level::Error
+        } else {
+            state.level
+        };
+        if !self.logger.enabled(level) {
+            return;
+        }
+        let mut builder = located(Record::builder(level, format!("{}.end", meta.name())), meta)
+            .span_context(state.context)
+            .reserve_fields(state.fields.len() + 2);
+        for (key, value) in state.fields {
+            builder.push_field(key, value);
+        }
+        builder.push_field(
+            DURATION_FIELD,
+            state.started.elapsed().as_micros() as f64 / 1000.0,
+        );
+        if let Some(error) = state.error {
+            builder.push_field(ERROR_FIELD, error);
+        }
+        self.logger.capture(builder.build());
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let meta = event.metadata();
+        let level = level_from_tracing(meta.level());
+        if !self.logger.enabled(level) || aitrace_core::is_sending() {
+            return;
+        }
+        let mut builder = located(Record::builder(level, ""), meta)
+            .reserve_fields(meta.fields().len().saturating_sub(1));
+        let mut visitor = FieldVisitor {
+            builder: Some(&mut builder),
+            fields: None,
+            message: None,
+        };
+        event.record(&mut visitor);
+        let message = visitor.message.take();
+        let span = ctx.event_span(event);
+        let span_context = match &span {
+            Some(span) => span.extensions().get::<SpanState>().map(|s| s.context),
+            None => context::current(),
+        };
+        if let Some(span_context) = span_context {
+            builder = builder.span_context(span_context);
+        }
+        let name: Cow<'static, str> = match message {
+            Some(message) => Cow::Owned(message),
+            None => Cow::Borrowed(meta.name()),
+        };
+        let record = builder.event(name).build();
+        if level == Level::Error {
+            if let Some(span) = &span {
+                if let Some(state) = span.extensions_mut().get_mut::<SpanState>() {
+                    // `#[instrument(err)]` puts the error in an `error` field.
+                    state
+                        .error
+                        .get_or_insert_with(|| match record.field(ERROR_FIELD) {
+                            Some(Value::Str(text)) => text.to_string(),
+                            _ => record.event().to_owned(),
+                        });
+                }
+            }
+        }
+        self.logger.capture(record);
+    }
+}
+
+/// Turns tracing fields into typed values; `message` becomes the event name.
+struct FieldVisitor<'a> {
+    builder: Option<&'a mut RecordBuilder>,
+    fields: Option<&'a mut Vec<(Cow<'static, str>, Value)>>,
+    message: Option<String>,
+}
+
+impl<'a> FieldVisitor<'a> {
+    fn fields_only(fields: &'a mut Vec<(Cow<'static, str>, Value)>) -> Self {
+        FieldVisitor {
+            builder: None,
+            fields: Some(fields),
+            message: None,
+        }
+    }
+
+    fn push(&mut self, field: &Field, value: Value) {
+        let key = Cow::Borrowed(field.name());
+        if let Some(builder) = &mut self.builder {
+            builder.push_field(key, value);
+        } else if let Some(fields) = &mut self.fields {
+            fields.push((key, value));
+        }
+    }
+}
+
+impl Visit for FieldVisitor<'_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.push(field, Value::F64(value));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.push(field, Value::I64(value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.push(field, Value::U64(value));
+    }
+
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        self.push(field, Value::from(value));
+    }
+
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        self.push(field, Value::from(value));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.push(field, Value::Bool(value));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" && self.builder.is_some() {
+            self.message = Some(value.to_owned());
+        } else {
+            self.push(field, Value::from(value));
+        }
+    }
+
+    fn record_bytes(&mut self, field: &Field, value: &[u8]) {
+        self.push(field, Value::Bytes(value.to_vec()));
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        let mut text = value.to_string();
+        let mut source = value.source();
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        self.push(field, Value::from(text));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" && self.builder.is_some() {
+            self.message = Some(format!("{value:?}"));
+        } else {
+            self.push(field, Value::from_debug(value));
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! The tracing layer, under `with_default` (no global state).
+
+use aitrace_core::{BufferedLogger, Level, Output, Record, Value};
+use aitrace_tracing::AitraceLayer;
+use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+use tracing_subscriber::prelude::*;
+
+fn logger() -> BufferedLogger {
+    let (output, _memory) = Output::in_memory();
+    BufferedLogger::builder().output(output).build()
+}
+
+fn find<'a>(records: &'a [Record], event: &str) -> &'a Record {
+    records
+        .iter()
+        .find(|r| r.event() == event)
+        .unwrap_or_else(|| {
+            panic!(
+                "no {event} in {:?}",
+                records.iter().map(Record::event).collect::<Vec<_>>()
+            )
+        })
+}
+
+#[derive(Debug)]
+struct Cart {
+    #[allow(dead_code)]
+    items: u32,
+}
+
+#[test]
+fn events_keep_field_types_levels_and_location() {
+    let log = logger();
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    let line = tracing::subscriber::with_default(subscriber, || {
+        let line = line!() + 1;
+        tracing::warn!(target: "shop::checkout", n = -3i64, big = u64::MAX, ratio = 0.5, ok = true, user = "u2", cart = ?Cart { items: 2 }, "low stock");
+        tracing::info!(answer = 42, "answered {}", "fine");
+        tracing::error!(code = 7);
+        line
+    });
+    let records = log.records();
+    let warn = find(&records, "low stock");
+    assert_eq!(warn.level(), Level::Warn);
+    assert_eq!(warn.logger(), Some("shop::checkout"));
+    assert_eq!(warn.field("n"), Some(&Value::I64(-3)));
+    assert_eq!(warn.field("big"), Some(&Value::U64(u64::MAX)));
+    assert_eq!(warn.field("ratio"), Some(&Value::F64(0.5)));
+    assert_eq!(warn.field("ok"), Some(&Value::Bool(true)));
+    assert_eq!(warn.field("user"), Some(&Value::from("u2")));
+    assert_eq!(warn.field("cart"), Some(&Value::from("Cart { items: 2 }")));
+    assert_eq!(warn.fields().count(), 6, "message is not a field");
+    assert_eq!(warn.location().file(), Some(file!()));
+    assert_eq!(warn.location().line(), Some(line));
+    assert_eq!(warn.location().function(), Some(module_path!()));
+    assert_eq!(
+        find(&records, "answered fine").field("answer"),
+        Some(&Value::I64(42))
+    );
+    // An event without a message is named after its callsite.
+    let unnamed = records.iter().find(|r| r.field("code").is_some()).unwrap();
+    assert!(unnamed.event().starts_with("event "), "{}", unnamed.event());
+    assert!(
+        aitrace_core::Layout::Namespaced
+            .to_json(warn)
+            .contains(r#""level":"warning""#)
+    );
+}
+
+#[test]
+fn spans_write_lifecycle_records_with_fields_and_parents() {
+    let log = logger();
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let order = tracing::info_span!(
+            "process_order",
+            order_id = "o1",
+            status = tracing::field::Empty
+        );
+        order.record("status", "open"); // before the first enter: on .start
+        order.in_scope(|| {
+            tracing::info_span!("charge", amount = 9.5).in_scope(|| {
+                tracing::info!("charged");
+            });
+        });
+        order.record("status", "done"); // after: on .end
+        drop(order);
+        tracing::info!("outside");
+    });
+    let records = log.records();
+    let events: Vec<_> = records.iter().map(Record::event).collect();
+    assert_eq!(
+        events,
+        [
+            "process_order.start",
+            "charge.start",
+            "charged",
+            "charge.end",
+            "process_order.end",
+            "outside"
+        ]
+    );
+    let order = find(&records, "process_order.start");
+    assert!(order.is_provisional());
+    assert_eq!(order.field("order_id"), Some(&Value::from("o1")));
+    assert_eq!(order.field("status"), Some(&Value::from("open")));
+    assert_eq!(order.parent_span_id(), None);
+    let end = find(&records, "process_order.end");
+    assert_eq!(end.field("status"), Some(&Value::from("done")));
+    assert!(matches!(end.field("duration_ms"), Some(Value::F64(_))));
+    assert_eq!(end.span_context(), order.span_context());
+    let charge = find(&records, "charge.start");
+    assert_eq!(charge.trace_id(), order.trace_id());
+    assert_eq!(charge.parent_span_id(), order.span_id());
+    assert_eq!(charge.field("amount"), Some(&Value::F64(9.5)));
+    assert_eq!(find(&records, "charged").span_id(), charge.span_id());
+    assert_eq!(find(&records, "outside").span_context(), None);
+}
+
+#[tracing::instrument(skip(amount_cents), fields(currency = "EUR"))]
+fn charge(order_id: &str, amount_cents: u64) -> Result<(), String> {
+    tracing::info!(amount_cents, "charging");
+    if amount_cents > 10_000 {
+        return Err(format!("declined {order_id}"));
+    }
+    Ok(())
+}
+
+#[tracing::instrument(err)]
+fn charge_checked(amount_cents: u64) -> Result<(), String> {
+    charge("o9", amount_cents)
+}
+
+#[test]
+fn instrument_is_auto_span_and_err_ends_it_at_error() {
+    let log = logger();
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        charge_checked(500).unwrap();
+        charge_checked(50_000).unwrap_err();
+    });
+    let records = log.records();
+    let starts: Vec<_> = records
+        .iter()
+        .filter(|r| r.event() == "charge.start")
+        .collect();
+    assert_eq!(starts.len(), 2);
+    assert_eq!(starts[0].field("order_id"), Some(&Value::from("o9")));
+    assert_eq!(starts[0].field("currency"), Some(&Value::from("EUR")));
+    let ends: Vec<_> = records
+        .iter()
+        .filter(|r| r.event() == "charge_checked.end")
+        .collect();
+    assert_eq!(ends[0].level(), Level::Info);
+    assert_eq!(ends[1].level(), Level::Error);
+    assert_eq!(ends[1].field("error"), Some(&Value::from("declined o9")));
+    assert_eq!(starts[1].parent_span_id(), ends[1].span_id());
+}
+
+#[test]
+fn composes_with_env_filter_and_per_layer_filters() {
+    let log = logger();
+    let subscriber = tracing_subscriber::registry()
+        .with(EnvFilter::new("info,noisy=error"))
+        .with(AitraceLayer::new(log.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::debug!("filtered by level");
+        tracing::warn!(target: "noisy", "filtered by target");
+        tracing::info!("kept");
+    });
+    assert_eq!(
+        log.records().iter().map(Record::event).collect::<Vec<_>>(),
+        ["kept"]
+    );
+
+    let only_warn = logger();
+    let everything = logger();
+    let subscriber = tracing_subscriber::registry()
+        .with(AitraceLayer::new(only_warn.clone()).with_filter(LevelFilter::WARN))
+        .with(AitraceLayer::new(everything.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info!("info");
+        tracing::warn!("warn");
+    });
+    assert_eq!(only_warn.records().len(), 1);
+    assert_eq!(everything.records().len(), 2);
+}
+
+#[test]
+fn the_logger_level_filters_before_building() {
+    let (output, _memory) = Output::in_memory();
+    let log = BufferedLogger::builder()
+        .output(output)
+        .min_level(Level::Warn)
+        .build();
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info_span!("quiet").in_scope(|| tracing::info!("dropped"));
+        tracing::error!("kept");
+    });
+    assert_eq!(
+        log.records().iter().map(Record::event).collect::<Vec<_>>(),
+        ["kept"]
+    );
+}
+
+#[test]
+fn an_entered_tracing_span_is_the_core_current_span() {
+    let log = logger();
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::info_span!("request");
+        let _entered = span.enter();
+        log.info("from the core api").emit();
+        log.span("core_child").in_scope(|_| {
+            tracing::info!("tracing inside a core span");
+            tracing::info_span!("tracing_grandchild").in_scope(|| {});
+        });
+    });
+    let records = log.records();
+    let request = find(&records, "request.start");
+    assert_eq!(
+        find(&records, "from the core api").span_id(),
+        request.span_id()
+    );
+    let core_child = find(&records, "core_child.start");
+    assert_eq!(core_child.parent_span_id(), request.span_id());
+    // An event inside a core span but in a tracing span: the tracing span wins
+    // for events; a new tracing span joins the trace under the core span.
+    let grandchild = find(&records, "tracing_grandchild.start");
+    assert_eq!(grandchild.trace_id(), request.trace_id());
+    assert_eq!(aitrace_core::context::current(), None);
+}
+
+#[test]
+fn a_span_carried_to_another_thread_keeps_its_parent() {
+    let log = logger();
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    let dispatch = tracing::Dispatch::new(subscriber);
+    tracing::dispatcher::with_default(&dispatch, || {
+        let parent = tracing::info_span!("parent");
+        let worker = {
+            let (parent, dispatch) = (parent.clone(), dispatch.clone());
+            std::thread::spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    tracing::info_span!(parent: &parent, "worker")
+                        .in_scope(|| tracing::info!("working"));
+                })
+            })
+        };
+        worker.join().unwrap();
+    });
+    let records = log.records();
+    let parent = find(&records, "parent.start");
+    let worker = find(&records, "worker.start");
+    assert_eq!(worker.parent_span_id(), parent.span_id());
+    assert_eq!(find(&records, "working").span_id(), worker.span_id());
+}
