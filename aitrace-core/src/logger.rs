@@ -345,6 +345,13 @@ pub fn send_logs(records: &[Record], target: &str) -> Result<FlushReport> {
     })
 }
 
+// A panic while a lock is held cannot leave the buffer half-updated: each
+// critical section is a single push, take or swap of a `Vec`, and parking_lot
+// locks do not poison. So a logger stays usable across `catch_unwind`, which
+// `slog::Logger::root` requires of its drain.
+impl std::panic::UnwindSafe for BufferedLogger {}
+impl std::panic::RefUnwindSafe for BufferedLogger {}
+
 impl Default for BufferedLogger {
     fn default() -> Self {
         BufferedLogger::new()
