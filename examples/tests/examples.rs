@@ -229,3 +229,106 @@ fn checkout_against_an_ingest_server_stores_every_record() {
     assert!(total > 30);
     assert_eq!(stderr.matches(" ingested)").count(), 3, "{stderr}");
 }
+
+fn by_event<'a>(records: &'a [Json], event: &str) -> Vec<&'a Json> {
+    records
+        .iter()
+        .filter(|r| meta(r)["event"] == event)
+        .collect()
+}
+
+#[test]
+fn mixed_puts_tracing_log_and_slog_records_in_one_trace_with_right_parents() {
+    let out = run(&mut example("mixed"));
+    let records = parse_lines(&String::from_utf8(out.stdout).unwrap());
+    records.iter().for_each(assert_wire_record);
+    let refs: Vec<&Json> = records.iter().collect();
+    let root = assert_one_tree(&refs);
+    let trace = meta(&records[0])["trace_id"].clone();
+    assert!(
+        records.iter().all(|r| meta(r)["trace_id"] == trace),
+        "one trace id across frontends"
+    );
+    assert_eq!(
+        meta(by_event(&records, "checkout_batch.start")[0])["span_id"],
+        root.as_str()
+    );
+
+    let handle = by_event(&records, "handle_order.start");
+    let reserve = by_event(&records, "reserve_inventory.start");
+    let charge = by_event(&records, "charge_payment.start");
+    let stock = by_event(&records, "stock_reserved"); // from `log`
+    let charge_requested = by_event(&records, "charge_requested"); // from `slog`
+    assert_eq!(
+        (handle.len(), stock.len(), charge_requested.len()),
+        (2, 2, 2)
+    );
+    for i in 0..2 {
+        assert_eq!(meta(handle[i])["parent_span_id"], root.as_str());
+        assert_eq!(
+            meta(reserve[i])["parent_span_id"],
+            meta(handle[i])["span_id"]
+        );
+        assert_eq!(
+            meta(charge[i])["parent_span_id"],
+            meta(handle[i])["span_id"]
+        );
+        assert_eq!(
+            meta(stock[i])["span_id"],
+            meta(reserve[i])["span_id"],
+            "log record in its tracing span"
+        );
+        assert_eq!(meta(stock[i])["logger"], "mixed::inventory");
+        assert_eq!(
+            meta(charge_requested[i])["span_id"],
+            meta(charge[i])["span_id"],
+            "slog record in its tracing span"
+        );
+        assert_eq!(charge_requested[i]["library"], "payments");
+        assert_eq!(charge_requested[i]["currency"], "EUR");
+    }
+    assert_eq!(stock[0]["qty"], 2);
+    let declined = by_event(&records, "charge_declined");
+    assert_eq!(meta(declined[0])["level"], "error");
+    assert_eq!(declined[0]["order_id"], "o2002");
+    let ends = by_event(&records, "handle_order.end");
+    assert_eq!(meta(ends[0])["level"], "info");
+    assert_eq!(meta(ends[1])["level"], "error");
+    assert_eq!(ends[1]["error"], "over the card limit");
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains(&format!("flushed {} records", records.len()))
+    );
+}
+
+#[test]
+fn mixed_against_an_ingest_server_stores_every_record() {
+    let server = IngestServer::start(Answer::Reference);
+    let out = run(example("mixed").env("LOG_TRG", &server.url));
+    let n = server.records().len();
+    assert!(n > 20);
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("({n} ingested)")));
+}
+
+#[test]
+fn custom_frontend_records_join_the_core_spans() {
+    let out = run(&mut example("custom_frontend"));
+    let records = parse_lines(&String::from_utf8(out.stdout).unwrap());
+    records.iter().for_each(assert_wire_record);
+    let refs: Vec<&Json> = records.iter().collect();
+    let root = assert_one_tree(&refs);
+    let login = by_event(&records, "login")[0];
+    assert_eq!(meta(login)["logger"], "audit");
+    assert_eq!(meta(login)["span_id"], root.as_str());
+    assert_eq!(login["allowed"], true);
+    let over = by_event(&records, "refund_over_limit")[0];
+    assert_eq!(meta(over)["level"], "warning");
+    let bulk = by_event(&records, "bulk_refund.start")[0];
+    assert_eq!(meta(over)["span_id"], meta(bulk)["span_id"]);
+    assert_eq!(by_event(&records, "refund_issued").len(), 3);
+    assert_eq!(
+        by_event(&records, "bulk_refund.end")[0]["refunded_total"],
+        1611.5
+    );
+    assert_eq!(meta(records.last().unwrap())["event"], "admin_session.end");
+}
