@@ -18,25 +18,35 @@ fn the_sender_logging_through_log_never_reenters_the_buffer() {
 
     // ureq logs at debug and trace while it sends; with the adapter taking
     // everything at trace, those lines would be captured without the guard.
+    // (The test server's own threads log through `log` too, at any moment:
+    // those records are legitimately captured and are left out here.)
+    let is_sender = |logger: Option<&str>| {
+        logger.is_some_and(|l| l.starts_with("ureq") || l.starts_with("rustls"))
+    };
     for round in 0..3 {
         log::info!(round; "application record");
-        let report = log.flush().unwrap();
-        assert_eq!(
-            report.records(),
-            1,
-            "round {round}: only the application's record was sent"
-        );
+        log.flush().unwrap();
+        let left: Vec<_> = log
+            .records()
+            .into_iter()
+            .filter(|r| is_sender(r.logger()))
+            .collect();
         assert!(
-            log.is_empty(),
-            "round {round}: the sender left records behind"
+            left.is_empty(),
+            "round {round}: the sender's logging was captured: {left:?}"
         );
     }
     let sent = server.records();
-    assert_eq!(sent.len(), 3);
-    assert!(
-        sent.iter()
-            .all(|r| r["__tracer_meta__"]["event"] == "application record")
-    );
+    let sender_records: Vec<_> = sent
+        .iter()
+        .filter(|r| is_sender(r["__tracer_meta__"]["logger"].as_str()))
+        .collect();
+    assert!(sender_records.is_empty(), "{sender_records:?}");
+    let app = sent
+        .iter()
+        .filter(|r| r["__tracer_meta__"]["event"] == "application record")
+        .count();
+    assert_eq!(app, 3);
 
     // A failing send logs too (connection errors): still nothing comes back.
     let down = BufferedLogger::builder()
@@ -55,7 +65,8 @@ fn the_sender_logging_through_log_never_reenters_the_buffer() {
     drop(adapter);
 
     // Outside a flush, the same logging is captured as usual.
+    log.clear();
     log::debug!(target: "ureq", "not during a flush");
-    assert_eq!(log.len(), 1);
+    assert!(log.records().iter().any(|r| r.logger() == Some("ureq")));
     log.clear();
 }
