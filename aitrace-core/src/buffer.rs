@@ -1,4 +1,4 @@
-//! The shared, sharded record buffer.
+//! The shared, sharded, bounded record buffer.
 //!
 //! Capturing threads append to one of several shards, each behind its own
 //! lock, chosen by a per-thread index, so two threads rarely contend. A thread
@@ -6,22 +6,85 @@
 //! capture order; a drain merges the shards by timestamp, which keeps every
 //! thread's order and gives capture order across threads to the clock's
 //! resolution.
+//!
+//! The capacity is checked against a sloppy counter: each shard publishes its
+//! count to one shared atomic every [`PUBLISH_EVERY`] records, so capturing
+//! threads do not all write one cache line. The bound holds to within
+//! `PUBLISH_EVERY` records per shard.
 
 use std::cell::Cell;
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::{BinaryHeap, VecDeque};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use crate::record::Record;
 
+/// How many records the buffer holds, by default, before its
+/// [`OverflowPolicy`] applies, when flushes are made by hand (the buffer is
+/// the batch). Nothing is allocated up front.
+pub const DEFAULT_CAPACITY: usize = 1 << 20;
+
+/// The default capacity with a background sender, which empties the buffer
+/// every batch or interval: room for an outage of some seconds at high rates
+/// without holding hundreds of megabytes.
+pub const DEFAULT_BACKGROUND_CAPACITY: usize = 1 << 16;
+
+const PUBLISH_EVERY: usize = 32;
+
+/// The event name of the warning record that reports overflow drops; its
+/// `dropped` field holds the count since the previous report.
+pub const DROPPED_EVENT: &str = "aitrace.dropped";
+
+/// What capturing does when the buffer is full. Every record dropped is
+/// counted in [`Stats::dropped`](crate::Stats::dropped), and the next batch
+/// carries an `aitrace.dropped` warning record with the count.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OverflowPolicy {
+    /// Drop the record being captured (the default; what OpenTelemetry's
+    /// batch processor does).
+    #[default]
+    DropNewest,
+    /// Drop the oldest record buffered by the capturing thread's shard to make
+    /// room (the newest record is dropped when that shard is empty).
+    DropOldest,
+    /// Wait up to this long for room (made by a flush), then drop the record.
+    /// The capturing thread blocks: never use it on an async runtime's thread.
+    Block(Duration),
+}
+
+#[derive(Default)]
+struct ShardState {
+    records: VecDeque<Record>,
+    /// Records pushed but not yet added to `Buffer::published`.
+    unpublished: usize,
+    captured: u64,
+    dropped: u64,
+}
+
 /// Aligns a shard to its own cache lines so neighbours do not false-share.
 #[repr(align(128))]
-struct Shard(Mutex<Vec<Record>>);
+struct Shard(Mutex<ShardState>);
 
 pub(crate) struct Buffer {
     shards: Box<[Shard]>,
+    capacity: usize,
+    overflow: OverflowPolicy,
+    /// Records buffered, less each shard's `unpublished`.
+    published: AtomicUsize,
+    /// Wake the sender when this many records are buffered.
+    batch_trigger: usize,
+    sender: OnceLock<std::thread::Thread>,
+    space_lock: Mutex<()>,
+    space: Condvar,
+    waiting: AtomicUsize,
+    reported_dropped: AtomicU64,
+    /// `aitrace.dropped` records written by the buffer itself.
+    reports: AtomicU64,
 }
 
 static NEXT_THREAD_INDEX: AtomicUsize = AtomicUsize::new(0);
@@ -42,41 +105,132 @@ fn thread_index() -> usize {
 }
 
 impl Buffer {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(capacity: usize, overflow: OverflowPolicy, batch_trigger: usize) -> Self {
         let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
         let count = (cores * 2).next_power_of_two().clamp(4, 64);
         Buffer {
-            shards: (0..count).map(|_| Shard(Mutex::new(Vec::new()))).collect(),
+            shards: (0..count)
+                .map(|_| Shard(Mutex::new(ShardState::default())))
+                .collect(),
+            capacity: capacity.max(1),
+            overflow,
+            published: AtomicUsize::new(0),
+            batch_trigger: batch_trigger.max(1),
+            sender: OnceLock::new(),
+            space_lock: Mutex::new(()),
+            space: Condvar::new(),
+            waiting: AtomicUsize::new(0),
+            reported_dropped: AtomicU64::new(0),
+            reports: AtomicU64::new(0),
         }
     }
 
-    fn shard(&self) -> &Mutex<Vec<Record>> {
+    /// The thread to unpark when a batch is ready.
+    pub(crate) fn set_sender(&self, thread: std::thread::Thread) {
+        let _ = self.sender.set(thread);
+    }
+
+    pub(crate) fn wake_sender(&self) {
+        if let Some(thread) = self.sender.get() {
+            thread.unpark();
+        }
+    }
+
+    fn shard(&self) -> &Mutex<ShardState> {
         &self.shards[thread_index() & (self.shards.len() - 1)].0
     }
 
+    fn is_full(&self, shard: &ShardState) -> bool {
+        self.published.load(Ordering::Relaxed) + shard.unpublished >= self.capacity
+    }
+
+    /// Buffers a record, or drops it as the overflow policy says.
     pub(crate) fn push(&self, record: Record) {
-        self.shard().lock().push(record);
+        let mut shard = self.shard().lock();
+        shard.captured += 1;
+        if self.is_full(&shard) {
+            match self.overflow {
+                OverflowPolicy::DropNewest => {
+                    shard.dropped += 1;
+                    drop(shard);
+                    self.wake_sender();
+                    return;
+                }
+                OverflowPolicy::DropOldest => {
+                    shard.dropped += 1;
+                    if shard.records.pop_front().is_some() {
+                        shard.records.push_back(record);
+                    }
+                    drop(shard);
+                    self.wake_sender();
+                    return;
+                }
+                OverflowPolicy::Block(timeout) => {
+                    drop(shard);
+                    self.wake_sender();
+                    shard = self.wait_for_space(timeout);
+                    if self.is_full(&shard) {
+                        shard.dropped += 1;
+                        return;
+                    }
+                }
+            }
+        }
+        shard.records.push_back(record);
+        shard.unpublished += 1;
+        let ready = if shard.unpublished >= PUBLISH_EVERY {
+            let n = std::mem::take(&mut shard.unpublished);
+            self.published.fetch_add(n, Ordering::Relaxed) + n >= self.batch_trigger
+        } else {
+            shard.records.len() >= self.batch_trigger
+        };
+        drop(shard);
+        if ready {
+            self.wake_sender();
+        }
+    }
+
+    fn wait_for_space(&self, timeout: Duration) -> parking_lot::MutexGuard<'_, ShardState> {
+        let deadline = Instant::now() + timeout;
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let mut guard = self.space_lock.lock();
+        loop {
+            let full = {
+                let shard = self.shard().lock();
+                self.is_full(&shard)
+            };
+            if !full || self.space.wait_until(&mut guard, deadline).timed_out() {
+                break;
+            }
+        }
+        drop(guard);
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        self.shard().lock()
+    }
+
+    fn made_space(&self) {
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            let _guard = self.space_lock.lock();
+            self.space.notify_all();
+        }
     }
 
     /// Puts records taken by [`drain`](Self::drain) back in front of anything
     /// captured since, keeping their order.
-    pub(crate) fn restore(&self, mut records: Vec<Record>) {
+    pub(crate) fn restore(&self, records: Vec<Record>) {
         if records.is_empty() {
             return;
         }
+        let n = records.len();
         let mut shard = self.shards[0].0.lock();
-        records.append(&mut shard);
-        *shard = records;
+        let mut restored = VecDeque::from(records);
+        restored.append(&mut shard.records);
+        shard.records = restored;
+        self.published.fetch_add(n, Ordering::Relaxed);
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.0.lock().len()).sum()
-    }
-
-    pub(crate) fn clear(&self) {
-        for shard in self.shards.iter() {
-            std::mem::take(&mut *shard.0.lock());
-        }
+        self.shards.iter().map(|s| s.0.lock().records.len()).sum()
     }
 
     /// Takes every buffered record, in capture order.
@@ -84,10 +238,24 @@ impl Buffer {
         let parts: Vec<Vec<Record>> = self
             .shards
             .iter()
-            .map(|s| std::mem::take(&mut *s.0.lock()))
-            .filter(|v| !v.is_empty())
+            .filter_map(|s| {
+                let mut shard = s.0.lock();
+                if shard.records.is_empty() {
+                    return None;
+                }
+                let records = std::mem::take(&mut shard.records);
+                let unpublished = std::mem::take(&mut shard.unpublished);
+                self.published
+                    .fetch_sub(records.len() - unpublished, Ordering::Relaxed);
+                Some(Vec::from(records))
+            })
             .collect();
+        self.made_space();
         merge(parts)
+    }
+
+    pub(crate) fn clear(&self) -> usize {
+        self.drain().len()
     }
 
     /// Copies every buffered record, in capture order.
@@ -95,10 +263,47 @@ impl Buffer {
         let parts: Vec<Vec<Record>> = self
             .shards
             .iter()
-            .map(|s| s.0.lock().clone())
+            .map(|s| s.0.lock().records.iter().cloned().collect::<Vec<_>>())
             .filter(|v| !v.is_empty())
             .collect();
         merge(parts)
+    }
+
+    /// (captured, dropped) since the buffer was made; `captured` includes
+    /// the `aitrace.dropped` reports the buffer wrote itself.
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        let reports = self.reports.load(Ordering::Relaxed);
+        self.shards.iter().fold((reports, 0), |(c, d), s| {
+            let shard = s.0.lock();
+            (c + shard.captured, d + shard.dropped)
+        })
+    }
+
+    /// Takes every buffered record for delivery, followed by an
+    /// `aitrace.dropped` warning when records were dropped for overflow since
+    /// the last such report. The flag says whether that record was added.
+    pub(crate) fn drain_for_delivery(&self) -> (Vec<Record>, bool) {
+        let mut records = self.drain();
+        let dropped = self.take_unreported_drops();
+        if dropped == 0 {
+            return (records, false);
+        }
+        self.reports.fetch_add(1, Ordering::Relaxed);
+        records.push(
+            Record::builder(crate::Level::Warn, DROPPED_EVENT)
+                .logger("aitrace")
+                .field("dropped", dropped)
+                .field("reason", "buffer full")
+                .build(),
+        );
+        (records, true)
+    }
+
+    /// Records dropped for overflow since the last call.
+    pub(crate) fn take_unreported_drops(&self) -> u64 {
+        let dropped: u64 = self.shards.iter().map(|s| s.0.lock().dropped).sum();
+        let before = self.reported_dropped.swap(dropped, Ordering::Relaxed);
+        dropped.saturating_sub(before)
     }
 }
 
@@ -136,12 +341,16 @@ fn merge(mut parts: Vec<Vec<Record>>) -> Vec<Record> {
 mod tests {
     use super::*;
     use crate::Level;
-    use std::time::{Duration, UNIX_EPOCH};
+    use std::time::UNIX_EPOCH;
 
     fn at(secs: u64, name: &'static str) -> Record {
         Record::builder(Level::Info, name)
             .timestamp(UNIX_EPOCH + Duration::from_secs(secs))
             .build()
+    }
+
+    fn unbounded() -> Buffer {
+        Buffer::new(usize::MAX, OverflowPolicy::DropNewest, usize::MAX)
     }
 
     #[test]
@@ -157,7 +366,7 @@ mod tests {
 
     #[test]
     fn restore_puts_records_first() {
-        let buffer = Buffer::new();
+        let buffer = unbounded();
         buffer.push(at(1, "old"));
         let taken = buffer.drain();
         buffer.push(at(2, "new"));
@@ -169,5 +378,68 @@ mod tests {
             .collect();
         assert_eq!(names, ["old", "new"]);
         assert_eq!(buffer.len(), 0);
+    }
+
+    #[test]
+    fn drop_newest_keeps_the_first_records_and_counts_the_rest() {
+        let buffer = Buffer::new(100, OverflowPolicy::DropNewest, usize::MAX);
+        for i in 0..250u64 {
+            buffer.push(Record::builder(Level::Info, "r").field("i", i).build());
+        }
+        let kept = buffer.drain();
+        assert_eq!(kept.len(), 100);
+        assert_eq!(kept[99].field("i"), Some(&99u64.into()));
+        assert_eq!(buffer.counts(), (250, 150));
+        assert_eq!(buffer.take_unreported_drops(), 150);
+        assert_eq!(buffer.take_unreported_drops(), 0);
+        // Room again after the drain.
+        buffer.push(at(1, "again"));
+        assert_eq!(buffer.len(), 1);
+    }
+
+    #[test]
+    fn drop_oldest_keeps_the_last_records() {
+        let buffer = Buffer::new(100, OverflowPolicy::DropOldest, usize::MAX);
+        for i in 0..250u64 {
+            buffer.push(Record::builder(Level::Info, "r").field("i", i).build());
+        }
+        let kept = buffer.drain();
+        assert_eq!(kept.len(), 100);
+        assert_eq!(kept[0].field("i"), Some(&150u64.into()));
+        assert_eq!(buffer.counts(), (250, 150));
+    }
+
+    #[test]
+    fn block_waits_for_a_drain_then_gives_up_at_its_timeout() {
+        let buffer = std::sync::Arc::new(Buffer::new(
+            32,
+            OverflowPolicy::Block(Duration::from_secs(10)),
+            usize::MAX,
+        ));
+        for _ in 0..32 {
+            buffer.push(at(1, "fill"));
+        }
+        let drainer = {
+            let buffer = buffer.clone();
+            std::thread::spawn(move || {
+                while buffer.waiting.load(Ordering::SeqCst) == 0 {
+                    std::thread::yield_now();
+                }
+                buffer.drain().len()
+            })
+        };
+        buffer.push(at(2, "waited")); // blocks until the drain
+        assert_eq!(drainer.join().unwrap(), 32);
+        assert_eq!(buffer.drain().len(), 1);
+
+        let quick = Buffer::new(
+            32,
+            OverflowPolicy::Block(Duration::from_millis(20)),
+            usize::MAX,
+        );
+        for _ in 0..33 {
+            quick.push(at(1, "r"));
+        }
+        assert_eq!(quick.counts(), (33, 1));
     }
 }

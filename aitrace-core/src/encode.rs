@@ -30,6 +30,7 @@ const FLAT_KEYS: &[&str] = &[
     "line",
     "function",
     "provisional",
+    "record_id",
 ];
 
 /// How a record is laid out as JSON.
@@ -214,6 +215,9 @@ impl Meta<'_> {
         }
         if r.is_provisional() {
             map.serialize_entry("provisional", &true)?;
+        }
+        if let Some(id) = r.record_id() {
+            map.serialize_entry("record_id", &DisplayStr(format_args!("{id:016x}")))?;
         }
         Ok(())
     }

@@ -35,6 +35,7 @@ pub struct Error {
     kind: ErrorKind,
     message: String,
     status: Option<u16>,
+    retry_after: Option<std::time::Duration>,
     retained: usize,
     fallback_path: Option<PathBuf>,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
@@ -46,6 +47,7 @@ impl Error {
             kind,
             message: message.into(),
             status: None,
+            retry_after: None,
             retained: 0,
             fallback_path: None,
             source: None,
@@ -63,6 +65,11 @@ impl Error {
 
     pub(crate) fn with_status(mut self, status: u16) -> Self {
         self.status = Some(status);
+        self
+    }
+
+    pub(crate) fn with_retry_after(mut self, delay: Option<std::time::Duration>) -> Self {
+        self.retry_after = delay;
         self
     }
 
@@ -92,6 +99,11 @@ impl Error {
     /// The HTTP status, for [`ErrorKind::HttpStatus`].
     pub fn status(&self) -> Option<u16> {
         self.status
+    }
+
+    /// How long the server asked the client to wait (`Retry-After`).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.retry_after
     }
 
     /// For a failed flush: how many records were put back in the buffer.
@@ -135,6 +147,7 @@ impl fmt::Debug for Error {
             .field("kind", &self.kind)
             .field("message", &self.message)
             .field("status", &self.status)
+            .field("retry_after", &self.retry_after)
             .field("retained", &self.retained)
             .field("fallback_path", &self.fallback_path)
             .finish()

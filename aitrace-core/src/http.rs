@@ -25,6 +25,7 @@ pub(crate) struct HttpSender {
     redacted: String,
     authorization: Option<String>,
     headers: Vec<(String, String)>,
+    gzip: bool,
 }
 
 /// What the server said about a batch.
@@ -39,6 +40,7 @@ impl HttpSender {
         connect_timeout: Duration,
         request_timeout: Duration,
         headers: Vec<(String, String)>,
+        gzip: bool,
     ) -> Result<Self> {
         let (url, userinfo) = split_userinfo(url);
         let redacted = redact(&url, userinfo.is_some());
@@ -68,6 +70,7 @@ impl HttpSender {
             redacted,
             authorization,
             headers,
+            gzip,
         })
     }
 
@@ -84,8 +87,21 @@ impl HttpSender {
         for (name, value) in &self.headers {
             request = request.header(name, value);
         }
+        let compressed;
+        let body = if self.gzip {
+            compressed = gzip(body);
+            request = request.header("Content-Encoding", "gzip");
+            &compressed[..]
+        } else {
+            body
+        };
         let mut response = request.send(body).map_err(|e| self.transport_error(e))?;
         let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
         let mut text = Vec::new();
         let read = response
             .body_mut()
@@ -106,7 +122,8 @@ impl HttpSender {
                     prefix.trim()
                 ),
             )
-            .with_status(status));
+            .with_status(status)
+            .with_retry_after(retry_after));
         }
         if let Err(e) = read {
             return Err(Error::io(
@@ -140,6 +157,32 @@ impl fmt::Debug for HttpSender {
             )
             .finish_non_exhaustive()
     }
+}
+
+fn gzip(body: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4 + 64),
+        flate2::Compression::fast(),
+    );
+    // Writing into a Vec cannot fail.
+    let _ = encoder.write_all(body);
+    encoder.finish().unwrap_or_default()
+}
+
+/// `Retry-After` as delay-seconds or an HTTP date; capped at ten minutes.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    const CAP: Duration = Duration::from_secs(600);
+    let value = value.trim();
+    let delay = match value.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => {
+            let at = httpdate::parse_http_date(value).ok()?;
+            at.duration_since(std::time::SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+        }
+    };
+    Some(delay.min(CAP))
 }
 
 fn parse_ingested(body: &[u8]) -> Option<usize> {
@@ -221,6 +264,36 @@ mod tests {
     }
 
     #[test]
+    fn retry_after_takes_seconds_or_a_date() {
+        assert_eq!(parse_retry_after(" 3 "), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after("86400"), Some(Duration::from_secs(600)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+        let later = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(30));
+        let d = parse_retry_after(&later).unwrap();
+        assert!(
+            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn gzip_round_trips() {
+        use std::io::Read;
+        let body = br#"[{"a":1}]"#.repeat(100);
+        let packed = gzip(&body);
+        assert!(packed.len() < body.len());
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&packed[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, body);
+    }
+
+    #[test]
     fn ingested_is_read_when_present() {
         assert_eq!(parse_ingested(br#"{"ingested": 7, "ok": true}"#), Some(7));
         assert_eq!(parse_ingested(b"OK"), None);
@@ -234,6 +307,7 @@ mod tests {
             Duration::from_millis(200),
             Duration::from_millis(500),
             vec![],
+            false,
         )
         .unwrap();
         assert!(!format!("{sender:?}").contains("hunter2"));

@@ -67,12 +67,17 @@ mod level;
 mod location;
 mod logger;
 mod output;
+mod pipeline;
 mod record;
+mod retry;
 mod span;
+mod spool;
+mod stats;
 #[cfg(feature = "testing")]
 mod testing;
 mod value;
 
+pub use buffer::{DEFAULT_BACKGROUND_CAPACITY, DEFAULT_CAPACITY, DROPPED_EVENT, OverflowPolicy};
 pub use emit::EventBuilder;
 pub use encode::{Layout, META_KEY, RENAMED_KEY_PREFIX};
 pub use error::{Error, ErrorKind, Result};
@@ -82,12 +87,20 @@ pub use ids::{SpanId, TraceId};
 pub use level::{Level, ParseLevelError};
 pub use location::{PROJECT_ROOT_ENV, project_root, set_project_root};
 pub use logger::{
-    BufferedLogger, Builder, DEFAULT_FLUSH_WAIT, DEFAULT_MIN_LEVEL, FlushReport, LEVEL_ENV,
-    OnFailure, is_sending, send_logs,
+    BufferedLogger, Builder, DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_TIMEOUT,
+    DEFAULT_FLUSH_WAIT, DEFAULT_MIN_LEVEL, DEFAULT_SHUTDOWN_TIMEOUT, DeliveryGuard, FlushReport,
+    LEVEL_ENV, OnFailure, is_sending, send_logs,
 };
 pub use output::{Delivery, HttpOutputBuilder, Output, TARGET_ENV};
+pub use pipeline::FlushFuture;
 pub use record::{Location, Record, RecordBuilder, SpanContext};
+pub use retry::{
+    BreakerPolicy, DEFAULT_COOLDOWN, DEFAULT_FAILURE_THRESHOLD, DEFAULT_INITIAL_BACKOFF,
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BACKOFF, RetryPolicy,
+};
 pub use span::{DURATION_FIELD, ERROR_FIELD, SpanBuilder, SpanGuard, TraceContext};
+pub use spool::DEFAULT_SPOOL_MAX_BYTES;
+pub use stats::{OutputStats, Stats};
 #[cfg(feature = "testing")]
 pub use testing::InMemoryOutput;
 pub use value::{MAX_VALUE_DEPTH, Value};

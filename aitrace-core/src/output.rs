@@ -49,12 +49,23 @@ enum Kind {
     Memory(crate::testing::InMemoryOutput),
 }
 
-/// What one output accepted of a batch.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What one output did with a flush's records.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Delivery {
-    output: String,
-    records: usize,
-    ingested: Option<usize>,
+    pub(crate) output: String,
+    pub(crate) records: usize,
+    pub(crate) ingested: Option<usize>,
+    pub(crate) spooled: usize,
+    pub(crate) dropped: usize,
+}
+
+/// Encoded records on their way to an output: JSON Lines in the output's
+/// layout, with the records themselves when they are at hand (not when
+/// replayed from a spool).
+pub(crate) struct Payload<'a> {
+    pub(crate) records: Option<&'a [Record]>,
+    pub(crate) lines: &'a [u8],
+    pub(crate) count: usize,
 }
 
 impl Delivery {
@@ -66,6 +77,18 @@ impl Delivery {
     /// How many records were sent.
     pub fn records(&self) -> usize {
         self.records
+    }
+
+    /// How many records went to the spool folder instead (background
+    /// delivery), to be replayed when the output recovers.
+    pub fn spooled(&self) -> usize {
+        self.spooled
+    }
+
+    /// How many records this output gave up on (background delivery: refused
+    /// for good, or failed with no spool configured).
+    pub fn dropped(&self) -> usize {
+        self.dropped
     }
 
     /// How many the server said it stored (`{"ingested": N}`), for HTTP.
@@ -105,6 +128,7 @@ impl Output {
             request_timeout: http::DEFAULT_REQUEST_TIMEOUT,
             headers: Vec::new(),
             layout: Layout::default(),
+            gzip: false,
         }
     }
 
@@ -177,37 +201,80 @@ impl Output {
 
     /// Sends one batch; on success says what was accepted.
     pub fn send(&self, records: &[Record]) -> Result<Delivery> {
-        let mut body = Vec::with_capacity(records.len() * 320);
+        let lines = self.encode_lines(records);
+        self.deliver(&Payload {
+            records: Some(records),
+            lines: &lines,
+            count: records.len(),
+        })
+    }
+
+    /// Encodes records as JSON Lines in this output's layout.
+    pub(crate) fn encode_lines(&self, records: &[Record]) -> Vec<u8> {
+        let mut lines = Vec::with_capacity(records.len() * 320);
+        self.layout.write_lines(&mut lines, records);
+        lines
+    }
+
+    /// A short, stable name for this output, safe for a folder name.
+    pub(crate) fn slug(&self) -> String {
+        let text = self.to_string();
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325; // FNV-1a
+        for b in text.bytes() {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        let kind = match &*self.kind {
+            Kind::Stdout => "stdout",
+            Kind::File(_) => "file",
+            Kind::Http(_) => "http",
+            #[cfg(feature = "testing")]
+            Kind::Memory(_) => "memory",
+        };
+        format!("{kind}-{hash:016x}")
+    }
+
+    pub(crate) fn deliver(&self, payload: &Payload<'_>) -> Result<Delivery> {
         let ingested = match &*self.kind {
             Kind::Stdout => {
-                self.layout.write_lines(&mut body, records);
                 let mut out = std::io::stdout().lock();
-                out.write_all(&body)
+                out.write_all(payload.lines)
                     .and_then(|()| out.flush())
                     .map_err(|e| Error::io("cannot write to stdout", e))?;
                 None
             }
             Kind::File(path) => {
-                self.layout.write_lines(&mut body, records);
-                file::append(path, &body)?;
+                file::append(path, payload.lines)?;
                 None
             }
-            Kind::Http(sender) => {
-                self.layout.write_array(&mut body, records);
-                sender.post(&body)?.ingested
-            }
+            Kind::Http(sender) => sender.post(&lines_to_array(payload.lines))?.ingested,
             #[cfg(feature = "testing")]
             Kind::Memory(memory) => {
-                memory.receive(records, self.layout);
+                memory.receive(payload.records, payload.lines)?;
                 None
             }
         };
         Ok(Delivery {
             output: self.to_string(),
-            records: records.len(),
+            records: payload.count,
             ingested,
+            ..Delivery::default()
         })
     }
+}
+
+/// Turns JSON Lines into one JSON array. Encoded records never hold a raw
+/// newline (JSON escapes it), so each `\n` is a record boundary.
+pub(crate) fn lines_to_array(lines: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(lines.len() + 2);
+    body.push(b'[');
+    body.extend_from_slice(lines.strip_suffix(b"\n").unwrap_or(lines));
+    for b in &mut body[1..] {
+        if *b == b'\n' {
+            *b = b',';
+        }
+    }
+    body.push(b']');
+    body
 }
 
 impl fmt::Display for Output {
@@ -240,9 +307,17 @@ pub struct HttpOutputBuilder {
     request_timeout: Duration,
     headers: Vec<(String, String)>,
     layout: Layout,
+    gzip: bool,
 }
 
 impl HttpOutputBuilder {
+    /// Compresses request bodies with gzip and sends `Content-Encoding: gzip`.
+    /// Off by default: the reference aitrace server does not decode it.
+    pub fn gzip(mut self, gzip: bool) -> Self {
+        self.gzip = gzip;
+        self
+    }
+
     /// How long connecting may take ([`DEFAULT_CONNECT_TIMEOUT`](crate::DEFAULT_CONNECT_TIMEOUT) by default).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
@@ -275,6 +350,7 @@ impl HttpOutputBuilder {
             self.connect_timeout,
             self.request_timeout,
             self.headers,
+            self.gzip,
         )?;
         Ok(Output::new(Kind::Http(sender)).with_layout(self.layout))
     }

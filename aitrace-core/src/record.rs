@@ -133,6 +133,7 @@ pub struct Record {
     timestamp: SystemTime,
     level: Level,
     provisional: bool,
+    id: Option<std::num::NonZeroU64>,
     event: Cow<'static, str>,
     logger: Option<Cow<'static, str>>,
     context: Option<SpanContext>,
@@ -148,6 +149,7 @@ impl Record {
                 timestamp: SystemTime::now(),
                 level,
                 provisional: false,
+                id: None,
                 event: event.into(),
                 logger: None,
                 context: None,
@@ -205,6 +207,17 @@ impl Record {
     /// `true` only on `NAME.start` records.
     pub fn is_provisional(&self) -> bool {
         self.provisional
+    }
+
+    /// A random id given at capture when the logger was built with
+    /// [`record_ids`](crate::Builder::record_ids), written as the meta key
+    /// `record_id` so a reader can drop duplicates of at-least-once delivery.
+    pub fn record_id(&self) -> Option<std::num::NonZeroU64> {
+        self.id
+    }
+
+    pub(crate) fn assign_id(&mut self) {
+        self.id = std::num::NonZeroU64::new(fastrand::u64(1..));
     }
 
     /// The user fields, in the order they were added.

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::encode::Layout;
 use crate::record::Record;
 
 /// The records an in-memory [`Output`](crate::Output) received, with the JSON
@@ -32,19 +31,35 @@ struct Received {
     records: Vec<Record>,
     json: Vec<String>,
     batches: usize,
+    fail_next: usize,
 }
 
 impl InMemoryOutput {
-    pub(crate) fn receive(&self, records: &[Record], layout: Layout) {
+    pub(crate) fn receive(&self, records: Option<&[Record]>, lines: &[u8]) -> crate::Result<()> {
         let mut received = self.inner.lock();
-        received.batches += 1;
-        for record in records {
-            received.json.push(layout.to_json(record));
-            received.records.push(record.clone());
+        if received.fail_next > 0 {
+            received.fail_next -= 1;
+            return Err(crate::Error::new(
+                crate::ErrorKind::Connect,
+                "in-memory output told to fail",
+            ));
         }
+        received.batches += 1;
+        if let Some(records) = records {
+            received.records.extend_from_slice(records);
+        }
+        let text = String::from_utf8_lossy(lines);
+        received.json.extend(text.lines().map(str::to_owned));
+        Ok(())
     }
 
-    /// Every record received, in order.
+    /// Makes the next `n` deliveries fail with a connection error.
+    pub fn fail_next(&self, n: usize) {
+        self.inner.lock().fail_next = n;
+    }
+
+    /// Every record received with its `Record` at hand, in order (records
+    /// replayed from a spool arrive only as JSON; see [`json`](Self::json)).
     pub fn records(&self) -> Vec<Record> {
         self.inner.lock().records.clone()
     }
