@@ -279,24 +279,29 @@ impl Buffer {
         })
     }
 
-    /// Takes every buffered record for delivery, followed by an
-    /// `aitrace.dropped` warning when records were dropped for overflow since
-    /// the last such report. The flag says whether that record was added.
-    pub(crate) fn drain_for_delivery(&self) -> (Vec<Record>, bool) {
+    /// Takes up to `limit` buffered records for delivery, in capture order,
+    /// followed by an `aitrace.dropped` warning when records were dropped for
+    /// overflow since the last such report. The flag says whether the buffer
+    /// was emptied (records beyond `limit` are put back).
+    pub(crate) fn drain_for_delivery(&self, limit: usize) -> (Vec<Record>, bool) {
         let mut records = self.drain();
         let dropped = self.take_unreported_drops();
-        if dropped == 0 {
-            return (records, false);
+        if dropped > 0 {
+            self.reports.fetch_add(1, Ordering::Relaxed);
+            records.push(
+                Record::builder(crate::Level::Warn, DROPPED_EVENT)
+                    .logger("aitrace")
+                    .field("dropped", dropped)
+                    .field("reason", "buffer full")
+                    .build(),
+            );
         }
-        self.reports.fetch_add(1, Ordering::Relaxed);
-        records.push(
-            Record::builder(crate::Level::Warn, DROPPED_EVENT)
-                .logger("aitrace")
-                .field("dropped", dropped)
-                .field("reason", "buffer full")
-                .build(),
-        );
-        (records, true)
+        let complete = records.len() <= limit;
+        if !complete {
+            let rest = records.split_off(limit);
+            self.restore(rest);
+        }
+        (records, complete)
     }
 
     /// Records dropped for overflow since the last call.

@@ -322,7 +322,7 @@ impl BufferedLogger {
             ));
         };
         let records = if clear {
-            shared.buffer.drain_for_delivery().0
+            shared.buffer.drain_for_delivery(usize::MAX).0
         } else {
             shared.buffer.snapshot()
         };

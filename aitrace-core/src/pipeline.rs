@@ -80,6 +80,9 @@ pub(crate) struct Shared {
     workers: Vec<Arc<Worker>>,
     control: Mutex<Control>,
     changed: Condvar,
+    /// Signalled when a worker takes a batch off its queue.
+    room_lock: Mutex<()>,
+    room: Condvar,
 }
 
 pub(crate) struct Pipeline {
@@ -137,6 +140,8 @@ impl Pipeline {
                 earliest_async_deadline: None,
             }),
             changed: Condvar::new(),
+            room_lock: Mutex::new(()),
+            room: Condvar::new(),
         });
         let mut threads = Vec::with_capacity(n + 1);
         for worker in &shared.workers {
@@ -165,7 +170,7 @@ impl Pipeline {
         control.requested += 1;
         let epoch = control.requested;
         drop(control);
-        self.shared.buffer.wake_sender();
+        self.shared.wake_dispatcher();
         Ok(epoch)
     }
 
@@ -243,7 +248,7 @@ impl Pipeline {
             control.shutdown = Some(deadline);
         }
         self.shared.changed.notify_all();
-        self.shared.buffer.wake_sender();
+        self.shared.wake_dispatcher();
         for worker in &self.shared.workers {
             worker.ready.notify_all();
         }
@@ -333,19 +338,50 @@ impl Shared {
         }
     }
 
-    /// Drains the buffer into batches for every worker; returns the count.
-    fn dispatch(&self) -> usize {
-        let (mut records, _) = self.buffer.drain_for_delivery();
-        let total = records.len();
+    fn wake_dispatcher(&self) {
+        self.buffer.wake_sender();
+        let _room = self.room_lock.lock();
+        self.room.notify_all();
+    }
+
+    /// Whether every worker's queue is full: then the records stay in the
+    /// buffer, where the overflow policy applies.
+    fn all_full(&self) -> bool {
+        let max = self.config.max_queued_batches;
+        self.workers.iter().all(|w| w.queue.lock().batches >= max)
+    }
+
+    /// Drains the buffer into batches for every worker, as many as there is
+    /// room for; returns the count and whether the buffer was emptied.
+    fn dispatch(&self, force: bool) -> (usize, bool) {
         let size = self.config.batch_size.max(1);
+        let limit = if force {
+            usize::MAX
+        } else {
+            let max = self.config.max_queued_batches;
+            let room = self
+                .workers
+                .iter()
+                .map(|w| max.saturating_sub(w.queue.lock().batches))
+                .max()
+                .unwrap_or(0);
+            room.saturating_mul(size)
+        };
+        let (mut records, complete) = self.buffer.drain_for_delivery(limit);
+        let total = records.len();
         while !records.is_empty() {
             let rest = records.split_off(records.len().min(size));
             let batch = Arc::new(std::mem::replace(&mut records, rest));
+            let max = if force {
+                usize::MAX
+            } else {
+                self.config.max_queued_batches
+            };
             for worker in &self.workers {
-                worker.enqueue(batch.clone(), self.config.max_queued_batches);
+                worker.enqueue(batch.clone(), max);
             }
         }
-        total
+        (total, complete)
     }
 }
 
@@ -368,9 +404,25 @@ fn run_dispatcher(shared: &Shared) {
             (control.requested, control.shutdown)
         };
         let now = Instant::now();
-        drained_since_marker += shared.dispatch();
+        let (drained, complete) = if shutdown.is_some() {
+            shared.dispatch(true)
+        } else if shared.all_full() {
+            // Every output is busy: leave the records in the buffer and wait
+            // for room (or a shutdown) instead of spinning.
+            let mut room = shared.room_lock.lock();
+            shared
+                .room
+                .wait_for(&mut room, interval.min(Duration::from_millis(50)));
+            continue;
+        } else {
+            shared.dispatch(false)
+        };
+        drained_since_marker += drained;
         if now >= next_tick {
             next_tick = now + interval;
+        }
+        if !complete {
+            continue; // more to drain before a flush marker may follow
         }
         if requested > drained_epoch {
             shared.control.lock().epoch_records = drained_since_marker;
@@ -473,6 +525,9 @@ impl Worker {
         let job = queue.jobs.pop_front();
         if let Some(Job::Batch(_)) = job {
             queue.batches -= 1;
+            drop(queue);
+            let _room = shared.room_lock.lock();
+            shared.room.notify_all();
         }
         job
     }

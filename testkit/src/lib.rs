@@ -8,6 +8,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use parking_lot::Mutex;
+
+mod fault;
+pub use fault::{Fault, FaultServer, count_unique};
 use serde_json::Value as Json;
 
 /// How the server answers each request.
