@@ -39,6 +39,8 @@ pub(crate) struct PipelineConfig {
     pub(crate) max_queued_batches: usize,
 }
 
+const ABANDONED: &str = "shutdown while a send hung";
+
 enum Job {
     Batch(Arc<Vec<Record>>),
     Marker(u64),
@@ -61,6 +63,8 @@ struct Worker {
     told_refusal: std::sync::atomic::AtomicBool,
     /// The batch being sent, so a shutdown can spool it if the send hangs.
     in_flight: Mutex<Option<(Arc<Vec<u8>>, usize)>>,
+    /// Set when a shutdown spooled this worker's batches in its place.
+    abandoned: std::sync::atomic::AtomicBool,
 }
 
 struct Control {
@@ -122,6 +126,7 @@ impl Pipeline {
                 spool: Mutex::new(spool),
                 told_refusal: std::sync::atomic::AtomicBool::new(false),
                 in_flight: Mutex::new(None),
+                abandoned: std::sync::atomic::AtomicBool::new(false),
             }));
         }
         let n = workers.len();
@@ -238,6 +243,9 @@ impl Pipeline {
     pub(crate) fn shutdown(&self, timeout: Duration) -> Result<FlushReport> {
         let started = Instant::now();
         // Most of the budget for a normal flush, the rest for spooling.
+        if self.shared.control.lock().shutdown.is_some() {
+            return Ok(FlushReport::default()); // already shut down
+        }
         let flushed = self.flush(timeout.mul_f64(0.8));
         let deadline = started + timeout;
         {
@@ -279,7 +287,9 @@ impl Pipeline {
                 let _ = thread.join();
             }
         } else {
-            eprintln!("aitrace: delivery threads did not stop in time; leaving them behind");
+            eprintln!(
+                "aitrace: a send outlived the shutdown deadline; its batch was spooled (or dropped without a spool)"
+            );
         }
         let left = self.shared.in_flight();
         match flushed {
@@ -324,6 +334,7 @@ impl Shared {
                         _ => 0,
                     })
                     .sum::<usize>()
+                    + w.in_flight.lock().as_ref().map_or(0, |(_, n)| *n)
             })
             .max()
             .unwrap_or(0);
@@ -494,14 +505,16 @@ impl Worker {
     /// Spools the batch in flight and everything queued, for a shutdown
     /// that cannot wait for this worker any longer.
     fn abandon(&self) {
+        self.abandoned
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         if let Some((lines, count)) = self.in_flight.lock().take() {
-            self.spool_or_drop(&lines, count, "shutdown while a send hung");
+            self.spool_or_drop(&lines, count, ABANDONED);
         }
         let jobs = std::mem::take(&mut self.queue.lock().jobs);
         for job in jobs {
             if let Job::Batch(batch) = job {
                 let lines = self.output.encode_lines(&batch);
-                self.spool_or_drop(&lines, batch.len(), "shutdown while a send hung");
+                self.spool_or_drop(&lines, batch.len(), ABANDONED);
             }
         }
     }
@@ -544,6 +557,9 @@ impl Worker {
 
     /// Writes a batch to the spool, or drops it (counted) when there is none.
     fn spool_or_drop(&self, lines: &[u8], count: usize, reason: &str) {
+        if self.abandoned.load(std::sync::atomic::Ordering::SeqCst) && reason != ABANDONED {
+            return; // the shutdown already spooled this batch
+        }
         let mut spool = self.spool.lock();
         let written = match spool.as_mut() {
             Some(s) => match s.write(lines) {
@@ -750,7 +766,16 @@ fn run_worker(shared: &Shared, worker: &Worker) {
                 wake_async(&mut control, Instant::now());
                 shared.changed.notify_all();
             }
-            Some(Job::Shutdown) => break,
+            Some(Job::Shutdown) => {
+                // A short-lived process still replays what an earlier one
+                // spooled, while the output answers and time is left.
+                while shared
+                    .shutdown_deadline()
+                    .is_some_and(|d| Instant::now() < d)
+                    && worker.replay_one(&mut breaker)
+                {}
+                break;
+            }
             None => {
                 if shared.shutdown_deadline().is_none() {
                     // Idle: replay the spool while the output answers.

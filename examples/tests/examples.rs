@@ -332,3 +332,71 @@ fn custom_frontend_records_join_the_core_spans() {
     );
     assert_eq!(meta(records.last().unwrap())["event"], "admin_session.end");
 }
+
+fn spooled_lines(dir: &std::path::Path) -> usize {
+    let mut n = 0;
+    for output in std::fs::read_dir(dir).unwrap() {
+        let output = output.unwrap().path();
+        for file in std::fs::read_dir(&output).unwrap() {
+            let file = file.unwrap().path();
+            if file.extension().is_some_and(|e| e == "jsonl") {
+                n += std::fs::read_to_string(&file).unwrap().lines().count();
+            }
+        }
+    }
+    n
+}
+
+#[test]
+fn durable_outage_leaves_a_spool_that_the_next_process_delivers() {
+    let server = aitrace_testkit::FaultServer::start();
+    let spool = tempfile::tempdir().unwrap();
+    server.set_down(true);
+    let started = std::time::Instant::now();
+    let out = run(example("durable")
+        .args(["300", "--shutdown-ms", "1000"])
+        .env("LOG_TRG", &server.url)
+        .env("AITRACE_SPOOL_DIR", spool.path()));
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("captured=302"), "{stderr}");
+    assert_eq!(spooled_lines(spool.path()), 302, "{stderr}");
+
+    server.set_down(false);
+    let out = run(example("durable")
+        .args(["5"])
+        .env("LOG_TRG", &server.url)
+        .env("AITRACE_SPOOL_DIR", spool.path()));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (unique, _duplicates) = aitrace_testkit::count_unique(&server.records());
+    assert_eq!(unique, 302 + 7, "{stderr}");
+    assert_eq!(spooled_lines(spool.path()), 0, "the spool was emptied");
+    assert!(stderr.contains("replayed=302"), "{stderr}");
+}
+
+#[test]
+fn durable_flush_timeout_against_a_hung_server_spools_for_the_next_process() {
+    let server = aitrace_testkit::FaultServer::start();
+    server.set_default(aitrace_testkit::Fault::Hang);
+    let spool = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let out = run(example("durable")
+        .args(["50", "--flush-timeout-ms", "300", "--shutdown-ms", "500"])
+        .env("LOG_TRG", &server.url)
+        .env("AITRACE_SPOOL_DIR", spool.path()));
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("durable: flush: flush did not finish"),
+        "{stderr}"
+    );
+    assert_eq!(spooled_lines(spool.path()), 52, "{stderr}");
+
+    server.set_default(aitrace_testkit::Fault::Ok);
+    run(example("durable")
+        .args(["0"])
+        .env("LOG_TRG", &server.url)
+        .env("AITRACE_SPOOL_DIR", spool.path()));
+    let (unique, _duplicates) = aitrace_testkit::count_unique(&server.records());
+    assert_eq!(unique, 52 + 2);
+}
