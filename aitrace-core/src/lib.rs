@@ -38,6 +38,12 @@
 //!   makes the span current so records inside carry its ids;
 //!   [`BufferedLogger::trace_context`] also clears the buffer first and flushes
 //!   at the end. [`context`] carries a span to other threads and tasks.
+//! * **Background delivery** ([`Builder::background`]): a sender thread
+//!   batches by size and interval, one thread per output retries with backoff
+//!   ([`RetryPolicy`]), stops calling a failing output ([`BreakerPolicy`]) and
+//!   spools to disk ([`Builder::spool_dir`]); the buffer is bounded
+//!   ([`OverflowPolicy`]) and [`BufferedLogger::stats`] counts everything.
+//!   Keep a [`DeliveryGuard`] in `main` when a handle lives in a global.
 //! * **Adapters** build a [`Record`] from their frontend's event and call
 //!   [`BufferedLogger::capture`], after checking [`BufferedLogger::enabled`].
 //!
