@@ -79,6 +79,9 @@ pub(crate) struct Buffer {
     /// Wake the sender when this many records are buffered.
     batch_trigger: usize,
     sender: OnceLock<std::thread::Thread>,
+    /// Set when a batch's worth is buffered (or room is needed), until the
+    /// sender takes it.
+    batch_ready: std::sync::atomic::AtomicBool,
     space_lock: Mutex<()>,
     space: Condvar,
     waiting: AtomicUsize,
@@ -117,6 +120,7 @@ impl Buffer {
             published: AtomicUsize::new(0),
             batch_trigger: batch_trigger.max(1),
             sender: OnceLock::new(),
+            batch_ready: std::sync::atomic::AtomicBool::new(false),
             space_lock: Mutex::new(()),
             space: Condvar::new(),
             waiting: AtomicUsize::new(0),
@@ -130,10 +134,17 @@ impl Buffer {
         let _ = self.sender.set(thread);
     }
 
+    /// Wakes the sender to drain a batch.
     pub(crate) fn wake_sender(&self) {
         if let Some(thread) = self.sender.get() {
+            self.batch_ready.store(true, Ordering::Relaxed);
             thread.unpark();
         }
+    }
+
+    /// Whether a batch is ready (clearing the flag).
+    pub(crate) fn take_batch_ready(&self) -> bool {
+        self.batch_ready.swap(false, Ordering::Relaxed)
     }
 
     fn shard(&self) -> &Mutex<ShardState> {

@@ -74,6 +74,7 @@ struct Control {
     reports: Vec<Delivery>,
     shutdown: Option<Instant>,
     exited: usize,
+    dispatcher_exited: bool,
     wakers: Vec<(u64, Waker)>,
     earliest_async_deadline: Option<Instant>,
 }
@@ -141,6 +142,7 @@ impl Pipeline {
                 reports: vec![Delivery::default(); n],
                 shutdown: None,
                 exited: 0,
+                dispatcher_exited: false,
                 wakers: Vec::new(),
                 earliest_async_deadline: None,
             }),
@@ -262,6 +264,18 @@ impl Pipeline {
         }
         let expected = self.shared.workers.len() + 1;
         let mut control = self.shared.control.lock();
+        // The dispatcher does no I/O: it hands its last batches over promptly.
+        let dispatcher_deadline = Instant::now().max(deadline) + Duration::from_secs(2);
+        while !control.dispatcher_exited {
+            if self
+                .shared
+                .changed
+                .wait_until(&mut control, dispatcher_deadline)
+                .timed_out()
+            {
+                break;
+            }
+        }
         let grace = deadline + Duration::from_millis(500);
         while control.exited < expected {
             if self
@@ -415,7 +429,13 @@ fn run_dispatcher(shared: &Shared) {
             (control.requested, control.shutdown)
         };
         let now = Instant::now();
-        let (drained, complete) = if shutdown.is_some() {
+        let due = shutdown.is_some()
+            || requested > drained_epoch
+            || now >= next_tick
+            || shared.buffer.take_batch_ready();
+        let (drained, complete) = if !due {
+            (0, false)
+        } else if shutdown.is_some() {
             shared.dispatch(true)
         } else if shared.all_full() {
             // Every output is busy: leave the records in the buffer and wait
@@ -432,10 +452,10 @@ fn run_dispatcher(shared: &Shared) {
         if now >= next_tick {
             next_tick = now + interval;
         }
-        if !complete {
-            continue; // more to drain before a flush marker may follow
+        if due && !complete {
+            shared.buffer.wake_sender(); // more to drain before a flush marker may follow
         }
-        if requested > drained_epoch {
+        if complete && requested > drained_epoch {
             shared.control.lock().epoch_records = drained_since_marker;
             drained_since_marker = 0;
             drained_epoch = requested;
@@ -443,7 +463,7 @@ fn run_dispatcher(shared: &Shared) {
                 worker.push(Job::Marker(requested));
             }
         }
-        if shutdown.is_some() {
+        if shutdown.is_some() && complete {
             for worker in &shared.workers {
                 worker.push(Job::Shutdown);
             }
@@ -460,6 +480,7 @@ fn run_dispatcher(shared: &Shared) {
     }
     let mut control = shared.control.lock();
     control.exited += 1;
+    control.dispatcher_exited = true;
     shared.changed.notify_all();
 }
 
@@ -489,8 +510,9 @@ impl Worker {
     /// Queues a batch, or spools (else drops) it when the queue is full, so
     /// a slow output never holds back the dispatcher or the other outputs.
     fn enqueue(&self, batch: Arc<Vec<Record>>, max_batches: usize) {
+        let abandoned = self.abandoned.load(std::sync::atomic::Ordering::SeqCst);
         let mut queue = self.queue.lock();
-        if queue.batches < max_batches {
+        if queue.batches < max_batches && !abandoned {
             queue.batches += 1;
             queue.jobs.push_back(Job::Batch(batch));
             drop(queue);
@@ -499,7 +521,12 @@ impl Worker {
         }
         drop(queue);
         let lines = self.output.encode_lines(&batch);
-        self.spool_or_drop(&lines, batch.len(), "the output is too slow to keep up");
+        let reason = if abandoned {
+            ABANDONED
+        } else {
+            "the output is too slow to keep up"
+        };
+        self.spool_or_drop(&lines, batch.len(), reason);
     }
 
     /// Spools the batch in flight and everything queued, for a shutdown

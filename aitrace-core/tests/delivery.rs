@@ -121,8 +121,10 @@ fn transient_statuses_are_retried_honouring_retry_after() {
         "records in a span carry ids"
     );
     let stats = log.stats();
-    assert_eq!(stats.retried, 3);
-    assert_eq!(server.requests(), 4);
+    // Three scripted failures, each retried (a loaded machine may add a
+    // timed-out attempt, which is retried too).
+    assert!(stats.retried >= 3, "{stats:?}");
+    assert_eq!(server.requests() as u64, stats.retried + 1);
     assert!(balanced(&stats));
 }
 

@@ -1,0 +1,216 @@
+#![allow(missing_docs)] // criterion_group! makes undocumented items
+//! Capture cost per event on the calling thread: the same INFO event (a
+//! message and three fields: an integer, a short string, a float) inside one
+//! active span, through each pipeline.
+//!
+//! `cargo bench -p aitrace-benches --bench capture`
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use aitrace_benches::otel_batch_provider;
+use aitrace_core::{BufferedLogger, Output};
+use criterion::{Criterion, criterion_group, criterion_main};
+use slog::Drain;
+use tracing_subscriber::prelude::*;
+
+/// Events captured between two clears of an aitrace buffer (outside timing).
+const CHUNK: u64 = 4096;
+
+fn aitrace_logger() -> BufferedLogger {
+    // A file output that is never flushed here: the buffer is cleared
+    // between timed chunks, so only capturing is measured.
+    BufferedLogger::builder()
+        .output(Output::file("/dev/null"))
+        .build()
+}
+
+/// Times `iters` events in chunks, clearing the aitrace buffer between them.
+fn timed_in_chunks(log: &BufferedLogger, iters: u64, mut event: impl FnMut()) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(CHUNK);
+        let started = Instant::now();
+        for _ in 0..n {
+            event();
+        }
+        total += started.elapsed();
+        log.clear();
+        left -= n;
+    }
+    total
+}
+
+fn tracing_event() {
+    tracing::info!(
+        order_id = 42i64,
+        user = "u2",
+        total = 469.74f64,
+        "checkout_started"
+    );
+}
+
+struct NoopLayer;
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for NoopLayer {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        black_box(event);
+    }
+}
+
+fn tracing_benches(c: &mut Criterion) {
+    let mut group = c.benchmark_group("tracing");
+
+    let log = aitrace_logger();
+    let subscriber =
+        tracing_subscriber::registry().with(aitrace_tracing::AitraceLayer::new(log.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let _span = tracing::info_span!("request").entered();
+        group.bench_function("aitrace-tracing", |b| {
+            b.iter_custom(|iters| timed_in_chunks(&log, iters, tracing_event));
+        });
+    });
+
+    let provider = otel_batch_provider();
+    let subscriber = tracing_subscriber::registry()
+        .with(opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(&provider));
+    tracing::subscriber::with_default(subscriber, || {
+        let _span = tracing::info_span!("request").entered();
+        group.bench_function("opentelemetry-appender-tracing (batch)", |b| {
+            b.iter(tracing_event)
+        });
+    });
+    let _ = provider.shutdown();
+
+    let subscriber = tracing_subscriber::registry().with(
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::sink),
+    );
+    tracing::subscriber::with_default(subscriber, || {
+        let _span = tracing::info_span!("request").entered();
+        group.bench_function("tracing-subscriber fmt().json() to sink", |b| {
+            b.iter(tracing_event)
+        });
+    });
+
+    let subscriber = tracing_subscriber::registry().with(NoopLayer);
+    tracing::subscriber::with_default(subscriber, || {
+        let _span = tracing::info_span!("request").entered();
+        group.bench_function("do-nothing layer (floor)", |b| b.iter(tracing_event));
+    });
+    group.finish();
+}
+
+fn log_record(f: impl FnOnce(&log::Record<'_>)) {
+    let kvs: [(&str, log::kv::Value<'_>); 3] = [
+        ("order_id", log::kv::Value::from(42i64)),
+        ("user", log::kv::Value::from("u2")),
+        ("total", log::kv::Value::from(469.74f64)),
+    ];
+    f(&log::Record::builder()
+        .args(format_args!("checkout_started"))
+        .level(log::Level::Info)
+        .target("bench")
+        .file_static(Some(file!()))
+        .line(Some(line!()))
+        .module_path_static(Some(module_path!()))
+        .key_values(&kvs)
+        .build());
+}
+
+fn log_benches(c: &mut Criterion) {
+    use log::Log;
+    let mut group = c.benchmark_group("log");
+
+    let log = aitrace_logger();
+    let adapter = aitrace_log::AitraceLogger::new(log.clone());
+    log.span("request").in_scope(|_| {
+        group.bench_function("aitrace-log", |b| {
+            b.iter_custom(|iters| timed_in_chunks(&log, iters, || log_record(|r| adapter.log(r))));
+        });
+    });
+
+    let provider = otel_batch_provider();
+    let bridge = opentelemetry_appender_log::OpenTelemetryLogBridge::new(&provider);
+    {
+        use opentelemetry::trace::{Tracer, TracerProvider as _};
+        let tracer = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .build()
+            .tracer("bench");
+        tracer.in_span("request", |_| {
+            group.bench_function("opentelemetry-appender-log (batch)", |b| {
+                b.iter(|| log_record(|r| bridge.log(r)));
+            });
+        });
+    }
+    let _ = provider.shutdown();
+    group.finish();
+}
+
+fn slog_event(logger: &slog::Logger) {
+    slog::info!(logger, "checkout_started"; "order_id" => 42i64, "user" => "u2", "total" => 469.74f64);
+}
+
+fn slog_benches(c: &mut Criterion) {
+    let mut group = c.benchmark_group("slog");
+
+    let log = aitrace_logger();
+    let logger = slog::Logger::root(
+        aitrace_slog::AitraceDrain::new(log.clone()).fuse(),
+        slog::o!(),
+    );
+    log.span("request").in_scope(|_| {
+        group.bench_function("aitrace-slog", |b| {
+            b.iter_custom(|iters| timed_in_chunks(&log, iters, || slog_event(&logger)));
+        });
+    });
+
+    let json = slog_json::Json::default(std::io::sink()).fuse();
+    let drain = slog_async::Async::new(json).chan_size(4096).build().fuse();
+    let logger = slog::Logger::root(drain, slog::o!("span" => "request"));
+    group.bench_function("slog-async + slog-json to sink", |b| {
+        b.iter(|| slog_event(&logger))
+    });
+    group.finish();
+}
+
+fn core_benches(c: &mut Criterion) {
+    let mut group = c.benchmark_group("core");
+    let log = aitrace_logger();
+    log.span("request").in_scope(|_| {
+        group.bench_function("aitrace-core API", |b| {
+            b.iter_custom(|iters| {
+                timed_in_chunks(&log, iters, || {
+                    log.info("checkout_started")
+                        .field("order_id", 42i64)
+                        .field("user", "u2")
+                        .field("total", 469.74f64)
+                        .emit();
+                })
+            });
+        });
+        group.bench_function("filtered out (below min level)", |b| {
+            log.set_min_level(aitrace_core::Level::Warn);
+            b.iter(|| {
+                log.info("checkout_started")
+                    .field("order_id", 42i64)
+                    .field("user", "u2")
+                    .field("total", 469.74f64)
+                    .emit();
+            });
+            log.set_min_level(aitrace_core::Level::Trace);
+        });
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(30);
+    targets = tracing_benches, log_benches, slog_benches, core_benches
+}
+criterion_main!(benches);

@@ -1,0 +1,157 @@
+//! Shared pieces of the benchmarks in `benches/`: the OpenTelemetry
+//! pipeline with a do-nothing exporter, a fast HTTP sink on 127.0.0.1 that
+//! counts the records it receives, and a reader of the process's memory.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::logs::{LogBatch, LogExporter, SdkLoggerProvider};
+
+/// An exporter that drops every batch: the floor of the OpenTelemetry path.
+#[derive(Debug, Default)]
+pub struct NoopExporter;
+
+impl LogExporter for NoopExporter {
+    async fn export(&self, _batch: LogBatch<'_>) -> OTelSdkResult {
+        Ok(())
+    }
+}
+
+/// A logger provider with the SDK's batch processor (default settings) over
+/// the do-nothing exporter.
+pub fn otel_batch_provider() -> SdkLoggerProvider {
+    SdkLoggerProvider::builder()
+        .with_batch_exporter(NoopExporter)
+        .build()
+}
+
+/// Peak and current resident memory of this process, in bytes (Linux).
+pub fn rss() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// A fast HTTP sink on 127.0.0.1: reads each POST, counts the log records in
+/// it (an aitrace JSON array, or OTLP/JSON `resourceLogs`), answers 200.
+#[derive(Debug)]
+pub struct Sink {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    records: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Sink {
+    /// Starts the sink.
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let records = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        {
+            let (records, stop) = (records.clone(), stop.clone());
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let records = records.clone();
+                    std::thread::spawn(move || serve(stream, &records));
+                }
+            });
+        }
+        Sink {
+            base,
+            records,
+            stop,
+        }
+    }
+
+    /// Records received so far.
+    pub fn records(&self) -> u64 {
+        self.records.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(self.base.trim_start_matches("http://"));
+    }
+}
+
+fn serve(stream: TcpStream, records: &AtomicU64) {
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut writer = stream;
+    loop {
+        let mut length = 0;
+        let mut gzip = false;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let lower = line.trim_end().to_ascii_lowercase();
+            if lower.is_empty() {
+                break;
+            }
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+            if lower.starts_with("content-encoding:") && lower.contains("gzip") {
+                gzip = true;
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        if gzip {
+            let mut plain = Vec::new();
+            if flate2::read::GzDecoder::new(&body[..])
+                .read_to_end(&mut plain)
+                .is_ok()
+            {
+                body = plain;
+            }
+        }
+        records.fetch_add(count_records(&body), Ordering::Relaxed);
+        let answer = r#"{"ingested": 0}"#;
+        let response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
+            answer.len()
+        );
+        if writer.write_all(response.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+fn count_records(body: &[u8]) -> u64 {
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return 0;
+    };
+    if let Some(array) = json.as_array() {
+        return array.len() as u64;
+    }
+    json["resourceLogs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r["scopeLogs"].as_array().into_iter().flatten())
+        .map(|s| s["logRecords"].as_array().map_or(0, Vec::len) as u64)
+        .sum()
+}
