@@ -60,6 +60,9 @@ pub enum OverflowPolicy {
 #[derive(Default)]
 struct ShardState {
     records: VecDeque<Record>,
+    /// An emptied deque kept for reuse by the next drain, so a steady
+    /// stream does not allocate (and page-fault) a new one every batch.
+    spare: VecDeque<Record>,
     /// Records pushed but not yet added to `Buffer::published`.
     unpublished: usize,
     captured: u64,
@@ -299,13 +302,7 @@ impl Buffer {
         let dropped = self.take_unreported_drops();
         if dropped > 0 {
             self.reports.fetch_add(1, Ordering::Relaxed);
-            records.push(
-                Record::builder(crate::Level::Warn, DROPPED_EVENT)
-                    .logger("aitrace")
-                    .field("dropped", dropped)
-                    .field("reason", "buffer full")
-                    .build(),
-            );
+            records.push(dropped_report(dropped));
         }
         let complete = records.len() <= limit;
         if !complete {
@@ -315,12 +312,114 @@ impl Buffer {
         (records, complete)
     }
 
+    /// Takes up to `limit` records (plus an `aitrace.dropped` report when
+    /// there were overflow drops) as batches of `batch_size`, in capture
+    /// order, without building one big vector: the background sender's drain.
+    /// The flag says whether the buffer was emptied.
+    pub(crate) fn drain_batches(
+        &self,
+        limit: usize,
+        batch_size: usize,
+    ) -> (Vec<Vec<Record>>, bool) {
+        /// The largest deque kept as a spare (records).
+        const MAX_SPARE: usize = 1 << 16;
+        let batch_size = batch_size.max(1);
+        let mut taken: Vec<(usize, VecDeque<Record>)> = Vec::new();
+        for (i, s) in self.shards.iter().enumerate() {
+            let mut shard = s.0.lock();
+            if shard.records.is_empty() {
+                continue;
+            }
+            let spare = std::mem::take(&mut shard.spare);
+            let records = std::mem::replace(&mut shard.records, spare);
+            let unpublished = std::mem::take(&mut shard.unpublished);
+            self.published
+                .fetch_sub(records.len() - unpublished, Ordering::Relaxed);
+            taken.push((i, records));
+        }
+        let total: usize = taken.iter().map(|(_, r)| r.len()).sum();
+        let mut batches = Vec::with_capacity(total.min(limit) / batch_size + 1);
+        let mut current = Vec::with_capacity(batch_size.min(total + 1));
+        let emit = |record: Record, batches: &mut Vec<Vec<Record>>, current: &mut Vec<Record>| {
+            current.push(record);
+            if current.len() == batch_size {
+                batches.push(std::mem::replace(current, Vec::with_capacity(batch_size)));
+            }
+        };
+        let dropped = self.take_unreported_drops();
+        // The drop report fits within the limit, so it is never the batch
+        // that finds no room.
+        let mut left = limit.saturating_sub(usize::from(dropped > 0)).min(total);
+        if taken.len() == 1 {
+            let deque = &mut taken[0].1;
+            while left > 0 {
+                let Some(record) = deque.pop_front() else {
+                    break;
+                };
+                emit(record, &mut batches, &mut current);
+                left -= 1;
+            }
+        } else if taken.len() > 1 {
+            let mut heap: BinaryHeap<Reverse<(u64, usize)>> = taken
+                .iter()
+                .enumerate()
+                .filter_map(|(k, (_, d))| d.front().map(|r| Reverse((r.timestamp_nanos(), k))))
+                .collect();
+            while left > 0 {
+                let Some(Reverse((_, k))) = heap.pop() else {
+                    break;
+                };
+                let deque = &mut taken[k].1;
+                if let Some(record) = deque.pop_front() {
+                    emit(record, &mut batches, &mut current);
+                    left -= 1;
+                }
+                if let Some(next) = deque.front() {
+                    heap.push(Reverse((next.timestamp_nanos(), k)));
+                }
+            }
+        }
+        if dropped > 0 {
+            self.reports.fetch_add(1, Ordering::Relaxed);
+            emit(dropped_report(dropped), &mut batches, &mut current);
+        }
+        if !current.is_empty() {
+            batches.push(current);
+        }
+        let mut complete = true;
+        for (i, mut rest) in taken {
+            let mut shard = self.shards[i].0.lock();
+            let emptied = if rest.is_empty() {
+                rest
+            } else {
+                complete = false;
+                let n = rest.len();
+                rest.append(&mut shard.records);
+                self.published.fetch_add(n, Ordering::Relaxed);
+                std::mem::replace(&mut shard.records, rest)
+            };
+            if emptied.capacity() <= MAX_SPARE && emptied.capacity() > shard.spare.capacity() {
+                shard.spare = emptied;
+            }
+        }
+        self.made_space();
+        (batches, complete)
+    }
+
     /// Records dropped for overflow since the last call.
     pub(crate) fn take_unreported_drops(&self) -> u64 {
         let dropped: u64 = self.shards.iter().map(|s| s.0.lock().dropped).sum();
         let before = self.reported_dropped.swap(dropped, Ordering::Relaxed);
         dropped.saturating_sub(before)
     }
+}
+
+fn dropped_report(dropped: u64) -> Record {
+    Record::builder(crate::Level::Warn, DROPPED_EVENT)
+        .logger("aitrace")
+        .field("dropped", dropped)
+        .field("reason", "buffer full")
+        .build()
 }
 
 /// Merges per-shard runs by timestamp without reordering any run.
@@ -339,7 +438,7 @@ fn merge(mut parts: Vec<Vec<Record>>) -> Vec<Record> {
     let mut heap = BinaryHeap::with_capacity(iters.len());
     for (i, it) in iters.iter_mut().enumerate() {
         if let Some(r) = it.peek() {
-            heap.push(Reverse((r.timestamp(), i)));
+            heap.push(Reverse((r.timestamp_nanos(), i)));
         }
     }
     while let Some(Reverse((_, i))) = heap.pop() {
@@ -347,7 +446,7 @@ fn merge(mut parts: Vec<Vec<Record>>) -> Vec<Record> {
             out.push(record);
         }
         if let Some(next) = iters[i].peek() {
-            heap.push(Reverse((next.timestamp(), i)));
+            heap.push(Reverse((next.timestamp_nanos(), i)));
         }
     }
     out
@@ -411,6 +510,26 @@ mod tests {
         // Room again after the drain.
         buffer.push(at(1, "again"));
         assert_eq!(buffer.len(), 1);
+    }
+
+    #[test]
+    fn drain_batches_cuts_in_order_and_puts_back_the_rest() {
+        let buffer = unbounded();
+        for i in 0..10u64 {
+            buffer.push(Record::builder(Level::Info, "r").field("i", i).build());
+        }
+        let (batches, complete) = buffer.drain_batches(7, 3);
+        assert!(!complete);
+        let sizes: Vec<_> = batches.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [3, 3, 1]);
+        assert_eq!(batches[2][0].field("i"), Some(&6u64.into()));
+        buffer.push(Record::builder(Level::Info, "r").field("i", 10u64).build());
+        let (batches, complete) = buffer.drain_batches(usize::MAX, 100);
+        assert!(complete);
+        let rest: Vec<_> = batches[0].iter().map(|r| r.field("i").cloned()).collect();
+        let want: Vec<_> = (7..=10u64).map(|i| Some(i.into())).collect();
+        assert_eq!(rest, want);
+        assert_eq!(buffer.len(), 0);
     }
 
     #[test]

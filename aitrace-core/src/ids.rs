@@ -1,7 +1,7 @@
 //! W3C trace-context identifiers.
 
 use std::fmt;
-use std::num::{NonZeroU64, NonZeroU128};
+use std::num::NonZeroU64;
 
 /// A 16-byte trace id, written as 32 lower-case hex digits. Never all zero.
 ///
@@ -16,7 +16,7 @@ use std::num::{NonZeroU64, NonZeroU128};
 /// assert_eq!(TraceId::from_hex("00000000000000000000000000000000"), None);
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TraceId(NonZeroU128);
+pub struct TraceId([u8; 16]); // bytes, not u128: align 1 keeps records small
 
 /// An 8-byte span id, written as 16 lower-case hex digits. Never all zero.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -25,17 +25,17 @@ pub struct SpanId(NonZeroU64);
 impl TraceId {
     /// A new random id from a fast thread-local generator.
     pub fn random() -> Self {
-        TraceId(NonZeroU128::new(fastrand::u128(1..)).expect("range excludes zero"))
+        TraceId(fastrand::u128(1..).to_be_bytes())
     }
 
     /// The id with these bytes, or `None` when they are all zero.
     pub fn from_bytes(bytes: [u8; 16]) -> Option<Self> {
-        NonZeroU128::new(u128::from_be_bytes(bytes)).map(TraceId)
+        (bytes != [0; 16]).then_some(TraceId(bytes))
     }
 
     /// The id's bytes, big-endian as on the wire.
     pub fn to_bytes(self) -> [u8; 16] {
-        self.0.get().to_be_bytes()
+        self.0
     }
 
     /// Parses exactly 32 hex digits; `None` for anything else or all zeros.
@@ -45,8 +45,7 @@ impl TraceId {
         }
         u128::from_str_radix(hex, 16)
             .ok()
-            .and_then(NonZeroU128::new)
-            .map(TraceId)
+            .and_then(|n| TraceId::from_bytes(n.to_be_bytes()))
     }
 }
 
@@ -80,7 +79,7 @@ impl SpanId {
 
 impl fmt::Display for TraceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:032x}", self.0)
+        write!(f, "{:032x}", u128::from_be_bytes(self.0))
     }
 }
 

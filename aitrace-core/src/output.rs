@@ -216,6 +216,11 @@ impl Output {
         lines
     }
 
+    /// Appends records as JSON Lines to a buffer the caller reuses.
+    pub(crate) fn encode_lines_into(&self, records: &[Record], lines: &mut Vec<u8>) {
+        self.layout.write_lines(lines, records);
+    }
+
     /// A short, stable name for this output, safe for a folder name.
     pub(crate) fn slug(&self) -> String {
         let text = self.to_string();
@@ -246,7 +251,19 @@ impl Output {
                 file::append(path, payload.lines)?;
                 None
             }
-            Kind::Http(sender) => sender.post(&lines_to_array(payload.lines))?.ingested,
+            Kind::Http(sender) => {
+                HTTP_BODY
+                    .with(|body| {
+                        let mut body = body.borrow_mut();
+                        lines_to_array_into(payload.lines, &mut body);
+                        let answer = sender.post(&body);
+                        if body.capacity() > MAX_KEPT_BODY {
+                            *body = Vec::new();
+                        }
+                        answer
+                    })?
+                    .ingested
+            }
             #[cfg(feature = "testing")]
             Kind::Memory(memory) => {
                 memory.receive(payload.records, payload.lines)?;
@@ -262,10 +279,19 @@ impl Output {
     }
 }
 
-/// Turns JSON Lines into one JSON array. Encoded records never hold a raw
-/// newline (JSON escapes it), so each `\n` is a record boundary.
-pub(crate) fn lines_to_array(lines: &[u8]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(lines.len() + 2);
+/// The largest request body a thread keeps for reuse.
+const MAX_KEPT_BODY: usize = 8 << 20;
+
+thread_local! {
+    static HTTP_BODY: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Turns JSON Lines into one JSON array in `body` (cleared first). Encoded
+/// records never hold a raw newline (JSON escapes it), so each `\n` is a
+/// record boundary.
+fn lines_to_array_into(lines: &[u8], body: &mut Vec<u8>) {
+    body.clear();
+    body.reserve(lines.len() + 2);
     body.push(b'[');
     body.extend_from_slice(lines.strip_suffix(b"\n").unwrap_or(lines));
     for b in &mut body[1..] {
@@ -274,7 +300,6 @@ pub(crate) fn lines_to_array(lines: &[u8]) -> Vec<u8> {
         }
     }
     body.push(b']');
-    body
 }
 
 impl fmt::Display for Output {

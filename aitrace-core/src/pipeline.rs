@@ -62,7 +62,7 @@ struct Worker {
     spool: Mutex<Option<Spool>>,
     told_refusal: std::sync::atomic::AtomicBool,
     /// The batch being sent, so a shutdown can spool it if the send hangs.
-    in_flight: Mutex<Option<(Arc<Vec<u8>>, usize)>>,
+    in_flight: Mutex<Option<Arc<Vec<Record>>>>,
     /// Set when a shutdown spooled this worker's batches in its place.
     abandoned: std::sync::atomic::AtomicBool,
 }
@@ -348,7 +348,7 @@ impl Shared {
                         _ => 0,
                     })
                     .sum::<usize>()
-                    + w.in_flight.lock().as_ref().map_or(0, |(_, n)| *n)
+                    + w.in_flight.lock().as_ref().map_or(0, |b| b.len())
             })
             .max()
             .unwrap_or(0);
@@ -392,16 +392,16 @@ impl Shared {
                 .unwrap_or(0);
             room.saturating_mul(size)
         };
-        let (mut records, complete) = self.buffer.drain_for_delivery(limit);
-        let total = records.len();
-        while !records.is_empty() {
-            let rest = records.split_off(records.len().min(size));
-            let batch = Arc::new(std::mem::replace(&mut records, rest));
-            let max = if force {
-                usize::MAX
-            } else {
-                self.config.max_queued_batches
-            };
+        let (batches, complete) = self.buffer.drain_batches(limit, size);
+        let mut total = 0;
+        let max = if force {
+            usize::MAX
+        } else {
+            self.config.max_queued_batches
+        };
+        for batch in batches {
+            total += batch.len();
+            let batch = Arc::new(batch);
             for worker in &self.workers {
                 worker.enqueue(batch.clone(), max);
             }
@@ -534,8 +534,9 @@ impl Worker {
     fn abandon(&self) {
         self.abandoned
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        if let Some((lines, count)) = self.in_flight.lock().take() {
-            self.spool_or_drop(&lines, count, ABANDONED);
+        if let Some(batch) = self.in_flight.lock().take() {
+            let lines = self.output.encode_lines(&batch);
+            self.spool_or_drop(&lines, batch.len(), ABANDONED);
         }
         let jobs = std::mem::take(&mut self.queue.lock().jobs);
         for job in jobs {
@@ -760,12 +761,15 @@ impl Worker {
 
 fn run_worker(shared: &Shared, worker: &Worker) {
     mark_sending_thread();
+    // Reused for every batch: no fresh large allocation (and page faults) each time.
+    let mut lines = Vec::new();
     let mut breaker = Breaker::new(shared.config.breaker);
     loop {
         match worker.next_job(shared) {
             Some(Job::Batch(batch)) => {
-                let lines = Arc::new(worker.output.encode_lines(&batch));
-                *worker.in_flight.lock() = Some((lines.clone(), batch.len()));
+                lines.clear();
+                worker.output.encode_lines_into(&batch, &mut lines);
+                *worker.in_flight.lock() = Some(batch.clone());
                 worker.send(
                     shared,
                     &mut breaker,

@@ -1,7 +1,14 @@
 //! The owned record every frontend produces and every output writes.
 
 use std::borrow::Cow;
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A time as nanoseconds since the Unix epoch, clamped to what a `u64` holds
+/// (years 1970 to 2554).
+fn nanos_since_epoch(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
 
 use crate::ids::{SpanId, TraceId};
 use crate::level::Level;
@@ -66,8 +73,9 @@ impl SpanContext {
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Location {
     file: Option<Cow<'static, str>>,
-    line: Option<u32>,
     function: Option<Cow<'static, str>>,
+    /// 0 when unknown (lines are 1-based).
+    line: u32,
 }
 
 impl Location {
@@ -75,7 +83,7 @@ impl Location {
     pub fn from_caller(loc: &'static std::panic::Location<'static>) -> Self {
         Location {
             file: Some(Cow::Borrowed(loc.file())),
-            line: Some(loc.line()),
+            line: loc.line(),
             function: None,
         }
     }
@@ -88,7 +96,7 @@ impl Location {
     ) -> Self {
         Location {
             file,
-            line,
+            line: line.unwrap_or(0),
             function,
         }
     }
@@ -100,7 +108,7 @@ impl Location {
 
     /// The 1-based line.
     pub fn line(&self) -> Option<u32> {
-        self.line
+        (self.line > 0).then_some(self.line)
     }
 
     /// The function or module path.
@@ -130,7 +138,8 @@ impl Location {
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Record {
-    timestamp: SystemTime,
+    /// Nanoseconds since the Unix epoch (8 bytes instead of `SystemTime`'s 16).
+    timestamp: u64,
     level: Level,
     provisional: bool,
     id: Option<std::num::NonZeroU64>,
@@ -146,7 +155,7 @@ impl Record {
     pub fn builder(level: Level, event: impl Into<Cow<'static, str>>) -> RecordBuilder {
         RecordBuilder {
             record: Record {
-                timestamp: SystemTime::now(),
+                timestamp: nanos_since_epoch(SystemTime::now()),
                 level,
                 provisional: false,
                 id: None,
@@ -161,6 +170,10 @@ impl Record {
 
     /// When the record was made.
     pub fn timestamp(&self) -> SystemTime {
+        UNIX_EPOCH + std::time::Duration::from_nanos(self.timestamp)
+    }
+
+    pub(crate) fn timestamp_nanos(&self) -> u64 {
         self.timestamp
     }
 
@@ -280,7 +293,7 @@ pub struct RecordBuilder {
 impl RecordBuilder {
     /// Sets the timestamp (default: when the builder was made).
     pub fn timestamp(mut self, timestamp: SystemTime) -> Self {
-        self.record.timestamp = timestamp;
+        self.record.timestamp = nanos_since_epoch(timestamp);
         self
     }
 
@@ -317,7 +330,7 @@ impl RecordBuilder {
 
     /// Sets the 1-based source line.
     pub fn line(mut self, line: u32) -> Self {
-        self.record.location.line = Some(line);
+        self.record.location.line = line;
         self
     }
 

@@ -37,7 +37,9 @@ pub(crate) const DEPTH_MARKER: &str = "[max depth]";
 /// assert_eq!(Value::from("u2"), Value::Str("u2".into()));
 /// assert_eq!(Value::from(Some(1.5)), Value::F64(1.5));
 /// assert_eq!(Value::from(None::<bool>), Value::Null);
-/// assert_eq!(Value::from(vec![1, 2]), Value::Array(vec![Value::I64(1), Value::I64(2)]));
+/// assert_eq!(Value::from(vec![1, 2]), Value::Array([Value::I64(1), Value::I64(2)].into()));
+/// // 24 bytes: every variant's payload fits in two words.
+/// assert_eq!(size_of::<Value>(), 24);
 /// ```
 #[derive(Clone, PartialEq, Default)]
 #[non_exhaustive]
@@ -54,25 +56,25 @@ pub enum Value {
     /// A float; non-finite values are written as strings.
     F64(f64),
     /// A string.
-    Str(Cow<'static, str>),
+    Str(Box<str>),
     /// Raw bytes, written as lower-case hex.
-    Bytes(Vec<u8>),
+    Bytes(Box<[u8]>),
     /// A JSON array.
-    Array(Vec<Value>),
+    Array(Box<[Value]>),
     /// A JSON object, in insertion order.
-    Object(Vec<(String, Value)>),
+    Object(Box<[(String, Value)]>),
 }
 
 impl Value {
     /// A string value from bytes that should be UTF-8, replacing invalid
     /// sequences with `U+FFFD`.
     pub fn from_utf8_lossy(bytes: &[u8]) -> Self {
-        Value::Str(Cow::Owned(String::from_utf8_lossy(bytes).into_owned()))
+        Value::Str(String::from_utf8_lossy(bytes).into())
     }
 
-    /// A string value from a `'static` string, without allocating.
-    pub const fn from_static(s: &'static str) -> Self {
-        Value::Str(Cow::Borrowed(s))
+    /// A string value.
+    pub fn from_static(s: &'static str) -> Self {
+        Value::Str(s.into())
     }
 
     /// Converts any [`serde::Serialize`] value through `serde_json`.
@@ -83,18 +85,18 @@ impl Value {
     pub fn from_serialize<T: serde::Serialize + ?Sized>(value: &T) -> Self {
         match serde_json::to_value(value) {
             Ok(json) => Value::from(json),
-            Err(err) => Value::Str(Cow::Owned(format!("[unserializable: {err}]"))),
+            Err(err) => Value::Str(format!("[unserializable: {err}]").into()),
         }
     }
 
     /// A string holding `value`'s [`fmt::Debug`] text.
     pub fn from_debug<T: fmt::Debug + ?Sized>(value: &T) -> Self {
-        Value::Str(Cow::Owned(format!("{value:?}")))
+        Value::Str(format!("{value:?}").into())
     }
 
     /// A string holding `value`'s [`fmt::Display`] text.
     pub fn from_display<T: fmt::Display + ?Sized>(value: &T) -> Self {
-        Value::Str(Cow::Owned(value.to_string()))
+        Value::Str(value.to_string().into())
     }
 
     /// The string inside a [`Value::Str`].
@@ -108,14 +110,13 @@ impl Value {
     /// Bytes of heap memory this value owns (not counting `self`).
     pub(crate) fn heap_size(&self) -> usize {
         match self {
-            Value::Str(Cow::Owned(s)) => s.capacity(),
-            Value::Bytes(b) => b.capacity(),
+            Value::Str(s) => s.len(),
+            Value::Bytes(b) => b.len(),
             Value::Array(items) => {
-                items.capacity() * size_of::<Value>()
-                    + items.iter().map(Value::heap_size).sum::<usize>()
+                items.len() * size_of::<Value>() + items.iter().map(Value::heap_size).sum::<usize>()
             }
             Value::Object(entries) => {
-                entries.capacity() * size_of::<(String, Value)>()
+                entries.len() * size_of::<(String, Value)>()
                     + entries
                         .iter()
                         .map(|(k, v)| k.capacity() + v.heap_size())
@@ -136,7 +137,7 @@ impl fmt::Debug for Value {
             Value::F64(n) => fmt::Debug::fmt(n, f),
             Value::Str(s) => fmt::Debug::fmt(s, f),
             Value::Bytes(b) => write!(f, "b{:?}", String::from_utf8_lossy(b)),
-            Value::Array(items) => f.debug_list().entries(items).finish(),
+            Value::Array(items) => f.debug_list().entries(items.iter()).finish(),
             Value::Object(entries) => f
                 .debug_map()
                 .entries(entries.iter().map(|(k, v)| (k, v)))
@@ -175,7 +176,7 @@ impl From<i128> for Value {
             Ok(n) => Value::I64(n),
             Err(_) => match u64::try_from(n) {
                 Ok(n) => Value::U64(n),
-                Err(_) => Value::Str(Cow::Owned(n.to_string())),
+                Err(_) => Value::Str(n.to_string().into()),
             },
         }
     }
@@ -185,7 +186,7 @@ impl From<u128> for Value {
     fn from(n: u128) -> Self {
         match u64::try_from(n) {
             Ok(n) => Value::U64(n),
-            Err(_) => Value::Str(Cow::Owned(n.to_string())),
+            Err(_) => Value::Str(n.to_string().into()),
         }
     }
 }
@@ -210,37 +211,37 @@ impl From<bool> for Value {
 
 impl From<char> for Value {
     fn from(c: char) -> Self {
-        Value::Str(Cow::Owned(c.to_string()))
+        Value::Str(c.to_string().into())
     }
 }
 
 impl From<&str> for Value {
     fn from(s: &str) -> Self {
-        Value::Str(Cow::Owned(s.to_owned()))
+        Value::Str(s.into())
     }
 }
 
 impl From<String> for Value {
     fn from(s: String) -> Self {
-        Value::Str(Cow::Owned(s))
+        Value::Str(s.into_boxed_str())
     }
 }
 
 impl From<&String> for Value {
     fn from(s: &String) -> Self {
-        Value::Str(Cow::Owned(s.clone()))
+        Value::Str(s.as_str().into())
     }
 }
 
-impl From<Cow<'static, str>> for Value {
-    fn from(s: Cow<'static, str>) -> Self {
-        Value::Str(s)
+impl From<Cow<'_, str>> for Value {
+    fn from(s: Cow<'_, str>) -> Self {
+        Value::Str(s.into())
     }
 }
 
 impl From<&[u8]> for Value {
     fn from(b: &[u8]) -> Self {
-        Value::Bytes(b.to_vec())
+        Value::Bytes(b.into())
     }
 }
 
@@ -289,7 +290,7 @@ fn from_json(json: serde_json::Value, depth: usize) -> Value {
                 Value::F64(n.as_f64().unwrap_or(f64::NAN))
             }
         }
-        J::String(s) => Value::Str(Cow::Owned(s)),
+        J::String(s) => Value::Str(s.into_boxed_str()),
         J::Array(items) => Value::Array(
             items
                 .into_iter()
@@ -401,7 +402,7 @@ mod tests {
     fn deep_nesting_is_cut_at_the_limit_and_still_parses() {
         let mut value = Value::I64(1);
         for _ in 0..10_000 {
-            value = Value::Array(vec![value]);
+            value = Value::Array(vec![value].into());
         }
         let text = encode(&value);
         let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();

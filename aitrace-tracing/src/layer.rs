@@ -300,7 +300,7 @@ impl Visit for FieldVisitor<'_> {
     }
 
     fn record_bytes(&mut self, field: &Field, value: &[u8]) {
-        self.push(field, Value::Bytes(value.to_vec()));
+        self.push(field, Value::Bytes(value.into()));
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {

@@ -1,1 +1,164 @@
-fn main() {}
+//! Delivery throughput: records per second that reach a fast HTTP sink on
+//! 127.0.0.1 (part of the bench), aitrace (JSON array, gzip off and on)
+//! against OpenTelemetry's batch processor with `opentelemetry-otlp`'s
+//! HTTP/JSON exporter, both fed the same event through their tracing layers
+//! by one thread at full speed for a fixed time, then flushed.
+//!
+//! `cargo bench -p aitrace-benches --bench delivery`
+
+use std::time::{Duration, Instant};
+
+use aitrace_benches::Sink;
+use aitrace_core::{BufferedLogger, Output, OverflowPolicy};
+use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_sdk::logs::{BatchConfigBuilder, BatchLogProcessor, SdkLoggerProvider};
+use tracing_subscriber::prelude::*;
+
+const WINDOW: Duration = Duration::from_secs(3);
+const RUNS: usize = 3;
+
+struct Run {
+    emitted: u64,
+    received: u64,
+    elapsed: Duration,
+}
+
+/// Emits the bench event for WINDOW through `dispatch`, then calls `flush`.
+fn drive(sink: &Sink, dispatch: &tracing::Dispatch, flush: impl FnOnce()) -> Run {
+    let before = sink.records();
+    let started = Instant::now();
+    let mut emitted = 0u64;
+    tracing::dispatcher::with_default(dispatch, || {
+        let _span = tracing::info_span!("request").entered();
+        while started.elapsed() < WINDOW {
+            for _ in 0..256 {
+                tracing::info!(
+                    order_id = 42i64,
+                    user = "u2",
+                    total = 469.74f64,
+                    "checkout_started"
+                );
+            }
+            emitted += 256;
+        }
+    });
+    flush();
+    let elapsed = started.elapsed();
+    // The sink counts a request once it has read it; let the last ones land.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut received = sink.records() - before;
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = sink.records() - before;
+        if now == received {
+            break;
+        }
+        received = now;
+    }
+    Run {
+        emitted,
+        received,
+        elapsed,
+    }
+}
+
+fn aitrace(sink: &Sink, gzip: bool) -> Run {
+    let output = Output::http_builder(&format!("{}/api/ingest", sink.base))
+        .gzip(gzip)
+        .build()
+        .expect("url");
+    let log = BufferedLogger::builder()
+        .output(output)
+        .background(true)
+        .batch_size(512)
+        .flush_interval(Duration::from_millis(100))
+        .overflow(OverflowPolicy::Block(Duration::from_secs(10)))
+        .flush_timeout(Duration::from_secs(60))
+        .try_build()
+        .expect("logger");
+    let dispatch = tracing::Dispatch::new(
+        tracing_subscriber::registry().with(aitrace_tracing::AitraceLayer::new(log.clone())),
+    );
+    let run = drive(sink, &dispatch, || {
+        log.flush().expect("flush");
+    });
+    let stats = log.stats();
+    assert_eq!(stats.dropped, 0, "{stats:?}");
+    run
+}
+
+fn otel(sink: &Sink) -> Run {
+    let exporter = opentelemetry_otlp::LogExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpJson)
+        .with_endpoint(format!("{}/v1/logs", sink.base))
+        .build()
+        .expect("exporter");
+    let processor = BatchLogProcessor::builder(exporter)
+        .with_batch_config(
+            BatchConfigBuilder::default()
+                .with_max_export_batch_size(512)
+                .with_max_queue_size(65_536)
+                .with_scheduled_delay(Duration::from_millis(100))
+                .build(),
+        )
+        .build();
+    let provider = SdkLoggerProvider::builder()
+        .with_log_processor(processor)
+        .build();
+    let dispatch =
+        tracing::Dispatch::new(tracing_subscriber::registry().with(
+            opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(&provider),
+        ));
+    let run = drive(sink, &dispatch, || {
+        let _ = provider.force_flush();
+    });
+    let _ = provider.shutdown();
+    run
+}
+
+fn median(mut runs: Vec<Run>, name: &str) -> f64 {
+    runs.sort_by(|a, b| {
+        let rate = |r: &Run| r.received as f64 / r.elapsed.as_secs_f64();
+        rate(a).total_cmp(&rate(b))
+    });
+    let run = &runs[runs.len() / 2];
+    let rate = run.received as f64 / run.elapsed.as_secs_f64();
+    println!(
+        "{name:<40} {:>8.0} records/s delivered   ({} emitted, {} received in {:.2}s)",
+        rate,
+        run.emitted,
+        run.received,
+        run.elapsed.as_secs_f64()
+    );
+    rate
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    println!("delivery: one thread emitting for {WINDOW:?}, then a flush; median of {RUNS} runs");
+    let sink = Sink::start();
+    if std::env::var_os("DELIVERY_ONLY_AITRACE").is_some() {
+        median(vec![aitrace(&sink, false)], "aitrace HTTP JSON");
+        return;
+    }
+    let plain = median(
+        (0..RUNS).map(|_| aitrace(&sink, false)).collect(),
+        "aitrace HTTP JSON",
+    );
+    let gzip = median(
+        (0..RUNS).map(|_| aitrace(&sink, true)).collect(),
+        "aitrace HTTP JSON + gzip",
+    );
+    let otlp = median(
+        (0..RUNS).map(|_| otel(&sink)).collect(),
+        "OpenTelemetry batch + OTLP/HTTP JSON",
+    );
+    println!(
+        "ratio aitrace/OTLP: {:.2}x (gzip {:.2}x)",
+        plain / otlp,
+        gzip / otlp
+    );
+}
