@@ -268,8 +268,21 @@ impl Buffer {
         merge(parts)
     }
 
+    /// Drops every buffered record, keeping each shard's allocation for the
+    /// records to come.
     pub(crate) fn clear(&self) -> usize {
-        self.drain().len()
+        let mut n = 0;
+        for s in self.shards.iter() {
+            let mut shard = s.0.lock();
+            let len = shard.records.len();
+            let unpublished = std::mem::take(&mut shard.unpublished);
+            self.published
+                .fetch_sub(len - unpublished, Ordering::Relaxed);
+            shard.records.clear();
+            n += len;
+        }
+        self.made_space();
+        n
     }
 
     /// Copies every buffered record, in capture order.
