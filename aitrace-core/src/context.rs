@@ -194,20 +194,23 @@ mod otel {
     /// The active OpenTelemetry span's ids, when it is valid. The API does
     /// not expose a span's parent, so the parent is left unknown.
     pub(super) fn current() -> Option<SpanContext> {
-        let cx = opentelemetry::Context::current();
-        if !cx.has_active_span() {
-            return None;
-        }
-        let span = cx.span();
-        let sc = span.span_context();
-        if !sc.is_valid() {
-            return None;
-        }
-        Some(SpanContext::new(
-            TraceId::from_bytes(sc.trace_id().to_bytes())?,
-            SpanId::from_bytes(sc.span_id().to_bytes())?,
-            None,
-        ))
+        // `map_current` borrows the context instead of cloning it (no
+        // reference-count traffic on the hot path).
+        opentelemetry::Context::map_current(|cx| {
+            if !cx.has_active_span() {
+                return None;
+            }
+            let span = cx.span();
+            let sc = span.span_context();
+            if !sc.is_valid() {
+                return None;
+            }
+            Some(SpanContext::new(
+                TraceId::from_bytes(sc.trace_id().to_bytes())?,
+                SpanId::from_bytes(sc.span_id().to_bytes())?,
+                None,
+            ))
+        })
     }
 }
 

@@ -21,6 +21,7 @@ pub struct EventBuilder<'a> {
 
 impl EventBuilder<'_> {
     /// Adds a typed user field.
+    #[inline]
     pub fn field(mut self, key: impl Into<Cow<'static, str>>, value: impl Into<Value>) -> Self {
         if let Some(builder) = &mut self.builder {
             builder.push_field(key, value);
@@ -29,6 +30,7 @@ impl EventBuilder<'_> {
     }
 
     /// Adds a user field from any `serde::Serialize` value.
+    #[inline]
     pub fn serde_field<T: serde::Serialize + ?Sized>(
         self,
         key: impl Into<Cow<'static, str>>,
@@ -41,18 +43,21 @@ impl EventBuilder<'_> {
     }
 
     /// Sets the logger name (default: none).
+    #[inline]
     pub fn logger(mut self, logger: impl Into<Cow<'static, str>>) -> Self {
         self.builder = self.builder.map(|b| b.logger(logger));
         self
     }
 
     /// Sets the function or module path of the call site.
+    #[inline]
     pub fn function(mut self, function: impl Into<Cow<'static, str>>) -> Self {
         self.builder = self.builder.map(|b| b.function(function));
         self
     }
 
     /// Buffers the event.
+    #[inline]
     pub fn emit(self) {
         if let Some(builder) = self.builder {
             self.logger.capture(builder.build());
@@ -73,6 +78,7 @@ impl BufferedLogger {
     /// # log.clear();
     /// ```
     #[track_caller]
+    #[inline]
     pub fn event(&self, level: Level, name: impl Into<Cow<'static, str>>) -> EventBuilder<'_> {
         self.event_at(
             level,
@@ -83,6 +89,7 @@ impl BufferedLogger {
 
     /// Starts an event at `level` with an explicit location (for macros and
     /// frontends that know the function name).
+    #[inline]
     pub fn event_at(
         &self,
         level: Level,
@@ -100,30 +107,35 @@ impl BufferedLogger {
 
     /// Starts a `trace` event located at the caller.
     #[track_caller]
+    #[inline]
     pub fn trace(&self, name: impl Into<Cow<'static, str>>) -> EventBuilder<'_> {
         self.event(Level::Trace, name)
     }
 
     /// Starts a `debug` event located at the caller.
     #[track_caller]
+    #[inline]
     pub fn debug(&self, name: impl Into<Cow<'static, str>>) -> EventBuilder<'_> {
         self.event(Level::Debug, name)
     }
 
     /// Starts an `info` event located at the caller.
     #[track_caller]
+    #[inline]
     pub fn info(&self, name: impl Into<Cow<'static, str>>) -> EventBuilder<'_> {
         self.event(Level::Info, name)
     }
 
     /// Starts a `warning` event located at the caller.
     #[track_caller]
+    #[inline]
     pub fn warn(&self, name: impl Into<Cow<'static, str>>) -> EventBuilder<'_> {
         self.event(Level::Warn, name)
     }
 
     /// Starts an `error` event located at the caller.
     #[track_caller]
+    #[inline]
     pub fn error(&self, name: impl Into<Cow<'static, str>>) -> EventBuilder<'_> {
         self.event(Level::Error, name)
     }

@@ -24,21 +24,25 @@ pub struct SpanId(NonZeroU64);
 
 impl TraceId {
     /// A new random id from a fast thread-local generator.
+    #[inline]
     pub fn random() -> Self {
         TraceId(fastrand::u128(1..).to_be_bytes())
     }
 
     /// The id with these bytes, or `None` when they are all zero.
+    #[inline]
     pub fn from_bytes(bytes: [u8; 16]) -> Option<Self> {
         (bytes != [0; 16]).then_some(TraceId(bytes))
     }
 
     /// The id's bytes, big-endian as on the wire.
+    #[inline]
     pub fn to_bytes(self) -> [u8; 16] {
         self.0
     }
 
     /// Parses exactly 32 hex digits; `None` for anything else or all zeros.
+    #[inline]
     pub fn from_hex(hex: &str) -> Option<Self> {
         if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
@@ -51,21 +55,25 @@ impl TraceId {
 
 impl SpanId {
     /// A new random id from a fast thread-local generator.
+    #[inline]
     pub fn random() -> Self {
         SpanId(NonZeroU64::new(fastrand::u64(1..)).expect("range excludes zero"))
     }
 
     /// The id with these bytes, or `None` when they are all zero.
+    #[inline]
     pub fn from_bytes(bytes: [u8; 8]) -> Option<Self> {
         NonZeroU64::new(u64::from_be_bytes(bytes)).map(SpanId)
     }
 
     /// The id's bytes, big-endian as on the wire.
+    #[inline]
     pub fn to_bytes(self) -> [u8; 8] {
         self.0.get().to_be_bytes()
     }
 
     /// Parses exactly 16 hex digits; `None` for anything else or all zeros.
+    #[inline]
     pub fn from_hex(hex: &str) -> Option<Self> {
         if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;

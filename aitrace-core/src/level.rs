@@ -42,6 +42,7 @@ impl Level {
     ];
 
     /// The wire name: `trace`, `debug`, `info`, `warning` or `error`.
+    #[inline]
     pub const fn as_str(self) -> &'static str {
         match self {
             Level::Trace => "trace",
@@ -52,6 +53,7 @@ impl Level {
         }
     }
 
+    #[inline]
     pub(crate) const fn from_u8(n: u8) -> Option<Level> {
         match n {
             0 => Some(Level::Trace),

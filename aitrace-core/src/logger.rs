@@ -194,6 +194,7 @@ impl BufferedLogger {
     /// below the minimum level, and records made while this thread is sending
     /// a batch, are dropped. When the buffer is full the
     /// [`OverflowPolicy`] applies.
+    #[inline]
     pub fn capture(&self, mut record: Record) {
         if !self.enabled(record.level()) || is_sending() {
             return;

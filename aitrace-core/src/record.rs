@@ -35,6 +35,7 @@ pub struct SpanContext {
 
 impl SpanContext {
     /// A context from its parts.
+    #[inline]
     pub const fn new(trace_id: TraceId, span_id: SpanId, parent_span_id: Option<SpanId>) -> Self {
         SpanContext {
             trace_id,
@@ -44,26 +45,31 @@ impl SpanContext {
     }
 
     /// A new root span in a new trace, with random ids.
+    #[inline]
     pub fn new_root() -> Self {
         SpanContext::new(TraceId::random(), SpanId::random(), None)
     }
 
     /// A new child of this span: same trace, a random span id, this span as parent.
+    #[inline]
     pub fn new_child(&self) -> Self {
         SpanContext::new(self.trace_id, SpanId::random(), Some(self.span_id))
     }
 
     /// The trace this span belongs to.
+    #[inline]
     pub const fn trace_id(&self) -> TraceId {
         self.trace_id
     }
 
     /// This span's own id.
+    #[inline]
     pub const fn span_id(&self) -> SpanId {
         self.span_id
     }
 
     /// The enclosing span, `None` for a root span.
+    #[inline]
     pub const fn parent_span_id(&self) -> Option<SpanId> {
         self.parent_span_id
     }
@@ -80,6 +86,7 @@ pub struct Location {
 
 impl Location {
     /// A location from the compiler's `#[track_caller]` information.
+    #[inline]
     pub fn from_caller(loc: &'static std::panic::Location<'static>) -> Self {
         Location {
             file: Some(Cow::Borrowed(loc.file())),
@@ -89,6 +96,7 @@ impl Location {
     }
 
     /// A location from its parts.
+    #[inline]
     pub fn new(
         file: Option<Cow<'static, str>>,
         line: Option<u32>,
@@ -102,16 +110,19 @@ impl Location {
     }
 
     /// The source file, as the compiler or frontend gave it.
+    #[inline]
     pub fn file(&self) -> Option<&str> {
         self.file.as_deref()
     }
 
     /// The 1-based line.
+    #[inline]
     pub fn line(&self) -> Option<u32> {
         (self.line > 0).then_some(self.line)
     }
 
     /// The function or module path.
+    #[inline]
     pub fn function(&self) -> Option<&str> {
         self.function.as_deref()
     }
@@ -152,6 +163,7 @@ pub struct Record {
 
 impl Record {
     /// Starts a record at `level` named `event`, timestamped now.
+    #[inline]
     pub fn builder(level: Level, event: impl Into<Cow<'static, str>>) -> RecordBuilder {
         RecordBuilder {
             record: Record {
@@ -169,55 +181,66 @@ impl Record {
     }
 
     /// When the record was made.
+    #[inline]
     pub fn timestamp(&self) -> SystemTime {
         UNIX_EPOCH + std::time::Duration::from_nanos(self.timestamp)
     }
 
+    #[inline]
     pub(crate) fn timestamp_nanos(&self) -> u64 {
         self.timestamp
     }
 
     /// Its severity.
+    #[inline]
     pub fn level(&self) -> Level {
         self.level
     }
 
     /// The event name (the log message), or `NAME.start`/`NAME.end`.
+    #[inline]
     pub fn event(&self) -> &str {
         &self.event
     }
 
     /// The logger, target or module that produced it.
+    #[inline]
     pub fn logger(&self) -> Option<&str> {
         self.logger.as_deref()
     }
 
     /// The span it belongs to, if any.
+    #[inline]
     pub fn span_context(&self) -> Option<&SpanContext> {
         self.context.as_ref()
     }
 
     /// The trace id, when the record belongs to a span.
+    #[inline]
     pub fn trace_id(&self) -> Option<TraceId> {
         self.context.map(|c| c.trace_id)
     }
 
     /// The span id, when the record belongs to a span.
+    #[inline]
     pub fn span_id(&self) -> Option<SpanId> {
         self.context.map(|c| c.span_id)
     }
 
     /// The enclosing span of the record's span.
+    #[inline]
     pub fn parent_span_id(&self) -> Option<SpanId> {
         self.context.and_then(|c| c.parent_span_id)
     }
 
     /// The call site.
+    #[inline]
     pub fn location(&self) -> &Location {
         &self.location
     }
 
     /// `true` only on `NAME.start` records.
+    #[inline]
     pub fn is_provisional(&self) -> bool {
         self.provisional
     }
@@ -225,20 +248,24 @@ impl Record {
     /// A random id given at capture when the logger was built with
     /// [`record_ids`](crate::Builder::record_ids), written as the meta key
     /// `record_id` so a reader can drop duplicates of at-least-once delivery.
+    #[inline]
     pub fn record_id(&self) -> Option<std::num::NonZeroU64> {
         self.id
     }
 
+    #[inline]
     pub(crate) fn assign_id(&mut self) {
         self.id = std::num::NonZeroU64::new(fastrand::u64(1..));
     }
 
     /// The user fields, in the order they were added.
+    #[inline]
     pub fn fields(&self) -> impl ExactSizeIterator<Item = (&str, &Value)> {
         self.fields.iter().map(|(k, v)| (k.as_ref(), v))
     }
 
     /// The last value of the user field `key`.
+    #[inline]
     pub fn field(&self, key: &str) -> Option<&Value> {
         self.fields
             .iter()
@@ -248,6 +275,7 @@ impl Record {
     }
 
     /// Approximate bytes of memory the record holds, itself included.
+    #[inline]
     pub fn memory_size(&self) -> usize {
         #[allow(clippy::ptr_arg)] // the point is to tell borrowed from owned
         fn cow(s: &Cow<'static, str>) -> usize {
@@ -270,14 +298,17 @@ impl Record {
                 .sum::<usize>()
     }
 
+    #[inline]
     pub(crate) fn raw_fields(&self) -> &[(Cow<'static, str>, Value)] {
         &self.fields
     }
 
+    #[inline]
     pub(crate) fn set_context(&mut self, context: Option<SpanContext>) {
         self.context = context;
     }
 
+    #[inline]
     pub(crate) fn has_context(&self) -> bool {
         self.context.is_some()
     }
@@ -292,18 +323,21 @@ pub struct RecordBuilder {
 
 impl RecordBuilder {
     /// Sets the timestamp (default: when the builder was made).
+    #[inline]
     pub fn timestamp(mut self, timestamp: SystemTime) -> Self {
         self.record.timestamp = nanos_since_epoch(timestamp);
         self
     }
 
     /// Replaces the event name (for visitors that find the message late).
+    #[inline]
     pub fn event(mut self, event: impl Into<Cow<'static, str>>) -> Self {
         self.record.event = event.into();
         self
     }
 
     /// Sets the logger, target or module name.
+    #[inline]
     pub fn logger(mut self, logger: impl Into<Cow<'static, str>>) -> Self {
         self.record.logger = Some(logger.into());
         self
@@ -311,59 +345,85 @@ impl RecordBuilder {
 
     /// Places the record in a span. Without it, a logger fills in the span
     /// current on the capturing thread.
+    #[inline]
     pub fn span_context(mut self, context: SpanContext) -> Self {
         self.record.context = Some(context);
         self
     }
 
     /// Sets the call site.
+    #[inline]
     pub fn location(mut self, location: Location) -> Self {
         self.record.location = location;
         self
     }
 
     /// Sets the source file.
+    #[inline]
     pub fn file(mut self, file: impl Into<Cow<'static, str>>) -> Self {
         self.record.location.file = Some(file.into());
         self
     }
 
     /// Sets the 1-based source line.
+    #[inline]
     pub fn line(mut self, line: u32) -> Self {
         self.record.location.line = line;
         self
     }
 
     /// Sets the function or module path.
+    #[inline]
     pub fn function(mut self, function: impl Into<Cow<'static, str>>) -> Self {
         self.record.location.function = Some(function.into());
         self
     }
 
     /// Marks the record provisional (`NAME.start` records).
+    #[inline]
     pub fn provisional(mut self, provisional: bool) -> Self {
         self.record.provisional = provisional;
         self
     }
 
     /// Adds a user field. A later field with the same key wins on the wire.
+    #[inline]
     pub fn field(mut self, key: impl Into<Cow<'static, str>>, value: impl Into<Value>) -> Self {
         self.record.fields.push((key.into(), value.into()));
         self
     }
 
+    /// Adds many user fields at once (a visitor's collected fields, say).
+    #[inline]
+    pub fn fields<K, V>(mut self, fields: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: Into<Cow<'static, str>>,
+        V: Into<Value>,
+    {
+        let fields = fields.into_iter().map(|(k, v)| (k.into(), v.into()));
+        if self.record.fields.is_empty() {
+            self.record.fields = fields.collect();
+        } else {
+            self.record.fields.extend(fields);
+        }
+        self
+    }
+
     /// Reserves room for `n` more fields.
+    #[inline]
     pub fn reserve_fields(mut self, n: usize) -> Self {
         self.record.fields.reserve_exact(n);
         self
     }
 
     /// Adds a user field through a mutable reference (for visitors).
+    #[inline]
     pub fn push_field(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<Value>) {
         self.record.fields.push((key.into(), value.into()));
     }
 
     /// The finished record.
+    #[inline]
     pub fn build(self) -> Record {
         self.record
     }

@@ -5,8 +5,8 @@ use std::fmt;
 use std::time::{Instant, SystemTime};
 
 use aitrace_core::{
-    BufferedLogger, DURATION_FIELD, ERROR_FIELD, Level, Record, RecordBuilder, SpanContext, Value,
-    context,
+    BufferedLogger, DURATION_FIELD, ERROR_FIELD, Level, Location, Record, RecordBuilder,
+    SpanContext, Value, context,
 };
 use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id, Record as SpanValues};
@@ -73,6 +73,7 @@ pub fn level_from_tracing(level: &tracing_core::Level) -> Level {
     }
 }
 
+#[inline]
 fn located(builder: RecordBuilder, meta: &'static Metadata<'static>) -> RecordBuilder {
     let mut builder = builder.logger(meta.target());
     if let Some(file) = meta.file() {
@@ -201,12 +202,11 @@ where
         if !self.logger.enabled(level) || aitrace_core::is_sending() {
             return;
         }
-        let mut builder = located(Record::builder(level, ""), meta)
-            .reserve_fields(meta.fields().len().saturating_sub(1));
+        let mut fields = Vec::with_capacity(meta.fields().len().saturating_sub(1));
         let mut visitor = FieldVisitor {
-            builder: Some(&mut builder),
-            fields: None,
+            fields: &mut fields,
             message: None,
+            take_message: true,
         };
         event.record(&mut visitor);
         let message = visitor.message.take();
@@ -215,14 +215,18 @@ where
             Some(span) => span.extensions().get::<SpanState>().map(|s| s.context),
             None => context::current(),
         };
-        if let Some(span_context) = span_context {
-            builder = builder.span_context(span_context);
-        }
         let name: Cow<'static, str> = match message {
             Some(message) => Cow::Owned(message),
             None => Cow::Borrowed(meta.name()),
         };
-        let record = builder.event(name).build();
+        let mut builder = Record::builder(level, name)
+            .logger(meta.target())
+            .location(location_of(meta))
+            .fields(fields);
+        if let Some(span_context) = span_context {
+            builder = builder.span_context(span_context);
+        }
+        let record = builder.build();
         if level == Level::Error {
             if let Some(span) = &span {
                 if let Some(state) = span.extensions_mut().get_mut::<SpanState>() {
@@ -240,29 +244,35 @@ where
     }
 }
 
+#[inline]
+fn location_of(meta: &'static Metadata<'static>) -> Location {
+    Location::new(
+        meta.file().map(Cow::Borrowed),
+        meta.line(),
+        meta.module_path().map(Cow::Borrowed),
+    )
+}
+
 /// Turns tracing fields into typed values; `message` becomes the event name.
 struct FieldVisitor<'a> {
-    builder: Option<&'a mut RecordBuilder>,
-    fields: Option<&'a mut Vec<(Cow<'static, str>, Value)>>,
+    fields: &'a mut Vec<(Cow<'static, str>, Value)>,
     message: Option<String>,
+    /// Events take their `message` as the name; spans keep it as a field.
+    take_message: bool,
 }
 
 impl<'a> FieldVisitor<'a> {
     fn fields_only(fields: &'a mut Vec<(Cow<'static, str>, Value)>) -> Self {
         FieldVisitor {
-            builder: None,
-            fields: Some(fields),
+            fields,
             message: None,
+            take_message: false,
         }
     }
 
+    #[inline]
     fn push(&mut self, field: &Field, value: Value) {
-        let key = Cow::Borrowed(field.name());
-        if let Some(builder) = &mut self.builder {
-            builder.push_field(key, value);
-        } else if let Some(fields) = &mut self.fields {
-            fields.push((key, value));
-        }
+        self.fields.push((Cow::Borrowed(field.name()), value));
     }
 }
 
@@ -292,7 +302,7 @@ impl Visit for FieldVisitor<'_> {
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" && self.builder.is_some() {
+        if field.name() == "message" && self.take_message {
             self.message = Some(value.to_owned());
         } else {
             self.push(field, Value::from(value));
@@ -315,7 +325,7 @@ impl Visit for FieldVisitor<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if field.name() == "message" && self.builder.is_some() {
+        if field.name() == "message" && self.take_message {
             self.message = Some(format!("{value:?}"));
         } else {
             self.push(field, Value::from_debug(value));
