@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use serde::Serialize;
 use serde::ser::SerializeMap;
@@ -183,8 +184,59 @@ struct Timestamp<'a>(&'a Record);
 
 impl Serialize for Timestamp<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_rfc3339_micros(self.0.timestamp()))
+        let mut text = StackStr::<32>::new();
+        let _ = write!(
+            text,
+            "{}",
+            humantime::format_rfc3339_micros(self.0.timestamp())
+        );
+        s.serialize_str(text.as_str())
     }
+}
+
+/// A small string formatted on the stack, so short values (timestamps, ids)
+/// reach the serializer as one `&str` instead of through `collect_str`.
+struct StackStr<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> StackStr<N> {
+    fn new() -> Self {
+        StackStr {
+            buf: [0; N],
+            len: 0,
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        // Only whole `&str`s are ever copied in, so this cannot fail.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+}
+
+impl<const N: usize> std::fmt::Write for StackStr<N> {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        let end = self.len + text.len();
+        if end > N {
+            return Err(std::fmt::Error);
+        }
+        self.buf[self.len..end].copy_from_slice(text.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Lower-case hex of id bytes, on the stack.
+fn hex_id<const N: usize>(bytes: &[u8]) -> StackStr<N> {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = StackStr::<N>::new();
+    for (i, b) in bytes.iter().take(N / 2).enumerate() {
+        out.buf[2 * i] = DIGITS[usize::from(b >> 4)];
+        out.buf[2 * i + 1] = DIGITS[usize::from(b & 0xf)];
+    }
+    out.len = (2 * bytes.len()).min(N);
+    out
 }
 
 struct Meta<'a>(&'a Record);
@@ -199,9 +251,16 @@ impl Meta<'_> {
             map.serialize_entry("logger", logger)?;
         }
         if let Some(ctx) = r.span_context() {
-            map.serialize_entry("trace_id", &DisplayStr(ctx.trace_id()))?;
-            map.serialize_entry("span_id", &DisplayStr(ctx.span_id()))?;
-            map.serialize_entry("parent_span_id", &ctx.parent_span_id().map(DisplayStr))?;
+            map.serialize_entry(
+                "trace_id",
+                hex_id::<32>(&ctx.trace_id().to_bytes()).as_str(),
+            )?;
+            map.serialize_entry("span_id", hex_id::<16>(&ctx.span_id().to_bytes()).as_str())?;
+            match ctx.parent_span_id() {
+                Some(parent) => map
+                    .serialize_entry("parent_span_id", hex_id::<16>(&parent.to_bytes()).as_str())?,
+                None => map.serialize_entry("parent_span_id", &())?,
+            }
         }
         let loc = r.location();
         if let Some(file) = loc.file() {
@@ -217,7 +276,7 @@ impl Meta<'_> {
             map.serialize_entry("provisional", &true)?;
         }
         if let Some(id) = r.record_id() {
-            map.serialize_entry("record_id", &DisplayStr(format_args!("{id:016x}")))?;
+            map.serialize_entry("record_id", hex_id::<16>(&id.get().to_be_bytes()).as_str())?;
         }
         Ok(())
     }
@@ -228,14 +287,6 @@ impl Serialize for Meta<'_> {
         let mut map = s.serialize_map(None)?;
         self.write_entries(&mut map)?;
         map.end()
-    }
-}
-
-struct DisplayStr<T>(T);
-
-impl<T: std::fmt::Display> Serialize for DisplayStr<T> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&self.0)
     }
 }
 
@@ -374,6 +425,16 @@ mod tests {
             assert_eq!(v[""], "empty key");
             assert_eq!(v["quote\"key\n"], "ctl\u{1}");
         }
+    }
+
+    #[test]
+    fn stack_formatting_matches_display() {
+        let id = crate::TraceId::random();
+        assert_eq!(hex_id::<32>(&id.to_bytes()).as_str(), id.to_string());
+        let span = crate::SpanId::random();
+        assert_eq!(hex_id::<16>(&span.to_bytes()).as_str(), span.to_string());
+        let mut small = StackStr::<4>::new();
+        assert!(write!(small, "toolong").is_err());
     }
 
     #[test]

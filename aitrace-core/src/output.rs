@@ -64,7 +64,11 @@ pub struct Delivery {
 /// replayed from a spool).
 pub(crate) struct Payload<'a> {
     pub(crate) records: Option<&'a [Record]>,
+    /// JSON Lines; may be empty when `array` is given and `records` are at
+    /// hand (then lines are encoded only if a failure needs them).
     pub(crate) lines: &'a [u8],
+    /// The batch already encoded as a JSON array, for HTTP outputs.
+    pub(crate) array: Option<&'a [u8]>,
     pub(crate) count: usize,
 }
 
@@ -205,6 +209,7 @@ impl Output {
         self.deliver(&Payload {
             records: Some(records),
             lines: &lines,
+            array: None,
             count: records.len(),
         })
     }
@@ -219,6 +224,11 @@ impl Output {
     /// Appends records as JSON Lines to a buffer the caller reuses.
     pub(crate) fn encode_lines_into(&self, records: &[Record], lines: &mut Vec<u8>) {
         self.layout.write_lines(lines, records);
+    }
+
+    /// Appends records as one JSON array to a buffer the caller reuses.
+    pub(crate) fn encode_array_into(&self, records: &[Record], body: &mut Vec<u8>) {
+        self.layout.write_array(body, records);
     }
 
     /// A short, stable name for this output, safe for a folder name.
@@ -250,6 +260,9 @@ impl Output {
             Kind::File(path) => {
                 file::append(path, payload.lines)?;
                 None
+            }
+            Kind::Http(sender) if payload.array.is_some() => {
+                sender.post(payload.array.unwrap_or_default())?.ingested
             }
             Kind::Http(sender) => {
                 HTTP_BODY

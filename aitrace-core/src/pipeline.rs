@@ -643,10 +643,18 @@ impl Worker {
             let now = Instant::now();
             let closing = shared.shutdown_deadline();
             if closing.is_some_and(|d| now >= d) {
-                return self.spool_or_drop(payload.lines, payload.count, "shutdown deadline");
+                return self.spool_or_drop(
+                    &lines_of(&self.output, payload),
+                    payload.count,
+                    "shutdown deadline",
+                );
             }
             if !breaker.allows(now) {
-                return self.spool_or_drop(payload.lines, payload.count, "circuit breaker open");
+                return self.spool_or_drop(
+                    &lines_of(&self.output, payload),
+                    payload.count,
+                    "circuit breaker open",
+                );
             }
             match self.output.deliver(payload) {
                 Ok(delivery) => {
@@ -657,7 +665,13 @@ impl Worker {
                     return self.delivered(payload.count, delivery.ingested, false);
                 }
                 Err(err) if err.status() == Some(413) && payload.count > 1 => {
-                    let (a, b) = split_payload(payload);
+                    let lines = lines_of(&self.output, payload);
+                    let (a, b) = split_payload(&Payload {
+                        records: payload.records,
+                        lines: &lines,
+                        array: None,
+                        count: payload.count,
+                    });
                     self.send(shared, breaker, &a.as_payload());
                     self.send(shared, breaker, &b.as_payload());
                     return;
@@ -679,7 +693,11 @@ impl Worker {
                             .breaker_open
                             .store(true, std::sync::atomic::Ordering::Relaxed);
                     }
-                    return self.spool_or_drop(payload.lines, payload.count, &err.to_string());
+                    return self.spool_or_drop(
+                        &lines_of(&self.output, payload),
+                        payload.count,
+                        &err.to_string(),
+                    );
                 }
             }
         }
@@ -690,7 +708,7 @@ impl Worker {
     fn reject(&self, payload: &Payload<'_>, err: &Error) {
         let reason = err.to_string();
         if let Some(spool) = self.spool.lock().as_mut() {
-            let _ = spool.write_rejected(payload.lines, &reason);
+            let _ = spool.write_rejected(&lines_of(&self.output, payload), &reason);
         }
         OutputCounters::add(&self.counters.dropped, payload.count);
         self.tally(|t| t.dropped += payload.count);
@@ -713,6 +731,7 @@ impl Worker {
         let payload = Payload {
             records: None,
             lines: &lines,
+            array: None,
             count,
         };
         match self.output.deliver(&payload) {
@@ -762,20 +781,28 @@ impl Worker {
 fn run_worker(shared: &Shared, worker: &Worker) {
     mark_sending_thread();
     // Reused for every batch: no fresh large allocation (and page faults) each time.
-    let mut lines = Vec::new();
+    let mut body = Vec::new();
     let mut breaker = Breaker::new(shared.config.breaker);
     loop {
         match worker.next_job(shared) {
             Some(Job::Batch(batch)) => {
-                lines.clear();
-                worker.output.encode_lines_into(&batch, &mut lines);
+                body.clear();
+                // HTTP takes a JSON array: encode that directly, and JSON
+                // Lines only if a failure sends the batch to the spool.
+                let array = worker.output.is_http();
+                if array {
+                    worker.output.encode_array_into(&batch, &mut body);
+                } else {
+                    worker.output.encode_lines_into(&batch, &mut body);
+                }
                 *worker.in_flight.lock() = Some(batch.clone());
                 worker.send(
                     shared,
                     &mut breaker,
                     &Payload {
                         records: Some(&batch),
-                        lines: &lines,
+                        lines: if array { &[] } else { &body },
+                        array: array.then_some(&body[..]),
                         count: batch.len(),
                     },
                 );
@@ -831,8 +858,19 @@ impl OwnedPayload {
         Payload {
             records: self.records.as_deref(),
             lines: &self.lines,
+            array: None,
             count: self.count,
         }
+    }
+}
+
+/// A payload's JSON Lines, encoded from its records when only the array was.
+fn lines_of<'p>(output: &Output, payload: &Payload<'p>) -> std::borrow::Cow<'p, [u8]> {
+    match payload.records {
+        Some(records) if payload.lines.is_empty() => {
+            std::borrow::Cow::Owned(output.encode_lines(records))
+        }
+        _ => std::borrow::Cow::Borrowed(payload.lines),
     }
 }
 
