@@ -210,10 +210,17 @@ where
         };
         event.record(&mut visitor);
         let message = visitor.message.take();
-        let span = ctx.event_span(event);
-        let span_context = match &span {
-            Some(span) => span.extensions().get::<SpanState>().map(|s| s.context),
-            None => context::current(),
+        // A contextual event belongs to the span current on this thread,
+        // which `on_enter` made the core's current span: reading the core's
+        // thread-local stack avoids a registry lookup (and its reference
+        // count, shared between threads) on every event.
+        let span_context = if event.is_contextual() {
+            context::current()
+        } else {
+            event
+                .parent()
+                .and_then(|id| ctx.span(id))
+                .and_then(|span| span.extensions().get::<SpanState>().map(|s| s.context))
         };
         let name: Cow<'static, str> = match message {
             Some(message) => Cow::Owned(message),
@@ -228,7 +235,7 @@ where
         }
         let record = builder.build();
         if level == Level::Error {
-            if let Some(span) = &span {
+            if let Some(span) = &ctx.event_span(event) {
                 if let Some(state) = span.extensions_mut().get_mut::<SpanState>() {
                     // `#[instrument(err)]` puts the error in an `error` field.
                     state

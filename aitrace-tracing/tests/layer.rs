@@ -225,8 +225,13 @@ fn an_entered_tracing_span_is_the_core_current_span() {
     );
     let core_child = find(&records, "core_child.start");
     assert_eq!(core_child.parent_span_id(), request.span_id());
-    // An event inside a core span but in a tracing span: the tracing span wins
-    // for events; a new tracing span joins the trace under the core span.
+    // A tracing event inside a core span (itself inside a tracing span)
+    // belongs to the innermost span, the core one; a new tracing span there
+    // joins the trace.
+    assert_eq!(
+        find(&records, "tracing inside a core span").span_id(),
+        core_child.span_id()
+    );
     let grandchild = find(&records, "tracing_grandchild.start");
     assert_eq!(grandchild.trace_id(), request.trace_id());
     assert_eq!(aitrace_core::context::current(), None);
