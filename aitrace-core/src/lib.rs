@@ -102,7 +102,7 @@ pub use pipeline::FlushFuture;
 pub use record::{Location, Record, RecordBuilder, SpanContext};
 pub use retry::{
     BreakerPolicy, DEFAULT_COOLDOWN, DEFAULT_FAILURE_THRESHOLD, DEFAULT_INITIAL_BACKOFF,
-    DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BACKOFF, RetryPolicy,
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_COOLDOWN, RetryPolicy,
 };
 pub use span::{DURATION_FIELD, ERROR_FIELD, SpanBuilder, SpanGuard, TraceContext};
 pub use spool::DEFAULT_SPOOL_MAX_BYTES;

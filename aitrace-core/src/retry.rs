@@ -103,15 +103,19 @@ pub struct BreakerPolicy {
 
 /// Failed batches in a row that open the breaker, by default.
 pub const DEFAULT_FAILURE_THRESHOLD: u32 = 3;
-/// The first cool-down, by default.
-pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(5);
+/// The first cool-down, by default. Probing a dead server is cheap, and a
+/// short cool-down notices its recovery soon.
+pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(2);
+
+/// The longest cool-down after failed probes, by default.
+pub const DEFAULT_MAX_COOLDOWN: Duration = Duration::from_secs(30);
 
 impl Default for BreakerPolicy {
     fn default() -> Self {
         BreakerPolicy {
             failure_threshold: DEFAULT_FAILURE_THRESHOLD,
             cooldown: DEFAULT_COOLDOWN,
-            max_cooldown: Duration::from_secs(300),
+            max_cooldown: DEFAULT_MAX_COOLDOWN,
         }
     }
 }

@@ -340,6 +340,11 @@ pub(super) fn run_worker(shared: &Shared, worker: &Worker) {
                 if worker.in_flight.lock().take().is_none() {
                     break;
                 }
+                // Under steady load the queue is never empty: replay one
+                // spooled batch between new ones so the spool still drains.
+                if shared.shutdown_deadline().is_none() {
+                    worker.replay_one(&mut breaker);
+                }
             }
             Some(Job::Marker(epoch)) => {
                 let report = {
