@@ -57,7 +57,7 @@ impl SpanId {
     /// A new random id from a fast thread-local generator.
     #[inline]
     pub fn random() -> Self {
-        SpanId(NonZeroU64::new(fastrand::u64(1..)).expect("range excludes zero"))
+        SpanId(NonZeroU64::new(fastrand::u64(1..)).unwrap_or(NonZeroU64::MIN))
     }
 
     /// The id with these bytes, or `None` when they are all zero.
