@@ -306,23 +306,17 @@ impl Buffer {
         })
     }
 
-    /// Takes up to `limit` buffered records for delivery, in capture order,
-    /// followed by an `aitrace.dropped` warning when records were dropped for
-    /// overflow since the last such report. The flag says whether the buffer
-    /// was emptied (records beyond `limit` are put back).
-    pub(crate) fn drain_for_delivery(&self, limit: usize) -> (Vec<Record>, bool) {
+    /// Takes every buffered record for delivery, in capture order, followed
+    /// by an `aitrace.dropped` warning when records were dropped for overflow
+    /// since the last such report: the flush made on the calling thread.
+    pub(crate) fn drain_for_delivery(&self) -> Vec<Record> {
         let mut records = self.drain();
         let dropped = self.take_unreported_drops();
         if dropped > 0 {
             self.reports.fetch_add(1, Ordering::Relaxed);
             records.push(dropped_report(dropped));
         }
-        let complete = records.len() <= limit;
-        if !complete {
-            let rest = records.split_off(limit);
-            self.restore(rest);
-        }
-        (records, complete)
+        records
     }
 
     /// Takes up to `limit` records (plus an `aitrace.dropped` report when

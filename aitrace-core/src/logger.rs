@@ -243,10 +243,7 @@ impl BufferedLogger {
     /// the flush timeout; the report says what each output delivered, spooled
     /// or dropped, and a timeout error says how much is still on its way.
     pub fn flush(&self) -> Result<FlushReport> {
-        match &self.shared.pipeline {
-            Some(pipeline) => pipeline.flush(self.shared.flush_timeout),
-            None => self.flush_inner(true),
-        }
+        self.flush_timeout(self.shared.flush_timeout)
     }
 
     /// [`flush`](Self::flush) with its own timeout (background delivery).
@@ -323,7 +320,7 @@ impl BufferedLogger {
             ));
         };
         let records = if clear {
-            shared.buffer.drain_for_delivery(usize::MAX).0
+            shared.buffer.drain_for_delivery()
         } else {
             shared.buffer.snapshot()
         };

@@ -30,6 +30,19 @@ fn tracing_event() {
     );
 }
 
+/// One thread's work: PER_THREAD tracing events inside a span, through `dispatch`.
+fn in_tracing(dispatch: &tracing::Dispatch) -> Box<dyn Fn() + Send + Sync> {
+    let dispatch = dispatch.clone();
+    Box::new(move || {
+        tracing::dispatcher::with_default(&dispatch, || {
+            let _span = tracing::info_span!("request").entered();
+            for _ in 0..PER_THREAD {
+                tracing_event();
+            }
+        });
+    })
+}
+
 /// Median events per second with `threads` threads each making PER_THREAD
 /// events inside a span, started together.
 fn measure(
@@ -106,23 +119,7 @@ fn main() {
     let dispatch = tracing::Dispatch::new(
         tracing_subscriber::registry().with(aitrace_tracing::AitraceLayer::new(log.clone())),
     );
-    let layer = |threads| {
-        measure(
-            threads,
-            || {
-                let dispatch = dispatch.clone();
-                Box::new(move || {
-                    tracing::dispatcher::with_default(&dispatch, || {
-                        let _span = tracing::info_span!("request").entered();
-                        for _ in 0..PER_THREAD {
-                            tracing_event();
-                        }
-                    });
-                })
-            },
-            || log.clear(),
-        )
-    };
+    let layer = |threads| measure(threads, || in_tracing(&dispatch), || log.clear());
     report("aitrace-tracing layer", layer(1), layer(2));
 
     let provider = otel_batch_provider();
@@ -130,21 +127,14 @@ fn main() {
         tracing::Dispatch::new(tracing_subscriber::registry().with(
             opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(&provider),
         ));
+    // The batch thread drains its queue between runs.
     let otel = |threads| {
         measure(
             threads,
+            || in_tracing(&dispatch),
             || {
-                let dispatch = dispatch.clone();
-                Box::new(move || {
-                    tracing::dispatcher::with_default(&dispatch, || {
-                        let _span = tracing::info_span!("request").entered();
-                        for _ in 0..PER_THREAD {
-                            tracing_event();
-                        }
-                    });
-                })
+                std::thread::sleep(Duration::from_millis(50));
             },
-            || std::thread::sleep(Duration::from_millis(50)),
         )
     };
     report("opentelemetry-appender-tracing (batch)", otel(1), otel(2));
