@@ -73,24 +73,34 @@ struct ShardState {
 #[repr(align(128))]
 struct Shard(Mutex<ShardState>);
 
+/// The buffer's counters, read together; see [`Buffer::tally`].
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    pub(crate) captured: u64,
+    pub(crate) dropped: u64,
+    pub(crate) discarded: u64,
+    pub(crate) buffered: u64,
+}
+
 pub(crate) struct Buffer {
     shards: Box<[Shard]>,
     capacity: usize,
     overflow: OverflowPolicy,
     /// Records buffered, less each shard's `unpublished`.
     published: AtomicUsize,
-    /// Wake the sender when this many records are buffered.
+    /// Ring the doorbell when this many records are buffered.
     batch_trigger: usize,
-    sender: OnceLock<std::thread::Thread>,
-    /// Set when a batch's worth is buffered (or room is needed), until the
-    /// sender takes it.
-    batch_ready: std::sync::atomic::AtomicBool,
+    /// Tells the delivery thread a batch is ready (or room is needed); a
+    /// channel of one, so ringing a bell already rung costs nothing.
+    doorbell: OnceLock<crossbeam_channel::Sender<()>>,
     space_lock: Mutex<()>,
     space: Condvar,
     waiting: AtomicUsize,
     reported_dropped: AtomicU64,
     /// `aitrace.dropped` records written by the buffer itself.
     reports: AtomicU64,
+    /// Records thrown away by `clear`.
+    discarded: AtomicU64,
 }
 
 static NEXT_THREAD_INDEX: AtomicUsize = AtomicUsize::new(0);
@@ -122,32 +132,27 @@ impl Buffer {
             overflow,
             published: AtomicUsize::new(0),
             batch_trigger: batch_trigger.max(1),
-            sender: OnceLock::new(),
-            batch_ready: std::sync::atomic::AtomicBool::new(false),
+            doorbell: OnceLock::new(),
             space_lock: Mutex::new(()),
             space: Condvar::new(),
             waiting: AtomicUsize::new(0),
             reported_dropped: AtomicU64::new(0),
             reports: AtomicU64::new(0),
+            discarded: AtomicU64::new(0),
         }
     }
 
-    /// The thread to unpark when a batch is ready.
-    pub(crate) fn set_sender(&self, thread: std::thread::Thread) {
-        let _ = self.sender.set(thread);
+    /// The bell to ring when a batch is ready; its receiver is the
+    /// delivery thread's.
+    pub(crate) fn set_doorbell(&self, bell: crossbeam_channel::Sender<()>) {
+        let _ = self.doorbell.set(bell);
     }
 
-    /// Wakes the sender to drain a batch.
+    /// Tells the delivery thread to drain a batch.
     pub(crate) fn wake_sender(&self) {
-        if let Some(thread) = self.sender.get() {
-            self.batch_ready.store(true, Ordering::Relaxed);
-            thread.unpark();
+        if let Some(bell) = self.doorbell.get() {
+            let _ = bell.try_send(());
         }
-    }
-
-    /// Whether a batch is ready (clearing the flag).
-    pub(crate) fn take_batch_ready(&self) -> bool {
-        self.batch_ready.swap(false, Ordering::Relaxed)
     }
 
     fn shard(&self) -> &Mutex<ShardState> {
@@ -281,6 +286,7 @@ impl Buffer {
             shard.records.clear();
             n += len;
         }
+        self.discarded.fetch_add(n as u64, Ordering::Relaxed);
         self.made_space();
         n
     }
@@ -296,14 +302,23 @@ impl Buffer {
         merge(parts)
     }
 
-    /// (captured, dropped) since the buffer was made; `captured` includes
-    /// the `aitrace.dropped` reports the buffer wrote itself.
-    pub(crate) fn counts(&self) -> (u64, u64) {
-        let reports = self.reports.load(Ordering::Relaxed);
-        self.shards.iter().fold((reports, 0), |(c, d), s| {
+    /// What the buffer has seen, each shard read under its lock so the
+    /// counts agree with each other; `captured` includes the
+    /// `aitrace.dropped` reports the buffer wrote itself. Exact while nothing
+    /// drains the buffer meanwhile (the caller holds the books' lock).
+    pub(crate) fn tally(&self) -> Tally {
+        let mut tally = Tally {
+            captured: self.reports.load(Ordering::Relaxed),
+            discarded: self.discarded.load(Ordering::Relaxed),
+            ..Tally::default()
+        };
+        for s in self.shards.iter() {
             let shard = s.0.lock();
-            (c + shard.captured, d + shard.dropped)
-        })
+            tally.captured += shard.captured;
+            tally.dropped += shard.dropped;
+            tally.buffered += shard.records.len() as u64;
+        }
+        tally
     }
 
     /// Takes every buffered record for delivery, in capture order, followed
@@ -511,7 +526,8 @@ mod tests {
         let kept = buffer.drain();
         assert_eq!(kept.len(), 100);
         assert_eq!(kept[99].field("i"), Some(&99u64.into()));
-        assert_eq!(buffer.counts(), (250, 150));
+        let t = buffer.tally();
+        assert_eq!((t.captured, t.dropped), (250, 150));
         assert_eq!(buffer.take_unreported_drops(), 150);
         assert_eq!(buffer.take_unreported_drops(), 0);
         // Room again after the drain.
@@ -548,7 +564,8 @@ mod tests {
         let kept = buffer.drain();
         assert_eq!(kept.len(), 100);
         assert_eq!(kept[0].field("i"), Some(&150u64.into()));
-        assert_eq!(buffer.counts(), (250, 150));
+        let t = buffer.tally();
+        assert_eq!((t.captured, t.dropped), (250, 150));
     }
 
     #[test]
@@ -582,6 +599,7 @@ mod tests {
         for _ in 0..33 {
             quick.push(at(1, "r"));
         }
-        assert_eq!(quick.counts(), (33, 1));
+        let t = quick.tally();
+        assert_eq!((t.captured, t.dropped), (33, 1));
     }
 }

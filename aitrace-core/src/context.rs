@@ -101,10 +101,8 @@ pub fn in_context<T>(context: SpanContext, f: impl FnOnce() -> T) -> T {
     f()
 }
 
-/// Pushes `context` on this thread's stack. For adapters whose frontend has
-/// its own enter/exit calls (a `tracing` layer's `on_enter`); pair each call
-/// with [`pop_current`]. Code that can hold a guard should use [`attach`].
-pub fn push_current(context: SpanContext) {
+/// Pushes `context` on this thread's stack; see [`crate::adapter::push_current`].
+pub(crate) fn push_current(context: SpanContext) {
     let entry = Entry {
         context,
         #[cfg(feature = "opentelemetry")]
@@ -114,9 +112,8 @@ pub fn push_current(context: SpanContext) {
 }
 
 /// Removes the most recent entry for `span_id` from this thread's stack;
-/// `false` if there was none. Entries above it stay, so exits in an
-/// unexpected order never unbalance the stack.
-pub fn pop_current(span_id: SpanId) -> bool {
+/// see [`crate::adapter::pop_current`].
+pub(crate) fn pop_current(span_id: SpanId) -> bool {
     STACK.with(|s| {
         let mut stack = s.borrow_mut();
         match stack.iter().rposition(|e| e.context.span_id() == span_id) {

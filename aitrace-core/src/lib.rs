@@ -61,8 +61,11 @@
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+pub mod adapter;
 mod buffer;
 pub mod context;
+mod delivery;
+mod diagnostics;
 mod emit;
 mod encode;
 mod error;
@@ -73,9 +76,10 @@ mod level;
 mod location;
 mod logger;
 mod output;
-mod pipeline;
 mod record;
+mod report;
 mod retry;
+mod sending;
 mod span;
 mod spool;
 mod stats;
@@ -84,6 +88,7 @@ mod testing;
 mod value;
 
 pub use buffer::{DEFAULT_BACKGROUND_CAPACITY, DEFAULT_CAPACITY, DROPPED_EVENT, OverflowPolicy};
+pub use delivery::{FlushFuture, OnFailure};
 pub use emit::EventBuilder;
 pub use encode::{Layout, META_KEY, RENAMED_KEY_PREFIX};
 pub use error::{Error, ErrorKind, Result};
@@ -94,12 +99,11 @@ pub use level::{Level, ParseLevelError};
 pub use location::{PROJECT_ROOT_ENV, project_root, set_project_root};
 pub use logger::{
     BufferedLogger, Builder, DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_TIMEOUT,
-    DEFAULT_FLUSH_WAIT, DEFAULT_MIN_LEVEL, DEFAULT_SHUTDOWN_TIMEOUT, DeliveryGuard, FlushReport,
-    LEVEL_ENV, OnFailure, is_sending, send_logs,
+    DEFAULT_MIN_LEVEL, DEFAULT_SHUTDOWN_TIMEOUT, DeliveryGuard, LEVEL_ENV, send_logs,
 };
-pub use output::{Delivery, HttpOutputBuilder, Output, TARGET_ENV};
-pub use pipeline::FlushFuture;
+pub use output::{HttpOutputBuilder, Output, TARGET_ENV};
 pub use record::{Location, Record, RecordBuilder, SpanContext};
+pub use report::{Delivery, FlushReport};
 pub use retry::{
     BreakerPolicy, DEFAULT_COOLDOWN, DEFAULT_FAILURE_THRESHOLD, DEFAULT_INITIAL_BACKOFF,
     DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_COOLDOWN, RetryPolicy,

@@ -11,6 +11,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::file;
 use crate::http::{self, HttpSender};
 use crate::record::Record;
+use crate::report::Delivery;
 
 /// The environment variable that chooses the output when none is set in code.
 pub const TARGET_ENV: &str = "LOG_TRG";
@@ -49,20 +50,11 @@ enum Kind {
     Memory(crate::testing::InMemoryOutput),
 }
 
-/// What one output did with a flush's records.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Delivery {
-    pub(crate) output: String,
-    pub(crate) records: usize,
-    pub(crate) ingested: Option<usize>,
-    pub(crate) spooled: usize,
-    pub(crate) dropped: usize,
-}
-
 /// Encoded records on their way to an output: JSON Lines in the output's
 /// layout, with the records themselves when they are at hand (not when
 /// replayed from a spool).
 pub(crate) struct Payload<'a> {
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub(crate) records: Option<&'a [Record]>,
     /// JSON Lines; may be empty when `array` is given and `records` are at
     /// hand (then lines are encoded only if a failure needs them).
@@ -70,41 +62,6 @@ pub(crate) struct Payload<'a> {
     /// The batch already encoded as a JSON array, for HTTP outputs.
     pub(crate) array: Option<&'a [u8]>,
     pub(crate) count: usize,
-}
-
-impl Delivery {
-    /// The output, as its `Display` shows it (URLs redacted).
-    pub fn output(&self) -> &str {
-        &self.output
-    }
-
-    /// How many records were sent.
-    pub fn records(&self) -> usize {
-        self.records
-    }
-
-    /// How many records went to the spool folder instead (background
-    /// delivery), to be replayed when the output recovers.
-    pub fn spooled(&self) -> usize {
-        self.spooled
-    }
-
-    /// How many records this output gave up on (background delivery: refused
-    /// for good, or failed with no spool configured).
-    pub fn dropped(&self) -> usize {
-        self.dropped
-    }
-
-    /// How many the server said it stored (`{"ingested": N}`), for HTTP.
-    pub fn ingested(&self) -> Option<usize> {
-        self.ingested
-    }
-
-    /// Records sent that the server did not store: the reference server skips
-    /// records without a trace and span id.
-    pub fn skipped(&self) -> usize {
-        self.ingested.map_or(0, |n| self.records.saturating_sub(n))
-    }
 }
 
 impl Output {
@@ -204,7 +161,7 @@ impl Output {
     }
 
     /// Sends one batch; on success says what was accepted.
-    pub fn send(&self, records: &[Record]) -> Result<Delivery> {
+    pub(crate) fn send(&self, records: &[Record]) -> Result<Delivery> {
         let lines = self.encode_lines(records);
         self.deliver(&Payload {
             records: Some(records),

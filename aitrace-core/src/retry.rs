@@ -165,6 +165,11 @@ impl Breaker {
         self.open_until.is_none_or(|until| now >= until)
     }
 
+    /// When an open breaker lets a probe through.
+    pub(crate) fn reopens_at(&self) -> Option<Instant> {
+        self.open_until
+    }
+
     pub(crate) fn success(&mut self) {
         self.failures = 0;
         self.open_until = None;

@@ -8,8 +8,9 @@ use std::time::Instant;
 use crate::context::{self, ContextGuard};
 use crate::error::Result;
 use crate::level::Level;
-use crate::logger::{BufferedLogger, FlushReport};
+use crate::logger::BufferedLogger;
 use crate::record::{Location, Record, SpanContext};
+use crate::report::FlushReport;
 use crate::value::Value;
 
 /// The user field on a `.end` record that holds the span's duration.

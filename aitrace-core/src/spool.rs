@@ -1,28 +1,72 @@
 //! The disk spool: batches an output could not take, kept as JSON Lines files
 //! until it answers again, by this process or the next one.
 //!
-//! Each output has its own folder under the spool root. A batch is written
-//! to a `.tmp` file and renamed to `<micros>-<pid>-<seq>.jsonl`, so a reader
-//! never sees half a batch. Files are replayed oldest first and deleted once
-//! delivered. Batches the output refused for good (a 4xx other than 408, 413
-//! and 429) go to `rejected/` with a `.reason` file and are not replayed.
+//! Each output has its own folder under the spool root, and exactly one
+//! thread (the delivery thread) owns a [`Spool`] at a time: every write,
+//! eviction, replay and deletion goes through it, so nothing else can move a
+//! file under it. Files have stable identities ([`FileId`]): a replay that
+//! succeeds deletes the file it read, never "whatever is oldest now".
+//!
+//! A batch is written to a `.tmp` file, synced and renamed to
+//! `<micros>-<pid>-<seq>.jsonl`, so a reader never sees half a batch on a
+//! filesystem that keeps renames in order. Files found at open are checked
+//! (each line a JSON value, the last one ended); a damaged file (a torn write
+//! on a filesystem that reorders, a truncated file, bytes that are not JSON)
+//! is moved to `corrupt/`, counted and never replayed.
+//!
+//! Batches the output refused for good go to `rejected/` with a `.reason`
+//! file and are not replayed; that folder has its own bound (a quarter of the
+//! spool's), its oldest batches deleted to make room.
 
 use std::collections::VecDeque;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// The most bytes a spool folder holds by default; the oldest files are
 /// evicted (and counted as dropped) to make room.
 pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
+/// The folder, inside an output's spool folder, of batches refused for good.
+pub(crate) const REJECTED_DIR: &str = "rejected";
+/// The folder, inside an output's spool folder, of damaged files set aside.
+pub(crate) const CORRUPT_DIR: &str = "corrupt";
+
+/// A spool file's identity, stable while the [`Spool`] that made it lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct FileId(u64);
+
 #[derive(Debug)]
 struct SpoolFile {
+    id: FileId,
     path: PathBuf,
     bytes: u64,
     records: u64,
+}
+
+/// What a write did to make room.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Written {
+    /// Records in older files deleted to make room (now dropped).
+    pub(crate) evicted: u64,
+}
+
+/// Why a spooled batch cannot be read back.
+#[derive(Debug)]
+pub(crate) enum Unreadable {
+    /// The file is gone (deleted by hand or by another process).
+    Gone,
+    /// The file no longer holds what was written; it was moved to `corrupt/`.
+    Corrupt(String),
+}
+
+/// A damaged file found in a spool and moved aside.
+#[derive(Debug)]
+pub(crate) struct Quarantined {
+    pub(crate) path: PathBuf,
+    pub(crate) reason: String,
 }
 
 #[derive(Debug)]
@@ -31,7 +75,14 @@ pub(crate) struct Spool {
     max_bytes: u64,
     files: VecDeque<SpoolFile>,
     total_bytes: u64,
+    rejected: VecDeque<(PathBuf, u64)>,
+    rejected_bytes: u64,
+    next_id: u64,
     seq: u64,
+    /// Records found at open, left by an earlier process.
+    recovered: u64,
+    /// Damaged files moved aside since open, not yet reported.
+    quarantined: Vec<Quarantined>,
 }
 
 fn count_lines(bytes: &[u8]) -> u64 {
@@ -49,9 +100,30 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
+/// Checks that `bytes` are whole JSON Lines: each line one JSON value, the
+/// last one ended by a newline. Returns the line count or what is wrong.
+pub(crate) fn check_lines(bytes: &[u8]) -> std::result::Result<u64, String> {
+    if bytes.is_empty() {
+        return Err("empty file".into());
+    }
+    if !bytes.ends_with(b"\n") {
+        return Err("the last line is not ended (a torn or truncated write)".into());
+    }
+    let mut count = 0;
+    for (i, line) in bytes[..bytes.len() - 1].split(|&b| b == b'\n').enumerate() {
+        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(line) {
+            return Err(format!("line {} is not JSON: {e}", i + 1));
+        }
+        count += 1;
+    }
+    Ok(count)
+}
+
 impl Spool {
     /// Opens (creating) an output's spool folder and lists what an earlier
-    /// process left there. Leftover `.tmp` files (a crash mid-write) are removed.
+    /// process left there, oldest first. Leftover `.tmp` files (a crash
+    /// mid-write) are removed; damaged files are moved to `corrupt/` and
+    /// listed by [`take_quarantined`](Self::take_quarantined).
     pub(crate) fn open(dir: PathBuf, max_bytes: u64) -> Result<Self> {
         create_private_dir(&dir).map_err(|e| {
             Error::io(
@@ -59,40 +131,81 @@ impl Spool {
                 e,
             )
         })?;
-        let mut found = Vec::new();
         let entries = std::fs::read_dir(&dir).map_err(|e| {
             Error::io(
                 format_args!("cannot read spool folder {}", dir.display()),
                 e,
             )
         })?;
+        let mut spool = Spool {
+            dir,
+            max_bytes,
+            files: VecDeque::new(),
+            total_bytes: 0,
+            rejected: VecDeque::new(),
+            rejected_bytes: 0,
+            next_id: 0,
+            seq: 0,
+            recovered: 0,
+            quarantined: Vec::new(),
+        };
+        let mut found = Vec::new();
         for entry in entries.flatten() {
             let path = entry.path();
             match path.extension().and_then(|e| e.to_str()) {
-                Some("jsonl") => {
-                    if let Ok(bytes) = std::fs::read(&path) {
-                        found.push(SpoolFile {
-                            bytes: bytes.len() as u64,
-                            records: count_lines(&bytes),
-                            path,
-                        });
-                    }
-                }
+                Some("jsonl") if path.is_file() => found.push(path),
                 Some("tmp") => {
                     let _ = std::fs::remove_file(&path);
                 }
                 _ => {}
             }
         }
-        found.sort_by(|a, b| a.path.file_name().cmp(&b.path.file_name()));
-        let total_bytes = found.iter().map(|f| f.bytes).sum();
-        Ok(Spool {
-            dir,
-            max_bytes,
-            files: found.into(),
-            total_bytes,
-            seq: 0,
-        })
+        found.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+        for path in found {
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue; // gone meanwhile, or unreadable: not ours to replay
+            };
+            match check_lines(&bytes) {
+                Ok(records) => {
+                    let id = spool.new_id();
+                    spool.total_bytes += bytes.len() as u64;
+                    spool.recovered += records;
+                    spool.files.push_back(SpoolFile {
+                        id,
+                        path,
+                        bytes: bytes.len() as u64,
+                        records,
+                    });
+                }
+                Err(reason) => spool.quarantine_path(&path, reason),
+            }
+        }
+        spool.list_rejected();
+        Ok(spool)
+    }
+
+    fn list_rejected(&mut self) {
+        let Ok(entries) = std::fs::read_dir(self.dir.join(REJECTED_DIR)) else {
+            return;
+        };
+        let mut found: Vec<(PathBuf, u64)> = entries
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+            .filter_map(|e| Some((e.path(), e.metadata().ok()?.len())))
+            .collect();
+        found.sort();
+        self.rejected_bytes = found.iter().map(|(_, b)| b).sum();
+        self.rejected = found.into();
+    }
+
+    fn new_id(&mut self) -> FileId {
+        self.next_id += 1;
+        FileId(self.next_id)
+    }
+
+    /// The folder this spool keeps its files in.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Records waiting in spool files.
@@ -100,99 +213,226 @@ impl Spool {
         self.files.iter().map(|f| f.records).sum()
     }
 
+    /// Records found at open, left by an earlier process.
+    pub(crate) fn recovered(&self) -> u64 {
+        self.recovered
+    }
+
+    /// Bytes in `rejected/`.
+    #[cfg(test)]
+    pub(crate) fn rejected_bytes(&self) -> u64 {
+        self.rejected_bytes
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.files.is_empty()
     }
 
-    fn next_name(&mut self, ext: &str) -> PathBuf {
+    /// The damaged files moved aside since the last call.
+    pub(crate) fn take_quarantined(&mut self) -> Vec<Quarantined> {
+        std::mem::take(&mut self.quarantined)
+    }
+
+    fn next_name(&mut self, ext: &str) -> String {
         self.seq += 1;
         let micros = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_micros());
-        self.dir.join(format!(
+        format!(
             "{micros:020}-{:010}-{:06}.{ext}",
             std::process::id(),
             self.seq
-        ))
+        )
     }
 
-    /// Writes a batch of JSON Lines. Returns how many older records were
-    /// evicted to make room; a batch larger than the whole spool is refused.
-    pub(crate) fn write(&mut self, lines: &[u8]) -> Result<u64> {
+    /// Writes a batch of JSON Lines as a new file, newest. To make room the
+    /// oldest files are deleted, except `keep` (a file being replayed), and
+    /// their records returned as evicted. A batch larger than the whole
+    /// spool is refused, and so is one that does not fit beside `keep`.
+    pub(crate) fn write(&mut self, lines: &[u8], keep: Option<FileId>) -> Result<Written> {
         let bytes = lines.len() as u64;
-        if bytes > self.max_bytes {
+        let kept = keep
+            .and_then(|id| self.files.iter().find(|f| f.id == id))
+            .map_or(0, |f| f.bytes);
+        if bytes + kept > self.max_bytes {
             return Err(Error::new(
-                crate::ErrorKind::Io,
+                ErrorKind::Io,
                 format!(
-                    "a batch of {bytes} bytes is larger than the spool ({} bytes)",
+                    "a batch of {bytes} bytes does not fit in the spool ({} bytes)",
                     self.max_bytes
                 ),
             ));
         }
-        let mut evicted = 0;
+        let mut written = Written::default();
         while self.total_bytes + bytes > self.max_bytes {
-            let Some(oldest) = self.files.pop_front() else {
+            let Some(i) = self.files.iter().position(|f| Some(f.id) != keep) else {
                 break;
             };
-            let _ = std::fs::remove_file(&oldest.path);
-            self.total_bytes -= oldest.bytes;
-            evicted += oldest.records;
+            if let Some(oldest) = self.files.remove(i) {
+                let _ = std::fs::remove_file(&oldest.path);
+                self.total_bytes -= oldest.bytes;
+                written.evicted += oldest.records;
+            }
         }
-        let path = self.next_name("jsonl");
+        let name = self.next_name("jsonl");
+        let path = self.dir.join(name);
         write_atomically(&path, lines)?;
+        let id = self.new_id();
         self.total_bytes += bytes;
         self.files.push_back(SpoolFile {
+            id,
             path,
             bytes,
             records: count_lines(lines),
         });
-        Ok(evicted)
+        Ok(written)
     }
 
-    /// The oldest batch: its lines and record count.
-    pub(crate) fn oldest(&mut self) -> Option<(Vec<u8>, u64)> {
-        loop {
-            let file = self.files.front()?;
-            match std::fs::read(&file.path) {
-                Ok(lines) => return Some((lines, file.records)),
-                // Gone (another process replayed it): forget it.
-                Err(_) => {
-                    self.remove_oldest();
-                }
+    /// The oldest file, to replay next, and its record count.
+    pub(crate) fn oldest(&self) -> Option<(FileId, u64)> {
+        self.files.front().map(|f| (f.id, f.records))
+    }
+
+    /// Reads a file back for replay. A file that is gone is forgotten; one
+    /// that no longer holds its batch is moved to `corrupt/`. Either way its
+    /// records are no longer pending (the caller counts them).
+    pub(crate) fn read(&mut self, id: FileId) -> std::result::Result<Vec<u8>, Unreadable> {
+        let Some(i) = self.files.iter().position(|f| f.id == id) else {
+            return Err(Unreadable::Gone);
+        };
+        let (path, records) = (self.files[i].path.clone(), self.files[i].records);
+        let problem = match std::fs::read(&path) {
+            Ok(bytes) => match check_lines(&bytes) {
+                Ok(n) if n == records => return Ok(bytes),
+                Ok(n) => format!("it holds {n} records where {records} were written"),
+                Err(reason) => reason,
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.forget(i);
+                return Err(Unreadable::Gone);
             }
-        }
+            Err(e) => format!("cannot read it: {e}"),
+        };
+        self.forget(i);
+        self.quarantine_path(&path, problem.clone());
+        Err(Unreadable::Corrupt(problem))
     }
 
-    /// Deletes the oldest batch, once delivered.
-    pub(crate) fn remove_oldest(&mut self) {
-        if let Some(file) = self.files.pop_front() {
-            let _ = std::fs::remove_file(&file.path);
-            self.total_bytes -= file.bytes;
-        }
+    fn forget(&mut self, index: usize) -> Option<SpoolFile> {
+        let file = self.files.remove(index)?;
+        self.total_bytes -= file.bytes;
+        Some(file)
     }
 
-    /// Moves the oldest batch to `rejected/` with the reason next to it.
-    pub(crate) fn reject_oldest(&mut self, reason: &str) {
-        if let Some(file) = self.files.pop_front() {
-            self.total_bytes -= file.bytes;
-            if let Ok(lines) = std::fs::read(&file.path) {
-                let _ = self.write_rejected(&lines, reason);
-            }
-            let _ = std::fs::remove_file(&file.path);
+    /// Deletes a file once its batch was delivered; returns its record count.
+    pub(crate) fn remove(&mut self, id: FileId) -> Option<u64> {
+        let i = self.files.iter().position(|f| f.id == id)?;
+        let file = self.forget(i)?;
+        let _ = std::fs::remove_file(&file.path);
+        Some(file.records)
+    }
+
+    /// Replaces a file by two smaller ones holding the same lines (a server
+    /// that answered 413), in its place in the replay order.
+    pub(crate) fn split(&mut self, id: FileId, first: &[u8], second: &[u8]) -> Result<()> {
+        let Some(i) = self.files.iter().position(|f| f.id == id) else {
+            return Ok(());
+        };
+        let stem = self.files[i]
+            .path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let a = self.dir.join(format!("{stem}-a.jsonl"));
+        let b = self.dir.join(format!("{stem}-b.jsonl"));
+        write_atomically(&a, first)?;
+        if let Err(err) = write_atomically(&b, second) {
+            let _ = std::fs::remove_file(&a);
+            return Err(err);
         }
+        let old = self.forget(i).map(|f| f.path);
+        let (ida, idb) = (self.new_id(), self.new_id());
+        for (offset, (id, path, lines)) in
+            [(ida, a, first), (idb, b, second)].into_iter().enumerate()
+        {
+            self.total_bytes += lines.len() as u64;
+            self.files.insert(
+                i + offset,
+                SpoolFile {
+                    id,
+                    path,
+                    bytes: lines.len() as u64,
+                    records: count_lines(lines),
+                },
+            );
+        }
+        if let Some(old) = old {
+            let _ = std::fs::remove_file(old);
+        }
+        Ok(())
+    }
+
+    /// Moves a file the output refused for good to `rejected/`, with the
+    /// reason; returns its record count.
+    pub(crate) fn reject(&mut self, id: FileId, reason: &str) -> Option<u64> {
+        let i = self.files.iter().position(|f| f.id == id)?;
+        let file = self.forget(i)?;
+        if let Ok(lines) = std::fs::read(&file.path) {
+            let _ = self.write_rejected(&lines, reason);
+        }
+        let _ = std::fs::remove_file(&file.path);
+        Some(file.records)
     }
 
     /// Keeps a batch the output refused for good, with the reason, for a
-    /// person to look at. It is not replayed.
+    /// person to look at; it is not replayed. The oldest rejected batches
+    /// are deleted to keep `rejected/` within a quarter of the spool's bound;
+    /// a batch larger than that is not kept.
     pub(crate) fn write_rejected(&mut self, lines: &[u8], reason: &str) -> Result<PathBuf> {
-        let dir = self.dir.join("rejected");
+        let bound = self.max_bytes / 4;
+        let bytes = lines.len() as u64;
+        if bytes > bound {
+            return Err(Error::new(
+                ErrorKind::Io,
+                format!(
+                    "a refused batch of {bytes} bytes is larger than rejected/ may hold ({bound} bytes)"
+                ),
+            ));
+        }
+        while self.rejected_bytes + bytes > bound {
+            let Some((path, size)) = self.rejected.pop_front() else {
+                break;
+            };
+            let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(path.with_extension("reason"));
+            self.rejected_bytes -= size;
+        }
+        let dir = self.dir.join(REJECTED_DIR);
         create_private_dir(&dir)
             .map_err(|e| Error::io(format_args!("cannot create {}", dir.display()), e))?;
         let name = self.next_name("jsonl");
-        let path = dir.join(name.file_name().unwrap_or_default());
+        let path = dir.join(name);
         write_atomically(&path, lines)?;
         let _ = std::fs::write(path.with_extension("reason"), reason);
+        self.rejected_bytes += bytes;
+        self.rejected.push_back((path.clone(), bytes));
         Ok(path)
+    }
+
+    /// Moves a damaged file to `corrupt/` (or deletes it if it cannot be moved).
+    fn quarantine_path(&mut self, path: &Path, reason: String) {
+        let dir = self.dir.join(CORRUPT_DIR);
+        let target = dir.join(path.file_name().unwrap_or_default());
+        let moved = create_private_dir(&dir).is_ok() && std::fs::rename(path, &target).is_ok();
+        if moved {
+            let _ = std::fs::write(target.with_extension("reason"), &reason);
+        } else {
+            let _ = std::fs::remove_file(path);
+        }
+        self.quarantined.push(Quarantined {
+            path: if moved { target } else { path.to_owned() },
+            reason,
+        });
     }
 }
 
@@ -221,46 +461,4 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn writes_lists_replays_in_order_and_evicts_the_oldest() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut spool = Spool::open(dir.path().join("out"), 100).unwrap();
-        assert_eq!(spool.write(b"{\"a\":1}\n{\"a\":2}\n").unwrap(), 0);
-        assert_eq!(spool.write(b"{\"b\":1}\n").unwrap(), 0);
-        assert_eq!(spool.pending(), 3);
-        // A later process sees the same files, oldest first.
-        let mut again = Spool::open(dir.path().join("out"), 100).unwrap();
-        assert_eq!(again.pending(), 3);
-        assert_eq!(
-            again.oldest().unwrap(),
-            (b"{\"a\":1}\n{\"a\":2}\n".to_vec(), 2)
-        );
-        again.remove_oldest();
-        assert_eq!(again.oldest().unwrap().1, 1);
-        // Room is made by evicting the oldest.
-        let big = vec![b'x'; 95];
-        let mut big_lines = big.clone();
-        big_lines.push(b'\n');
-        assert_eq!(again.write(&big_lines).unwrap(), 1);
-        assert_eq!(again.pending(), 1);
-        assert!(again.write(&[b'y'; 200]).is_err());
-        again.reject_oldest("HTTP 400: bad");
-        assert!(again.is_empty());
-        let rejected: Vec<_> = std::fs::read_dir(dir.path().join("out/rejected"))
-            .unwrap()
-            .collect();
-        assert_eq!(rejected.len(), 2, "the batch and its reason");
-    }
-
-    #[test]
-    fn leftover_tmp_files_are_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("x.tmp"), b"half").unwrap();
-        let spool = Spool::open(dir.path().to_path_buf(), 100).unwrap();
-        assert!(spool.is_empty());
-        assert!(!dir.path().join("x.tmp").exists());
-    }
-}
+mod tests;

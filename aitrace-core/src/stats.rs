@@ -1,24 +1,36 @@
 //! Delivery counters a service can read at any time to monitor itself.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
 /// What a logger has done since it was built. Read with
 /// [`BufferedLogger::stats`](crate::BufferedLogger::stats).
 ///
-/// With one output, once everything captured has been flushed and any spool
-/// replayed, `captured == delivered + dropped` exactly. While an outage lasts,
-/// the difference is in `buffered`, in flight, or spooled and not yet
-/// replayed (`spool_pending`). Output counters are summed over all outputs.
+/// Every record is accounted for at every instant, per output (a snapshot is
+/// taken under the lock the delivery thread moves records under):
+///
+/// ```text
+/// captured + recovered == delivered + dropped + discarded
+///                         + buffered + in_flight + spool_pending
+/// ```
+///
+/// where `recovered` is what an earlier process left in the spool, and
+/// `dropped` includes the buffer's overflow drops. With one output the
+/// top-level counters satisfy it; with several, each [`OutputStats`] does
+/// ([`Stats::is_balanced`] checks every one). Output counters are summed over
+/// all outputs at the top level.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Records accepted for capture (after level filtering).
+    /// Records accepted for capture (after level filtering), the buffer's own
+    /// `aitrace.dropped` reports included.
     pub captured: u64,
     /// Records dropped: on buffer overflow, refused for good by an output,
-    /// evicted from a full spool, or lost at a shutdown that timed out.
+    /// evicted from a full spool, damaged on disk, or lost at a shutdown with
+    /// no spool.
     pub dropped: u64,
     /// Of `dropped`, those dropped because the buffer was full.
     pub dropped_overflow: u64,
+    /// Records thrown away on purpose by [`BufferedLogger::clear`](crate::BufferedLogger::clear)
+    /// (and `trace_context`, which clears first).
+    pub discarded: u64,
     /// Records an output acknowledged (replayed ones included).
     pub delivered: u64,
     /// Send attempts repeated after a transient failure.
@@ -29,6 +41,12 @@ pub struct Stats {
     pub replayed: u64,
     /// Records in spool files waiting to be replayed.
     pub spool_pending: u64,
+    /// Records found in the spool folder at start, left by an earlier process.
+    pub recovered: u64,
+    /// Spool files found damaged and moved to `corrupt/`.
+    pub corrupt_files: u64,
+    /// Records taken from the buffer and not yet delivered, spooled or dropped.
+    pub in_flight: u64,
     /// Batches an output failed to deliver (after retries).
     pub failed_flushes: u64,
     /// Records in the buffer now.
@@ -45,7 +63,7 @@ pub struct OutputStats {
     pub output: String,
     /// Records acknowledged.
     pub delivered: u64,
-    /// Records given up on.
+    /// Records given up on (not counting the buffer's overflow drops).
     pub dropped: u64,
     /// Repeated send attempts.
     pub retried: u64,
@@ -55,43 +73,90 @@ pub struct OutputStats {
     pub replayed: u64,
     /// Records in spool files waiting to be replayed.
     pub spool_pending: u64,
+    /// Records found in the spool at start, left by an earlier process.
+    pub recovered: u64,
+    /// Spool files found damaged and moved to `corrupt/`.
+    pub corrupt_files: u64,
+    /// Records on their way to this output: queued, being sent, waiting for
+    /// a retry, or kept for the next flush after a failure.
+    pub in_flight: u64,
     /// Batches that failed after retries.
     pub failed_flushes: u64,
     /// Whether the circuit breaker is open (the output is not being called).
     pub breaker_open: bool,
 }
 
-/// Live counters of one output, written only by the thread delivering to it.
+/// The books of every output, changed only under one lock, by the thread
+/// that moves records (the delivery thread, or a flush on the calling
+/// thread), so a snapshot is consistent.
 #[derive(Debug, Default)]
-pub(crate) struct OutputCounters {
-    pub(crate) delivered: AtomicU64,
-    pub(crate) dropped: AtomicU64,
-    pub(crate) retried: AtomicU64,
-    pub(crate) spooled: AtomicU64,
-    pub(crate) replayed: AtomicU64,
-    pub(crate) spool_pending: AtomicU64,
-    pub(crate) failed_flushes: AtomicU64,
-    pub(crate) breaker_open: AtomicBool,
+pub(crate) struct Ledger {
+    outputs: parking_lot::Mutex<Vec<OutputStats>>,
 }
 
-impl OutputCounters {
-    pub(crate) fn add(counter: &AtomicU64, n: usize) {
-        counter.fetch_add(n as u64, Ordering::Relaxed);
+impl Ledger {
+    pub(crate) fn new(names: impl IntoIterator<Item = String>) -> Self {
+        Ledger {
+            outputs: parking_lot::Mutex::new(
+                names
+                    .into_iter()
+                    .map(|output| OutputStats {
+                        output,
+                        ..OutputStats::default()
+                    })
+                    .collect(),
+            ),
+        }
     }
 
-    pub(crate) fn snapshot(&self, output: String) -> OutputStats {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        OutputStats {
-            output,
-            delivered: get(&self.delivered),
-            dropped: get(&self.dropped),
-            retried: get(&self.retried),
-            spooled: get(&self.spooled),
-            replayed: get(&self.replayed),
-            spool_pending: get(&self.spool_pending),
-            failed_flushes: get(&self.failed_flushes),
-            breaker_open: self.breaker_open.load(Ordering::Relaxed),
+    /// Holds the books for one step; whatever moves records between the
+    /// buffer and the books does it while holding this.
+    pub(crate) fn lock(&self) -> parking_lot::MutexGuard<'_, Vec<OutputStats>> {
+        self.outputs.lock()
+    }
+}
+
+impl OutputStats {
+    /// Records moved from in flight to delivered.
+    pub(crate) fn deliver(&mut self, n: u64, replayed: bool) {
+        if replayed {
+            self.spool_pending -= n.min(self.spool_pending);
+            self.replayed += n;
+        } else {
+            self.in_flight -= n.min(self.in_flight);
         }
+        self.delivered += n;
+    }
+
+    /// Records moved from in flight to dropped.
+    pub(crate) fn drop_in_flight(&mut self, n: u64) {
+        self.in_flight -= n.min(self.in_flight);
+        self.dropped += n;
+    }
+
+    /// Records moved from in flight to the spool.
+    pub(crate) fn spool(&mut self, n: u64) {
+        self.in_flight -= n.min(self.in_flight);
+        self.spooled += n;
+        self.spool_pending += n;
+    }
+
+    /// Records that left the spool without being delivered.
+    pub(crate) fn drop_spooled(&mut self, n: u64) {
+        self.spool_pending -= n.min(self.spool_pending);
+        self.dropped += n;
+    }
+
+    /// Whether this output accounts for every record (see [`Stats`]).
+    fn balanced(&self, top: &Stats) -> bool {
+        top.captured + self.recovered
+            == self.delivered
+                + self.dropped
+                + top.dropped_overflow
+                + top.discarded
+                + top.buffered
+                + self.in_flight
+                + self.spool_pending
     }
 }
 
@@ -99,6 +164,7 @@ impl Stats {
     pub(crate) fn new(
         captured: u64,
         dropped_overflow: u64,
+        discarded: u64,
         buffered: u64,
         outputs: Vec<OutputStats>,
     ) -> Self {
@@ -107,14 +173,25 @@ impl Stats {
             captured,
             dropped: dropped_overflow + sum(|o| o.dropped),
             dropped_overflow,
+            discarded,
             delivered: sum(|o| o.delivered),
             retried: sum(|o| o.retried),
             spooled: sum(|o| o.spooled),
             replayed: sum(|o| o.replayed),
             spool_pending: sum(|o| o.spool_pending),
+            recovered: sum(|o| o.recovered),
+            corrupt_files: sum(|o| o.corrupt_files),
+            in_flight: sum(|o| o.in_flight),
             failed_flushes: sum(|o| o.failed_flushes),
             buffered,
             outputs,
         }
+    }
+
+    /// Whether every output accounts for every record captured: delivered,
+    /// dropped (and why), discarded, still buffered, in flight or spooled.
+    /// Holds at every instant; a `false` is a bug worth reporting.
+    pub fn is_balanced(&self) -> bool {
+        self.outputs.iter().all(|o| o.balanced(self))
     }
 }

@@ -67,7 +67,7 @@ impl Log for AitraceLogger {
     }
 
     fn log(&self, record: &log::Record<'_>) {
-        if !self.enabled(record.metadata()) || aitrace_core::is_sending() {
+        if !self.enabled(record.metadata()) || aitrace_core::adapter::is_sending() {
             return;
         }
         let event: Cow<'static, str> = match record.args().as_str() {

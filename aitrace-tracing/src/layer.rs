@@ -153,13 +153,13 @@ where
         if !state.start_written {
             self.write_start(span.metadata(), state);
         }
-        context::push_current(state.context);
+        aitrace_core::adapter::push_current(state.context);
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         if let Some(state) = span.extensions().get::<SpanState>() {
-            context::pop_current(state.context.span_id());
+            aitrace_core::adapter::pop_current(state.context.span_id());
         }
     }
 
@@ -199,7 +199,7 @@ where
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let meta = event.metadata();
         let level = level_from_tracing(meta.level());
-        if !self.logger.enabled(level) || aitrace_core::is_sending() {
+        if !self.logger.enabled(level) || aitrace_core::adapter::is_sending() {
             return;
         }
         let mut fields = Vec::with_capacity(meta.fields().len().saturating_sub(1));

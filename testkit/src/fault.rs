@@ -41,6 +41,7 @@ struct State {
     records: Vec<Json>,
     batch_sizes: Vec<usize>,
     gzip_requests: usize,
+    request_times: Vec<Instant>,
 }
 
 /// The server; stops when dropped.
@@ -133,6 +134,11 @@ impl FaultServer {
     /// Requests that arrived with `Content-Encoding: gzip`.
     pub fn gzip_requests(&self) -> usize {
         self.inner.state.lock().gzip_requests
+    }
+
+    /// When each request arrived (its body read), in order.
+    pub fn request_times(&self) -> Vec<Instant> {
+        self.inner.state.lock().request_times.clone()
     }
 
     /// Requests received, answered or not.
@@ -242,6 +248,7 @@ fn handle(stream: TcpStream, inner: &Inner) {
         return;
     }
     inner.requests.fetch_add(1, Ordering::SeqCst);
+    inner.state.lock().request_times.push(Instant::now());
     if gzip {
         let mut plain = Vec::new();
         if flate2::read::GzDecoder::new(&body[..])

@@ -1,0 +1,30 @@
+//! For authors of frontends: what an adapter between a logging library and
+//! the core needs beyond [`BufferedLogger`](crate::BufferedLogger) and
+//! [`Record`](crate::Record).
+//!
+//! An adapter builds a [`Record`](crate::Record) from its frontend's event
+//! and hands it to [`BufferedLogger::capture`](crate::BufferedLogger::capture)
+//! after checking [`BufferedLogger::enabled`](crate::BufferedLogger::enabled).
+//! A frontend with its own span enter/exit calls (a `tracing` layer) keeps
+//! the core's span stack in step with [`push_current`] and [`pop_current`],
+//! so records from every frontend on the thread share the same ids.
+
+use crate::ids::SpanId;
+use crate::record::SpanContext;
+
+pub use crate::sending::is_sending;
+
+/// Makes `context` the current span on this thread, for a frontend whose
+/// spans have their own enter/exit calls (a `tracing` layer's `on_enter`).
+/// Pair each call with [`pop_current`]. Code that can hold a guard should
+/// use [`context::attach`](crate::context::attach) instead.
+pub fn push_current(context: SpanContext) {
+    crate::context::push_current(context);
+}
+
+/// Removes the most recent entry for `span_id` from this thread's span
+/// stack; `false` if there was none. Entries above it stay, so exits in an
+/// unexpected order never unbalance the stack.
+pub fn pop_current(span_id: SpanId) -> bool {
+    crate::context::pop_current(span_id)
+}

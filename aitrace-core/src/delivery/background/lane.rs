@@ -1,0 +1,462 @@
+//! One output's delivery state, owned by the delivery thread: its queue of
+//! batches, the send in flight, the retry it waits for, its circuit breaker
+//! and its spool. Only the delivery thread touches a lane, so the spool has
+//! exactly one owner and every record's whereabouts change in one place.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::Sender;
+
+use super::sender::{Job, Load};
+use crate::diagnostics::Diagnostics;
+use crate::error::Error;
+use crate::output::Output;
+use crate::record::Record;
+use crate::report::Delivery;
+use crate::retry::{Breaker, RetryPolicy};
+use crate::spool::{FileId, Spool, Unreadable};
+use crate::stats::OutputStats;
+
+/// A batch from the buffer, numbered in drain order (the same number for
+/// every output), so a flush knows when everything before it is settled.
+#[derive(Clone, Debug)]
+pub(super) struct Batch {
+    pub(super) seq: u64,
+    pub(super) records: Arc<Vec<Record>>,
+}
+
+/// Work for the output: a fresh batch, or a spool file to replay.
+#[derive(Debug)]
+enum Work {
+    Batch(Batch),
+    Replay {
+        file: FileId,
+        lines: Arc<Vec<u8>>,
+        count: usize,
+    },
+}
+
+impl Work {
+    fn load(&self) -> Load {
+        match self {
+            Work::Batch(batch) => Load::Records(batch.records.clone()),
+            Work::Replay { lines, count, .. } => Load::Lines(lines.clone(), *count),
+        }
+    }
+
+    fn seq(&self) -> Option<u64> {
+        match self {
+            Work::Batch(batch) => Some(batch.seq),
+            Work::Replay { .. } => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct InFlight {
+    job: u64,
+    work: Work,
+    attempt: u32,
+}
+
+pub(super) struct Lane {
+    pub(super) index: usize,
+    pub(super) output: Output,
+    jobs: Sender<Job>,
+    queue: VecDeque<Batch>,
+    current: Option<InFlight>,
+    /// Work that failed for a transient reason, and when to try again.
+    waiting: Option<(InFlight, Instant)>,
+    breaker: Breaker,
+    pub(super) spool: Option<Spool>,
+    /// What this output did since the last flush report.
+    pub(super) tally: Delivery,
+    next_job: u64,
+    /// Alternates fresh batches and replays so a busy output still drains
+    /// its spool.
+    replay_next: bool,
+    /// While closing: a replay failed, so stop replaying.
+    replay_failed: bool,
+}
+
+/// Where a lane reports what it did: the books, and stderr.
+pub(super) struct Books<'a> {
+    pub(super) stats: &'a mut OutputStats,
+    pub(super) diagnostics: &'a Diagnostics,
+}
+
+impl Lane {
+    pub(super) fn new(
+        index: usize,
+        output: Output,
+        jobs: Sender<Job>,
+        breaker: Breaker,
+        spool: Option<Spool>,
+    ) -> Self {
+        let tally = Delivery::named(output.to_string());
+        Lane {
+            index,
+            output,
+            jobs,
+            queue: VecDeque::new(),
+            current: None,
+            waiting: None,
+            breaker,
+            spool,
+            tally,
+            next_job: 0,
+            replay_next: false,
+            replay_failed: false,
+        }
+    }
+
+    /// Batches queued, sending or waiting for a retry.
+    pub(super) fn load(&self) -> usize {
+        self.queue.len() + usize::from(self.current.is_some()) + usize::from(self.waiting.is_some())
+    }
+
+    /// The oldest batch not yet delivered, spooled or dropped.
+    pub(super) fn oldest_unsettled(&self) -> Option<u64> {
+        let current = self.current.as_ref().and_then(|f| f.work.seq());
+        let waiting = self.waiting.as_ref().and_then(|(f, _)| f.work.seq());
+        let queued = self.queue.iter().map(|b| b.seq).min();
+        [current, waiting, queued].into_iter().flatten().min()
+    }
+
+    /// Nothing queued, in flight or waiting.
+    pub(super) fn is_idle(&self) -> bool {
+        self.load() == 0
+    }
+
+    /// Whether a replay is possible now.
+    fn can_replay(&self, now: Instant) -> bool {
+        self.spool.as_ref().is_some_and(|s| !s.is_empty())
+            && self.breaker.allows(now)
+            && !self.replay_failed
+    }
+
+    /// Whether a closing delivery thread is done with this lane.
+    pub(super) fn is_finished(&self, now: Instant) -> bool {
+        self.is_idle() && !self.can_replay(now)
+    }
+
+    /// When this lane wants to be looked at again, if it waits for a time.
+    pub(super) fn next_wake(&self, now: Instant) -> Option<Instant> {
+        if self.current.is_some() {
+            return None; // its answer wakes us
+        }
+        if let Some((_, at)) = &self.waiting {
+            return Some(*at);
+        }
+        let has_work = !self.queue.is_empty() || self.spool.as_ref().is_some_and(|s| !s.is_empty());
+        self.breaker.reopens_at().filter(|&at| has_work && at > now)
+    }
+
+    /// Takes a batch to send, or sets it aside when this output already has
+    /// as many as it may queue (`limit`).
+    pub(super) fn offer(&mut self, batch: Batch, limit: usize, books: &mut Books<'_>) {
+        if self.load() < limit {
+            self.queue.push_back(batch);
+        } else {
+            self.set_aside(&batch.records, "the output is too slow to keep up", books);
+        }
+    }
+
+    /// Starts the next piece of work if the sender is idle: a retry that is
+    /// due, else a fresh batch or a replay in turn.
+    pub(super) fn pump(&mut self, now: Instant, books: &mut Books<'_>) {
+        if self.current.is_some() {
+            return;
+        }
+        if let Some((_, at)) = &self.waiting {
+            if now < *at {
+                return;
+            }
+            let (work, _) = self.waiting.take().expect("checked");
+            return self.start(work.work, work.attempt, books);
+        }
+        if !self.breaker.allows(now) {
+            // Not calling the output: what is queued goes to the spool.
+            while let Some(batch) = self.queue.pop_front() {
+                self.set_aside(&batch.records, "circuit breaker open", books);
+            }
+            return;
+        }
+        loop {
+            let replay = self.can_replay(now) && (self.replay_next || self.queue.is_empty());
+            if !replay {
+                if let Some(batch) = self.queue.pop_front() {
+                    self.replay_next = true;
+                    self.start(Work::Batch(batch), 1, books);
+                }
+                return;
+            }
+            self.replay_next = false;
+            let spool = self.spool.as_mut().expect("can_replay");
+            let (file, count) = spool.oldest().expect("can_replay");
+            match spool.read(file) {
+                Ok(lines) => {
+                    let work = Work::Replay {
+                        file,
+                        lines: Arc::new(lines),
+                        count: count as usize,
+                    };
+                    return self.start(work, 1, books);
+                }
+                Err(unreadable) => {
+                    books.stats.drop_spooled(count);
+                    let output = &self.output;
+                    let dir = spool.dir().display().to_string();
+                    match unreadable {
+                        Unreadable::Gone => books.diagnostics.say("spool-gone", || {
+                            format!("{output}: a spool file in {dir} disappeared before it was replayed; {count} records lost")
+                        }),
+                        Unreadable::Corrupt(why) => {
+                            books.stats.corrupt_files += 1;
+                            books.diagnostics.say("spool-corrupt", || {
+                                format!("{output}: a spool file in {dir} was damaged ({why}); moved to corrupt/, {count} records lost")
+                            })
+                        }
+                    };
+                }
+            }
+        }
+    }
+
+    fn start(&mut self, work: Work, attempt: u32, books: &mut Books<'_>) {
+        self.next_job += 1;
+        let job = Job {
+            id: self.next_job,
+            load: work.load(),
+        };
+        // The sender is idle (nothing in flight), so its slot is free; it
+        // only fails if the sender thread is gone.
+        if let Err(err) = self.jobs.try_send(job) {
+            drop(err);
+            let problem = Error::new(
+                crate::ErrorKind::Closed,
+                "the output's sender thread stopped",
+            );
+            self.current = Some(InFlight {
+                job: 0,
+                work,
+                attempt: u32::MAX,
+            });
+            return self.answered(0, Err(problem), Instant::now(), None, books);
+        }
+        self.current = Some(InFlight {
+            job: self.next_job,
+            work,
+            attempt,
+        });
+    }
+
+    /// The sender's answer for job `job`. `retry` is the policy, or `None`
+    /// while closing (no retries then).
+    pub(super) fn answered(
+        &mut self,
+        job: u64,
+        outcome: crate::Result<Option<usize>>,
+        now: Instant,
+        retry: Option<&RetryPolicy>,
+        books: &mut Books<'_>,
+    ) {
+        match &self.current {
+            Some(flight) if flight.job == job => {}
+            _ => return, // an answer for work already set aside
+        }
+        let flight = self.current.take().expect("checked");
+        let count = flight.work.load().len();
+        match outcome {
+            Ok(ingested) => {
+                self.breaker.success();
+                books.stats.breaker_open = false;
+                match flight.work {
+                    Work::Batch(_) => books.stats.deliver(count as u64, false),
+                    Work::Replay { file, .. } => {
+                        if let Some(spool) = self.spool.as_mut() {
+                            spool.remove(file);
+                        }
+                        books.stats.deliver(count as u64, true);
+                    }
+                }
+                self.tally.add_delivered(count, ingested);
+            }
+            Err(err) if err.status() == Some(413) && count > 1 => self.split(flight.work, books),
+            Err(err) if !err.is_transient() => {
+                books.stats.failed_flushes += 1;
+                self.reject(flight.work, &err, books);
+            }
+            Err(err) => {
+                let replay = matches!(flight.work, Work::Replay { .. });
+                if let Some(retry) = retry.filter(|r| !replay && flight.attempt < r.attempts()) {
+                    books.stats.retried += 1;
+                    let at = now + retry.backoff(flight.attempt, err.retry_after());
+                    self.waiting = Some((
+                        InFlight {
+                            attempt: flight.attempt + 1,
+                            ..flight
+                        },
+                        at,
+                    ));
+                    return;
+                }
+                books.stats.failed_flushes += 1;
+                if self.breaker.failure(now) {
+                    books.stats.breaker_open = true;
+                }
+                match flight.work {
+                    Work::Batch(batch) => self.set_aside(&batch.records, &err.to_string(), books),
+                    Work::Replay { .. } => self.replay_failed = retry.is_none(),
+                }
+            }
+        }
+    }
+
+    /// A server that answered 413: the work goes again in two halves.
+    fn split(&mut self, work: Work, books: &mut Books<'_>) {
+        match work {
+            Work::Batch(batch) => {
+                let half = batch.records.len() / 2;
+                let (a, b) = batch.records.split_at(half);
+                for part in [b, a] {
+                    self.queue.push_front(Batch {
+                        seq: batch.seq,
+                        records: Arc::new(part.to_vec()),
+                    });
+                }
+            }
+            Work::Replay { file, lines, count } => {
+                let cut = lines
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, b)| **b == b'\n')
+                    .nth(count / 2 - 1)
+                    .map_or(lines.len(), |(i, _)| i + 1);
+                let (a, b) = lines.split_at(cut);
+                let written = self.spool.as_mut().map(|spool| spool.split(file, a, b));
+                if let Some(Err(err)) = written {
+                    let output = &self.output;
+                    books
+                        .diagnostics
+                        .say("spool-write", || format!("{output}: {err}"));
+                }
+            }
+        }
+    }
+
+    /// Work the output refused for good: kept in `rejected/` when there is a
+    /// spool, and counted as dropped either way.
+    fn reject(&mut self, work: Work, err: &Error, books: &mut Books<'_>) {
+        let reason = err.to_string();
+        let count = work.load().len();
+        match work {
+            Work::Batch(batch) => {
+                if let Some(spool) = self.spool.as_mut() {
+                    let lines = self.output.encode_lines(&batch.records);
+                    let _ = spool.write_rejected(&lines, &reason);
+                }
+                books.stats.drop_in_flight(count as u64);
+            }
+            Work::Replay { file, .. } => {
+                if let Some(spool) = self.spool.as_mut() {
+                    spool.reject(file, &reason);
+                }
+                books.stats.drop_spooled(count as u64);
+            }
+        }
+        self.tally.dropped += count;
+        let output = &self.output;
+        books
+            .diagnostics
+            .say(&format!("rejected-{}", self.index), || {
+                format!("{output} refused a batch of {count} records, not retried: {reason}")
+            });
+    }
+
+    /// Writes records to the spool, or drops them (counted) without one.
+    fn set_aside(&mut self, records: &[Record], reason: &str, books: &mut Books<'_>) {
+        let count = records.len();
+        let output = &self.output;
+        let keep = match &self.current {
+            Some(InFlight {
+                work: Work::Replay { file, .. },
+                ..
+            }) => Some(*file),
+            _ => None,
+        };
+        if let Some(spool) = self.spool.as_mut() {
+            let lines = output.encode_lines(records);
+            match spool.write(&lines, keep) {
+                Ok(written) => {
+                    books.stats.spool(count as u64);
+                    books.stats.drop_spooled(written.evicted);
+                    self.tally.spooled += count;
+                    if written.evicted > 0 {
+                        let evicted = written.evicted;
+                        books.diagnostics.say(&format!("evicted-{}", self.index), || {
+                            format!("{output}: the spool is full; dropped its {evicted} oldest records")
+                        });
+                    }
+                    return;
+                }
+                Err(err) => {
+                    books
+                        .diagnostics
+                        .say(&format!("spool-write-{}", self.index), || {
+                            format!("{output}: {err}")
+                        });
+                }
+            }
+        }
+        books.stats.drop_in_flight(count as u64);
+        self.tally.dropped += count;
+        let spool = if self.spool.is_some() {
+            ""
+        } else {
+            "; configure a spool folder to keep them"
+        };
+        books
+            .diagnostics
+            .say(&format!("dropped-{}", self.index), || {
+                format!("{output}: dropped {count} records ({reason}){spool}")
+            });
+    }
+
+    /// Closing and out of time: what is queued, in flight (a send that
+    /// hangs) or waiting for a retry goes to the spool, or is dropped and
+    /// counted. A send still running may deliver its batch as well
+    /// (at-least-once). Returns the records set aside.
+    pub(super) fn abandon(&mut self, books: &mut Books<'_>) -> usize {
+        let mut set_aside = 0;
+        let flights = [self.current.take(), self.waiting.take().map(|(f, _)| f)];
+        for flight in flights.into_iter().flatten() {
+            if let Work::Batch(batch) = flight.work {
+                set_aside += batch.records.len();
+                self.set_aside(&batch.records, "shutdown while a send hung", books);
+            }
+        }
+        while let Some(batch) = self.queue.pop_front() {
+            set_aside += batch.records.len();
+            self.set_aside(&batch.records, "shutdown deadline", books);
+        }
+        set_aside
+    }
+
+    /// Shutdown begins: no more retries, so a batch waiting for one is set
+    /// aside now.
+    pub(super) fn stop_retrying(&mut self, books: &mut Books<'_>) {
+        if let Some((
+            InFlight {
+                work: Work::Batch(batch),
+                ..
+            },
+            _,
+        )) = self.waiting.take()
+        {
+            self.set_aside(&batch.records, "shutdown while retrying", books);
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! The delivery thread: the one owner of every output's lane (queue, send
+//! in flight, retry, breaker, spool). It never does network I/O, so it
+//! always answers: it drains the buffer in batches, hands work to the
+//! senders, acts on their answers, completes flushes and keeps the books.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, select};
+
+use super::lane::{Batch, Books, Lane};
+use super::{BackgroundConfig, Command, Stopped};
+use crate::buffer::Buffer;
+use crate::delivery::ticket::Ticket;
+use crate::diagnostics::Diagnostics;
+use crate::error::{Error, ErrorKind, Result};
+use crate::report::FlushReport;
+use crate::sending::mark_sending_thread;
+use crate::stats::Ledger;
+
+/// The longest the delivery thread sleeps without looking around.
+const MAX_IDLE: Duration = Duration::from_secs(1);
+
+/// A flush waiting for what was captured before it.
+struct PendingFlush {
+    ticket: Arc<Ticket>,
+    /// The last batch it waits for, once the buffer was emptied after it
+    /// was asked for; `None` while there is still buffer to drain.
+    through: Option<u64>,
+    /// When to wake an async waiter to see its deadline passed.
+    wake_at: Option<Instant>,
+}
+
+pub(super) struct Owner {
+    pub(super) inbox: Receiver<Command>,
+    pub(super) doorbell: Receiver<()>,
+    pub(super) buffer: Arc<Buffer>,
+    pub(super) ledger: Arc<Ledger>,
+    pub(super) config: BackgroundConfig,
+    pub(super) lanes: Vec<Lane>,
+    pub(super) diagnostics: Diagnostics,
+    pub(super) stopped: Arc<Stopped>,
+    flushes: Vec<PendingFlush>,
+    /// The number of the last batch drained.
+    seq: u64,
+    /// Records drained since the last flush report.
+    drained: usize,
+    bell: bool,
+    next_tick: Instant,
+    closing: Option<(Instant, Arc<Ticket>)>,
+}
+
+impl Owner {
+    pub(super) fn new(
+        inbox: Receiver<Command>,
+        doorbell: Receiver<()>,
+        buffer: Arc<Buffer>,
+        ledger: Arc<Ledger>,
+        config: BackgroundConfig,
+        lanes: Vec<Lane>,
+        stopped: Arc<Stopped>,
+    ) -> Self {
+        let next_tick = Instant::now() + config.interval;
+        Owner {
+            inbox,
+            doorbell,
+            buffer,
+            ledger,
+            config,
+            lanes,
+            diagnostics: Diagnostics::default(),
+            stopped,
+            flushes: Vec::new(),
+            seq: 0,
+            drained: 0,
+            bell: false,
+            next_tick,
+            closing: None,
+        }
+    }
+
+    pub(super) fn run(mut self) {
+        mark_sending_thread();
+        let set_aside = loop {
+            let now = Instant::now();
+            if let Some((deadline, _)) = &self.closing {
+                if now >= *deadline {
+                    break self.abandon();
+                }
+            }
+            self.dispatch(now);
+            self.pump(now);
+            self.settle_flushes(now);
+            if self.closing.is_some()
+                && self.buffer.len() == 0
+                && self.lanes.iter().all(|l| l.is_finished(now))
+            {
+                break 0;
+            }
+            let wake = self.next_wake(now);
+            select! {
+                recv(self.inbox) -> command => match command {
+                    Ok(command) => self.handle(command),
+                    Err(_) => break self.abandon(), // every handle is gone
+                },
+                recv(self.doorbell) -> _ => self.bell = true,
+                default(wake.saturating_duration_since(now)) => {}
+            }
+            // Take whatever else arrived before looking around again.
+            while let Ok(command) = self.inbox.try_recv() {
+                self.handle(command);
+            }
+        };
+        self.finish(set_aside);
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Flush { ticket, wake_at } => self.flushes.push(PendingFlush {
+                ticket,
+                through: None,
+                wake_at,
+            }),
+            Command::Shutdown { deadline, ticket } => {
+                if self.closing.is_none() {
+                    self.closing = Some((deadline, ticket));
+                    let mut stats = self.ledger.lock();
+                    for lane in &mut self.lanes {
+                        let mut books = Books {
+                            stats: &mut stats[lane.index],
+                            diagnostics: &self.diagnostics,
+                        };
+                        lane.stop_retrying(&mut books);
+                    }
+                } else {
+                    ticket.complete(Ok(FlushReport::default()));
+                }
+            }
+            Command::Sent { lane, job, outcome } => {
+                let retry = self.closing.is_none().then_some(&self.config.retry);
+                let mut stats = self.ledger.lock();
+                let lane = &mut self.lanes[lane];
+                let mut books = Books {
+                    stats: &mut stats[lane.index],
+                    diagnostics: &self.diagnostics,
+                };
+                lane.answered(job, outcome, Instant::now(), retry, &mut books);
+            }
+        }
+    }
+
+    /// Drains the buffer into batches when one is due, as far as the
+    /// outputs have room: when none has, the records stay in the buffer,
+    /// where the overflow policy applies.
+    fn dispatch(&mut self, now: Instant) {
+        let closing = self.closing.is_some();
+        let draining = self.flushes.iter().any(|f| f.through.is_none());
+        let tick = now >= self.next_tick;
+        if tick {
+            self.next_tick = now + self.config.interval;
+        }
+        if !(self.bell || tick || draining || closing) {
+            return;
+        }
+        let size = self.config.batch_size;
+        let limit = if closing {
+            usize::MAX
+        } else {
+            let max = self.config.max_queued_batches;
+            let room = self
+                .lanes
+                .iter()
+                .map(|l| max.saturating_sub(l.load()))
+                .max()
+                .unwrap_or(0);
+            room.saturating_mul(size)
+        };
+        if limit == 0 {
+            return; // wait for room: an answer from a sender wakes us
+        }
+        self.bell = false;
+        let mut stats = self.ledger.lock();
+        let (batches, complete) = self.buffer.drain_batches(limit, size);
+        let total: usize = batches.iter().map(Vec::len).sum();
+        for s in stats.iter_mut() {
+            s.in_flight += total as u64;
+        }
+        self.drained += total;
+        let queue_limit = if closing {
+            usize::MAX
+        } else {
+            self.config.max_queued_batches
+        };
+        for records in batches {
+            self.seq += 1;
+            let batch = Batch {
+                seq: self.seq,
+                records: Arc::new(records),
+            };
+            for lane in &mut self.lanes {
+                let mut books = Books {
+                    stats: &mut stats[lane.index],
+                    diagnostics: &self.diagnostics,
+                };
+                lane.offer(batch.clone(), queue_limit, &mut books);
+            }
+        }
+        drop(stats);
+        if complete {
+            for flush in &mut self.flushes {
+                flush.through.get_or_insert(self.seq);
+            }
+        } else {
+            self.bell = true; // more to drain as soon as there is room
+        }
+    }
+
+    fn pump(&mut self, now: Instant) {
+        let mut stats = self.ledger.lock();
+        for lane in &mut self.lanes {
+            let mut books = Books {
+                stats: &mut stats[lane.index],
+                diagnostics: &self.diagnostics,
+            };
+            lane.pump(now, &mut books);
+        }
+    }
+
+    /// Completes the flushes whose batches are all settled, and wakes async
+    /// waiters whose deadline passed.
+    fn settle_flushes(&mut self, now: Instant) {
+        let oldest = self.lanes.iter().filter_map(Lane::oldest_unsettled).min();
+        let settled = |f: &PendingFlush| f.through.is_some_and(|t| oldest.is_none_or(|o| o > t));
+        if self.flushes.iter().any(settled) {
+            let report = self.report();
+            self.flushes.retain(|f| {
+                if settled(f) {
+                    f.ticket.complete(Ok(report.clone()));
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        for flush in &mut self.flushes {
+            if flush.wake_at.is_some_and(|at| now >= at) {
+                flush.wake_at = None;
+                flush.ticket.nudge();
+            }
+        }
+    }
+
+    /// What every output did since the last report.
+    fn report(&mut self) -> FlushReport {
+        FlushReport {
+            records: std::mem::take(&mut self.drained),
+            deliveries: self
+                .lanes
+                .iter_mut()
+                .map(|l| {
+                    let name = l.output.to_string();
+                    std::mem::replace(&mut l.tally, crate::report::Delivery::named(name))
+                })
+                .collect(),
+        }
+    }
+
+    fn next_wake(&self, now: Instant) -> Instant {
+        let mut wake = now + MAX_IDLE;
+        if self.closing.is_none() {
+            wake = wake.min(self.next_tick);
+        }
+        if let Some((deadline, _)) = &self.closing {
+            wake = wake.min(*deadline);
+        }
+        if self.bell && self.closing.is_none() {
+            // Drained as far as room allowed: look again when a lane frees.
+            wake = wake.min(now + Duration::from_millis(50));
+        }
+        for lane in &self.lanes {
+            if let Some(at) = lane.next_wake(now) {
+                wake = wake.min(at);
+            }
+        }
+        for flush in &self.flushes {
+            if let Some(at) = flush.wake_at {
+                wake = wake.min(at);
+            }
+        }
+        wake
+    }
+
+    /// Out of time: every lane sets aside what it still holds.
+    fn abandon(&mut self) -> usize {
+        let mut stats = self.ledger.lock();
+        let mut set_aside = 0;
+        for lane in &mut self.lanes {
+            let mut books = Books {
+                stats: &mut stats[lane.index],
+                diagnostics: &self.diagnostics,
+            };
+            set_aside = set_aside.max(lane.abandon(&mut books));
+        }
+        set_aside
+    }
+
+    /// Hands the spools back, answers every waiter and stops the senders
+    /// (dropping their job channels; a sender stuck in a send stops when it
+    /// returns).
+    fn finish(mut self, set_aside: usize) {
+        let report = self.report();
+        let closing = self.closing.take();
+        let stopped_early = || {
+            Error::new(
+                ErrorKind::TimedOut,
+                format!(
+                    "shutdown ran out of time; {set_aside} records were spooled or, without a spool, dropped"
+                ),
+            )
+            .with_retained(set_aside)
+        };
+        let result: Result<FlushReport> = if set_aside > 0 {
+            Err(stopped_early())
+        } else {
+            Ok(report.clone())
+        };
+        let spools = self.lanes.iter_mut().map(|l| l.spool.take()).collect();
+        self.stopped.stop(spools);
+        for flush in self.flushes.drain(..) {
+            flush.ticket.complete(if set_aside > 0 {
+                Err(stopped_early())
+            } else {
+                Ok(report.clone())
+            });
+        }
+        if let Some((_, ticket)) = closing {
+            ticket.complete(result);
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! One I/O thread per output: it encodes and sends what the delivery thread
+//! hands it, one job at a time, and answers with the outcome. It owns no
+//! state: a send that hangs holds up nothing but this thread.
+
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::Command;
+use crate::error::Result;
+use crate::output::{Output, Payload};
+use crate::record::Record;
+use crate::sending::mark_sending_thread;
+
+/// What to send.
+#[derive(Clone, Debug)]
+pub(super) enum Load {
+    /// A batch from the buffer.
+    Records(Arc<Vec<Record>>),
+    /// A batch read back from the spool: JSON Lines in the output's layout.
+    Lines(Arc<Vec<u8>>, usize),
+}
+
+impl Load {
+    pub(super) fn len(&self) -> usize {
+        match self {
+            Load::Records(records) => records.len(),
+            Load::Lines(_, count) => *count,
+        }
+    }
+}
+
+pub(super) struct Job {
+    pub(super) id: u64,
+    pub(super) load: Load,
+}
+
+/// The largest request body the thread keeps for reuse.
+const MAX_KEPT_BODY: usize = 8 << 20;
+
+pub(super) fn run(lane: usize, output: &Output, jobs: &Receiver<Job>, answers: &Sender<Command>) {
+    mark_sending_thread();
+    let mut body = Vec::new();
+    for job in jobs {
+        let outcome = send(output, &job.load, &mut body);
+        if body.capacity() > MAX_KEPT_BODY {
+            body = Vec::new();
+        }
+        let answer = Command::Sent {
+            lane,
+            job: job.id,
+            outcome,
+        };
+        if answers.send(answer).is_err() {
+            break; // delivery has stopped
+        }
+    }
+}
+
+/// Sends one load; on success, the `ingested` count the server gave.
+fn send(output: &Output, load: &Load, body: &mut Vec<u8>) -> Result<Option<usize>> {
+    body.clear();
+    let payload = match load {
+        Load::Records(records) if output.is_http() => {
+            // HTTP takes a JSON array: encode that directly.
+            output.encode_array_into(records, body);
+            Payload {
+                records: Some(records),
+                lines: &[],
+                array: Some(body),
+                count: records.len(),
+            }
+        }
+        Load::Records(records) => {
+            output.encode_lines_into(records, body);
+            Payload {
+                records: Some(records),
+                lines: body,
+                array: None,
+                count: records.len(),
+            }
+        }
+        Load::Lines(lines, count) => Payload {
+            records: None,
+            lines,
+            array: None,
+            count: *count,
+        },
+    };
+    output.deliver(&payload).map(|delivery| delivery.ingested)
+}

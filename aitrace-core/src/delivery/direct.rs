@@ -1,0 +1,349 @@
+//! Direct delivery: a flush sends on the calling thread, as the Python tool
+//! does. What an output acknowledged is never sent to it again: a failed
+//! output keeps its own unacknowledged records for the next flush.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use parking_lot::Mutex;
+
+use super::{FlushFuture, Processor};
+use crate::buffer::Buffer;
+use crate::encode::Layout;
+use crate::error::{Error, ErrorKind, Result};
+use crate::file;
+use crate::output::Output;
+use crate::record::Record;
+use crate::report::{Delivery, FlushReport};
+use crate::sending::SendingGuard;
+use crate::stats::Ledger;
+
+/// What a flush on the calling thread does with records an output failed
+/// to take.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OnFailure {
+    /// Keep them for the next flush (the default). When every output failed
+    /// they go back in the buffer, ahead of newer ones; when only some did,
+    /// each failed output keeps its own (counted as in flight), so an output
+    /// that took them never gets them twice. If the last handle drops with
+    /// records still unsent, they are written to a fallback file in the temp
+    /// folder.
+    #[default]
+    Retain,
+    /// Append them to this JSON Lines file, as the Python tool does; the
+    /// error names the file and the first such write is told on stderr.
+    FallbackFile(PathBuf),
+}
+
+pub(crate) struct Direct {
+    buffer: Arc<Buffer>,
+    outputs: Vec<Output>,
+    ledger: Arc<Ledger>,
+    on_failure: OnFailure,
+    /// The most records one output keeps for the next flush.
+    retain_limit: usize,
+    /// Each output's unacknowledged records, oldest first. Held for the
+    /// whole flush, so flushes run one at a time.
+    retained: Mutex<Vec<Vec<Record>>>,
+    told_fallback: AtomicBool,
+}
+
+impl std::fmt::Debug for Direct {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Direct")
+            .field("on_failure", &self.on_failure)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The outcome of sending one flush's records to every output.
+struct Sent {
+    records: usize,
+    deliveries: Vec<Delivery>,
+    /// Failed outputs, by index, with the error.
+    failures: Vec<(usize, Error)>,
+}
+
+impl Direct {
+    pub(crate) fn new(
+        buffer: Arc<Buffer>,
+        outputs: Vec<Output>,
+        ledger: Arc<Ledger>,
+        on_failure: OnFailure,
+        retain_limit: usize,
+    ) -> Self {
+        let retained = Mutex::new(vec![Vec::new(); outputs.len()]);
+        Direct {
+            buffer,
+            outputs,
+            ledger,
+            on_failure,
+            retain_limit: retain_limit.max(1),
+            retained,
+            told_fallback: AtomicBool::new(false),
+        }
+    }
+
+    /// Takes the buffer's records into flight for every output.
+    fn take_batch(&self) -> Vec<Record> {
+        let mut books = self.ledger.lock();
+        let batch = self.buffer.drain_for_delivery();
+        for o in books.iter_mut() {
+            o.in_flight += batch.len() as u64;
+        }
+        batch
+    }
+
+    /// Sends `batch` (after what each output still owes) to every output.
+    fn send(&self, retained: &mut [Vec<Record>], batch: &[Record]) -> Sent {
+        let _sending = SendingGuard::enter();
+        let mut deliveries = Vec::with_capacity(self.outputs.len());
+        let mut failures = Vec::new();
+        for (i, output) in self.outputs.iter().enumerate() {
+            let owed = &mut retained[i];
+            if !owed.is_empty() {
+                owed.extend(batch.iter().cloned());
+            }
+            let records: &[Record] = if owed.is_empty() { batch } else { owed };
+            if records.is_empty() {
+                deliveries.push(Delivery::named(output.to_string()));
+                continue;
+            }
+            match output.send(records) {
+                Ok(delivery) => {
+                    self.ledger.lock()[i].deliver(records.len() as u64, false);
+                    owed.clear();
+                    deliveries.push(delivery);
+                }
+                Err(err) => {
+                    self.ledger.lock()[i].failed_flushes += 1;
+                    deliveries.push(Delivery::named(output.to_string()));
+                    failures.push((i, err));
+                }
+            }
+        }
+        Sent {
+            records: batch.len(),
+            deliveries,
+            failures,
+        }
+    }
+
+    /// Deals with the records of failed outputs as [`OnFailure`] says and
+    /// returns the error to give the caller.
+    fn handle_failures(
+        &self,
+        retained: &mut [Vec<Record>],
+        batch: Vec<Record>,
+        failures: Vec<(usize, Error)>,
+    ) -> Error {
+        let all_failed = failures.len() == self.outputs.len();
+        let mut failures = failures;
+        if let OnFailure::FallbackFile(path) = &self.on_failure {
+            let mut first_written: Option<Error> = None;
+            let mut unwritten = Vec::new();
+            for (i, err) in failures {
+                let records: &[Record] = if retained[i].is_empty() {
+                    &batch
+                } else {
+                    &retained[i]
+                };
+                match write_fallback(path, records) {
+                    Ok(()) => {
+                        self.ledger.lock()[i].drop_in_flight(records.len() as u64);
+                        retained[i].clear();
+                        if !self.told_fallback.swap(true, Ordering::Relaxed) {
+                            eprintln!(
+                                "aitrace: delivery failed ({err}); batch written to {}",
+                                path.display()
+                            );
+                        }
+                        first_written.get_or_insert(err);
+                    }
+                    Err(write_err) => {
+                        eprintln!("aitrace: cannot write fallback file: {write_err}");
+                        unwritten.push((i, err));
+                    }
+                }
+            }
+            failures = unwritten;
+            if let (true, Some(err)) = (failures.is_empty(), first_written) {
+                return err.with_fallback_path(path.clone());
+            }
+        }
+        // Retain. When every output failed and none owed anything before,
+        // the batch goes back to the buffer as it was.
+        let nothing_owed = failures.iter().all(|(i, _)| retained[*i].is_empty());
+        if all_failed && nothing_owed {
+            let n = batch.len();
+            let mut books = self.ledger.lock();
+            self.buffer.restore(batch);
+            for o in books.iter_mut() {
+                o.in_flight -= (n as u64).min(o.in_flight);
+            }
+            let (_, err) = failures.into_iter().next().expect("a failure");
+            return err.with_retained(n);
+        }
+        let mut kept = 0;
+        let mut first: Option<Error> = None;
+        for (i, err) in failures {
+            let owed = &mut retained[i];
+            if owed.is_empty() {
+                owed.extend(batch.iter().cloned());
+            }
+            if owed.len() > self.retain_limit {
+                let excess = owed.len() - self.retain_limit;
+                owed.drain(..excess);
+                self.ledger.lock()[i].drop_in_flight(excess as u64);
+            }
+            kept = kept.max(owed.len());
+            first.get_or_insert(err);
+        }
+        first.expect("a failure").with_retained(kept)
+    }
+
+    fn run(&self, wait: Duration) -> Result<FlushReport> {
+        let Some(mut retained) = self.retained.try_lock_for(wait) else {
+            return Err(Error::new(
+                ErrorKind::TimedOut,
+                format!("another flush did not finish within {wait:?}"),
+            ));
+        };
+        let batch = self.take_batch();
+        if batch.is_empty() && retained.iter().all(Vec::is_empty) {
+            return Ok(FlushReport::default());
+        }
+        let sent = self.send(&mut retained, &batch);
+        if sent.failures.is_empty() {
+            return Ok(FlushReport {
+                records: sent.records,
+                deliveries: sent.deliveries,
+            });
+        }
+        Err(self.handle_failures(&mut retained, batch, sent.failures))
+    }
+}
+
+impl Processor for Direct {
+    fn flush(&self, timeout: Duration) -> Result<FlushReport> {
+        self.run(timeout)
+    }
+
+    fn flush_async(&self, timeout: Duration) -> FlushFuture {
+        FlushFuture::ready(self.run(timeout))
+    }
+
+    fn shutdown(&self, timeout: Duration) -> Result<FlushReport> {
+        self.run(timeout)
+    }
+
+    /// The last flush runs on a helper thread so that a slow output cannot
+    /// hold the dropping thread past `timeout`; whatever no output
+    /// acknowledged by then goes to the fallback file (a send still running
+    /// may deliver it too: at-least-once).
+    fn close(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let Some(mut retained) = self.retained.try_lock_until(deadline) else {
+            eprintln!("aitrace: a flush was still running when the last handle dropped");
+            return;
+        };
+        let batch = Arc::new(self.take_batch());
+        let owed: Vec<Vec<Record>> = retained.iter_mut().map(std::mem::take).collect();
+        if batch.is_empty() && owed.iter().all(Vec::is_empty) {
+            return;
+        }
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let outputs = self.outputs.clone();
+        let job_batch = batch.clone();
+        let job_owed = owed.clone();
+        let started = std::thread::Builder::new()
+            .name("aitrace-last-flush".into())
+            .spawn(move || {
+                let _sending = SendingGuard::enter();
+                for (i, output) in outputs.iter().enumerate() {
+                    let mut records = job_owed[i].clone();
+                    records.extend(job_batch.iter().cloned());
+                    let result = if records.is_empty() {
+                        Ok(Delivery::default())
+                    } else {
+                        output.send(&records)
+                    };
+                    let _ = tx.send((i, result));
+                }
+            });
+        let mut done = vec![None; self.outputs.len()];
+        if started.is_ok() {
+            while done.iter().any(Option::is_none) {
+                match rx.recv_deadline(deadline) {
+                    Ok((i, result)) => done[i] = Some(result.map_err(|e| e.to_string())),
+                    Err(_) => break,
+                }
+            }
+        }
+        let mut unsent: Vec<Record> = Vec::new();
+        let mut batch_unsent = false;
+        let mut reasons = Vec::new();
+        let mut books = self.ledger.lock();
+        for (i, result) in done.into_iter().enumerate() {
+            let n = (owed[i].len() + batch.len()) as u64;
+            match result {
+                Some(Ok(_)) => books[i].deliver(n, false),
+                failed => {
+                    books[i].failed_flushes += 1;
+                    books[i].drop_in_flight(n);
+                    unsent.extend(owed[i].iter().cloned());
+                    batch_unsent = true;
+                    reasons.push(match failed {
+                        Some(Err(e)) => format!("{}: {e}", self.outputs[i]),
+                        _ => format!("{}: no answer within {timeout:?}", self.outputs[i]),
+                    });
+                }
+            }
+        }
+        drop(books);
+        if batch_unsent {
+            unsent.extend(batch.iter().cloned());
+        }
+        if !unsent.is_empty() {
+            let path = match &self.on_failure {
+                OnFailure::FallbackFile(path) => path.clone(),
+                OnFailure::Retain => unsent_file_path(),
+            };
+            report_unsent(&path, &unsent, &reasons.join("; "));
+        }
+    }
+}
+
+/// Where the last handle's undeliverable records go when no fallback file
+/// was configured: `$TMPDIR/aitrace-unsent-PID-TIME.jsonl`.
+pub(super) fn unsent_file_path() -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "aitrace-unsent-{}-{}.jsonl",
+        std::process::id(),
+        file::compact_utc(SystemTime::now())
+    ))
+}
+
+/// Writes records that could not be delivered to `path` and says so on stderr.
+pub(super) fn report_unsent(path: &Path, records: &[Record], why: &str) {
+    match write_fallback(path, records) {
+        Ok(()) => eprintln!(
+            "aitrace: {} records could not be delivered ({why}); written to {}",
+            records.len(),
+            path.display()
+        ),
+        Err(write_err) => eprintln!(
+            "aitrace: {} records lost: delivery failed ({why}) and {write_err}",
+            records.len()
+        ),
+    }
+}
+
+fn write_fallback(path: &Path, records: &[Record]) -> Result<()> {
+    let mut body = Vec::with_capacity(records.len() * 320);
+    Layout::Namespaced.write_lines(&mut body, records);
+    file::append(path, &body)
+}

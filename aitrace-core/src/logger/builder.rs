@@ -1,0 +1,327 @@
+//! [`Builder`]: a logger's settings, from code or the environment.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU8;
+use std::time::Duration;
+
+use super::{BufferedLogger, Shared};
+use crate::buffer::{Buffer, DEFAULT_BACKGROUND_CAPACITY, DEFAULT_CAPACITY, OverflowPolicy};
+use crate::delivery::{Background, BackgroundConfig, Direct, OnFailure, Processor};
+use crate::error::Result;
+use crate::level::Level;
+use crate::output::Output;
+use crate::retry::{BreakerPolicy, RetryPolicy};
+use crate::spool::DEFAULT_SPOOL_MAX_BYTES;
+use crate::stats::Ledger;
+
+/// The environment variable that sets the least severe level kept.
+pub const LEVEL_ENV: &str = "AITRACE_LEVEL";
+
+/// The least severe level kept when neither code nor [`LEVEL_ENV`] says.
+pub const DEFAULT_MIN_LEVEL: Level = Level::Trace;
+
+/// Configures a [`BufferedLogger`].
+///
+/// | setting | default | environment |
+/// |---|---|---|
+/// | [`output`](Self::output) / [`target`](Self::target) | stdout | `LOG_TRG` ([`TARGET_ENV`](crate::TARGET_ENV)) |
+/// | [`min_level`](Self::min_level) | [`DEFAULT_MIN_LEVEL`] | `AITRACE_LEVEL` ([`LEVEL_ENV`]) |
+/// | [`on_failure`](Self::on_failure) | [`OnFailure::Retain`] | |
+/// | [`capacity`](Self::capacity) | [`DEFAULT_CAPACITY`] records ([`DEFAULT_BACKGROUND_CAPACITY`] with a background sender) | `AITRACE_CAPACITY` |
+/// | [`overflow`](Self::overflow) | [`OverflowPolicy::DropNewest`] | |
+/// | [`background`](Self::background) | off (flush on the calling thread) | |
+/// | [`batch_size`](Self::batch_size) | [`DEFAULT_BATCH_SIZE`] | `AITRACE_BATCH_SIZE` |
+/// | [`flush_interval`](Self::flush_interval) | [`DEFAULT_FLUSH_INTERVAL`] | `AITRACE_FLUSH_INTERVAL_MS` |
+/// | [`retry`](Self::retry) | [`RetryPolicy::default`] | |
+/// | [`breaker`](Self::breaker) | [`BreakerPolicy::default`] | |
+/// | [`spool_dir`](Self::spool_dir) | none | `AITRACE_SPOOL_DIR` |
+/// | [`spool_max_bytes`](Self::spool_max_bytes) | [`DEFAULT_SPOOL_MAX_BYTES`] | |
+/// | [`flush_timeout`](Self::flush_timeout) | [`DEFAULT_FLUSH_TIMEOUT`] | |
+/// | [`shutdown_timeout`](Self::shutdown_timeout) | [`DEFAULT_SHUTDOWN_TIMEOUT`] | |
+/// | [`record_ids`](Self::record_ids) | off | |
+///
+/// Values set in code win over the environment. The retry, breaker and spool
+/// settings apply to background delivery.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use aitrace_core::{BufferedLogger, Output, OverflowPolicy};
+///
+/// let log = BufferedLogger::builder()
+///     .output(Output::http("http://localhost:8000/api/ingest")?)
+///     .output(Output::file("/var/log/app/trace.jsonl"))
+///     .background(true)
+///     .batch_size(512)
+///     .flush_interval(Duration::from_secs(2))
+///     .capacity(100_000)
+///     .overflow(OverflowPolicy::DropOldest)
+///     .spool_dir("/var/spool/app-aitrace")
+///     .try_build()?;
+/// let _guard = log.delivery_guard(); // delivers or spools the rest at exit
+/// # Ok::<(), aitrace_core::Error>(())
+/// ```
+#[derive(Debug, Default)]
+#[must_use = "call `build` to get the logger"]
+pub struct Builder {
+    outputs: Vec<Output>,
+    min_level: Option<Level>,
+    on_failure: OnFailure,
+    capacity: Option<usize>,
+    overflow: OverflowPolicy,
+    background: bool,
+    batch_size: Option<usize>,
+    flush_interval: Option<Duration>,
+    retry: RetryPolicy,
+    breaker: BreakerPolicy,
+    spool_dir: Option<PathBuf>,
+    spool_max_bytes: Option<u64>,
+    flush_timeout: Option<Duration>,
+    shutdown_timeout: Option<Duration>,
+    record_ids: bool,
+    /// Set when a spool from `AITRACE_SPOOL_DIR` could not be used.
+    no_spool_env: bool,
+}
+
+/// Records per batch, by default (background delivery).
+pub const DEFAULT_BATCH_SIZE: usize = 512;
+/// How often the background sender flushes, by default.
+pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// How long [`BufferedLogger::flush`] waits for background delivery, by default.
+pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a shutdown (the last handle's drop, a [`DeliveryGuard`](crate::DeliveryGuard)) may take, by default.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn env_number<T: std::str::FromStr>(name: &str) -> Option<T> {
+    let text = std::env::var(name).ok()?;
+    match text.trim().parse() {
+        Ok(value) => Some(value),
+        Err(_) => {
+            eprintln!("aitrace: ignoring {name}={text:?}: not a number");
+            None
+        }
+    }
+}
+
+impl Builder {
+    /// Adds an output. Several may be added; each flush sends to all.
+    pub fn output(mut self, output: Output) -> Self {
+        self.outputs.push(output);
+        self
+    }
+
+    /// Adds the output a target string names (see [`Output`]).
+    pub fn target(self, target: &str) -> Result<Self> {
+        Ok(self.output(Output::from_target(target)?))
+    }
+
+    /// Keeps only records at `level` or more severe.
+    pub fn min_level(mut self, level: Level) -> Self {
+        self.min_level = Some(level);
+        self
+    }
+
+    /// What a flush on the calling thread does with a batch an output refused.
+    pub fn on_failure(mut self, on_failure: OnFailure) -> Self {
+        self.on_failure = on_failure;
+        self
+    }
+
+    /// How many records the buffer holds before the overflow policy applies
+    /// (to within 32 per shard; nothing is allocated up front).
+    pub fn capacity(mut self, records: usize) -> Self {
+        self.capacity = Some(records);
+        self
+    }
+
+    /// What capturing does when the buffer is full.
+    pub fn overflow(mut self, overflow: OverflowPolicy) -> Self {
+        self.overflow = overflow;
+        self
+    }
+
+    /// Delivers from a background thread: application threads never do
+    /// I/O and never need an async runtime.
+    pub fn background(mut self, background: bool) -> Self {
+        self.background = background;
+        self
+    }
+
+    /// Records per batch; the sender also wakes when this many are buffered.
+    pub fn batch_size(mut self, records: usize) -> Self {
+        self.batch_size = Some(records.max(1));
+        self
+    }
+
+    /// How often the background sender flushes what is buffered.
+    pub fn flush_interval(mut self, interval: Duration) -> Self {
+        self.flush_interval = Some(interval);
+        self
+    }
+
+    /// How failed batches are retried.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// When an output's circuit breaker opens.
+    pub fn breaker(mut self, breaker: BreakerPolicy) -> Self {
+        self.breaker = breaker;
+        self
+    }
+
+    /// A folder for batches that cannot be delivered now (one subfolder per
+    /// output), replayed when the output answers again, also by the next
+    /// process started with the same folder. Without one, such batches are
+    /// dropped and counted.
+    pub fn spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.spool_dir = Some(dir.into());
+        self
+    }
+
+    /// The most bytes each output's spool holds; the oldest batches are
+    /// evicted, and counted as dropped, to make room.
+    pub fn spool_max_bytes(mut self, bytes: u64) -> Self {
+        self.spool_max_bytes = Some(bytes);
+        self
+    }
+
+    /// How long [`BufferedLogger::flush`] waits for background delivery.
+    pub fn flush_timeout(mut self, timeout: Duration) -> Self {
+        self.flush_timeout = Some(timeout);
+        self
+    }
+
+    /// How long a shutdown may take before what is left is spooled.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = Some(timeout);
+        self
+    }
+
+    /// Gives every record a random `record_id` (written in the metadata), so
+    /// a reader can drop the duplicates at-least-once delivery may make.
+    pub fn record_ids(mut self, on: bool) -> Self {
+        self.record_ids = on;
+        self
+    }
+
+    /// The logger. Reads the environment for what was not set in code;
+    /// unusable values fall back to the defaults with a line on stderr. If
+    /// the spool folder cannot be used, background delivery still starts,
+    /// without a spool, and says so on stderr. Use
+    /// [`try_build`](Self::try_build) to get that error instead.
+    pub fn build(self) -> BufferedLogger {
+        match self.assemble() {
+            Ok(logger) => logger,
+            Err(err) => {
+                eprintln!("aitrace: {err}; delivering in the background without a spool");
+                let mut builder = self;
+                builder.spool_dir = None;
+                builder.no_spool_env = true;
+                builder.assemble().unwrap_or_else(|err| {
+                    eprintln!("aitrace: {err}; delivering on the calling thread");
+                    builder.background = false;
+                    builder
+                        .assemble()
+                        .unwrap_or_else(|_| unreachable!("direct delivery starts no thread"))
+                })
+            }
+        }
+    }
+
+    /// The logger, or the error that kept its background delivery from
+    /// starting (a spool folder that cannot be created or read, a thread
+    /// that cannot start).
+    pub fn try_build(self) -> Result<BufferedLogger> {
+        self.assemble()
+    }
+
+    fn assemble(&self) -> Result<BufferedLogger> {
+        let outputs = if self.outputs.is_empty() {
+            vec![Output::from_env().unwrap_or_else(|err| {
+                eprintln!("aitrace: {err}; writing to stdout instead");
+                Output::stdout()
+            })]
+        } else {
+            self.outputs.clone()
+        };
+        let min_level = self
+            .min_level
+            .unwrap_or_else(|| match std::env::var(LEVEL_ENV) {
+                Ok(text) if !text.trim().is_empty() => text.parse().unwrap_or_else(|err| {
+                    eprintln!("aitrace: {LEVEL_ENV}: {err}; keeping every level");
+                    DEFAULT_MIN_LEVEL
+                }),
+                _ => DEFAULT_MIN_LEVEL,
+            });
+        let capacity = self
+            .capacity
+            .or_else(|| env_number("AITRACE_CAPACITY"))
+            .unwrap_or(if self.background {
+                DEFAULT_BACKGROUND_CAPACITY
+            } else {
+                DEFAULT_CAPACITY
+            });
+        let batch_size = self
+            .batch_size
+            .or_else(|| env_number("AITRACE_BATCH_SIZE"))
+            .unwrap_or(DEFAULT_BATCH_SIZE)
+            .max(1);
+        let interval = self
+            .flush_interval
+            .or_else(|| env_number("AITRACE_FLUSH_INTERVAL_MS").map(Duration::from_millis))
+            .unwrap_or(DEFAULT_FLUSH_INTERVAL);
+        let spool_dir = self.spool_dir.clone().or_else(|| {
+            std::env::var_os("AITRACE_SPOOL_DIR")
+                .filter(|v| !v.is_empty() && !self.no_spool_env)
+                .map(PathBuf::from)
+        });
+        let trigger = if self.background {
+            batch_size
+        } else {
+            usize::MAX
+        };
+        let buffer = Arc::new(Buffer::new(capacity, self.overflow, trigger));
+        let ledger = Arc::new(Ledger::new(outputs.iter().map(ToString::to_string)));
+        let processor: Box<dyn Processor> = if self.background {
+            let config = BackgroundConfig {
+                batch_size,
+                interval,
+                retry: self.retry,
+                breaker: self.breaker,
+                spool_dir,
+                spool_max_bytes: self.spool_max_bytes.unwrap_or(DEFAULT_SPOOL_MAX_BYTES),
+                max_queued_batches: (capacity / batch_size).clamp(2, 64),
+            };
+            Box::new(Background::start(
+                buffer.clone(),
+                outputs.clone(),
+                ledger.clone(),
+                config,
+            )?)
+        } else {
+            Box::new(Direct::new(
+                buffer.clone(),
+                outputs.clone(),
+                ledger.clone(),
+                self.on_failure.clone(),
+                capacity,
+            ))
+        };
+        Ok(BufferedLogger {
+            shared: Arc::new(Shared {
+                buffer,
+                outputs,
+                ledger,
+                processor,
+                min_level: AtomicU8::new(min_level as u8),
+                record_ids: self.record_ids,
+                flush_timeout: self.flush_timeout.unwrap_or(DEFAULT_FLUSH_TIMEOUT),
+                shutdown_timeout: self.shutdown_timeout.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT),
+            }),
+        })
+    }
+}

@@ -1,0 +1,302 @@
+//! `BufferedLogger`: the handle applications and adapters hold. It owns the
+//! buffer and the books and delegates delivery to a
+//! [`Processor`](crate::delivery::Processor), direct or background, without
+//! knowing which.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use crate::buffer::Buffer;
+use crate::context;
+use crate::delivery::{FlushFuture, Processor};
+use crate::error::Result;
+use crate::level::Level;
+use crate::output::Output;
+use crate::record::Record;
+use crate::report::FlushReport;
+use crate::sending::is_sending;
+use crate::stats::{Ledger, Stats};
+
+mod builder;
+
+pub use builder::{
+    Builder, DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_TIMEOUT, DEFAULT_MIN_LEVEL,
+    DEFAULT_SHUTDOWN_TIMEOUT, LEVEL_ENV,
+};
+
+/// A cheap-to-clone handle to one shared record buffer and its outputs.
+///
+/// Every clone, every thread and every adapter writes into the same buffer;
+/// capturing a record only moves it into a per-thread shard (no encoding, no
+/// I/O, no lock shared by all threads). [`flush`](Self::flush) encodes the
+/// buffered records in capture order and sends them.
+///
+/// By default a flush runs on the calling thread. With
+/// [`Builder::background`] a delivery thread sends in batches instead, with
+/// retries, a circuit breaker and an optional disk spool, and application
+/// threads never do I/O.
+///
+/// When the last handle drops, what is still buffered is delivered within
+/// the shutdown timeout; what cannot be goes to the spool (background, with
+/// one) or to a fallback file (its path printed on stderr). Dropping never
+/// takes much longer than the shutdown timeout. Handles held in statics (a
+/// global subscriber) are never dropped: keep a [`DeliveryGuard`] in `main`,
+/// or call [`shutdown`](Self::shutdown) before exit. `std::process::exit`
+/// runs no destructors at all, so records still buffered when it is called
+/// are lost: shut down first.
+///
+/// # Examples
+///
+/// ```
+/// use aitrace_core::BufferedLogger;
+///
+/// let log = BufferedLogger::builder().target("-").unwrap().build();
+/// log.info("checkout_started").field("user_id", "u2").field("total", 469.74).emit();
+/// assert_eq!(log.len(), 1);
+/// let report = log.flush().unwrap(); // one JSON line on stdout
+/// assert_eq!(report.records(), 1);
+/// assert!(log.is_empty());
+/// ```
+#[derive(Clone)]
+pub struct BufferedLogger {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    buffer: Arc<Buffer>,
+    outputs: Vec<Output>,
+    ledger: Arc<Ledger>,
+    processor: Box<dyn Processor>,
+    min_level: AtomicU8,
+    record_ids: bool,
+    flush_timeout: Duration,
+    shutdown_timeout: Duration,
+}
+
+impl BufferedLogger {
+    /// A logger whose output comes from `LOG_TRG` (stdout when unset) and
+    /// whose level comes from `AITRACE_LEVEL`. An unusable `LOG_TRG` falls
+    /// back to stdout with a line on stderr.
+    pub fn new() -> Self {
+        Builder::default().build()
+    }
+
+    /// Configures a logger in code; settings made there win over the environment.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// Whether a record at `level` would be kept. Frontends check this before
+    /// building a record, so a filtered-out event costs next to nothing.
+    #[inline]
+    pub fn enabled(&self, level: Level) -> bool {
+        level as u8 >= self.shared.min_level.load(Ordering::Relaxed)
+    }
+
+    /// The least severe level kept.
+    pub fn min_level(&self) -> Level {
+        Level::from_u8(self.shared.min_level.load(Ordering::Relaxed)).unwrap_or(Level::Trace)
+    }
+
+    /// Changes the least severe level kept, for every handle.
+    pub fn set_min_level(&self, level: Level) {
+        self.shared.min_level.store(level as u8, Ordering::Relaxed);
+    }
+
+    /// Buffers a record built elsewhere (by an adapter, say).
+    ///
+    /// A record without a span gets the span current on this thread. Records
+    /// below the minimum level, and records made while this thread is sending
+    /// a batch, are dropped. When the buffer is full the
+    /// [`OverflowPolicy`](crate::OverflowPolicy) applies.
+    #[inline]
+    pub fn capture(&self, mut record: Record) {
+        if !self.enabled(record.level()) || is_sending() {
+            return;
+        }
+        if !record.has_context() {
+            record.set_context(context::current());
+        }
+        if self.shared.record_ids && record.record_id().is_none() {
+            record.assign_id();
+        }
+        self.shared.buffer.push(record);
+    }
+
+    /// How many records are buffered.
+    pub fn len(&self) -> usize {
+        self.shared.buffer.len()
+    }
+
+    /// Whether nothing is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Copies of the buffered records, in capture order (Python's `get_logs`).
+    pub fn records(&self) -> Vec<Record> {
+        self.shared.buffer.snapshot()
+    }
+
+    /// Drops every buffered record (counted in [`Stats::discarded`]: they
+    /// were thrown away on purpose, not lost).
+    pub fn clear(&self) {
+        let _books = self.shared.ledger.lock();
+        self.shared.buffer.clear();
+    }
+
+    /// The outputs a flush sends to.
+    pub fn outputs(&self) -> &[Output] {
+        &self.shared.outputs
+    }
+
+    /// Sends every buffered record to every output and empties the buffer.
+    ///
+    /// Without a background sender, the flush runs here; on failure the
+    /// records are handled as [`OnFailure`](crate::OnFailure) says (by
+    /// default kept for the next flush) and the error tells where they are.
+    /// With one, it asks the delivery thread to deliver everything captured
+    /// before the call and waits up to the flush timeout; the report says
+    /// what each output delivered, spooled or dropped, and a timeout error
+    /// says how much is still on its way.
+    pub fn flush(&self) -> Result<FlushReport> {
+        self.flush_timeout(self.shared.flush_timeout)
+    }
+
+    /// [`flush`](Self::flush) with its own timeout.
+    pub fn flush_timeout(&self, timeout: Duration) -> Result<FlushReport> {
+        self.shared.processor.flush(timeout)
+    }
+
+    /// Asks the background sender to deliver what is buffered, without
+    /// waiting. Without a background sender this does nothing.
+    pub fn trigger_flush(&self) {
+        self.shared.processor.trigger();
+    }
+
+    /// A flush to `.await` on an async runtime without blocking its thread
+    /// (background delivery; it completes when the delivery thread is done,
+    /// or at the flush timeout, needing no timer from the runtime). Without a
+    /// background sender the flush runs when this is called.
+    pub fn flush_async(&self) -> FlushFuture {
+        self.shared.processor.flush_async(self.shared.flush_timeout)
+    }
+
+    /// Sends every buffered record but keeps them buffered
+    /// (Python's `flush(clear_after=False)`). Always on the calling thread,
+    /// and not counted in [`stats`](Self::stats).
+    pub fn flush_keep(&self) -> Result<FlushReport> {
+        let records = self.shared.buffer.snapshot();
+        if records.is_empty() {
+            return Ok(FlushReport::default());
+        }
+        let _sending = crate::sending::SendingGuard::enter();
+        let deliveries = (self.shared.outputs.iter())
+            .map(|output| output.send(&records))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(FlushReport {
+            records: records.len(),
+            deliveries,
+        })
+    }
+
+    /// Delivers or spools what is buffered and stops the background sender,
+    /// within `timeout`; later captures stay buffered until the last handle
+    /// drops. Without a background sender it is a flush.
+    pub fn shutdown(&self, timeout: Duration) -> Result<FlushReport> {
+        self.shared.processor.shutdown(timeout)
+    }
+
+    /// A guard that shuts delivery down (within the shutdown timeout) when
+    /// it drops: keep it in `main` when a handle lives in a global
+    /// subscriber or logger.
+    pub fn delivery_guard(&self) -> DeliveryGuard {
+        DeliveryGuard {
+            logger: self.clone(),
+        }
+    }
+
+    /// Delivery counters, readable at any time; a consistent snapshot (see
+    /// [`Stats`] for the balance it always satisfies).
+    pub fn stats(&self) -> Stats {
+        let books = self.shared.ledger.lock();
+        let tally = self.shared.buffer.tally();
+        Stats::new(
+            tally.captured,
+            tally.dropped,
+            tally.discarded,
+            tally.buffered,
+            books.clone(),
+        )
+    }
+}
+
+/// Shuts a logger's delivery down when dropped; see
+/// [`BufferedLogger::delivery_guard`]. Never waits much past the shutdown
+/// timeout.
+#[derive(Debug)]
+#[must_use = "delivery is shut down as soon as the guard drops"]
+pub struct DeliveryGuard {
+    logger: BufferedLogger,
+}
+
+impl Drop for DeliveryGuard {
+    fn drop(&mut self) {
+        if let Err(err) = self.logger.shutdown(self.logger.shared.shutdown_timeout) {
+            eprintln!("aitrace: {err}");
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.processor.close(self.shutdown_timeout);
+    }
+}
+
+/// Sends `records` to the output a target string names, once, without a
+/// buffer (Python's `send_logs`).
+///
+/// ```no_run
+/// use aitrace_core::{Level, Record, send_logs};
+///
+/// let records = vec![Record::builder(Level::Info, "hello").build()];
+/// let report = send_logs(&records, "http://localhost:8000/api/ingest")?;
+/// println!("server stored {:?} of {}", report.ingested(), report.records());
+/// # Ok::<(), aitrace_core::Error>(())
+/// ```
+pub fn send_logs(records: &[Record], target: &str) -> Result<FlushReport> {
+    let output = Output::from_target(target)?;
+    let _sending = crate::sending::SendingGuard::enter();
+    let delivery = output.send(records)?;
+    Ok(FlushReport {
+        records: records.len(),
+        deliveries: vec![delivery],
+    })
+}
+
+// A panic while a lock is held cannot leave the buffer half-updated: each
+// critical section is a single push, take or swap of a `Vec`, and parking_lot
+// locks do not poison. So a logger stays usable across `catch_unwind`, which
+// `slog::Logger::root` requires of its drain.
+impl std::panic::UnwindSafe for BufferedLogger {}
+impl std::panic::RefUnwindSafe for BufferedLogger {}
+
+impl Default for BufferedLogger {
+    fn default() -> Self {
+        BufferedLogger::new()
+    }
+}
+
+impl fmt::Debug for BufferedLogger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BufferedLogger")
+            .field("outputs", &self.shared.outputs)
+            .field("min_level", &self.min_level())
+            .field("delivery", &self.shared.processor)
+            .field("buffered", &self.len())
+            .finish()
+    }
+}

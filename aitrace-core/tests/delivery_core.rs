@@ -1,0 +1,408 @@
+//! The delivery core's promises, each pinned by a test that failed on the
+//! design it replaced: every record accounted for at every instant, the
+//! spool owned by one thread, bounded exits, bounded disk use, waits that
+//! are neither cut short nor lost, damaged spool files set aside.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use aitrace_core::{BreakerPolicy, BufferedLogger, Builder, ErrorKind, Output, RetryPolicy};
+use aitrace_testkit::{Fault, FaultServer, count_unique};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn http(url: &str, request_timeout: Duration) -> Output {
+    Output::http_builder(url)
+        .connect_timeout(Duration::from_millis(500))
+        .request_timeout(request_timeout)
+        .build()
+        .unwrap()
+}
+
+fn background(url: &str) -> Builder {
+    BufferedLogger::builder()
+        .output(http(url, Duration::from_secs(2)))
+        .background(true)
+        .batch_size(10)
+        .flush_interval(Duration::from_secs(3600))
+        .retry(
+            RetryPolicy::default()
+                .max_attempts(2)
+                .initial_backoff(Duration::from_millis(2))
+                .max_backoff(Duration::from_millis(5)),
+        )
+        .breaker(
+            BreakerPolicy::default()
+                .failure_threshold(1)
+                .cooldown(Duration::from_millis(10))
+                .max_cooldown(Duration::from_millis(20)),
+        )
+        .flush_timeout(WAIT)
+        .shutdown_timeout(Duration::from_secs(3))
+        .record_ids(true)
+}
+
+fn emit(log: &BufferedLogger, n: usize) {
+    for i in 0..n {
+        log.info("work").field("i", i).emit();
+    }
+}
+
+/// JSON Lines in the spool files below `dir` (not `rejected/` or `corrupt/`).
+fn spooled_lines(dir: &Path) -> usize {
+    output_dirs(dir)
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .map(|p| std::fs::read_to_string(p).unwrap().lines().count())
+        .sum()
+}
+
+fn output_dirs(root: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(root)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn folder_bytes(dir: &Path, ext: &str) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == ext))
+            .map(|p| std::fs::metadata(p).unwrap().len())
+            .sum()
+    })
+}
+
+/// Defect 1: a flapping server with a spool so small that it evicts all the
+/// time. Every record ends delivered or counted dropped, and the books
+/// balance at every instant a sampler looks.
+#[test]
+fn a_flapping_server_and_a_tiny_spool_lose_nothing_uncounted() {
+    let server = FaultServer::start();
+    let spool = tempfile::tempdir().unwrap();
+    let log = background(&server.url)
+        .capacity(1000)
+        .overflow(aitrace_core::OverflowPolicy::Block(Duration::from_secs(5)))
+        .batch_size(20)
+        .flush_interval(Duration::from_millis(2))
+        .spool_dir(spool.path())
+        .spool_max_bytes(48 * 1024) // a few batches
+        .try_build()
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (log, stop) = (log.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut samples = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let stats = log.stats();
+                assert!(stats.is_balanced(), "unbalanced at an instant: {stats:?}");
+                samples += 1;
+            }
+            samples
+        })
+    };
+    let (flapped, flaps) = crossbeam_channel::unbounded();
+    std::thread::scope(|scope| {
+        let server = &server;
+        scope.spawn(move || {
+            for round in 0..40 {
+                server.set_down(round % 2 == 0);
+                flapped.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(10)); // let the state last
+            }
+            server.set_down(false);
+        });
+        // A burst of records after every change of the server's state.
+        for () in flaps {
+            emit(&log, 150);
+            log.trigger_flush();
+        }
+    });
+    // The server is up for good: wait until the spool drained.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let _ = log.flush_timeout(Duration::from_secs(2));
+        let stats = log.stats();
+        if stats.spool_pending == 0 && stats.in_flight == 0 && stats.buffered == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never drained: {stats:?}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    let samples = sampler.join().unwrap();
+    let stats = log.stats();
+    assert!(samples > 10, "the sampler looked {samples} times");
+    assert!(stats.is_balanced(), "{stats:?}");
+    let (unique, _duplicates) = count_unique(&server.records());
+    assert_eq!(
+        unique as u64 + stats.dropped,
+        stats.captured,
+        "every record reached the server or was counted dropped: {stats:?}"
+    );
+    eprintln!("FLAP {stats:?}");
+    assert_eq!(stats.captured, 6000, "{stats:?}");
+    assert!(stats.spooled > 0 && stats.replayed > 0, "{stats:?}");
+    assert!(stats.dropped > 0, "the tiny spool evicted: {stats:?}");
+}
+
+/// Defect 2: after a shutdown, records captured later are set aside when
+/// the last handle drops: to the spool, with no send on the dropping thread.
+#[test]
+fn the_last_handle_after_a_shutdown_spools_leftovers_without_sending() {
+    let server = FaultServer::start();
+    server.set_default(Fault::Hang);
+    let spool = tempfile::tempdir().unwrap();
+    let log = BufferedLogger::builder()
+        .output(http(&server.url, Duration::from_secs(30)))
+        .background(true)
+        .spool_dir(spool.path())
+        .shutdown_timeout(Duration::from_millis(300))
+        .try_build()
+        .unwrap();
+    log.shutdown(Duration::from_millis(300)).unwrap();
+    emit(&log, 10);
+    assert_eq!(log.len(), 10, "kept until the last handle drops");
+    let started = Instant::now();
+    drop(log);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "dropping took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(spooled_lines(spool.path()), 10);
+    assert_eq!(server.requests(), 0, "nothing was sent");
+}
+
+/// Defect 2, the other half: the last handle's drop while a send hangs
+/// returns within the shutdown timeout and the batch is in the spool.
+#[test]
+fn the_last_handle_drop_is_bounded_by_the_shutdown_timeout() {
+    let server = FaultServer::start();
+    server.set_default(Fault::Hang);
+    let spool = tempfile::tempdir().unwrap();
+    let log = background(&server.url)
+        .output(http(&server.url, Duration::from_secs(30)))
+        .spool_dir(spool.path())
+        .shutdown_timeout(Duration::from_millis(300))
+        .try_build()
+        .unwrap();
+    emit(&log, 25);
+    log.trigger_flush();
+    let started = Instant::now();
+    drop(log);
+    assert!(
+        started.elapsed() < Duration::from_millis(300) + Duration::from_secs(1),
+        "dropping took {:?}",
+        started.elapsed()
+    );
+    // Two outputs (the same hung server twice): 25 records each.
+    assert_eq!(spooled_lines(spool.path()), 50);
+}
+
+/// Defect 3: a spool folder that cannot be created is an error from
+/// `try_build`; `build` keeps the background sender, without a spool.
+#[test]
+fn an_unusable_spool_folder_keeps_background_delivery() {
+    let server = FaultServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"not a folder").unwrap();
+    let err = background(&server.url)
+        .spool_dir(file.join("spool"))
+        .try_build()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+    assert!(err.to_string().contains("spool"), "{err}");
+
+    let log = background(&server.url)
+        .batch_size(5)
+        .spool_dir(file.join("spool"))
+        .build();
+    emit(&log, 5);
+    // No flush: a full batch is delivered by the background sender alone.
+    assert!(
+        server.wait_for(WAIT, |r| r.len() == 5),
+        "delivered in the background"
+    );
+}
+
+/// Defect 4: a server that refuses everything (a bad API key) does not fill
+/// the disk: `rejected/` stays within a quarter of the spool's bound.
+#[test]
+fn refused_batches_stay_within_their_bound() {
+    let server = FaultServer::start();
+    server.set_default(Fault::Status(401));
+    let spool = tempfile::tempdir().unwrap();
+    let log = background(&server.url)
+        .batch_size(20)
+        .spool_dir(spool.path())
+        .spool_max_bytes(40_000)
+        .try_build()
+        .unwrap();
+    for i in 0..400 {
+        log.info("refused")
+            .field("i", i)
+            .field("padding", "x".repeat(200))
+            .emit();
+    }
+    let report = log.flush().unwrap();
+    assert_eq!(report.deliveries()[0].dropped(), 400);
+    let rejected = output_dirs(spool.path())[0].join("rejected");
+    let kept = folder_bytes(&rejected, "jsonl");
+    assert!(kept > 0, "the newest refused batches are kept");
+    assert!(kept <= 10_000, "rejected/ holds {kept} bytes");
+    let stats = log.stats();
+    assert_eq!((stats.dropped, stats.delivered), (400, 0));
+}
+
+/// Defect 5: the wait for a `Retry-After` is not cut short by other work
+/// (flushes, another output's progress).
+#[test]
+fn a_retry_after_wait_is_not_cut_short() {
+    let server = FaultServer::start();
+    server.script([Fault::RetryAfter(429, "2".into())]);
+    let dir = tempfile::tempdir().unwrap();
+    let log = background(&server.url)
+        .output(Output::file(dir.path().join("also.jsonl")))
+        .retry(RetryPolicy::default().max_attempts(3))
+        .try_build()
+        .unwrap();
+    emit(&log, 10);
+    log.trigger_flush();
+    // Keep the other output and the flush machinery busy meanwhile.
+    let started = Instant::now();
+    while server.requests() < 2 && started.elapsed() < Duration::from_secs(4) {
+        emit(&log, 10);
+        let _ = log.flush_timeout(Duration::from_millis(20));
+    }
+    let times = server.request_times();
+    assert!(times.len() >= 2, "retried: {times:?}");
+    let gap = times[1] - times[0];
+    assert!(gap >= Duration::from_millis(1900), "retried after {gap:?}");
+}
+
+struct CountingWaker;
+
+impl Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {}
+}
+
+/// Defect 5: polling a pending flush future keeps one waker, not one per poll.
+#[test]
+fn a_pending_flush_future_keeps_one_waker() {
+    let server = FaultServer::start();
+    server.set_default(Fault::Hang);
+    let log = background(&server.url)
+        .output(http(&server.url, Duration::from_secs(30)))
+        .shutdown_timeout(Duration::from_millis(200))
+        .try_build()
+        .unwrap();
+    emit(&log, 5);
+    let counter = Arc::new(CountingWaker);
+    let waker = Waker::from(counter.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut flush = Box::pin(log.flush_async());
+    for _ in 0..100 {
+        assert!(flush.as_mut().poll(&mut cx).is_pending());
+    }
+    // Ours, the waker's own, and at most one kept by the flush.
+    assert!(
+        Arc::strong_count(&counter) <= 3,
+        "{} wakers kept",
+        Arc::strong_count(&counter) - 2
+    );
+}
+
+/// Defect 5: a flush awaited while a shutdown gives up on a hung send is
+/// woken and completes; it does not hang until its own (long) timeout.
+#[test]
+fn a_pending_async_flush_is_woken_when_shutdown_gives_up() {
+    let server = FaultServer::start();
+    server.set_default(Fault::Hang);
+    let log = background(&server.url)
+        .output(http(&server.url, Duration::from_secs(30)))
+        .flush_timeout(Duration::from_secs(120))
+        .try_build()
+        .unwrap();
+    emit(&log, 5);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut flush = Box::pin(log.flush_async());
+        let first = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut flush).poll(cx))).await;
+        assert!(first.is_pending());
+        let closer = log.clone();
+        let shutdown = std::thread::spawn(move || closer.shutdown(Duration::from_millis(300)));
+        let result = tokio::time::timeout(Duration::from_secs(5), flush)
+            .await
+            .expect("the flush was woken well before its own timeout");
+        assert!(result.is_err(), "records were set aside, not delivered");
+        assert!(shutdown.join().unwrap().is_err());
+    });
+}
+
+/// Defect 6: damaged spool files (torn, not JSON, empty) are moved to
+/// `corrupt/` and counted; the rest is replayed.
+#[test]
+fn damaged_spool_files_are_set_aside_and_the_rest_replayed() {
+    let server = FaultServer::start();
+    let spool = tempfile::tempdir().unwrap();
+    server.set_down(true);
+    {
+        let log = background(&server.url)
+            .spool_dir(spool.path())
+            .try_build()
+            .unwrap();
+        emit(&log, 30);
+        log.flush().unwrap();
+        log.shutdown(Duration::from_secs(1)).unwrap();
+    }
+    let dir = output_dirs(spool.path()).remove(0);
+    assert_eq!(spooled_lines(spool.path()), 30);
+    std::fs::write(
+        dir.join("00000000000000000001-torn.jsonl"),
+        b"{\"a\":1}\n{\"a\":",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("00000000000000000002-junk.jsonl"),
+        b"\xff\xfe junk\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("00000000000000000003-empty.jsonl"), b"").unwrap();
+    server.set_down(false);
+    let log = background(&server.url)
+        .spool_dir(spool.path())
+        .try_build()
+        .unwrap();
+    let stats = log.stats();
+    assert_eq!(
+        (stats.corrupt_files, stats.recovered, stats.spool_pending),
+        (3, 30, 30),
+        "{stats:?}"
+    );
+    assert!(
+        server.wait_for(WAIT, |r| count_unique(r).0 == 30),
+        "the good files were replayed"
+    );
+    assert!(folder_bytes(&dir.join("corrupt"), "reason") > 0);
+    let corrupt = std::fs::read_dir(dir.join("corrupt")).unwrap().count();
+    assert_eq!(corrupt, 6, "each damaged file with its reason");
+    log.flush().unwrap();
+    assert!(log.stats().is_balanced());
+}
