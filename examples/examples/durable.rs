@@ -9,8 +9,9 @@
 //! ```
 //!
 //! Arguments: how many records to write (default 100), then optionally
-//! `--flush-timeout-ms N` (flush once and report) and `--shutdown-ms N`
-//! (how long the exit may take; default 2000).
+//! `--flush-timeout-ms N` (flush once and report), `--shutdown-ms N`
+//! (how long the exit may take; default 2000) and `--then-wait` (after the
+//! flush, wait for a line on stdin: a test kills the process there).
 
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ fn main() {
     let mut records = 100usize;
     let mut flush_timeout = None;
     let mut shutdown = Duration::from_millis(2000);
+    let mut then_wait = false;
     while let Some(arg) = args.next() {
         let mut number = || -> u64 {
             args.next()
@@ -30,6 +32,7 @@ fn main() {
         match arg.as_str() {
             "--flush-timeout-ms" => flush_timeout = Some(Duration::from_millis(number())),
             "--shutdown-ms" => shutdown = Duration::from_millis(number()),
+            "--then-wait" => then_wait = true,
             n => records = n.parse().expect("a record count"),
         }
     }
@@ -57,6 +60,10 @@ fn main() {
                 Ok(report) => eprintln!("durable: flush delivered {:?}", report.deliveries()),
                 Err(err) => eprintln!("durable: flush: {err}"),
             }
+        }
+        if then_wait {
+            eprintln!("durable: waiting");
+            let _ = std::io::stdin().read_line(&mut String::new());
         }
     }
     let s = log.stats();

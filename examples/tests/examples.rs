@@ -400,3 +400,52 @@ fn durable_flush_timeout_against_a_hung_server_spools_for_the_next_process() {
     let (unique, _duplicates) = aitrace_testkit::count_unique(&server.records());
     assert_eq!(unique, 52 + 2);
 }
+
+#[test]
+fn durable_killed_after_a_flush_leaves_a_spool_that_the_next_process_delivers() {
+    use std::io::BufRead;
+    let server = aitrace_testkit::FaultServer::start();
+    server.set_down(true);
+    let spool = tempfile::tempdir().unwrap();
+    let mut child = example("durable")
+        .args(["120", "--flush-timeout-ms", "10000", "--then-wait"])
+        .env("LOG_TRG", &server.url)
+        .env("AITRACE_SPOOL_DIR", spool.path())
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (said, hears) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if said.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    loop {
+        let line = hears
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no 'waiting' line: {seen:?}"));
+        if line.contains("durable: waiting") {
+            break;
+        }
+        seen.push(line);
+    }
+    // SIGKILL: no destructor, no shutdown runs.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(spooled_lines(spool.path()), 122, "{seen:?}");
+
+    server.set_down(false);
+    run(example("durable")
+        .args(["0"])
+        .env("LOG_TRG", &server.url)
+        .env("AITRACE_SPOOL_DIR", spool.path()));
+    let (unique, _duplicates) = aitrace_testkit::count_unique(&server.records());
+    assert_eq!(unique, 122 + 2);
+    assert_eq!(spooled_lines(spool.path()), 0);
+}

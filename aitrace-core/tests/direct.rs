@@ -1,0 +1,115 @@
+//! Direct delivery (flushes on the calling thread) with several outputs,
+//! one of them failing, and the last handle's drop.
+
+use std::time::{Duration, Instant};
+
+use aitrace_core::{BufferedLogger, OnFailure, Output};
+use aitrace_testkit::{Fault, FaultServer, dead_url};
+
+fn lines(path: &std::path::Path) -> usize {
+    std::fs::read_to_string(path).map_or(0, |t| t.lines().count())
+}
+
+/// What an output acknowledged is never sent to it again: the file output
+/// gets each record once while the HTTP output is down, and the HTTP output
+/// gets everything it missed when it is back.
+#[test]
+fn a_failed_output_keeps_its_own_records_and_the_others_get_each_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trace.jsonl");
+    let server = FaultServer::start();
+    server.set_down(true);
+    let log = BufferedLogger::builder()
+        .output(Output::file(&path))
+        .output(
+            Output::http_builder(&server.url)
+                .connect_timeout(Duration::from_millis(300))
+                .build()
+                .unwrap(),
+        )
+        .build();
+    for round in 0..2 {
+        for i in 0..5 {
+            log.info("work").field("round", round).field("i", i).emit();
+        }
+        let err = log.flush().unwrap_err();
+        assert_eq!(err.retained(), 5 * (round + 1), "{err}");
+    }
+    assert_eq!(lines(&path), 10, "the file got each record once");
+    let stats = log.stats();
+    assert_eq!(stats.outputs[0].delivered, 10);
+    assert_eq!(stats.outputs[1].delivered, 0);
+    assert_eq!(stats.outputs[1].in_flight, 10, "kept for the HTTP output");
+    assert!(stats.is_balanced(), "{stats:?}");
+
+    server.set_down(false);
+    log.info("after").emit();
+    let report = log.flush().unwrap();
+    assert_eq!(report.records(), 1);
+    assert_eq!(report.deliveries()[0].records(), 1);
+    assert_eq!(
+        report.deliveries()[1].records(),
+        11,
+        "what it missed, then the new one"
+    );
+    assert_eq!(lines(&path), 11);
+    assert_eq!(server.records().len(), 11);
+    let stats = log.stats();
+    assert_eq!(
+        (stats.outputs[0].delivered, stats.outputs[1].delivered),
+        (11, 11)
+    );
+    assert!(stats.is_balanced(), "{stats:?}");
+}
+
+/// With every output down the records go back to the buffer, in order.
+#[test]
+fn when_every_output_fails_the_records_go_back_to_the_buffer() {
+    let log = BufferedLogger::builder()
+        .output(Output::http(&dead_url()).unwrap())
+        .output(Output::http(&dead_url()).unwrap())
+        .build();
+    log.info("a").emit();
+    log.info("b").emit();
+    let err = log.flush().unwrap_err();
+    assert_eq!(err.retained(), 2);
+    let events: Vec<_> = log.records().iter().map(|r| r.event().to_owned()).collect();
+    assert_eq!(events, ["a", "b"]);
+    assert!(log.stats().is_balanced());
+    log.clear();
+    let stats = log.stats();
+    assert_eq!((stats.discarded, stats.buffered), (2, 0));
+    assert!(stats.is_balanced(), "{stats:?}");
+}
+
+/// The last handle's drop never waits much past the shutdown timeout, even
+/// on a server that never answers; what was not acknowledged goes to the
+/// fallback file.
+#[test]
+fn the_last_handle_drop_is_bounded_and_writes_the_fallback_file() {
+    let server = FaultServer::start();
+    server.set_default(Fault::Hang);
+    let dir = tempfile::tempdir().unwrap();
+    let fallback = dir.path().join("unsent.jsonl");
+    let log = BufferedLogger::builder()
+        .output(
+            Output::http_builder(&server.url)
+                .request_timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        )
+        .on_failure(OnFailure::FallbackFile(fallback.clone()))
+        .shutdown_timeout(Duration::from_millis(300))
+        .build();
+    for i in 0..4 {
+        log.info("left").field("i", i).emit();
+    }
+    let started = Instant::now();
+    drop(log);
+    assert!(
+        started.elapsed() < Duration::from_millis(1300),
+        "dropping took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(lines(&fallback), 4);
+}
