@@ -348,3 +348,33 @@ fn two_layers_on_one_registry_each_write_whole_spans() {
     );
     assert_eq!(aitrace_core::context::current(), None);
 }
+
+#[tracing::instrument]
+fn instrumented() {
+    tracing::info!("inside");
+}
+
+#[test]
+fn lifecycle_records_carry_file_line_and_function() {
+    let log = logger();
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    let line = tracing::subscriber::with_default(subscriber, || {
+        let line = line!() + 1;
+        tracing::info_span!("manual").in_scope(|| {});
+        instrumented();
+        line
+    });
+    let records = log.records();
+    for event in ["manual.start", "manual.end"] {
+        let location = find(&records, event).location();
+        assert_eq!(location.file(), Some(file!()), "{event}");
+        assert_eq!(location.line(), Some(line), "{event}");
+        assert_eq!(location.function(), Some(module_path!()), "{event}");
+    }
+    for event in ["instrumented.start", "inside", "instrumented.end"] {
+        let location = find(&records, event).location();
+        assert_eq!(location.file(), Some(file!()), "{event}");
+        assert!(location.line().is_some(), "{event}");
+        assert_eq!(location.function(), Some(module_path!()), "{event}");
+    }
+}
