@@ -157,4 +157,18 @@ mod tests {
             assert_eq!(parse_carried(&bad), None, "{bad}");
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_text_under_the_key_is_a_span_none_or_a_user_value(
+            text in "[0-9a-f-]{0,70}|.{0,70}"
+        ) {
+            // Whatever it gives must be what `Carried` would write for it.
+            if let Some(carried) = parse_carried(&text) {
+                proptest::prop_assert_eq!(Carried(carried).to_string(), text.to_ascii_lowercase());
+            }
+        }
+    }
 }
