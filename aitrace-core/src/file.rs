@@ -36,6 +36,97 @@ pub(crate) fn expand_path(target: &str, start: SystemTime) -> Result<PathBuf> {
     Ok(PathBuf::from(text))
 }
 
+/// Whether a target string is a `file:` URI (the scheme matched without
+/// regard to case, as RFC 3986 says).
+pub(crate) fn is_file_uri(target: &str) -> bool {
+    target
+        .get(..5)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("file:"))
+}
+
+/// The local path a `file:` URI names (RFC 8089): `file:///abs/path`,
+/// `file://localhost/abs/path` or `file:/abs/path`, with percent-escapes
+/// (`%20`) decoded. Another host, a relative path, a query or fragment, a
+/// malformed escape or one that decodes to invalid UTF-8 or NUL is an
+/// `InvalidTarget` error.
+pub(crate) fn path_from_file_uri(uri: &str) -> Result<String> {
+    let invalid = |why: &str| {
+        Error::new(
+            crate::ErrorKind::InvalidTarget,
+            format!("{uri:?} is not a local file URI: {why}"),
+        )
+    };
+    let rest = uri.get(5..).unwrap_or_default();
+    let path = match rest.strip_prefix("//") {
+        Some(authority_and_path) => {
+            let (host, path) = authority_and_path.split_at(
+                authority_and_path
+                    .find('/')
+                    .unwrap_or(authority_and_path.len()),
+            );
+            if !host.is_empty() && !host.eq_ignore_ascii_case("localhost") {
+                return Err(invalid(&format!(
+                    "host {host:?} is not this machine (write file:///path or file://localhost/path)"
+                )));
+            }
+            path
+        }
+        None => rest,
+    };
+    if !path.starts_with('/') {
+        return Err(invalid(
+            "the path must be absolute (file:///path); write a relative path without `file:`",
+        ));
+    }
+    if path.contains(['?', '#']) {
+        return Err(invalid(
+            "a file URI takes no query or fragment (write `?` as %3F, `#` as %23)",
+        ));
+    }
+    let path = percent_decode(path).map_err(|why| invalid(&why))?;
+    // `file:///C:/logs/app.jsonl` names `C:/logs/app.jsonl` on Windows.
+    #[cfg(windows)]
+    let path = {
+        let b = path.as_bytes();
+        if b.len() >= 3 && b[0] == b'/' && b[1].is_ascii_alphabetic() && b[2] == b':' {
+            path[1..].to_owned()
+        } else {
+            path
+        }
+    };
+    Ok(path)
+}
+
+/// Decodes `%XX` escapes into UTF-8 text.
+fn percent_decode(text: &str) -> std::result::Result<String, String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'%' {
+            out.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        let byte = bytes
+            .get(i + 1..i + 3)
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            .ok_or_else(|| {
+                format!(
+                    "malformed percent-escape at byte {i} (`%` must be followed by two hex digits)"
+                )
+            })?;
+        if byte == 0 {
+            return Err(format!("`%00` at byte {i}: a path cannot hold NUL"));
+        }
+        out.push(byte);
+        i += 3;
+    }
+    String::from_utf8(out).map_err(|_| "the percent-escapes do not decode to UTF-8".to_owned())
+}
+
 /// `20261127_101502` for a time, in UTC.
 pub(crate) fn compact_utc(time: SystemTime) -> String {
     let iso = humantime::format_rfc3339_seconds(time).to_string(); // 2026-11-27T10:15:02Z
@@ -85,5 +176,88 @@ mod tests {
             Path::new(&home).join("a.jsonl")
         );
         assert_eq!(expand_path("a~b", t).unwrap(), PathBuf::from("a~b"));
+    }
+
+    fn invalid_target(target: &str) -> String {
+        match crate::Output::from_target(target) {
+            Ok(output) => panic!("{target:?} gave {output}"),
+            Err(err) => {
+                assert_eq!(err.kind(), crate::ErrorKind::InvalidTarget, "{err}");
+                err.to_string()
+            }
+        }
+    }
+
+    #[test]
+    fn file_uris_name_local_absolute_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().to_str().unwrap();
+        let cases = [
+            (format!("file://{base}/a.jsonl"), dir.path().join("a.jsonl")),
+            (
+                format!("FILE://LocalHost{base}/my%20logs/b%C3%A9.jsonl"),
+                dir.path().join("my logs").join("b\u{e9}.jsonl"),
+            ),
+            (format!("file:{base}/c.jsonl"), dir.path().join("c.jsonl")),
+            (
+                format!("file://{base}/run_<YYYYMMDD_HHMMSS>.jsonl"),
+                dir.path().join("run_20261127_101502.jsonl"),
+            ),
+        ];
+        let start = UNIX_EPOCH + Duration::from_secs(1_795_774_502);
+        for (uri, path) in cases {
+            let output = crate::Output::from_target_at(&uri, start).unwrap();
+            assert_eq!(output.path(), Some(path.as_path()), "{uri}");
+        }
+
+        // And records land there, not under a folder named `file:`.
+        let uri = format!("file://{base}/my%20logs/app.jsonl");
+        let log = crate::BufferedLogger::builder()
+            .target(&uri)
+            .unwrap()
+            .build();
+        log.info("written").emit();
+        log.flush().unwrap();
+        let text = std::fs::read_to_string(dir.path().join("my logs/app.jsonl")).unwrap();
+        assert!(text.contains(r#""event":"written""#), "{text}");
+        assert!(!Path::new("file:").exists());
+    }
+
+    #[test]
+    fn file_uris_of_other_hosts_and_bad_escapes_are_invalid_targets() {
+        assert!(invalid_target("file://otherhost/var/log/app.jsonl").contains("otherhost"));
+        for bad in [
+            "file:///var/log/a%2.jsonl",
+            "file:///var/log/a%zz.jsonl",
+            "file:///var/log/a.jsonl%",
+            "file:///var/log/%FF.jsonl",
+            "file:///var/log/a%00b",
+        ] {
+            assert!(invalid_target(bad).contains(bad), "{bad}");
+        }
+        for bad in [
+            "file://",
+            "file:",
+            "file:relative/a.jsonl",
+            "file:///a?b=1",
+            "file:///a#b",
+        ] {
+            invalid_target(bad);
+        }
+    }
+
+    #[test]
+    fn plain_paths_are_unchanged() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_774_502);
+        for (target, path) in [
+            ("logs/a b%20.jsonl", PathBuf::from("logs/a b%20.jsonl")),
+            ("./file.jsonl", PathBuf::from("./file.jsonl")),
+            ("/var/log/app.jsonl", PathBuf::from("/var/log/app.jsonl")),
+            ("filez:x", PathBuf::from("filez:x")),
+            ("x_<YYYYMMDD_HHMMSS>", PathBuf::from("x_20261127_101502")),
+        ] {
+            let output = crate::Output::from_target_at(target, t).unwrap();
+            assert_eq!(output.path(), Some(path.as_path()), "{target}");
+        }
     }
 }

@@ -25,6 +25,7 @@ pub const TARGET_ENV: &str = "LOG_TRG";
 /// |---|---|
 /// | empty or `-` | standard output, JSON Lines |
 /// | `http://…`, `https://…` | HTTP ingest endpoint, a JSON array per batch |
+/// | `file:///abs/path`, `file://localhost/abs/path` | a JSON Lines file at that local path (RFC 8089): percent-escapes such as `%20` decoded, then as below; another host, a relative path or a malformed escape is an [`InvalidTarget`](ErrorKind::InvalidTarget) error |
 /// | anything else | a JSON Lines file: `~` expanded, `<YYYYMMDD_HHMMSS>` replaced by the time the output was made (UTC), folders created, appended, created `0600` |
 ///
 /// # Examples
@@ -106,6 +107,10 @@ impl Output {
         let lower = target.get(..8).unwrap_or(target).to_ascii_lowercase();
         if lower.starts_with("http://") || lower.starts_with("https://") {
             return Output::http(target);
+        }
+        if file::is_file_uri(target) {
+            let path = file::path_from_file_uri(target)?;
+            return Ok(Output::file(file::expand_path(&path, start)?));
         }
         Ok(Output::file(file::expand_path(target, start)?))
     }

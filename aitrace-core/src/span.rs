@@ -55,11 +55,41 @@ impl<'a> SpanBuilder<'a> {
 
     /// Opens the span as a child of the current one (or as a new root),
     /// writes `NAME.start`, and makes it current until the guard drops.
+    ///
+    /// Its records' `function` is the module path derived from the source
+    /// file (`src/shop/checkout.rs` → `shop::checkout`, `examples/checkout.rs`
+    /// → `checkout`), unless [`function`](Self::function) set one; the
+    /// closure forms ([`in_scope`](Self::in_scope), …) name the function
+    /// that calls them instead.
     pub fn enter(self) -> SpanGuard {
         self.enter_as(context::new_span())
     }
 
-    fn enter_as(self, span: SpanContext) -> SpanGuard {
+    /// Names the function `F` was written in, when it is a closure and no
+    /// function was set.
+    fn function_of_closure<F>(mut self) -> Self {
+        if self.location.function().is_none() {
+            if let Some(function) = enclosing_function::<F>() {
+                self.location = Location::new(
+                    self.location.file().map(|f| Cow::Owned(f.to_owned())),
+                    self.location.line(),
+                    Some(Cow::Borrowed(function)),
+                );
+            }
+        }
+        self
+    }
+
+    fn enter_as(mut self, span: SpanContext) -> SpanGuard {
+        if self.location.function().is_none() {
+            if let Some(module) = self.location.file().and_then(module_of_file) {
+                self.location = Location::new(
+                    self.location.file().map(|f| Cow::Owned(f.to_owned())),
+                    self.location.line(),
+                    Some(Cow::Owned(module)),
+                );
+            }
+        }
         let logger = self.logger;
         if logger.enabled(self.level) {
             let mut start = Record::builder(self.level, format!("{}.start", self.name))
@@ -85,19 +115,23 @@ impl<'a> SpanBuilder<'a> {
     }
 
     /// Runs `f` inside the span; a panic in `f` ends the span at `error`
-    /// level and carries on unwinding.
-    pub fn in_scope<T>(self, f: impl FnOnce(&SpanGuard) -> T) -> T {
-        let guard = self.enter();
+    /// level and carries on unwinding. The lifecycle records' `function` is
+    /// the path of the function `f` is written in (`shop::checkout` for a
+    /// closure in `fn checkout` of module `shop`), unless
+    /// [`function`](Self::function) set one.
+    pub fn in_scope<T, F: FnOnce(&SpanGuard) -> T>(self, f: F) -> T {
+        let guard = self.function_of_closure::<F>().enter();
         f(&guard)
     }
 
     /// Runs `f` inside the span; an `Err` ends it at `error` level with the
-    /// error's text in the `error` field.
-    pub fn try_in_scope<T, E: fmt::Display>(
+    /// error's text in the `error` field. `function` as for
+    /// [`in_scope`](Self::in_scope).
+    pub fn try_in_scope<T, E: fmt::Display, F: FnOnce(&SpanGuard) -> Result<T, E>>(
         self,
-        f: impl FnOnce(&SpanGuard) -> Result<T, E>,
+        f: F,
     ) -> Result<T, E> {
-        let guard = self.enter();
+        let guard = self.function_of_closure::<F>().enter();
         let result = f(&guard);
         if let Err(err) = &result {
             guard.fail(err);
@@ -228,6 +262,48 @@ impl fmt::Debug for TraceContext {
     }
 }
 
+/// The path of the function a closure was written in (`shop::checkout`
+/// for `shop::checkout::{{closure}}`); `None` for anything but a closure.
+fn enclosing_function<F>() -> Option<&'static str> {
+    let full = std::any::type_name::<F>();
+    let mut name = full;
+    while let Some(outer) = name.strip_suffix("::{{closure}}") {
+        name = outer;
+    }
+    (name.len() < full.len() && !name.is_empty()).then_some(name)
+}
+
+/// The module path a source file holds, as far as the path tells:
+/// `src/shop/checkout.rs` → `shop::checkout`, `app/src/lib.rs` → `app`,
+/// `examples/checkout.rs`, `tests/checkout.rs` and `src/bin/checkout.rs` →
+/// `checkout`.
+fn module_of_file(file: &str) -> Option<String> {
+    let parts: Vec<&str> = file.strip_suffix(".rs")?.split(['/', '\\']).collect();
+    let root = parts
+        .iter()
+        .rposition(|p| matches!(*p, "src" | "examples" | "tests" | "benches"))?;
+    let mut module = &parts[root + 1..];
+    let mut own_crate = parts[root] == "src";
+    if own_crate && module.len() > 1 && module[0] == "bin" {
+        module = &module[1..];
+        own_crate = false;
+    }
+    if let [rest @ .., "lib" | "main" | "mod"] = module {
+        module = rest;
+    }
+    // Under `src/`, the folder above names the crate when there is one.
+    let krate = own_crate
+        .then(|| root.checked_sub(1).map(|i| parts[i]))
+        .flatten()
+        .filter(|name| !name.is_empty() && *name != "." && *name != "..")
+        .map(|name| name.replace('-', "_"));
+    let path: Vec<String> = krate
+        .into_iter()
+        .chain(module.iter().map(|m| (*m).to_owned()))
+        .collect();
+    (!path.is_empty()).then(|| path.join("::"))
+}
+
 impl BufferedLogger {
     /// Starts a span named `name`, located at the caller.
     ///
@@ -263,7 +339,10 @@ impl BufferedLogger {
     /// a logger between concurrent trace contexts only if that is wanted.
     #[track_caller]
     pub fn trace_context(&self, name: impl Into<Cow<'static, str>>) -> TraceContext {
-        let builder = self.span(name);
+        self.trace_context_of(self.span(name))
+    }
+
+    fn trace_context_of(&self, builder: SpanBuilder<'_>) -> TraceContext {
         self.clear();
         TraceContext {
             span: Some(builder.enter()),
@@ -273,12 +352,123 @@ impl BufferedLogger {
 
     /// [`trace_context`](Self::trace_context) around a closure; returns its value.
     #[track_caller]
-    pub fn in_trace_context<T>(
+    pub fn in_trace_context<T, F: FnOnce(&SpanGuard) -> T>(
         &self,
         name: impl Into<Cow<'static, str>>,
-        f: impl FnOnce(&SpanGuard) -> T,
+        f: F,
     ) -> T {
-        let trace = self.trace_context(name);
+        let builder = self.span(name).function_of_closure::<F>();
+        let trace = self.trace_context_of(builder);
         f(trace.span())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::Output;
+
+    fn logger() -> BufferedLogger {
+        BufferedLogger::builder()
+            .output(Output::in_memory().0)
+            .build()
+    }
+
+    fn location_of(log: &BufferedLogger, event: &str) -> Location {
+        let records = log.records();
+        log.clear();
+        records
+            .into_iter()
+            .find(|r| r.event() == event)
+            .unwrap_or_else(|| panic!("no {event}"))
+            .location()
+            .clone()
+    }
+
+    #[test]
+    fn lifecycle_records_of_a_closure_name_the_function_that_runs_it() {
+        let here = concat!(
+            module_path!(),
+            "::lifecycle_records_of_a_closure_name_the_function_that_runs_it"
+        );
+        let log = logger();
+        for event in ["job.start", "job.end"] {
+            let line = line!() + 1;
+            log.span("job").in_scope(|_| {});
+            let location = location_of(&log, event);
+            assert_eq!(location.file(), Some(file!()), "{event}");
+            assert_eq!(location.line(), Some(line), "{event}");
+            assert_eq!(location.function(), Some(here), "{event}");
+        }
+        let line = line!() + 1;
+        let _: Result<(), &str> = log.span("checked").try_in_scope(|_| Err("no"));
+        let checked = location_of(&log, "checked.end");
+        assert_eq!(checked.line(), Some(line));
+        assert_eq!(checked.function(), Some(here));
+        log.span("outer").in_scope(|_| {
+            log.span("inner").in_scope(|_| {});
+        });
+        assert_eq!(location_of(&log, "inner.start").function(), Some(here));
+        let (output, memory) = Output::in_memory();
+        let flushed = BufferedLogger::builder().output(output).build();
+        flushed.in_trace_context("traced", |_| {});
+        for record in memory.records() {
+            assert_eq!(
+                record.location().function(),
+                Some(here),
+                "{}",
+                record.event()
+            );
+        }
+        assert_eq!(memory.records().len(), 2);
+    }
+
+    #[test]
+    fn lifecycle_records_of_a_guard_name_the_module() {
+        let log = logger();
+        let line = line!() + 1;
+        let guard = log.span("guarded").enter();
+        drop(guard);
+        let records = log.records();
+        log.clear();
+        for record in &records {
+            let location = record.location();
+            assert_eq!(location.file(), Some(file!()), "{}", record.event());
+            assert_eq!(location.line(), Some(line), "{}", record.event());
+            assert_eq!(
+                location.function(),
+                Some(module_path!().trim_end_matches("::tests")),
+                "{}",
+                record.event()
+            );
+        }
+        assert_eq!(records.len(), 2);
+        log.span("named").function("mine").enter().end();
+        assert_eq!(location_of(&log, "named.end").function(), Some("mine"));
+    }
+
+    #[test]
+    fn module_paths_from_source_files() {
+        for (file, module) in [
+            ("src/shop/checkout.rs", Some("shop::checkout")),
+            ("src/shop/mod.rs", Some("shop")),
+            ("app/src/lib.rs", Some("app")),
+            (
+                "my-app/src/shop/checkout.rs",
+                Some("my_app::shop::checkout"),
+            ),
+            ("examples/checkout.rs", Some("checkout")),
+            ("aitrace-core/tests/spans.rs", Some("spans")),
+            ("src/bin/tool.rs", Some("tool")),
+            ("src\\win\\path.rs", Some("win::path")),
+            ("src/main.rs", None),
+            ("main.rs", None),
+            ("src/notes.txt", None),
+            ("", None),
+        ] {
+            assert_eq!(module_of_file(file).as_deref(), module, "{file:?}");
+        }
+        assert_eq!(enclosing_function::<fn()>(), None);
+        assert_eq!(enclosing_function::<u8>(), None);
     }
 }

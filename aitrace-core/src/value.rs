@@ -339,8 +339,11 @@ impl serde::Serialize for Encode<'_> {
                 seq.end()
             }
             Value::Object(entries) => {
-                let mut map = s.serialize_map(Some(entries.len()))?;
-                for (key, value) in entries {
+                // A repeated key is written once, with its last value, as
+                // for a record's own fields: readers disagree on `{"a":1,"a":2}`.
+                let written = last_of_each_key(entries);
+                let mut map = s.serialize_map(Some(written.len()))?;
+                for (key, value) in written {
                     map.serialize_entry(
                         key,
                         &Encode {
@@ -353,6 +356,29 @@ impl serde::Serialize for Encode<'_> {
             }
         }
     }
+}
+
+/// The entries of an object value, each key once with its last value, in
+/// the order of those last occurrences.
+fn last_of_each_key(entries: &[(String, Value)]) -> Vec<(&str, &Value)> {
+    if entries.len() <= 16 {
+        return entries
+            .iter()
+            .enumerate()
+            .filter(|(i, (key, _))| !entries[i + 1..].iter().any(|(later, _)| later == key))
+            .map(|(_, (key, value))| (key.as_str(), value))
+            .collect();
+    }
+    let mut last = std::collections::HashMap::with_capacity(entries.len());
+    for (i, (key, _)) in entries.iter().enumerate() {
+        last.insert(key.as_str(), i);
+    }
+    entries
+        .iter()
+        .enumerate()
+        .filter(|(i, (key, _))| last.get(key.as_str()) == Some(i))
+        .map(|(_, (key, value))| (key.as_str(), value))
+        .collect()
 }
 
 struct Hex<'a>(&'a [u8]);
@@ -369,6 +395,39 @@ mod tests {
 
     fn encode(value: &Value) -> String {
         serde_json::to_string(&Encode { value, depth: 0 }).unwrap()
+    }
+
+    #[test]
+    fn a_repeated_key_in_an_object_value_is_written_once_with_its_last_value() {
+        // Found by tests/prop_encode.rs: `{"a":1,"a":2}` is JSON whose
+        // readers disagree (last wins, first wins, or an error).
+        let object = |entries: Vec<(&str, Value)>| {
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v))
+                    .collect(),
+            )
+        };
+        let value = object(vec![
+            ("a", Value::I64(1)),
+            ("b", Value::I64(2)),
+            (
+                "a",
+                object(vec![("x", Value::Null), ("x", Value::Bool(true))]),
+            ),
+        ]);
+        assert_eq!(encode(&value), r#"{"b":2,"a":{"x":true}}"#);
+        let many = Value::Object(
+            (0..40)
+                .map(|i| (format!("k{}", i % 20), Value::I64(i)))
+                .collect(),
+        );
+        let parsed: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&encode(&many)).unwrap();
+        assert_eq!(parsed.len(), 20);
+        assert_eq!(encode(&many).matches("\"k0\"").count(), 1);
+        assert_eq!(parsed["k0"], 20);
     }
 
     #[test]

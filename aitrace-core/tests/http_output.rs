@@ -77,7 +77,11 @@ fn an_ingested_count_below_the_batch_is_surfaced() {
 
 #[test]
 fn error_statuses_carry_status_and_body_and_keep_the_records() {
-    for (status, transient) in [(400, false), (422, false), (500, false), (503, true)] {
+    // Retried later (README, "Retries"): 408, 429 and every 5xx; any other
+    // 4xx is refused for good.
+    let transient = [408, 429, 500, 502, 503, 504, 599].map(|s| (s, true));
+    let refused = [400, 401, 403, 404, 405, 409, 410, 422, 451].map(|s| (s, false));
+    for (status, transient) in transient.into_iter().chain(refused) {
         let body = format!("{{\"detail\": \"status {status} {}\"}}", "x".repeat(2000));
         let server = IngestServer::start(Answer::Status(status, body));
         let log = http_logger(&server.url);
@@ -91,9 +95,7 @@ fn error_statuses_carry_status_and_body_and_keep_the_records() {
         assert!(text.contains(&format!("status {status} xxx")), "{text}");
         assert!(text.len() < 1000, "the body is cut: {}", text.len());
         assert_eq!(err.retained(), 2);
-        if transient {
-            assert!(err.is_transient());
-        }
+        assert_eq!(err.is_transient(), transient, "HTTP {status}");
         // Nothing lost: the next flush, once the server recovers, sends both.
         server.set_answer(Answer::Reference);
         log.info("c").emit();

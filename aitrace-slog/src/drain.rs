@@ -3,8 +3,10 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use aitrace_core::{BufferedLogger, Level, Record, Value};
+use aitrace_core::{BufferedLogger, Level, Record, SpanContext, Value};
 use slog::{Drain, KV, Key, OwnedKVList};
+
+use crate::context::{CONTEXT_KEY, parse_carried};
 
 /// A [`slog::Drain`] that turns `slog` records into aitrace records in a
 /// [`BufferedLogger`].
@@ -15,6 +17,11 @@ use slog::{Drain, KV, Key, OwnedKVList};
 /// logger's for the same key, a child logger's over its parent's). Its error
 /// type is [`slog::Never`], so `fuse()` costs nothing; it composes with
 /// `filter_level()`, `Duplicate` and the other drain combinators.
+///
+/// A record gets the ids of the span current on the thread that calls the
+/// drain, unless it carries the logging thread's span under
+/// [`CONTEXT_KEY`](crate::CONTEXT_KEY): behind `slog-async`, put a
+/// [`CaptureContext`](crate::CaptureContext) in front.
 #[derive(Clone, Debug)]
 pub struct AitraceDrain {
     logger: BufferedLogger,
@@ -55,11 +62,14 @@ impl Drain for AitraceDrain {
             "" => record.module(),
             function => function,
         };
-        let mut fields = Fields(Vec::new());
+        let mut fields = Fields {
+            fields: Vec::new(),
+            carried: None,
+        };
         // The logger's values come newest child first: keep the first of each key.
         let _ = values.serialize(record, &mut fields);
-        let mut seen = Vec::with_capacity(fields.0.len());
-        fields.0.retain(|(k, _)| {
+        let mut seen = Vec::with_capacity(fields.fields.len());
+        fields.fields.retain(|(k, _)| {
             let new = !seen.contains(k);
             seen.push(k.clone());
             new
@@ -71,9 +81,14 @@ impl Drain for AitraceDrain {
             .file(record.file())
             .line(record.line())
             .function(function)
-            .reserve_fields(fields.0.len());
-        for (key, value) in fields.0 {
+            .reserve_fields(fields.fields.len());
+        for (key, value) in fields.fields {
             builder.push_field(key, value);
+        }
+        // The span of the thread that logged the record, when a drain in
+        // front carried it here; else `capture` takes this thread's span.
+        if let Some(Some(context)) = fields.carried {
+            builder = builder.span_context(context);
         }
         self.logger.capture(builder.build());
         Ok(())
@@ -84,12 +99,31 @@ impl Drain for AitraceDrain {
     }
 }
 
-struct Fields(Vec<(Cow<'static, str>, Value)>);
+struct Fields {
+    fields: Vec<(Cow<'static, str>, Value)>,
+    /// The logging thread's span, from a [`CONTEXT_KEY`] value.
+    carried: Option<Option<SpanContext>>,
+}
 
 impl Fields {
     fn push(&mut self, key: Key, value: Value) -> slog::Result {
-        self.0.push((Cow::Borrowed(key), value));
+        self.fields.push((Cow::Borrowed(key), value));
         Ok(())
+    }
+
+    /// Takes a [`CONTEXT_KEY`] value that holds a span (or "none"); any
+    /// other value under that key is a user field.
+    fn carried(&mut self, key: Key, text: &str) -> bool {
+        if key != CONTEXT_KEY {
+            return false;
+        }
+        match parse_carried(text) {
+            Some(carried) => {
+                self.carried = Some(carried);
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -106,8 +140,15 @@ impl slog::Serializer for Fields {
         emit_usize: usize, emit_isize: isize, emit_bool: bool, emit_char: char,
         emit_u8: u8, emit_i8: i8, emit_u16: u16, emit_i16: i16, emit_u32: u32,
         emit_i32: i32, emit_f32: f32, emit_u64: u64, emit_i64: i64, emit_f64: f64,
-        emit_u128: u128, emit_i128: i128, emit_str: &str,
+        emit_u128: u128, emit_i128: i128,
     );
+
+    fn emit_str(&mut self, key: Key, value: &str) -> slog::Result {
+        if self.carried(key, value) {
+            return Ok(());
+        }
+        self.push(key, Value::from(value))
+    }
 
     fn emit_unit(&mut self, key: Key) -> slog::Result {
         self.push(key, Value::Null)
@@ -120,7 +161,13 @@ impl slog::Serializer for Fields {
     fn emit_arguments(&mut self, key: Key, value: &fmt::Arguments<'_>) -> slog::Result {
         let value = match value.as_str() {
             Some(text) => Value::from_static(text),
-            None => Value::from(value.to_string()),
+            None => {
+                let text = value.to_string();
+                if self.carried(key, &text) {
+                    return Ok(());
+                }
+                Value::from(text)
+            }
         };
         self.push(key, value)
     }

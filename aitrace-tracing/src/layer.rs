@@ -2,11 +2,12 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
 
 use aitrace_core::{
     BufferedLogger, DURATION_FIELD, ERROR_FIELD, Level, Location, Record, RecordBuilder,
-    SpanContext, Value, context,
+    SpanContext, Value, adapter, context,
 };
 use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id, Record as SpanValues};
@@ -21,9 +22,9 @@ use tracing_subscriber::registry::LookupSpan;
 /// * An event's `message` is the record's event name; its other fields keep
 ///   their types (integers, floats, bools, strings; `Debug` text otherwise).
 ///   The target is the logger; file, line and module path the location.
-/// * A span gets ids when it is created: a child of its parent tracing span,
-///   else of the span current in `aitrace_core::context` (an aitrace or
-///   OpenTelemetry span), else a new root. Its `.start` record is written when
+/// * A span gets ids when it is created: a child of the span current in
+///   `aitrace_core::context` (the innermost entered tracing, aitrace or
+///   OpenTelemetry span), or of its explicit `parent:`, else a new root. Its `.start` record is written when
 ///   it is first entered, so it carries the fields recorded until then; fields
 ///   recorded later go on its `.end` record, with `duration_ms`.
 /// * An `ERROR` event inside a span (as `#[instrument(err)]` emits) ends the
@@ -33,15 +34,25 @@ use tracing_subscriber::registry::LookupSpan;
 ///
 /// The layer does no filtering of its own beyond the logger's minimum level;
 /// compose it with `EnvFilter` or a per-layer filter for more.
-#[derive(Clone, Debug)]
+///
+/// Several layers can sit on one registry (each with its own logger and
+/// filter, say). A span gets one set of ids, picked by the first layer that
+/// sees it, so every logger sees the same trace; each layer writes its own
+/// `.start`/`.end` records. A clone is a separate layer writing into the same
+/// logger.
+#[derive(Debug)]
 pub struct AitraceLayer {
     logger: BufferedLogger,
+    id: LayerId,
 }
 
 impl AitraceLayer {
     /// A layer that writes into `logger`'s buffer.
     pub fn new(logger: BufferedLogger) -> Self {
-        AitraceLayer { logger }
+        AitraceLayer {
+            logger,
+            id: LayerId::next(),
+        }
     }
 
     /// The logger this layer writes into.
@@ -50,12 +61,49 @@ impl AitraceLayer {
     }
 }
 
-/// What the layer keeps in a span's extensions.
-struct SpanState {
+impl Clone for AitraceLayer {
+    /// A separate layer (with span state of its own) on the same logger.
+    fn clone(&self) -> Self {
+        AitraceLayer::new(self.logger.clone())
+    }
+}
+
+/// Tells apart the layers of one registry: each keeps its own state in a
+/// span's extensions, which hold one value per type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct LayerId(u64);
+
+impl LayerId {
+    fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        LayerId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// What the aitrace layers keep in a span's extensions: the span's ids and
+/// timing, shared by every layer, and each layer's own state.
+struct SpanData {
     context: SpanContext,
     created: SystemTime,
     started: Instant,
     level: Level,
+    layers: Vec<LayerState>,
+}
+
+impl SpanData {
+    fn layer_mut(&mut self, id: LayerId) -> Option<&mut LayerState> {
+        self.layers.iter_mut().find(|l| l.id == id)
+    }
+
+    fn take_layer(&mut self, id: LayerId) -> Option<LayerState> {
+        let i = self.layers.iter().position(|l| l.id == id)?;
+        Some(self.layers.swap_remove(i))
+    }
+}
+
+/// One layer's state of a span.
+struct LayerState {
+    id: LayerId,
     /// Fields for the `.start` record until it is written, then for `.end`.
     fields: Vec<(Cow<'static, str>, Value)>,
     start_written: bool,
@@ -89,18 +137,23 @@ fn located(builder: RecordBuilder, meta: &'static Metadata<'static>) -> RecordBu
 }
 
 impl AitraceLayer {
-    fn write_start(&self, meta: &'static Metadata<'static>, state: &mut SpanState) {
+    fn write_start(
+        &self,
+        meta: &'static Metadata<'static>,
+        span: &SpanData,
+        state: &mut LayerState,
+    ) {
         state.start_written = true;
         let fields = std::mem::take(&mut state.fields);
-        if !self.logger.enabled(state.level) {
+        if !self.logger.enabled(span.level) {
             return;
         }
         let mut builder = located(
-            Record::builder(state.level, format!("{}.start", meta.name())),
+            Record::builder(span.level, format!("{}.start", meta.name())),
             meta,
         )
-        .timestamp(state.created)
-        .span_context(state.context)
+        .timestamp(span.created)
+        .span_context(span.context)
         .provisional(true)
         .reserve_fields(fields.len());
         for (key, value) in fields {
@@ -116,30 +169,48 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let parent = span
-            .parent()
-            .and_then(|p| p.extensions().get::<SpanState>().map(|s| s.context));
-        let context = match parent {
-            Some(parent) => parent.new_child(),
-            None => context::new_span(),
-        };
-        let mut state = SpanState {
-            context,
-            created: SystemTime::now(),
-            started: Instant::now(),
-            level: level_from_tracing(attrs.metadata().level()),
+        let mut state = LayerState {
+            id: self.id,
             fields: Vec::new(),
             start_written: false,
             error: None,
         };
         attrs.record(&mut FieldVisitor::fields_only(&mut state.fields));
-        span.extensions_mut().insert(state);
+        let mut extensions = span.extensions_mut();
+        if let Some(data) = extensions.get_mut::<SpanData>() {
+            // Another aitrace layer saw the span first and gave it its ids.
+            data.layers.push(state);
+            return;
+        }
+        // A contextual span is a child of the span current on this thread,
+        // which the layers' `on_enter` made the core's current span (as for
+        // events); one with an explicit parent is that span's child.
+        let parent = if attrs.is_contextual() {
+            None
+        } else {
+            span.parent()
+                .and_then(|p| p.extensions().get::<SpanData>().map(|d| d.context))
+        };
+        let context = match parent {
+            Some(parent) => parent.new_child(),
+            None => context::new_span(),
+        };
+        extensions.insert(SpanData {
+            context,
+            created: SystemTime::now(),
+            started: Instant::now(),
+            level: level_from_tracing(attrs.metadata().level()),
+            layers: vec![state],
+        });
     }
 
     fn on_record(&self, id: &Id, values: &SpanValues<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let mut extensions = span.extensions_mut();
-        if let Some(state) = extensions.get_mut::<SpanState>() {
+        if let Some(state) = extensions
+            .get_mut::<SpanData>()
+            .and_then(|data| data.layer_mut(self.id))
+        {
             values.record(&mut FieldVisitor::fields_only(&mut state.fields));
         }
     }
@@ -147,52 +218,63 @@ where
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let mut extensions = span.extensions_mut();
-        let Some(state) = extensions.get_mut::<SpanState>() else {
+        let Some(data) = extensions.get_mut::<SpanData>() else {
+            return;
+        };
+        let Some(mut state) = data.take_layer(self.id) else {
             return;
         };
         if !state.start_written {
-            self.write_start(span.metadata(), state);
+            self.write_start(span.metadata(), data, &mut state);
         }
-        aitrace_core::adapter::push_current(state.context);
+        data.layers.push(state);
+        // Each layer that sees the span pushes it; the matching `on_exit`
+        // pops one entry, so the stack stays balanced.
+        adapter::push_current(data.context);
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        if let Some(state) = span.extensions().get::<SpanState>() {
-            aitrace_core::adapter::pop_current(state.context.span_id());
+        if let Some(data) = span.extensions().get::<SpanData>() {
+            adapter::pop_current(data.context.span_id());
         }
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
-        let Some(mut state) = span.extensions_mut().remove::<SpanState>() else {
+        let mut extensions = span.extensions_mut();
+        let Some(data) = extensions.get_mut::<SpanData>() else {
+            return;
+        };
+        let Some(mut state) = data.take_layer(self.id) else {
             return;
         };
         let meta = span.metadata();
         if !state.start_written {
-            self.write_start(meta, &mut state);
+            self.write_start(meta, data, &mut state);
         }
         let level = if state.error.is_some() {
             Level::Error
         } else {
-            state.level
+            data.level
         };
         if !self.logger.enabled(level) {
             return;
         }
         let mut builder = located(Record::builder(level, format!("{}.end", meta.name())), meta)
-            .span_context(state.context)
+            .span_context(data.context)
             .reserve_fields(state.fields.len() + 2);
         for (key, value) in state.fields {
             builder.push_field(key, value);
         }
         builder.push_field(
             DURATION_FIELD,
-            state.started.elapsed().as_micros() as f64 / 1000.0,
+            data.started.elapsed().as_micros() as f64 / 1000.0,
         );
         if let Some(error) = state.error {
             builder.push_field(ERROR_FIELD, error);
         }
+        drop(extensions);
         self.logger.capture(builder.build());
     }
 
@@ -220,7 +302,7 @@ where
             event
                 .parent()
                 .and_then(|id| ctx.span(id))
-                .and_then(|span| span.extensions().get::<SpanState>().map(|s| s.context))
+                .and_then(|span| span.extensions().get::<SpanData>().map(|d| d.context))
         };
         let name: Cow<'static, str> = match message {
             Some(message) => Cow::Owned(message),
@@ -236,7 +318,11 @@ where
         let record = builder.build();
         if level == Level::Error {
             if let Some(span) = &ctx.event_span(event) {
-                if let Some(state) = span.extensions_mut().get_mut::<SpanState>() {
+                let mut extensions = span.extensions_mut();
+                if let Some(state) = extensions
+                    .get_mut::<SpanData>()
+                    .and_then(|data| data.layer_mut(self.id))
+                {
                     // `#[instrument(err)]` puts the error in an `error` field.
                     state
                         .error

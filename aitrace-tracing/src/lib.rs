@@ -44,10 +44,11 @@
 //!
 //! # Ids and OpenTelemetry
 //!
-//! The layer gives each span its own W3C ids: a child of its parent tracing
-//! span, else of whatever span is current in `aitrace_core::context` (an
-//! aitrace span, or an active OpenTelemetry span from
-//! `opentelemetry::Context::current()`), else a new root. With
+//! The layer gives each span its own W3C ids: a child of whatever span is
+//! current in `aitrace_core::context` (the innermost entered tracing span, an
+//! aitrace span entered inside it, or an active OpenTelemetry span from
+//! `opentelemetry::Context::current()`), or of its explicit `parent:`, else a
+//! new root. With
 //! `tracing-opentelemetry` installed too, the two layers give a tracing span
 //! different span ids; a trace that starts in an OpenTelemetry span (set as
 //! current with `Context::attach`, as OpenTelemetry instrumentations do) is

@@ -226,14 +226,15 @@ fn an_entered_tracing_span_is_the_core_current_span() {
     let core_child = find(&records, "core_child.start");
     assert_eq!(core_child.parent_span_id(), request.span_id());
     // A tracing event inside a core span (itself inside a tracing span)
-    // belongs to the innermost span, the core one; a new tracing span there
-    // joins the trace.
+    // belongs to the innermost span, the core one; so does a new tracing
+    // span there.
     assert_eq!(
         find(&records, "tracing inside a core span").span_id(),
         core_child.span_id()
     );
     let grandchild = find(&records, "tracing_grandchild.start");
     assert_eq!(grandchild.trace_id(), request.trace_id());
+    assert_eq!(grandchild.parent_span_id(), core_child.span_id());
     assert_eq!(aitrace_core::context::current(), None);
 }
 
@@ -260,4 +261,120 @@ fn a_span_carried_to_another_thread_keeps_its_parent() {
     let worker = find(&records, "worker.start");
     assert_eq!(worker.parent_span_id(), parent.span_id());
     assert_eq!(find(&records, "working").span_id(), worker.span_id());
+}
+
+fn events(log: &BufferedLogger) -> Vec<String> {
+    log.records().iter().map(|r| r.event().to_owned()).collect()
+}
+
+#[test]
+fn two_layers_on_one_registry_each_write_whole_spans() {
+    let info = logger();
+    let debug = logger();
+    let subscriber = tracing_subscriber::registry()
+        .with(AitraceLayer::new(info.clone()).with_filter(LevelFilter::INFO))
+        .with(AitraceLayer::new(debug.clone()).with_filter(LevelFilter::DEBUG));
+    tracing::subscriber::with_default(subscriber, || {
+        let _order = tracing::info_span!("order", id = "o1").entered();
+        tracing::info!("in order");
+        tracing::debug_span!("detail").in_scope(|| {
+            tracing::debug!("in detail");
+            tracing::info_span!("inner").in_scope(|| tracing::info!("in inner"));
+        });
+    });
+    assert_eq!(
+        events(&info),
+        [
+            "order.start",
+            "in order",
+            "inner.start",
+            "in inner",
+            "inner.end",
+            "order.end"
+        ]
+    );
+    assert_eq!(
+        events(&debug),
+        [
+            "order.start",
+            "in order",
+            "detail.start",
+            "in detail",
+            "inner.start",
+            "in inner",
+            "inner.end",
+            "detail.end",
+            "order.end"
+        ]
+    );
+    // Both loggers see the same ids for the spans they share, so records of
+    // other frontends inside them belong to one trace whichever logger they
+    // reach.
+    let (info, debug) = (info.records(), debug.records());
+    for name in [
+        "order.start",
+        "in order",
+        "inner.start",
+        "in inner",
+        "order.end",
+    ] {
+        assert_eq!(
+            find(&info, name).span_context(),
+            find(&debug, name).span_context(),
+            "{name}"
+        );
+    }
+    let order = find(&debug, "order.start");
+    let detail = find(&debug, "detail.start");
+    assert_eq!(detail.parent_span_id(), order.span_id());
+    assert_eq!(find(&debug, "in detail").span_id(), detail.span_id());
+    assert_eq!(
+        find(&debug, "inner.start").parent_span_id(),
+        detail.span_id()
+    );
+    assert_eq!(
+        find(&debug, "in inner").span_id(),
+        find(&debug, "inner.start").span_id()
+    );
+    assert_eq!(find(&info, "inner.start").trace_id(), order.trace_id());
+    assert_eq!(
+        find(&info, "order.start").field("id"),
+        Some(&Value::from("o1"))
+    );
+    assert_eq!(
+        find(&debug, "order.end").field("id"),
+        None,
+        "each layer writes a span's fields once"
+    );
+    assert_eq!(aitrace_core::context::current(), None);
+}
+
+#[tracing::instrument]
+fn instrumented() {
+    tracing::info!("inside");
+}
+
+#[test]
+fn lifecycle_records_carry_file_line_and_function() {
+    let log = logger();
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    let line = tracing::subscriber::with_default(subscriber, || {
+        let line = line!() + 1;
+        tracing::info_span!("manual").in_scope(|| {});
+        instrumented();
+        line
+    });
+    let records = log.records();
+    for event in ["manual.start", "manual.end"] {
+        let location = find(&records, event).location();
+        assert_eq!(location.file(), Some(file!()), "{event}");
+        assert_eq!(location.line(), Some(line), "{event}");
+        assert_eq!(location.function(), Some(module_path!()), "{event}");
+    }
+    for event in ["instrumented.start", "inside", "instrumented.end"] {
+        let location = find(&records, event).location();
+        assert_eq!(location.file(), Some(file!()), "{event}");
+        assert!(location.line().is_some(), "{event}");
+        assert_eq!(location.function(), Some(module_path!()), "{event}");
+    }
 }

@@ -1,0 +1,193 @@
+//! Property tests of the parsers a user's strings reach: target strings
+//! (`LOG_TRG`), level names (`AITRACE_LEVEL`) and hex ids. Any input gives a
+//! value or a clear error, never a panic.
+
+use std::path::{Path, PathBuf};
+
+use aitrace_core::{ErrorKind, Level, Output, SpanId, TraceId};
+use proptest::prelude::*;
+
+/// Percent-encodes every byte but unreserved characters and `/`.
+fn percent_encode(path: &str) -> String {
+    path.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn target_like() -> impl Strategy<Value = String> {
+    let prefix = prop::sample::select(vec![
+        "",
+        "-",
+        "~",
+        "~/",
+        "file:",
+        "file://",
+        "file:///",
+        "FILE://localhost/",
+        "file://host/",
+        "http://",
+        "https://",
+        "HTTP://",
+        "http://u:p@",
+        "<YYYYMMDD_HHMMSS>",
+        " ",
+        "%",
+    ]);
+    (prefix, any::<String>(), "[a-z%0-9/:@?#<>~. -]{0,24}")
+        .prop_map(|(prefix, any, ascii)| format!("{prefix}{any}{ascii}"))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn any_target_string_gives_an_output_or_an_invalid_target_error(target in target_like()) {
+        match Output::from_target(&target) {
+            Ok(output) => {
+                let shown = output.to_string();
+                prop_assert!(!shown.is_empty());
+                if target.trim().get(..5).is_some_and(|s| s.eq_ignore_ascii_case("file:")) {
+                    let path = output.path().expect("a file URI is a file output");
+                    prop_assert!(path.starts_with("/"), "{:?} from {:?}", path, target);
+                }
+            }
+            Err(err) => {
+                prop_assert_eq!(err.kind(), ErrorKind::InvalidTarget, "{}", err);
+                prop_assert!(!err.to_string().is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn a_file_uri_names_the_path_it_encodes(
+        segments in prop::collection::vec(
+            any::<String>().prop_filter("a path segment", |s| {
+                !s.is_empty() && !s.contains(['/', '\0', '<'])
+            }),
+            1..4,
+        ),
+        host in prop::sample::select(vec!["", "localhost", "LOCALHOST"]),
+        scheme in prop::sample::select(vec!["file", "FILE", "File"]),
+    ) {
+        let path = format!("/{}", segments.join("/"));
+        let uri = format!("{scheme}://{host}{}", percent_encode(&path));
+        let output = Output::from_target(&uri).unwrap();
+        prop_assert_eq!(output.path(), Some(Path::new(&path)), "{}", uri);
+    }
+
+    #[test]
+    fn a_file_uri_of_another_host_is_refused(
+        host in "[a-z0-9.-]{1,20}".prop_filter("not local", |h| h != "localhost"),
+        path in "(/[a-z0-9%]{0,8}){1,3}",
+    ) {
+        let err = Output::from_target(&format!("file://{host}{path}")).unwrap_err();
+        prop_assert_eq!(err.kind(), ErrorKind::InvalidTarget);
+        prop_assert!(err.to_string().contains(&format!("{host:?}")), "{}", err);
+    }
+
+    #[test]
+    fn a_plain_path_is_used_as_it_is(path in "[a-zA-Z0-9_][a-zA-Z0-9_ %./:-]{0,40}") {
+        prop_assume!(!path.to_ascii_lowercase().starts_with("file:"));
+        prop_assume!(!path.to_ascii_lowercase().starts_with("http"));
+        let output = Output::from_target(&path).unwrap();
+        let expected = PathBuf::from(path.trim());
+        prop_assert_eq!(output.path(), Some(expected.as_path()));
+    }
+
+    #[test]
+    fn user_info_in_an_http_target_never_shows(
+        secret in "[A-Za-z0-9]{12,20}",
+        rest in "[a-z0-9./:?#@%-]{0,30}",
+    ) {
+        let target = format!("http://user:{secret}@localhost:8000/{rest}");
+        match Output::from_target(&target) {
+            Ok(output) => {
+                prop_assert!(!output.to_string().contains(&secret));
+                let debug = format!("{output:?}");
+                prop_assert!(!debug.contains(&secret));
+            }
+            Err(err) => {
+                prop_assert_eq!(err.kind(), ErrorKind::InvalidTarget);
+                prop_assert!(!err.to_string().contains(&secret), "{}", err);
+                let debug = format!("{err:?}");
+                prop_assert!(!debug.contains(&secret));
+            }
+        }
+    }
+
+    #[test]
+    fn any_level_string_parses_to_a_level_or_an_error(text in any::<String>()) {
+        let known = match text.trim().to_ascii_lowercase().as_str() {
+            "trace" => Some(Level::Trace),
+            "debug" => Some(Level::Debug),
+            "info" => Some(Level::Info),
+            "warn" | "warning" => Some(Level::Warn),
+            "error" | "critical" | "fatal" => Some(Level::Error),
+            _ => None,
+        };
+        match text.parse::<Level>() {
+            Ok(level) => prop_assert_eq!(Some(level), known),
+            Err(err) => {
+                prop_assert_eq!(known, None);
+                prop_assert!(err.to_string().contains("unknown level"));
+            }
+        }
+    }
+
+    #[test]
+    fn level_names_parse_in_any_case_and_padding(
+        level in prop::sample::select(Level::ALL.to_vec()),
+        upper in prop::collection::vec(any::<bool>(), 8),
+        pad in "[ \t\n]{0,3}",
+    ) {
+        let name: String = level
+            .as_str()
+            .chars()
+            .zip(upper.iter().cycle())
+            .map(|(c, up)| if *up { c.to_ascii_uppercase() } else { c })
+            .collect();
+        prop_assert_eq!(format!("{pad}{name}{pad}").parse::<Level>(), Ok(level));
+        prop_assert_eq!(level.to_string().parse::<Level>(), Ok(level));
+    }
+
+    #[test]
+    fn any_hex_id_string_gives_an_id_or_none(text in "[0-9a-fA-F+-]{0,40}|.{0,40}") {
+        let hex = |len: usize| {
+            text.len() == len
+                && text.bytes().all(|b| b.is_ascii_hexdigit())
+                && text.bytes().any(|b| b != b'0')
+        };
+        match TraceId::from_hex(&text) {
+            Some(id) => {
+                prop_assert!(hex(32));
+                prop_assert_eq!(id.to_string(), text.to_ascii_lowercase());
+            }
+            None => prop_assert!(!hex(32)),
+        }
+        match SpanId::from_hex(&text) {
+            Some(id) => {
+                prop_assert!(hex(16));
+                prop_assert_eq!(id.to_string(), text.to_ascii_lowercase());
+            }
+            None => prop_assert!(!hex(16)),
+        }
+    }
+
+    #[test]
+    fn ids_round_trip_through_hex(trace in 1..=u128::MAX, span in 1..=u64::MAX) {
+        let trace_hex = format!("{trace:032x}");
+        let id = TraceId::from_hex(&trace_hex).unwrap();
+        prop_assert_eq!(id.to_bytes(), trace.to_be_bytes());
+        prop_assert_eq!(TraceId::from_hex(&trace_hex.to_uppercase()), Some(id));
+        prop_assert_eq!(id.to_string(), trace_hex);
+        let span_hex = format!("{span:016x}");
+        let id = SpanId::from_hex(&span_hex).unwrap();
+        prop_assert_eq!(id.to_bytes(), span.to_be_bytes());
+        prop_assert_eq!(id.to_string(), span_hex);
+    }
+}

@@ -1,0 +1,145 @@
+//! `slog-async` in front of the drain: records are captured on its worker
+//! thread, yet carry the span current where they were logged.
+
+use std::time::Duration;
+
+use aitrace_core::{BufferedLogger, Output, Record, SpanContext, Value, context};
+use aitrace_slog::{AitraceDrain, CONTEXT_KEY, CaptureContext};
+use slog::{Drain, Logger, o};
+
+fn logger() -> BufferedLogger {
+    let (output, _memory) = Output::in_memory();
+    BufferedLogger::builder().output(output).build()
+}
+
+/// Waits until `log` holds `n` records, for at most five seconds.
+fn wait_for(log: &BufferedLogger, n: usize) -> Vec<Record> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while log.len() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of {n} records arrived",
+            log.len()
+        );
+        std::thread::yield_now();
+    }
+    log.records()
+}
+
+fn find<'a>(records: &'a [Record], event: &str) -> &'a Record {
+    records
+        .iter()
+        .find(|r| r.event() == event)
+        .unwrap_or_else(|| panic!("no {event}"))
+}
+
+#[test]
+fn records_through_slog_async_carry_the_logging_threads_span() {
+    let log = logger();
+    let worker = slog_async::Async::new(AitraceDrain::new(log.clone()).fuse())
+        .build()
+        .fuse();
+    let root = Logger::root(CaptureContext::new(worker).fuse(), o!("service" => "shop"));
+    slog::info!(root, "outside");
+    let (outer, inner) = log.span("order").in_scope(|order| {
+        slog::info!(root, "in order"; "n" => 1);
+        let inner = log.span("charge").in_scope(|charge| {
+            slog::warn!(root, "in charge");
+            charge.context()
+        });
+        (order.context(), inner)
+    });
+    let records = wait_for(&log, 7);
+    assert_eq!(find(&records, "outside").span_context(), None);
+    assert_eq!(find(&records, "in order").span_context(), Some(&outer));
+    assert_eq!(find(&records, "in charge").span_context(), Some(&inner));
+    assert_eq!(
+        find(&records, "in charge").parent_span_id(),
+        Some(outer.span_id())
+    );
+    let in_order = find(&records, "in order");
+    assert_eq!(in_order.field("n"), Some(&Value::I64(1)));
+    assert_eq!(in_order.field("service"), Some(&Value::from("shop")));
+    assert_eq!(in_order.field(CONTEXT_KEY), None, "not a user field");
+    assert_eq!(in_order.fields().count(), 2);
+}
+
+/// Calls the drain behind it inside a span of its own, as a worker thread
+/// that has one would.
+struct InOtherSpan<D>(D, SpanContext);
+
+impl<D: Drain> Drain for InOtherSpan<D> {
+    type Ok = D::Ok;
+    type Err = D::Err;
+
+    fn log(&self, record: &slog::Record<'_>, values: &slog::OwnedKVList) -> Result<D::Ok, D::Err> {
+        let _current = context::attach(self.1);
+        self.0.log(record, values)
+    }
+}
+
+#[test]
+fn the_carried_span_wins_over_the_capturing_threads() {
+    let log = logger();
+    let elsewhere = SpanContext::new_root();
+    let drain = InOtherSpan(AitraceDrain::new(log.clone()), elsewhere);
+    let root = Logger::root(CaptureContext::new(drain).fuse(), o!());
+    let here = log.span("here").in_scope(|span| {
+        slog::info!(root, "logged here");
+        span.context()
+    });
+    assert_eq!(
+        find(&log.records(), "logged here").span_context(),
+        Some(&here)
+    );
+
+    // Without `CaptureContext` the capturing thread's span is all there is.
+    let root = Logger::root(
+        InOtherSpan(AitraceDrain::new(log.clone()), elsewhere).fuse(),
+        o!(),
+    );
+    log.span("here")
+        .in_scope(|_| slog::info!(root, "without capture"));
+    assert_eq!(
+        find(&log.records(), "without capture").span_context(),
+        Some(&elsewhere)
+    );
+}
+
+#[test]
+fn a_users_own_value_under_the_key_stays_a_field() {
+    let log = logger();
+    let root = Logger::root(AitraceDrain::new(log.clone()).fuse(), o!());
+    let span = log.span("s").in_scope(|span| {
+        slog::info!(root, "mine"; CONTEXT_KEY => "not a span");
+        span.context()
+    });
+    let mine = find(&log.records(), "mine").clone();
+    assert_eq!(mine.field(CONTEXT_KEY), Some(&Value::from("not a span")));
+    assert_eq!(mine.span_context(), Some(&span));
+}
+
+#[test]
+fn capture_context_in_front_of_a_synchronous_drain_changes_nothing() {
+    let log = logger();
+    let root = Logger::root(
+        CaptureContext::new(AitraceDrain::new(log.clone())).fuse(),
+        o!("k" => 1),
+    );
+    let (span, line) = log.span("s").in_scope(|span| {
+        let line = line!() + 1;
+        slog::warn!(root, "sync {}", 1; "x" => "y");
+        (span.context(), line)
+    });
+    slog::info!(root, "outside");
+    let records = log.records();
+    let sync = find(&records, "sync 1");
+    assert_eq!(sync.span_context(), Some(&span));
+    assert_eq!(sync.location().line(), Some(line));
+    assert_eq!(sync.location().file(), Some(file!()));
+    assert_eq!(
+        sync.fields().map(|(k, _)| k).collect::<Vec<_>>(),
+        ["k", "x"]
+    );
+    assert_eq!(find(&records, "outside").span_context(), None);
+}
