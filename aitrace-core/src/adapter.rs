@@ -1,15 +1,17 @@
 //! For authors of frontends: what an adapter between a logging library and
-//! the core needs beyond [`BufferedLogger`](crate::BufferedLogger) and
+//! the core needs beyond [`BufferedLogger`] and
 //! [`Record`](crate::Record).
 //!
 //! An adapter builds a [`Record`](crate::Record) from its frontend's event
-//! and hands it to [`BufferedLogger::capture`](crate::BufferedLogger::capture)
-//! after checking [`BufferedLogger::enabled`](crate::BufferedLogger::enabled).
+//! and hands it to [`BufferedLogger::capture`] after checking
+//! [`BufferedLogger::enabled_for`].
 //! A frontend with its own span enter/exit calls (a `tracing` layer) keeps
 //! the core's span stack in step with [`push_current`] and [`pop_current`],
 //! so records from every frontend on the thread share the same ids.
 
 use crate::ids::SpanId;
+use crate::level::Level;
+use crate::logger::BufferedLogger;
 use crate::record::SpanContext;
 
 pub use crate::sending::is_sending;
@@ -27,4 +29,15 @@ pub fn push_current(context: SpanContext) {
 /// unexpected order never unbalance the stack.
 pub fn pop_current(span_id: SpanId) -> bool {
     crate::context::pop_current(span_id)
+}
+
+/// Calls `watch` with the most verbose level `logger` keeps (`None`: none)
+/// each time its filter changes ([`BufferedLogger::set_min_level`],
+/// [`BufferedLogger::set_filter`]), so a frontend with a global level of its
+/// own (`log::set_max_level`) can follow.
+pub fn on_level_change(
+    logger: &BufferedLogger,
+    watch: impl Fn(Option<Level>) + Send + Sync + 'static,
+) {
+    logger.watch_level(Box::new(watch));
 }

@@ -12,6 +12,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum ErrorKind {
     /// A target string or URL that cannot be used.
     InvalidTarget,
+    /// A level or filter directives that cannot be read.
+    InvalidFilter,
     /// The server could not be reached (refused, unresolvable, reset).
     Connect,
     /// The server did not answer in time.

@@ -70,6 +70,7 @@ mod emit;
 mod encode;
 mod error;
 mod file;
+mod filter;
 mod http;
 mod ids;
 mod level;
@@ -93,13 +94,14 @@ pub use emit::EventBuilder;
 pub use encode::{Layout, META_KEY, RENAMED_KEY_PREFIX};
 pub use error::{Error, ErrorKind, Result};
 pub use file::TIMESTAMP_PLACEHOLDER;
+pub use filter::{DEFAULT_MIN_LEVEL, Filter, LEVEL_ENV, RUST_LOG_ENV};
 pub use http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 pub use ids::{SpanId, TraceId};
 pub use level::{Level, ParseLevelError};
 pub use location::{PROJECT_ROOT_ENV, project_root, set_project_root};
 pub use logger::{
     BufferedLogger, Builder, DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_TIMEOUT,
-    DEFAULT_MIN_LEVEL, DEFAULT_SHUTDOWN_TIMEOUT, DeliveryGuard, LEVEL_ENV, send_logs,
+    DEFAULT_SHUTDOWN_TIMEOUT, DeliveryGuard, send_logs,
 };
 pub use output::{HttpOutputBuilder, Output, TARGET_ENV};
 pub use record::{Location, Record, RecordBuilder, SpanContext};

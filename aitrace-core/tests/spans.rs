@@ -4,7 +4,13 @@ use aitrace_core::{BufferedLogger, InMemoryOutput, Level, Output, Record, SpanCo
 
 fn logger() -> (BufferedLogger, InMemoryOutput) {
     let (output, memory) = Output::in_memory();
-    (BufferedLogger::builder().output(output).build(), memory)
+    (
+        BufferedLogger::builder()
+            .output(output)
+            .min_level(Level::Trace)
+            .build(),
+        memory,
+    )
 }
 
 fn find<'a>(records: &'a [Record], event: &str) -> &'a Record {
@@ -237,4 +243,32 @@ fn the_core_api_records_the_call_site() {
     assert_eq!(records[0].location().line(), Some(line));
     assert_eq!(records[1].location().line(), Some(line + 1));
     assert_eq!(records[1].location().function(), Some(module_path!()));
+}
+
+#[test]
+fn directives_filter_records_by_logger_and_module() {
+    let (output, memory) = Output::in_memory();
+    let log = BufferedLogger::builder()
+        .output(output)
+        .filter(aitrace_core::Filter::parse("info,hyper=warn,shop::db=trace").unwrap())
+        .build();
+    assert_eq!(log.min_level(), Level::Trace, "the most verbose target");
+    log.info("hyper info").logger("hyper::client").emit();
+    log.warn("hyper warn").logger("hyper::client").emit();
+    log.trace("db trace").logger("shop::db::pool").emit();
+    log.debug("checkout debug").logger("shop::checkout").emit();
+    log.info("checkout info").logger("shop::checkout").emit();
+    assert!(log.enabled_for(Level::Trace, "shop::db"));
+    assert!(!log.enabled_for(Level::Info, "hyper"));
+    log.flush().unwrap();
+    let kept: Vec<_> = memory
+        .records()
+        .iter()
+        .map(|r| r.event().to_owned())
+        .collect();
+    assert_eq!(kept, ["hyper warn", "db trace", "checkout info"]);
+    // A level set later replaces the directives.
+    log.set_min_level(Level::Warn);
+    assert!(!log.enabled_for(Level::Trace, "shop::db"));
+    assert_eq!(log.filter().max_level(), Some(Level::Warn));
 }

@@ -16,7 +16,8 @@ use log::{LevelFilter, Log, Metadata, SetLoggerError};
 #[derive(Debug)]
 pub struct AitraceLogger {
     logger: BufferedLogger,
-    max_level: LevelFilter,
+    /// A cap of this logger's own, below the `BufferedLogger`'s filter.
+    cap: LevelFilter,
 }
 
 /// Maps a `log` level to an aitrace level.
@@ -30,22 +31,25 @@ pub fn level_from_log(level: log::Level) -> Level {
     }
 }
 
-fn level_filter_of(level: Level) -> LevelFilter {
+fn level_filter_of(level: Option<Level>) -> LevelFilter {
     match level {
-        Level::Trace => LevelFilter::Trace,
-        Level::Debug => LevelFilter::Debug,
-        Level::Info => LevelFilter::Info,
-        Level::Warn => LevelFilter::Warn,
-        Level::Error => LevelFilter::Error,
+        None => LevelFilter::Off,
+        Some(Level::Trace) => LevelFilter::Trace,
+        Some(Level::Debug) => LevelFilter::Debug,
+        Some(Level::Info) => LevelFilter::Info,
+        Some(Level::Warn) => LevelFilter::Warn,
+        Some(Level::Error) => LevelFilter::Error,
     }
 }
 
 impl AitraceLogger {
-    /// A logger writing into `logger`, keeping every level the
-    /// `BufferedLogger` keeps.
+    /// A logger writing into `logger`, keeping what the `BufferedLogger`'s
+    /// filter keeps (its level, or `RUST_LOG`-style directives by target).
     pub fn new(logger: BufferedLogger) -> Self {
-        let max_level = level_filter_of(logger.min_level());
-        AitraceLogger { logger, max_level }
+        AitraceLogger {
+            logger,
+            cap: LevelFilter::Trace,
+        }
     }
 
     /// Configures a logger; see [`Builder`].
@@ -55,15 +59,17 @@ impl AitraceLogger {
         }
     }
 
-    /// The most verbose level this logger keeps.
+    /// The most verbose level this logger keeps now.
     pub fn max_level(&self) -> LevelFilter {
-        self.max_level
+        self.cap
+            .min(level_filter_of(self.logger.filter().max_level()))
     }
 }
 
 impl Log for AitraceLogger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        metadata.level() <= self.max_level && self.logger.enabled(level_from_log(metadata.level()))
+        metadata.level() <= self.cap
+            && (self.logger).enabled_for(level_from_log(metadata.level()), metadata.target())
     }
 
     fn log(&self, record: &log::Record<'_>) {
@@ -117,10 +123,10 @@ pub struct Builder {
 }
 
 impl Builder {
-    /// Keeps records at `level` and more severe (default: what the
-    /// `BufferedLogger` keeps).
+    /// Keeps records at `level` and more severe at most, whatever the
+    /// `BufferedLogger`'s filter allows (default: no cap of its own).
     pub fn max_level(mut self, level: LevelFilter) -> Self {
-        self.logger.max_level = level;
+        self.logger.cap = level;
         self
     }
 
@@ -130,11 +136,17 @@ impl Builder {
     }
 
     /// Installs the logger as `log`'s global logger and sets `log`'s max
-    /// level to match. Fails if a global logger is already set.
+    /// level to match; later changes of the `BufferedLogger`'s filter
+    /// ([`BufferedLogger::set_min_level`]) move `log::max_level` with them.
+    /// Fails if a global logger is already set.
     pub fn init(self) -> Result<(), SetLoggerError> {
-        let max_level = self.logger.max_level;
+        let (max_level, cap) = (self.logger.max_level(), self.logger.cap);
+        let buffered = self.logger.logger.clone();
         log::set_boxed_logger(Box::new(self.logger))?;
         log::set_max_level(max_level);
+        aitrace_core::adapter::on_level_change(&buffered, move |max| {
+            log::set_max_level(cap.min(level_filter_of(max)));
+        });
         Ok(())
     }
 }

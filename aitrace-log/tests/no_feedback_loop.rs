@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use aitrace_core::{BufferedLogger, Output};
+use aitrace_core::{BufferedLogger, Level, Output};
 use aitrace_log::AitraceLogger;
 use aitrace_testkit::{Answer, IngestServer, dead_url};
 
@@ -50,6 +50,7 @@ fn the_sender_logging_through_log_never_reenters_the_buffer() {
     let server = IngestServer::start(Answer::Reference);
     let log = BufferedLogger::builder()
         .output(Output::http(&server.url).unwrap())
+        .min_level(Level::Trace)
         .build();
     let aitrace = AitraceLogger::builder(log.clone())
         .max_level(log::LevelFilter::Trace)

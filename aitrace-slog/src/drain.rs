@@ -51,7 +51,7 @@ impl Drain for AitraceDrain {
 
     fn log(&self, record: &slog::Record<'_>, values: &OwnedKVList) -> Result<(), slog::Never> {
         let level = level_from_slog(record.level());
-        if !self.logger.enabled(level) || aitrace_core::adapter::is_sending() {
+        if !self.logger.enabled_for(level, record.module()) || aitrace_core::adapter::is_sending() {
             return Ok(());
         }
         let event: Cow<'static, str> = match record.msg().as_str() {

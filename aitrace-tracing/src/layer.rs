@@ -145,7 +145,7 @@ impl AitraceLayer {
     ) {
         state.start_written = true;
         let fields = std::mem::take(&mut state.fields);
-        if !self.logger.enabled(span.level) {
+        if !self.logger.enabled_for(span.level, meta.target()) {
             return;
         }
         let mut builder = located(
@@ -258,7 +258,7 @@ where
         } else {
             data.level
         };
-        if !self.logger.enabled(level) {
+        if !self.logger.enabled_for(level, meta.target()) {
             return;
         }
         let mut builder = located(Record::builder(level, format!("{}.end", meta.name())), meta)
@@ -281,7 +281,7 @@ where
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let meta = event.metadata();
         let level = level_from_tracing(meta.level());
-        if !self.logger.enabled(level) || aitrace_core::adapter::is_sending() {
+        if !self.logger.enabled_for(level, meta.target()) || adapter::is_sending() {
             return;
         }
         let mut fields = Vec::with_capacity(meta.fields().len().saturating_sub(1));

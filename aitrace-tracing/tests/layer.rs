@@ -7,7 +7,11 @@ use tracing_subscriber::prelude::*;
 
 fn logger() -> BufferedLogger {
     let (output, _memory) = Output::in_memory();
-    BufferedLogger::builder().output(output).build()
+    // Every level: the tests choose with tracing's own filters.
+    BufferedLogger::builder()
+        .output(output)
+        .min_level(Level::Trace)
+        .build()
 }
 
 fn find<'a>(records: &'a [Record], event: &str) -> &'a Record {
@@ -377,4 +381,27 @@ fn lifecycle_records_carry_file_line_and_function() {
         assert!(location.line().is_some(), "{event}");
         assert_eq!(location.function(), Some(module_path!()), "{event}");
     }
+}
+
+#[test]
+fn the_loggers_directives_filter_by_tracing_target() {
+    let (output, memory) = Output::in_memory();
+    let log = BufferedLogger::builder()
+        .output(output)
+        .filter(aitrace_core::Filter::parse("info,noisy=error").unwrap())
+        .build();
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info!(target: "app", "kept");
+        tracing::warn!(target: "noisy::inner", "dropped");
+        tracing::error!(target: "noisy", "kept too");
+        tracing::debug!(target: "app", "below info");
+    });
+    log.flush().unwrap();
+    let kept: Vec<_> = memory
+        .records()
+        .iter()
+        .map(|r| r.event().to_owned())
+        .collect();
+    assert_eq!(kept, ["kept", "kept too"]);
 }

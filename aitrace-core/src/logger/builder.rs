@@ -2,31 +2,28 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU8;
+use std::sync::atomic::{AtomicBool, AtomicU8};
+
+use parking_lot::{Mutex, RwLock};
 use std::time::Duration;
 
 use super::{BufferedLogger, Shared};
 use crate::buffer::{Buffer, DEFAULT_BACKGROUND_CAPACITY, DEFAULT_CAPACITY, OverflowPolicy};
 use crate::delivery::{Background, BackgroundConfig, Direct, OnFailure, Processor};
 use crate::error::Result;
+use crate::filter::{DEFAULT_MIN_LEVEL, Filter};
 use crate::level::Level;
 use crate::output::Output;
 use crate::retry::{BreakerPolicy, RetryPolicy};
 use crate::spool::DEFAULT_SPOOL_MAX_BYTES;
 use crate::stats::Ledger;
 
-/// The environment variable that sets the least severe level kept.
-pub const LEVEL_ENV: &str = "AITRACE_LEVEL";
-
-/// The least severe level kept when neither code nor [`LEVEL_ENV`] says.
-pub const DEFAULT_MIN_LEVEL: Level = Level::Trace;
-
 /// Configures a [`BufferedLogger`].
 ///
 /// | setting | default | environment |
 /// |---|---|---|
 /// | [`output`](Self::output) / [`target`](Self::target) | stdout | `LOG_TRG` ([`TARGET_ENV`](crate::TARGET_ENV)) |
-/// | [`min_level`](Self::min_level) | [`DEFAULT_MIN_LEVEL`] | `AITRACE_LEVEL` ([`LEVEL_ENV`]) |
+/// | [`min_level`](Self::min_level) / [`filter`](Self::filter) | [`DEFAULT_MIN_LEVEL`](crate::DEFAULT_MIN_LEVEL) (`info`) | `AITRACE_LEVEL`, else `RUST_LOG` (a level or directives: [`Filter`]) |
 /// | [`on_failure`](Self::on_failure) | [`OnFailure::Retain`] | |
 /// | [`capacity`](Self::capacity) | [`DEFAULT_CAPACITY`] records ([`DEFAULT_BACKGROUND_CAPACITY`] with a background sender) | `AITRACE_CAPACITY` |
 /// | [`overflow`](Self::overflow) | [`OverflowPolicy::DropNewest`] | |
@@ -67,7 +64,7 @@ pub const DEFAULT_MIN_LEVEL: Level = Level::Trace;
 #[must_use = "call `build` to get the logger"]
 pub struct Builder {
     outputs: Vec<Output>,
-    min_level: Option<Level>,
+    filter: Option<Filter>,
     on_failure: OnFailure,
     capacity: Option<usize>,
     overflow: OverflowPolicy,
@@ -117,9 +114,15 @@ impl Builder {
         Ok(self.output(Output::from_target(target)?))
     }
 
-    /// Keeps only records at `level` or more severe.
-    pub fn min_level(mut self, level: Level) -> Self {
-        self.min_level = Some(level);
+    /// Keeps only records at `level` or more severe, from every target.
+    pub fn min_level(self, level: Level) -> Self {
+        self.filter(Filter::level(level))
+    }
+
+    /// Keeps the records `filter` keeps: a level, or `RUST_LOG`-style
+    /// directives per target (see [`Filter`]).
+    pub fn filter(mut self, filter: Filter) -> Self {
+        self.filter = Some(filter);
         self
     }
 
@@ -248,15 +251,14 @@ impl Builder {
         } else {
             self.outputs.clone()
         };
-        let min_level = self
-            .min_level
-            .unwrap_or_else(|| match std::env::var(LEVEL_ENV) {
-                Ok(text) if !text.trim().is_empty() => text.parse().unwrap_or_else(|err| {
-                    eprintln!("aitrace: {LEVEL_ENV}: {err}; keeping every level");
-                    DEFAULT_MIN_LEVEL
-                }),
-                _ => DEFAULT_MIN_LEVEL,
-            });
+        let filter = self.filter.clone().unwrap_or_else(|| {
+            Filter::from_env()
+                .unwrap_or_else(|err| {
+                    eprintln!("aitrace: {err}; keeping {DEFAULT_MIN_LEVEL} and above");
+                    None
+                })
+                .unwrap_or_default()
+        });
         let capacity = self
             .capacity
             .or_else(|| env_number("AITRACE_CAPACITY"))
@@ -317,7 +319,10 @@ impl Builder {
                 outputs,
                 ledger,
                 processor,
-                min_level: AtomicU8::new(min_level as u8),
+                min_level: AtomicU8::new(filter.max_level().map_or(super::OFF, |l| l as u8)),
+                targeted: AtomicBool::new(!filter.is_level_only()),
+                filter: RwLock::new(filter),
+                level_watchers: Mutex::new(Vec::new()),
                 record_ids: self.record_ids,
                 flush_timeout: self.flush_timeout.unwrap_or(DEFAULT_FLUSH_TIMEOUT),
                 shutdown_timeout: self.shutdown_timeout.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT),

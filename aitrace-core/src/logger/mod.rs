@@ -5,13 +5,16 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+
+use parking_lot::{Mutex, RwLock};
 use std::time::Duration;
 
 use crate::buffer::Buffer;
 use crate::context;
 use crate::delivery::{FlushFuture, Processor};
 use crate::error::Result;
+use crate::filter::Filter;
 use crate::level::Level;
 use crate::output::Output;
 use crate::record::Record;
@@ -22,9 +25,15 @@ use crate::stats::{Ledger, Stats};
 mod builder;
 
 pub use builder::{
-    Builder, DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_TIMEOUT, DEFAULT_MIN_LEVEL,
-    DEFAULT_SHUTDOWN_TIMEOUT, LEVEL_ENV,
+    Builder, DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_TIMEOUT,
+    DEFAULT_SHUTDOWN_TIMEOUT,
 };
+
+/// `min_level` when nothing is kept (`off`).
+const OFF: u8 = Level::Error as u8 + 1;
+
+/// Called with a logger's new most verbose level when its filter changes.
+pub(crate) type LevelWatcher = Box<dyn Fn(Option<Level>) + Send + Sync>;
 
 /// A cheap-to-clone handle to one shared record buffer and its outputs.
 ///
@@ -69,7 +78,13 @@ struct Shared {
     outputs: Vec<Output>,
     ledger: Arc<Ledger>,
     processor: Box<dyn Processor>,
+    /// The most verbose level any target keeps (`OFF`: none): the one
+    /// check every record pays.
     min_level: AtomicU8,
+    /// Set when the filter has per-target directives, kept in `filter`.
+    targeted: AtomicBool,
+    filter: RwLock<Filter>,
+    level_watchers: Mutex<Vec<LevelWatcher>>,
     record_ids: bool,
     flush_timeout: Duration,
     shutdown_timeout: Duration,
@@ -88,33 +103,83 @@ impl BufferedLogger {
         Builder::default()
     }
 
-    /// Whether a record at `level` would be kept. Frontends check this before
-    /// building a record, so a filtered-out event costs next to nothing.
+    /// Whether a record at `level` would be kept by some target. Frontends
+    /// check this first, so a filtered-out event costs next to nothing.
     #[inline]
     pub fn enabled(&self, level: Level) -> bool {
         level as u8 >= self.shared.min_level.load(Ordering::Relaxed)
     }
 
-    /// The least severe level kept.
-    pub fn min_level(&self) -> Level {
-        Level::from_u8(self.shared.min_level.load(Ordering::Relaxed)).unwrap_or(Level::Trace)
+    /// Whether a record at `level` from `target` (a logger name or module
+    /// path) would be kept, per-target directives included.
+    #[inline]
+    pub fn enabled_for(&self, level: Level, target: &str) -> bool {
+        self.enabled(level)
+            && (!self.shared.targeted.load(Ordering::Relaxed)
+                || self.shared.filter.read().enabled(level, target))
     }
 
-    /// Changes the least severe level kept, for every handle.
+    /// The most verbose level kept by some target (`Error` when the filter
+    /// keeps nothing; see [`filter`](Self::filter)).
+    pub fn min_level(&self) -> Level {
+        Level::from_u8(self.shared.min_level.load(Ordering::Relaxed)).unwrap_or(Level::Error)
+    }
+
+    /// The filter in force.
+    pub fn filter(&self) -> Filter {
+        self.shared.filter.read().clone()
+    }
+
+    /// Keeps records at `level` and more severe from every target, for
+    /// every handle (per-target directives are dropped). Adapters that keep
+    /// a level of their own follow (`log::max_level` with `aitrace-log`).
     pub fn set_min_level(&self, level: Level) {
-        self.shared.min_level.store(level as u8, Ordering::Relaxed);
+        self.set_filter(Filter::level(level));
+    }
+
+    /// Replaces the filter, for every handle; see [`set_min_level`](Self::set_min_level).
+    pub fn set_filter(&self, filter: Filter) {
+        let max = filter.max_level();
+        let mut current = self.shared.filter.write();
+        self.shared
+            .targeted
+            .store(!filter.is_level_only(), Ordering::Relaxed);
+        self.shared
+            .min_level
+            .store(max.map_or(OFF, |l| l as u8), Ordering::Relaxed);
+        *current = filter;
+        drop(current);
+        for watch in self.shared.level_watchers.lock().iter() {
+            watch(max);
+        }
+    }
+
+    /// Calls `watch` with the most verbose level kept each time the filter
+    /// changes (for [`crate::adapter::on_level_change`]).
+    pub(crate) fn watch_level(&self, watch: LevelWatcher) {
+        self.shared.level_watchers.lock().push(watch);
     }
 
     /// Buffers a record built elsewhere (by an adapter, say).
     ///
     /// A record without a span gets the span current on this thread. Records
-    /// below the minimum level, and records made while this thread is sending
-    /// a batch, are dropped. When the buffer is full the
+    /// the [`Filter`] does not keep (its target is the record's logger, else
+    /// its function), and records made while this thread is sending a batch,
+    /// are dropped. When the buffer is full the
     /// [`OverflowPolicy`](crate::OverflowPolicy) applies.
     #[inline]
     pub fn capture(&self, mut record: Record) {
         if !self.enabled(record.level()) || is_sending() {
             return;
+        }
+        if self.shared.targeted.load(Ordering::Relaxed) {
+            let target = record
+                .logger()
+                .or(record.location().function())
+                .unwrap_or("");
+            if !self.shared.filter.read().enabled(record.level(), target) {
+                return;
+            }
         }
         if !record.has_context() {
             record.set_context(context::current());
@@ -294,7 +359,7 @@ impl fmt::Debug for BufferedLogger {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BufferedLogger")
             .field("outputs", &self.shared.outputs)
-            .field("min_level", &self.min_level())
+            .field("filter", &*self.shared.filter.read())
             .field("delivery", &self.shared.processor)
             .field("buffered", &self.len())
             .finish()
