@@ -38,14 +38,20 @@
 //!   makes the span current so records inside carry its ids;
 //!   [`BufferedLogger::trace_context`] also clears the buffer first and flushes
 //!   at the end. [`context`] carries a span to other threads and tasks.
-//! * **Background delivery** ([`Builder::background`]): a sender thread
-//!   batches by size and interval, one thread per output retries with backoff
-//!   ([`RetryPolicy`]), stops calling a failing output ([`BreakerPolicy`]) and
-//!   spools to disk ([`Builder::spool_dir`]); the buffer is bounded
-//!   ([`OverflowPolicy`]) and [`BufferedLogger::stats`] counts everything.
-//!   Keep a [`DeliveryGuard`] in `main` when a handle lives in a global.
+//! * **Levels**: `info` and above by default; a level or `RUST_LOG`-style
+//!   directives per target ([`Filter`]) from code, `AITRACE_LEVEL` or
+//!   `RUST_LOG` ([`mod@env`] lists every variable read).
+//! * **Background delivery** ([`Builder::background`]): one delivery thread
+//!   batches by size and interval and owns each output's retries
+//!   ([`RetryPolicy`]), circuit breaker ([`BreakerPolicy`]) and disk spool
+//!   ([`Builder::spool_dir`]); one I/O thread per output sends. The buffer is
+//!   bounded ([`OverflowPolicy`]) and [`BufferedLogger::stats`] accounts for
+//!   every record at every instant ([`Stats::is_balanced`]). Keep a
+//!   [`DeliveryGuard`] in `main` when a handle lives in a global.
 //! * **Adapters** build a [`Record`] from their frontend's event and call
-//!   [`BufferedLogger::capture`], after checking [`BufferedLogger::enabled`].
+//!   [`BufferedLogger::capture`], after checking
+//!   [`BufferedLogger::enabled_for`]; [`adapter`] has the rest they need.
+//!   [`wire`] names the wire format's reserved keys.
 //!
 //! # Feature flags
 //!
@@ -88,34 +94,52 @@ mod stats;
 mod testing;
 mod value;
 
-pub use buffer::{DEFAULT_BACKGROUND_CAPACITY, DEFAULT_CAPACITY, DROPPED_EVENT, OverflowPolicy};
+pub use buffer::{DEFAULT_BACKGROUND_CAPACITY, DEFAULT_CAPACITY, OverflowPolicy};
 pub use delivery::{FlushFuture, OnFailure};
 pub use emit::EventBuilder;
-pub use encode::{Layout, META_KEY, RENAMED_KEY_PREFIX};
+pub use encode::Layout;
 pub use error::{Error, ErrorKind, Result};
-pub use file::TIMESTAMP_PLACEHOLDER;
-pub use filter::{DEFAULT_MIN_LEVEL, Filter, LEVEL_ENV, RUST_LOG_ENV};
+pub use filter::{DEFAULT_MIN_LEVEL, Filter};
 pub use http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 pub use ids::{SpanId, TraceId};
 pub use level::{Level, ParseLevelError};
-pub use location::{PROJECT_ROOT_ENV, project_root, set_project_root};
+pub use location::{project_root, set_project_root};
 pub use logger::{
     BufferedLogger, Builder, DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_TIMEOUT,
     DEFAULT_SHUTDOWN_TIMEOUT, DeliveryGuard, send_logs,
 };
-pub use output::{HttpOutputBuilder, Output, TARGET_ENV};
+pub use output::{HttpOutputBuilder, Output};
 pub use record::{Location, Record, RecordBuilder, SpanContext};
 pub use report::{Delivery, FlushReport};
 pub use retry::{
     BreakerPolicy, DEFAULT_COOLDOWN, DEFAULT_FAILURE_THRESHOLD, DEFAULT_INITIAL_BACKOFF,
     DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_COOLDOWN, RetryPolicy,
 };
-pub use span::{DURATION_FIELD, ERROR_FIELD, SpanBuilder, SpanGuard, TraceContext};
+pub use span::{SpanBuilder, SpanGuard, TraceContext};
 pub use spool::DEFAULT_SPOOL_MAX_BYTES;
 pub use stats::{OutputStats, Stats};
 #[cfg(feature = "testing")]
 pub use testing::InMemoryOutput;
-pub use value::{MAX_VALUE_DEPTH, Value};
+pub use value::Value;
+
+/// Names the wire format gives meaning to (WIRE_FORMAT.md): keys, reserved
+/// names and the documented fallbacks' limits.
+pub mod wire {
+    pub use crate::buffer::DROPPED_EVENT;
+    pub use crate::encode::{META_KEY, RENAMED_KEY_PREFIX};
+    pub use crate::file::TIMESTAMP_PLACEHOLDER;
+    pub use crate::span::{DURATION_FIELD, ERROR_FIELD};
+    pub use crate::value::MAX_VALUE_DEPTH;
+}
+
+/// The environment variables a logger reads for what code did not set
+/// (values set in code win).
+pub mod env {
+    pub use crate::filter::{LEVEL_ENV, RUST_LOG_ENV};
+    pub use crate::location::PROJECT_ROOT_ENV;
+    pub use crate::logger::{BATCH_SIZE_ENV, CAPACITY_ENV, FLUSH_INTERVAL_ENV, SPOOL_DIR_ENV};
+    pub use crate::output::TARGET_ENV;
+}
 
 /// The workspace README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -274,7 +274,9 @@ impl Record {
             .map(|(_, v)| v)
     }
 
-    /// Approximate bytes of memory the record holds, itself included.
+    /// Approximate bytes of memory the record holds, itself included. For
+    /// the memory benchmark; not part of the supported API.
+    #[doc(hidden)]
     #[inline]
     pub fn memory_size(&self) -> usize {
         #[allow(clippy::ptr_arg)] // the point is to tell borrowed from owned

@@ -4,8 +4,7 @@
 use std::time::{Duration, Instant};
 
 use aitrace_core::{
-    BreakerPolicy, BufferedLogger, Builder, DROPPED_EVENT, Output, OverflowPolicy, RetryPolicy,
-    Stats,
+    BreakerPolicy, BufferedLogger, Builder, Output, OverflowPolicy, RetryPolicy, Stats,
 };
 use aitrace_testkit::{Fault, FaultServer, count_unique};
 
@@ -279,7 +278,7 @@ fn overload_keeps_memory_bounded_and_the_books_exact() {
     assert_eq!(received.len() as u64, stats.delivered);
     let reported: u64 = received
         .iter()
-        .filter(|r| r["__tracer_meta__"]["event"] == DROPPED_EVENT)
+        .filter(|r| r["__tracer_meta__"]["event"] == aitrace_core::wire::DROPPED_EVENT)
         .map(|r| r["dropped"].as_u64().unwrap())
         .sum();
     let events: std::collections::BTreeSet<_> = received

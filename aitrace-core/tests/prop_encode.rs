@@ -8,10 +8,8 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use aitrace_core::{
-    Layout, Level, MAX_VALUE_DEPTH, META_KEY, RENAMED_KEY_PREFIX, Record, SpanContext, SpanId,
-    TraceId, Value,
-};
+use aitrace_core::wire::{MAX_VALUE_DEPTH, META_KEY, RENAMED_KEY_PREFIX};
+use aitrace_core::{Layout, Level, Record, SpanContext, SpanId, TraceId, Value};
 use proptest::prelude::*;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value as Json};

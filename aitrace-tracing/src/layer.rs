@@ -5,9 +5,9 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
 
+use aitrace_core::wire::{DURATION_FIELD, ERROR_FIELD};
 use aitrace_core::{
-    BufferedLogger, DURATION_FIELD, ERROR_FIELD, Level, Location, Record, RecordBuilder,
-    SpanContext, Value, adapter, context,
+    BufferedLogger, Level, Location, Record, RecordBuilder, SpanContext, Value, adapter, context,
 };
 use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id, Record as SpanValues};

@@ -22,7 +22,7 @@ use crate::stats::Ledger;
 ///
 /// | setting | default | environment |
 /// |---|---|---|
-/// | [`output`](Self::output) / [`target`](Self::target) | stdout | `LOG_TRG` ([`TARGET_ENV`](crate::TARGET_ENV)) |
+/// | [`output`](Self::output) / [`target`](Self::target) | stdout | `LOG_TRG` ([`env::TARGET_ENV`](crate::env::TARGET_ENV)) |
 /// | [`min_level`](Self::min_level) / [`filter`](Self::filter) | [`DEFAULT_MIN_LEVEL`](crate::DEFAULT_MIN_LEVEL) (`info`) | `AITRACE_LEVEL`, else `RUST_LOG` (a level or directives: [`Filter`]) |
 /// | [`on_failure`](Self::on_failure) | [`OnFailure::Retain`] | |
 /// | [`capacity`](Self::capacity) | [`DEFAULT_CAPACITY`] records ([`DEFAULT_BACKGROUND_CAPACITY`] with a background sender) | `AITRACE_CAPACITY` |
@@ -81,6 +81,15 @@ pub struct Builder {
     /// Set when a spool from `AITRACE_SPOOL_DIR` could not be used.
     no_spool_env: bool,
 }
+
+/// The environment variable for [`Builder::capacity`].
+pub const CAPACITY_ENV: &str = "AITRACE_CAPACITY";
+/// The environment variable for [`Builder::batch_size`].
+pub const BATCH_SIZE_ENV: &str = "AITRACE_BATCH_SIZE";
+/// The environment variable for [`Builder::flush_interval`], in milliseconds.
+pub const FLUSH_INTERVAL_ENV: &str = "AITRACE_FLUSH_INTERVAL_MS";
+/// The environment variable for [`Builder::spool_dir`].
+pub const SPOOL_DIR_ENV: &str = "AITRACE_SPOOL_DIR";
 
 /// Records per batch, by default (background delivery).
 pub const DEFAULT_BATCH_SIZE: usize = 512;
@@ -261,7 +270,7 @@ impl Builder {
         });
         let capacity = self
             .capacity
-            .or_else(|| env_number("AITRACE_CAPACITY"))
+            .or_else(|| env_number(CAPACITY_ENV))
             .unwrap_or(if self.background {
                 DEFAULT_BACKGROUND_CAPACITY
             } else {
@@ -269,15 +278,15 @@ impl Builder {
             });
         let batch_size = self
             .batch_size
-            .or_else(|| env_number("AITRACE_BATCH_SIZE"))
+            .or_else(|| env_number(BATCH_SIZE_ENV))
             .unwrap_or(DEFAULT_BATCH_SIZE)
             .max(1);
         let interval = self
             .flush_interval
-            .or_else(|| env_number("AITRACE_FLUSH_INTERVAL_MS").map(Duration::from_millis))
+            .or_else(|| env_number(FLUSH_INTERVAL_ENV).map(Duration::from_millis))
             .unwrap_or(DEFAULT_FLUSH_INTERVAL);
         let spool_dir = self.spool_dir.clone().or_else(|| {
-            std::env::var_os("AITRACE_SPOOL_DIR")
+            std::env::var_os(SPOOL_DIR_ENV)
                 .filter(|v| !v.is_empty() && !self.no_spool_env)
                 .map(PathBuf::from)
         });

@@ -25,8 +25,8 @@ use crate::stats::{Ledger, Stats};
 mod builder;
 
 pub use builder::{
-    Builder, DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_TIMEOUT,
-    DEFAULT_SHUTDOWN_TIMEOUT,
+    BATCH_SIZE_ENV, Builder, CAPACITY_ENV, DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL,
+    DEFAULT_FLUSH_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, FLUSH_INTERVAL_ENV, SPOOL_DIR_ENV,
 };
 
 /// `min_level` when nothing is kept (`off`).
