@@ -16,7 +16,10 @@ fn example(name: &str) -> Command {
     let path: PathBuf = path.join("examples").join(name);
     assert!(path.exists(), "{} not built", path.display());
     let mut cmd = Command::new(path);
-    cmd.env_remove("LOG_TRG").env_remove("AITRACE_LEVEL");
+    cmd.env_remove("LOG_TRG")
+        .env_remove("AITRACE_LEVEL")
+        .env_remove("RUST_LOG")
+        .env_remove("AITRACE_SPOOL_DIR");
     cmd
 }
 
@@ -102,6 +105,21 @@ fn quickstart_honours_a_file_target_with_home_and_timestamp() {
     );
     let records = parse_lines(&std::fs::read_to_string(&files[0]).unwrap());
     assert_eq!(records.len(), 10);
+}
+
+#[test]
+fn quickstart_honours_a_file_uri_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("with space").join("run.jsonl");
+    let uri = format!("file://{}", path.display().to_string().replace(' ', "%20"));
+    let out = run(example("quickstart").env("LOG_TRG", &uri));
+    assert!(out.stdout.is_empty());
+    let records = parse_lines(&std::fs::read_to_string(&path).unwrap());
+    assert_eq!(records.len(), 10);
+    // A remote host is refused with a clear line, and stdout is used instead.
+    let out = run(example("quickstart").env("LOG_TRG", "file://otherhost/x.jsonl"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("otherhost"));
+    assert_eq!(parse_lines(&String::from_utf8_lossy(&out.stdout)).len(), 10);
 }
 
 #[test]

@@ -338,10 +338,13 @@ impl Lane {
                 let (a, b) = lines.split_at(cut);
                 let written = self.spool.as_mut().map(|spool| spool.split(file, a, b));
                 if let Some(Err(err)) = written {
-                    let output = &self.output;
-                    books
-                        .diagnostics
-                        .say("spool-write", || format!("{output}: {err}"));
+                    // Sending it whole again would meet the same 413: give
+                    // up on it rather than loop.
+                    let err = Error::new(
+                        crate::ErrorKind::Io,
+                        format!("too large for the output (HTTP 413) and cannot be split: {err}"),
+                    );
+                    self.reject(Work::Replay { file, lines, count }, &err, books);
                 }
             }
         }
