@@ -37,7 +37,9 @@ impl<'a> SpanBuilder<'a> {
     }
 
     /// The level of the lifecycle records (default `info`; a failed span's
-    /// `.end` is always `error`).
+    /// `.end` is always `error`). A span whose level the logger's filter does
+    /// not keep writes no records at all, failed or not, and is not made
+    /// current: what happens inside it belongs to the span around it.
     pub fn level(mut self, level: Level) -> Self {
         self.level = level;
         self
@@ -91,17 +93,29 @@ impl<'a> SpanBuilder<'a> {
             }
         }
         let logger = self.logger;
-        if logger.enabled(self.level) {
-            let mut start = Record::builder(self.level, format!("{}.start", self.name))
-                .span_context(span)
-                .location(self.location.clone())
-                .provisional(true)
-                .reserve_fields(self.fields.len());
-            for (key, value) in self.fields {
-                start.push_field(key, value);
-            }
-            logger.capture(start.build());
+        let target = self.location.function().unwrap_or("");
+        if !logger.enabled_for(self.level, target) {
+            // Filtered out: no records, and not current.
+            return SpanGuard {
+                logger: logger.clone(),
+                name: self.name,
+                level: self.level,
+                location: self.location,
+                context: context::current().unwrap_or(span),
+                started: Instant::now(),
+                end: RefCell::new(EndState::default()),
+                _current: None,
+            };
         }
+        let mut start = Record::builder(self.level, format!("{}.start", self.name))
+            .span_context(span)
+            .location(self.location.clone())
+            .provisional(true)
+            .reserve_fields(self.fields.len());
+        for (key, value) in self.fields {
+            start.push_field(key, value);
+        }
+        logger.capture(start.build());
         SpanGuard {
             logger: logger.clone(),
             name: self.name,
@@ -110,7 +124,7 @@ impl<'a> SpanBuilder<'a> {
             context: span,
             started: Instant::now(),
             end: RefCell::new(EndState::default()),
-            _current: context::attach(span),
+            _current: Some(context::attach(span)),
         }
     }
 
@@ -157,11 +171,15 @@ pub struct SpanGuard {
     context: SpanContext,
     started: Instant,
     end: RefCell<EndState>,
-    _current: ContextGuard,
+    /// `None` for a span the logger's filter does not keep: it writes no
+    /// lifecycle records and never becomes current, so records and spans
+    /// inside it belong to the span around it and the tree has no gaps.
+    _current: Option<ContextGuard>,
 }
 
 impl SpanGuard {
-    /// The span's ids, to hand to another thread or task.
+    /// The span's ids, to hand to another thread or task (for a span the
+    /// filter does not keep, the ids of the span around it).
     pub fn context(&self) -> SpanContext {
         self.context
     }
@@ -186,6 +204,9 @@ impl SpanGuard {
 
 impl Drop for SpanGuard {
     fn drop(&mut self) {
+        if self._current.is_none() {
+            return; // a span the filter does not keep writes nothing
+        }
         let EndState { mut error, fields } = std::mem::take(&mut *self.end.borrow_mut());
         if error.is_none() && std::thread::panicking() {
             error = Some("panicked".to_owned());

@@ -272,3 +272,52 @@ fn directives_filter_records_by_logger_and_module() {
     assert!(!log.enabled_for(Level::Trace, "shop::db"));
     assert_eq!(log.filter().max_level(), Some(Level::Warn));
 }
+
+#[test]
+fn a_span_the_filter_drops_leaves_no_gap_in_the_tree() {
+    let (output, memory) = Output::in_memory();
+    let log = BufferedLogger::builder()
+        .output(output)
+        .min_level(Level::Info)
+        .build();
+    log.span("outer").in_scope(|outer| {
+        log.span("mid").level(Level::Debug).in_scope(|mid| {
+            assert_eq!(
+                mid.context(),
+                outer.context(),
+                "stands for the span around it"
+            );
+            log.info("inside_mid").emit();
+            log.span("inner")
+                .in_scope(|_| log.info("inside_inner").emit());
+        });
+    });
+    log.flush().unwrap();
+    let records = memory.records();
+    let events: Vec<_> = records.iter().map(Record::event).collect();
+    assert_eq!(
+        events,
+        [
+            "outer.start",
+            "inside_mid",
+            "inner.start",
+            "inside_inner",
+            "inner.end",
+            "outer.end"
+        ]
+    );
+    let outer = find(&records, "outer.start")
+        .span_context()
+        .copied()
+        .unwrap();
+    let in_mid = find(&records, "inside_mid")
+        .span_context()
+        .copied()
+        .unwrap();
+    assert_eq!(in_mid.span_id(), outer.span_id());
+    let inner = find(&records, "inner.start")
+        .span_context()
+        .copied()
+        .unwrap();
+    assert_eq!(inner.parent_span_id(), Some(outer.span_id()));
+}

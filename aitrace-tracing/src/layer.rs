@@ -35,11 +35,20 @@ use tracing_subscriber::registry::LookupSpan;
 /// The layer does no filtering of its own beyond the logger's minimum level;
 /// compose it with `EnvFilter` or a per-layer filter for more.
 ///
+/// Each record also passes the logger's own filter (default `info`, see
+/// [`aitrace_core::Filter`]), in addition to tracing's filters: to keep
+/// `debug` records with a `DEBUG` per-layer filter, lower the logger's level
+/// too (`min_level`, `AITRACE_LEVEL` or `RUST_LOG`). A span the logger's
+/// filter does not keep writes no records and is not made current, so
+/// records and spans inside it belong to the span around it.
+///
 /// Several layers can sit on one registry (each with its own logger and
 /// filter, say). A span gets one set of ids, picked by the first layer that
 /// sees it, so every logger sees the same trace; each layer writes its own
 /// `.start`/`.end` records. A clone is a separate layer writing into the same
-/// logger.
+/// logger. Give the layers the same span filter: a span kept by one logger
+/// and filtered out by another is still the current span of the records
+/// inside it, so the second logger's tree references a span it never got.
 #[derive(Debug)]
 pub struct AitraceLayer {
     logger: BufferedLogger,
@@ -188,8 +197,16 @@ where
         let parent = if attrs.is_contextual() {
             None
         } else {
-            span.parent()
-                .and_then(|p| p.extensions().get::<SpanData>().map(|d| d.context))
+            // The nearest ancestor this layer's logger keeps: one it filters
+            // out writes nothing, so it cannot be a parent in the tree.
+            span.scope().skip(1).find_map(|ancestor| {
+                let extensions = ancestor.extensions();
+                let data = extensions.get::<SpanData>()?;
+                let target = ancestor.metadata().target();
+                self.logger
+                    .enabled_for(data.level, target)
+                    .then_some(data.context)
+            })
         };
         let context = match parent {
             Some(parent) => parent.new_child(),
@@ -228,9 +245,16 @@ where
             self.write_start(span.metadata(), data, &mut state);
         }
         data.layers.push(state);
-        // Each layer that sees the span pushes it; the matching `on_exit`
-        // pops one entry, so the stack stays balanced.
-        adapter::push_current(data.context);
+        // Each layer whose logger keeps the span pushes it; every layer's
+        // `on_exit` pops one entry of it if there is one, so the stack stays
+        // balanced. A span the logger filters out is not current: records
+        // inside it belong to the span around it.
+        if self
+            .logger
+            .enabled_for(data.level, span.metadata().target())
+        {
+            adapter::push_current(data.context);
+        }
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {

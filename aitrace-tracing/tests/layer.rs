@@ -405,3 +405,51 @@ fn the_loggers_directives_filter_by_tracing_target() {
         .collect();
     assert_eq!(kept, ["kept", "kept too"]);
 }
+
+#[test]
+fn a_span_the_logger_filters_out_leaves_no_gap_in_the_tree() {
+    let (output, memory) = Output::in_memory();
+    let log = BufferedLogger::builder()
+        .output(output)
+        .min_level(Level::Info)
+        .build();
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let outer = tracing::info_span!("outer");
+        let _outer = outer.enter();
+        let mid = tracing::debug_span!("mid");
+        let _mid = mid.enter();
+        tracing::info!("in_mid");
+        let inner = tracing::info_span!("inner");
+        let explicit = tracing::info_span!(parent: &mid, "explicit");
+        inner.in_scope(|| tracing::info!("in_inner"));
+        explicit.in_scope(|| {});
+    });
+    log.flush().unwrap();
+    let records = memory.records();
+    let events: Vec<_> = records.iter().map(|r| r.event().to_owned()).collect();
+    assert!(!events.iter().any(|e| e.starts_with("mid.")), "{events:?}");
+    let outer = find(&records, "outer.start")
+        .span_context()
+        .copied()
+        .unwrap();
+    assert_eq!(
+        find(&records, "in_mid")
+            .span_context()
+            .copied()
+            .unwrap()
+            .span_id(),
+        outer.span_id()
+    );
+    for child in ["inner.start", "explicit.start"] {
+        assert_eq!(
+            find(&records, child)
+                .span_context()
+                .copied()
+                .unwrap()
+                .parent_span_id(),
+            Some(outer.span_id()),
+            "{child}"
+        );
+    }
+}
