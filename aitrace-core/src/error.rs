@@ -31,7 +31,7 @@ pub enum ErrorKind {
 /// An error from an output, a flush or a configuration.
 ///
 /// For a failed flush it also tells what became of the records: how many
-/// were kept in the buffer ([`retained`](Error::retained)) or which fallback
+/// are kept for the next flush ([`retained`](Error::retained)) or which fallback
 /// file holds them ([`fallback_path`](Error::fallback_path)).
 pub struct Error {
     kind: ErrorKind,
@@ -108,7 +108,10 @@ impl Error {
         self.retry_after
     }
 
-    /// For a failed flush: how many records were put back in the buffer.
+    /// For a failed flush: how many records are kept for the next flush
+    /// (back in the buffer when every output failed, else by each failed
+    /// output: the largest count). For a flush or shutdown that ran out of
+    /// time: how many records were still on their way.
     pub fn retained(&self) -> usize {
         self.retained
     }
@@ -131,8 +134,9 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)?;
-        if self.retained > 0 {
-            write!(f, "; {} records kept in the buffer", self.retained)?;
+        // A timeout's message already says how many are on their way.
+        if self.retained > 0 && self.kind != ErrorKind::TimedOut {
+            write!(f, "; {} records kept for the next flush", self.retained)?;
         }
         if let Some(path) = &self.fallback_path {
             write!(f, "; batch written to {}", path.display())?;

@@ -87,6 +87,9 @@ impl Filter {
         for name in [LEVEL_ENV, RUST_LOG_ENV] {
             match std::env::var(name) {
                 Ok(text) if !text.trim().is_empty() => {
+                    if name == LEVEL_ENV {
+                        check_level_words(&text)?;
+                    }
                     return Filter::parse(&text)
                         .map(Some)
                         .map_err(|e| Error::new(ErrorKind::InvalidFilter, format!("{name}: {e}")));
@@ -145,6 +148,26 @@ impl fmt::Debug for Filter {
     }
 }
 
+/// In `AITRACE_LEVEL`, a bare word must be a level: `RUST_LOG` would read
+/// `verbose` as a target (keeping only that target), which in a variable
+/// named for a level is surely a typo that silences everything.
+fn check_level_words(text: &str) -> Result<()> {
+    for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        if !word.contains('=')
+            && word.parse::<Level>().is_err()
+            && !word.eq_ignore_ascii_case("off")
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidFilter,
+                format!(
+                    "{LEVEL_ENV}={text:?}: {word:?} is not a level (trace, debug, info, warn, error, off); write TARGET=LEVEL for a target"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn to_log(level: Level) -> log::Level {
     match level {
         Level::Trace => log::Level::Trace,
@@ -199,6 +222,19 @@ mod tests {
         let off = Filter::parse("off").unwrap();
         assert_eq!(off.max_level(), None);
         assert!(!off.enabled(Level::Error, ""));
+    }
+
+    #[test]
+    fn a_bare_word_in_aitrace_level_must_be_a_level() {
+        assert!(check_level_words("debug").is_ok());
+        assert!(check_level_words("info, hyper=warn ,off").is_ok());
+        let err = check_level_words("verbose").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidFilter);
+        assert!(
+            err.to_string().contains("\"verbose\" is not a level"),
+            "{err}"
+        );
+        assert!(check_level_words("warn,loud").is_err());
     }
 
     #[test]

@@ -19,7 +19,17 @@
 //! # Usage
 //!
 //! [`init`] installs an [`AitraceLogger`] as `log`'s global logger; the
-//! [`AitraceLogger::builder`] sets a max level first. The message is the
+//! [`AitraceLogger::builder`] can cap its level. What is kept follows the
+//! `BufferedLogger`'s [`Filter`](aitrace_core::Filter): `info` and above by
+//! default, else `AITRACE_LEVEL` or `RUST_LOG` directives
+//! (`info,hyper=warn`); `log::max_level` follows it, also when
+//! `set_min_level` changes it later.
+//!
+//! With `tracing` in the same program: `tracing-subscriber`'s default
+//! `tracing-log` feature makes `SubscriberInitExt::init` install a
+//! `LogTracer` as `log`'s logger, and then [`init`] fails. Install the
+//! subscriber with `tracing::subscriber::set_global_default` (or without that
+//! feature) and call [`init`]. The message is the
 //! event name, the target the logger, file, line and module path the
 //! location, and key-values (`log`'s `kv` feature, enabled by this crate) typed
 //! user fields: integers, floats, bools, strings; other values as their

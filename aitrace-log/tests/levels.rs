@@ -104,9 +104,14 @@ fn the_environment_sets_the_filter() {
     assert_eq!(max, "WARN");
     assert_eq!(kept, ["app warn", "app::db warn", "hyper warn"]);
 
-    // An unreadable value falls back to the default, with a line on stderr.
-    let (max, _) = run_child(&[("AITRACE_LEVEL", "info,app=loud")]);
-    assert_eq!(max, "INFO");
+    // An unreadable value falls back to the default, with a line on stderr;
+    // so does a bare word in AITRACE_LEVEL that is not a level (as a
+    // RUST_LOG target it would silence every other target).
+    for bad in ["info,app=loud", "verbose"] {
+        let (max, kept) = run_child(&[("AITRACE_LEVEL", bad)]);
+        assert_eq!(max, "INFO", "{bad}");
+        assert_eq!(kept.len(), 6, "{bad}: {kept:?}");
+    }
 }
 
 #[test]

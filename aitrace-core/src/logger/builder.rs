@@ -100,12 +100,14 @@ pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a shutdown (the last handle's drop, a [`DeliveryGuard`](crate::DeliveryGuard)) may take, by default.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
-fn env_number<T: std::str::FromStr>(name: &str) -> Option<T> {
+/// A positive number from the environment; anything else is ignored with a
+/// line on stderr (a capacity or batch of 0 would drop every record).
+fn env_number<T: std::str::FromStr + PartialEq + Default>(name: &str) -> Option<T> {
     let text = std::env::var(name).ok()?;
     match text.trim().parse() {
-        Ok(value) => Some(value),
-        Err(_) => {
-            eprintln!("aitrace: ignoring {name}={text:?}: not a number");
+        Ok(value) if value != T::default() => Some(value),
+        _ => {
+            eprintln!("aitrace: ignoring {name}={text:?}: not a positive number");
             None
         }
     }
