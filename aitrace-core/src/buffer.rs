@@ -17,7 +17,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
@@ -101,6 +101,9 @@ pub(crate) struct Buffer {
     reports: AtomicU64,
     /// Records thrown away by `clear`.
     discarded: AtomicU64,
+    /// Set when nothing drains the buffer any more (delivery stopped):
+    /// `Block` then drops at once instead of waiting for room in vain.
+    undrained: std::sync::atomic::AtomicBool,
 }
 
 static NEXT_THREAD_INDEX: AtomicUsize = AtomicUsize::new(0);
@@ -139,6 +142,7 @@ impl Buffer {
             reported_dropped: AtomicU64::new(0),
             reports: AtomicU64::new(0),
             discarded: AtomicU64::new(0),
+            undrained: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -146,6 +150,12 @@ impl Buffer {
     /// delivery thread's.
     pub(crate) fn set_doorbell(&self, bell: crossbeam_channel::Sender<()>) {
         let _ = self.doorbell.set(bell);
+    }
+
+    /// Says that nothing will drain the buffer any more.
+    pub(crate) fn set_undrained(&self) {
+        self.undrained.store(true, Ordering::SeqCst);
+        self.made_space(); // wake `Block` waiters, who now drop
     }
 
     /// Tells the delivery thread to drain a batch.
@@ -184,6 +194,10 @@ impl Buffer {
                     self.wake_sender();
                     return;
                 }
+                OverflowPolicy::Block(_) if self.undrained.load(Ordering::Relaxed) => {
+                    shard.dropped += 1;
+                    return;
+                }
                 OverflowPolicy::Block(timeout) => {
                     drop(shard);
                     self.wake_sender();
@@ -210,7 +224,7 @@ impl Buffer {
     }
 
     fn wait_for_space(&self, timeout: Duration) -> parking_lot::MutexGuard<'_, ShardState> {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::time::from_now(timeout);
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let mut guard = self.space_lock.lock();
         loop {
@@ -218,7 +232,10 @@ impl Buffer {
                 let shard = self.shard().lock();
                 self.is_full(&shard)
             };
-            if !full || self.space.wait_until(&mut guard, deadline).timed_out() {
+            if !full
+                || self.undrained.load(Ordering::SeqCst)
+                || self.space.wait_until(&mut guard, deadline).timed_out()
+            {
                 break;
             }
         }
@@ -354,9 +371,11 @@ impl Buffer {
             }
             let spare = std::mem::take(&mut shard.spare);
             let records = std::mem::replace(&mut shard.records, spare);
+            // Taken records stay counted as buffered until they are handed
+            // out below: while the merge runs, capturing threads must not see
+            // room that the put-back would then overfill.
             let unpublished = std::mem::take(&mut shard.unpublished);
-            self.published
-                .fetch_sub(records.len() - unpublished, Ordering::Relaxed);
+            self.published.fetch_add(unpublished, Ordering::Relaxed);
             taken.push((i, records));
         }
         let total: usize = taken.iter().map(|(_, r)| r.len()).sum();
@@ -409,21 +428,22 @@ impl Buffer {
             batches.push(current);
         }
         let mut complete = true;
+        let mut handed_out = total;
         for (i, mut rest) in taken {
             let mut shard = self.shards[i].0.lock();
             let emptied = if rest.is_empty() {
                 rest
             } else {
                 complete = false;
-                let n = rest.len();
+                handed_out -= rest.len();
                 rest.append(&mut shard.records);
-                self.published.fetch_add(n, Ordering::Relaxed);
                 std::mem::replace(&mut shard.records, rest)
             };
             if emptied.capacity() <= MAX_SPARE && emptied.capacity() > shard.spare.capacity() {
                 shard.spare = emptied;
             }
         }
+        self.published.fetch_sub(handed_out, Ordering::Relaxed);
         self.made_space();
         (batches, complete)
     }

@@ -92,6 +92,7 @@ mod spool;
 mod stats;
 #[cfg(feature = "testing")]
 mod testing;
+mod time;
 mod value;
 
 pub use buffer::{DEFAULT_BACKGROUND_CAPACITY, DEFAULT_CAPACITY, OverflowPolicy};

@@ -208,6 +208,11 @@ impl Spool {
         &self.dir
     }
 
+    /// The most bytes the spool holds.
+    pub(crate) fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
     /// Records waiting in spool files.
     pub(crate) fn pending(&self) -> u64 {
         self.files.iter().map(|f| f.records).sum()

@@ -406,3 +406,162 @@ fn damaged_spool_files_are_set_aside_and_the_rest_replayed() {
     log.flush().unwrap();
     assert!(log.stats().is_balanced());
 }
+
+/// Review finding: while a partial drain merged, capturing threads saw room
+/// the put-back then overfilled, so the buffer grew past its capacity under
+/// sustained overload (5,000+ records at capacity 1,000 within seconds).
+#[test]
+fn the_buffer_bound_holds_while_two_threads_outpace_a_slow_output() {
+    let server = FaultServer::start();
+    server.set_default(Fault::Slow(Duration::from_millis(5)));
+    let log = background(&server.url)
+        .capacity(1000)
+        .batch_size(100)
+        .overflow(aitrace_core::OverflowPolicy::DropNewest)
+        .try_build()
+        .unwrap();
+    // The bound holds to within 32 records per shard (the buffer's own rule).
+    let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
+    let shards = (cores * 2).next_power_of_two().clamp(4, 64);
+    let bound = 1000 + 32 * shards;
+    let stop = AtomicBool::new(false);
+    let most = std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) && i < 20_000_000 {
+                    log.info("burst").field("i", i).emit();
+                    i += 1;
+                }
+            });
+        }
+        let started = Instant::now();
+        let mut most = 0;
+        while started.elapsed() < Duration::from_secs(3) {
+            most = most.max(log.len());
+            std::thread::yield_now();
+        }
+        stop.store(true, Ordering::Relaxed);
+        most
+    });
+    assert!(most <= bound, "{most} buffered, bound {bound}");
+    let _ = log.shutdown(Duration::from_secs(2));
+    assert!(log.stats().is_balanced());
+}
+
+/// Review finding: a large backlog at the shutdown deadline was spooled one
+/// fsync'd file per batch, taking 16 s past a 300 ms timeout.
+#[test]
+fn a_large_backlog_at_the_deadline_is_spooled_within_the_timeout() {
+    let server = FaultServer::start();
+    server.set_default(Fault::Hang);
+    let spool = tempfile::tempdir().unwrap();
+    let log = background(&server.url)
+        .output(http(&server.url, Duration::from_secs(30)))
+        .batch_size(2)
+        .capacity(100_000)
+        .spool_dir(spool.path())
+        .shutdown_timeout(Duration::from_millis(300))
+        .try_build()
+        .unwrap();
+    emit(&log, 30_000);
+    let started = Instant::now();
+    drop(log);
+    assert!(
+        started.elapsed() < Duration::from_millis(300) + Duration::from_secs(2),
+        "dropping took {:?}",
+        started.elapsed()
+    );
+    // Two outputs (the hung server twice), everything in the spool.
+    assert_eq!(spooled_lines(spool.path()), 60_000);
+}
+
+/// Review finding: a flush waited for the buffer to be empty, which under
+/// steady load never happens, so it timed out although everything captured
+/// before it had been delivered.
+#[test]
+fn a_flush_under_steady_load_waits_only_for_what_came_before() {
+    let server = FaultServer::start();
+    server.set_default(Fault::Slow(Duration::from_millis(2)));
+    let log = background(&server.url)
+        .capacity(2000)
+        .batch_size(100)
+        .flush_interval(Duration::from_millis(5))
+        .try_build()
+        .unwrap();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) && i < 50_000_000 {
+                log.info("steady").field("i", i).emit();
+                i += 1;
+            }
+        });
+        for i in 0..10 {
+            log.info("before_flush").field("i", i).emit();
+        }
+        let started = Instant::now();
+        let flushed = log.flush_timeout(Duration::from_secs(10));
+        stop.store(true, Ordering::Relaxed);
+        assert!(flushed.is_ok(), "{flushed:?} after {:?}", started.elapsed());
+    });
+    let before = server
+        .records()
+        .iter()
+        .filter(|r| r["__tracer_meta__"]["event"] == "before_flush")
+        .count();
+    assert_eq!(before, 10, "all of them were delivered when flush returned");
+}
+
+/// Review finding: `Duration::MAX` (a natural "forever") overflowed an
+/// `Instant` and panicked, on the application thread or the delivery thread.
+#[test]
+fn durations_meaning_forever_do_not_panic() {
+    let server = FaultServer::start();
+    server.set_down(true);
+    let log = background(&server.url)
+        .flush_interval(Duration::MAX)
+        .flush_timeout(Duration::MAX)
+        .retry(RetryPolicy::none().max_backoff(Duration::MAX))
+        .breaker(
+            BreakerPolicy::default()
+                .failure_threshold(1)
+                .cooldown(Duration::MAX),
+        )
+        .try_build()
+        .unwrap();
+    emit(&log, 5);
+    let report = log.flush().unwrap();
+    assert_eq!(
+        report.deliveries()[0].dropped(),
+        5,
+        "no spool: counted dropped"
+    );
+    emit(&log, 5);
+    log.flush().unwrap(); // the breaker is open for "ever": dropped, counted
+    let stats = log.stats();
+    assert_eq!((stats.dropped, stats.captured), (10, 10));
+    log.shutdown(Duration::MAX).unwrap();
+}
+
+/// Review finding: after a shutdown nothing drains the buffer, yet `Block`
+/// made every capture into a full buffer wait its whole timeout.
+#[test]
+fn after_shutdown_block_drops_at_once() {
+    let server = FaultServer::start();
+    let log = background(&server.url)
+        .capacity(10)
+        .overflow(aitrace_core::OverflowPolicy::Block(Duration::from_secs(2)))
+        .try_build()
+        .unwrap();
+    log.shutdown(Duration::from_secs(1)).unwrap();
+    let started = Instant::now();
+    emit(&log, 50);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(log.stats().dropped_overflow > 0);
+}

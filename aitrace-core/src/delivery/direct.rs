@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
 
@@ -142,6 +142,7 @@ impl Direct {
     ) -> Error {
         let all_failed = failures.len() == self.outputs.len();
         let mut failures = failures;
+        let mut wrote_fallback = false;
         if let OnFailure::FallbackFile(path) = &self.on_failure {
             let mut first_written: Option<Error> = None;
             let mut unwritten = Vec::new();
@@ -170,14 +171,18 @@ impl Direct {
                 }
             }
             failures = unwritten;
-            if let (true, Some(err)) = (failures.is_empty(), first_written) {
-                return err.with_fallback_path(path.clone());
+            match first_written {
+                Some(err) if failures.is_empty() => return err.with_fallback_path(path.clone()),
+                // Some outputs' records are in the file: the rest are kept
+                // per output, never put back for every output.
+                Some(_) => wrote_fallback = true,
+                None => {}
             }
         }
         // Retain. When every output failed and none owed anything before,
         // the batch goes back to the buffer as it was.
         let nothing_owed = failures.iter().all(|(i, _)| retained[*i].is_empty());
-        if all_failed && nothing_owed {
+        if all_failed && nothing_owed && !wrote_fallback {
             let n = batch.len();
             let mut books = self.ledger.lock();
             self.buffer.restore(batch);
@@ -245,7 +250,7 @@ impl Processor for Direct {
     /// acknowledged by then goes to the fallback file (a send still running
     /// may deliver it too: at-least-once).
     fn close(&self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::time::from_now(timeout);
         let Some(mut retained) = self.retained.try_lock_until(deadline) else {
             eprintln!("aitrace: a flush was still running when the last handle dropped");
             return;

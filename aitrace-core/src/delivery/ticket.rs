@@ -109,13 +109,14 @@ impl FlushFuture {
 
     pub(crate) fn waiting(
         ticket: Arc<Ticket>,
+        deadline: Instant,
         timeout: Duration,
         left: impl Fn() -> usize + Send + Sync + 'static,
     ) -> Self {
         FlushFuture {
             state: FutureState::Waiting {
                 ticket,
-                deadline: Instant::now() + timeout,
+                deadline,
                 timeout,
                 left: Box::new(left),
             },

@@ -286,7 +286,9 @@ impl Builder {
         let interval = self
             .flush_interval
             .or_else(|| env_number(FLUSH_INTERVAL_ENV).map(Duration::from_millis))
-            .unwrap_or(DEFAULT_FLUSH_INTERVAL);
+            .unwrap_or(DEFAULT_FLUSH_INTERVAL)
+            // A zero interval would have the delivery thread drain in a spin.
+            .max(Duration::from_millis(1));
         let spool_dir = self.spool_dir.clone().or_else(|| {
             std::env::var_os(SPOOL_DIR_ENV)
                 .filter(|v| !v.is_empty() && !self.no_spool_env)

@@ -81,6 +81,10 @@ pub(super) struct Lane {
     replay_failed: bool,
 }
 
+/// A generous guess of a record's encoded size, to cut what is set aside at
+/// once into spool files of at most a quarter of the spool.
+const APPROX_RECORD_BYTES: u64 = 1024;
+
 /// Where a lane reports what it did: the books, and stderr.
 pub(super) struct Books<'a> {
     pub(super) stats: &'a mut OutputStats,
@@ -293,7 +297,8 @@ impl Lane {
                 let replay = matches!(flight.work, Work::Replay { .. });
                 if let Some(retry) = retry.filter(|r| !replay && flight.attempt < r.attempts()) {
                     books.stats.retried += 1;
-                    let at = now + retry.backoff(flight.attempt, err.retry_after());
+                    let at =
+                        crate::time::later(now, retry.backoff(flight.attempt, err.retry_after()));
                     self.waiting = Some((
                         InFlight {
                             attempt: flight.attempt + 1,
@@ -380,8 +385,17 @@ impl Lane {
     }
 
     /// Writes records to the spool, or drops them (counted) without one.
+    /// Records too many for one spool file are written as several.
     fn set_aside(&mut self, records: &[Record], reason: &str, books: &mut Books<'_>) {
         let count = records.len();
+        let too_big = self.spool.as_ref().is_some_and(|s| {
+            count > 1 && (count as u64).saturating_mul(APPROX_RECORD_BYTES) > s.max_bytes() / 4
+        });
+        if too_big {
+            let (a, b) = records.split_at(count / 2);
+            self.set_aside(a, reason, books);
+            return self.set_aside(b, reason, books);
+        }
         let output = &self.output;
         let keep = match &self.current {
             Some(InFlight {
@@ -433,19 +447,22 @@ impl Lane {
     /// counted. A send still running may deliver its batch as well
     /// (at-least-once). Returns the records set aside.
     pub(super) fn abandon(&mut self, books: &mut Books<'_>) -> usize {
-        let mut set_aside = 0;
+        // Everything in as few spool files as fit: one fsync per batch
+        // would make a large backlog outlast the deadline by far.
+        let mut left: Vec<Record> = Vec::new();
         let flights = [self.current.take(), self.waiting.take().map(|(f, _)| f)];
         for flight in flights.into_iter().flatten() {
             if let Work::Batch(batch) = flight.work {
-                set_aside += batch.records.len();
-                self.set_aside(&batch.records, "shutdown while a send hung", books);
+                left.extend(batch.records.iter().cloned());
             }
         }
-        while let Some(batch) = self.queue.pop_front() {
-            set_aside += batch.records.len();
-            self.set_aside(&batch.records, "shutdown deadline", books);
+        for batch in std::mem::take(&mut self.queue) {
+            left.extend(batch.records.iter().cloned());
         }
-        set_aside
+        if !left.is_empty() {
+            self.set_aside(&left, "shutdown deadline", books);
+        }
+        left.len()
     }
 
     /// Shutdown begins: no more retries, so a batch waiting for one is set

@@ -220,6 +220,11 @@ impl Background {
             wake_at,
         };
         self.inbox.send(command).map_err(|_| Self::closed_error())?;
+        // Delivery stops by setting `stopped`, then answering what is in
+        // the inbox: a flush that arrived after that is answered here.
+        if self.stopped.spools.lock().is_some() {
+            ticket.complete(Err(Self::closed_error()));
+        }
         Ok(ticket)
     }
 
@@ -261,7 +266,7 @@ impl Background {
 
 impl Processor for Background {
     fn flush(&self, timeout: Duration) -> Result<FlushReport> {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::time::from_now(timeout);
         let ticket = self.ask_flush(None)?;
         match ticket.wait(deadline) {
             Some(result) => result,
@@ -270,10 +275,14 @@ impl Processor for Background {
     }
 
     fn flush_async(&self, timeout: Duration) -> FlushFuture {
-        match self.ask_flush(Some(Instant::now() + timeout)) {
+        // One deadline for the future and the delivery thread that wakes it.
+        let deadline = crate::time::from_now(timeout);
+        match self.ask_flush(Some(deadline)) {
             Ok(ticket) => {
                 let (buffer, ledger) = (self.buffer.clone(), self.ledger.clone());
-                FlushFuture::waiting(ticket, timeout, move || Self::left(&buffer, &ledger))
+                FlushFuture::waiting(ticket, deadline, timeout, move || {
+                    Self::left(&buffer, &ledger)
+                })
             }
             Err(err) => FlushFuture::ready(Err(err)),
         }
@@ -287,7 +296,7 @@ impl Processor for Background {
         if self.closed.swap(true, std::sync::atomic::Ordering::SeqCst) {
             return Ok(FlushReport::default()); // already shut down
         }
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::time::from_now(timeout);
         let ticket = Arc::new(Ticket::default());
         let command = Command::Shutdown {
             deadline,
@@ -296,8 +305,9 @@ impl Processor for Background {
         if self.inbox.send(command).is_err() {
             return Err(Self::closed_error());
         }
-        let result = ticket.wait(deadline + HANDOVER_GRACE);
-        if self.stopped.wait(deadline + HANDOVER_GRACE) {
+        let grace = crate::time::later(deadline, HANDOVER_GRACE);
+        let result = ticket.wait(grace);
+        if self.stopped.wait(grace) {
             if let Some(owner) = self.owner.lock().take() {
                 let _ = owner.join(); // it has handed over and is returning
             }

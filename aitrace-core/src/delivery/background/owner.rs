@@ -29,6 +29,10 @@ struct PendingFlush {
     through: Option<u64>,
     /// When to wake an async waiter to see its deadline passed.
     wake_at: Option<Instant>,
+    /// Records buffered when it was asked for, not yet drained: once they
+    /// are, it waits only for the batches they went into (under steady load
+    /// the buffer is never empty).
+    owed: usize,
 }
 
 pub(super) struct Owner {
@@ -46,6 +50,10 @@ pub(super) struct Owner {
     /// Records drained since the last flush report.
     drained: usize,
     bell: bool,
+    /// No output had room at the last look: the doorbell is not listened to
+    /// (captures into a full buffer ring it all the time) until an answer
+    /// or a timer frees some.
+    stalled: bool,
     next_tick: Instant,
     closing: Option<(Instant, Arc<Ticket>)>,
 }
@@ -60,7 +68,7 @@ impl Owner {
         lanes: Vec<Lane>,
         stopped: Arc<Stopped>,
     ) -> Self {
-        let next_tick = Instant::now() + config.interval;
+        let next_tick = crate::time::from_now(config.interval);
         Owner {
             inbox,
             doorbell,
@@ -74,6 +82,7 @@ impl Owner {
             seq: 0,
             drained: 0,
             bell: false,
+            stalled: false,
             next_tick,
             closing: None,
         }
@@ -98,12 +107,14 @@ impl Owner {
                 break 0;
             }
             let wake = self.next_wake(now);
+            let never = crossbeam_channel::never();
+            let doorbell = if self.stalled { &never } else { &self.doorbell };
             select! {
                 recv(self.inbox) -> command => match command {
                     Ok(command) => self.handle(command),
                     Err(_) => break self.abandon(), // every handle is gone
                 },
-                recv(self.doorbell) -> _ => self.bell = true,
+                recv(doorbell) -> _ => self.bell = true,
                 default(wake.saturating_duration_since(now)) => {}
             }
             // Take whatever else arrived before looking around again.
@@ -120,6 +131,7 @@ impl Owner {
                 ticket,
                 through: None,
                 wake_at,
+                owed: self.buffer.len(),
             }),
             Command::Shutdown { deadline, ticket } => {
                 if self.closing.is_none() {
@@ -157,7 +169,7 @@ impl Owner {
         let draining = self.flushes.iter().any(|f| f.through.is_none());
         let tick = now >= self.next_tick;
         if tick {
-            self.next_tick = now + self.config.interval;
+            self.next_tick = crate::time::later(now, self.config.interval);
         }
         if !(self.bell || tick || draining || closing) {
             return;
@@ -175,7 +187,8 @@ impl Owner {
                 .unwrap_or(0);
             room.saturating_mul(size)
         };
-        if limit == 0 {
+        self.stalled = limit == 0;
+        if self.stalled {
             return; // wait for room: an answer from a sender wakes us
         }
         self.bell = false;
@@ -206,11 +219,13 @@ impl Owner {
             }
         }
         drop(stats);
-        if complete {
-            for flush in &mut self.flushes {
-                flush.through.get_or_insert(self.seq);
+        for flush in self.flushes.iter_mut().filter(|f| f.through.is_none()) {
+            flush.owed = flush.owed.saturating_sub(total);
+            if complete || flush.owed == 0 {
+                flush.through = Some(self.seq);
             }
-        } else {
+        }
+        if !complete {
             self.bell = true; // more to drain as soon as there is room
         }
     }
@@ -273,7 +288,7 @@ impl Owner {
         if let Some((deadline, _)) = &self.closing {
             wake = wake.min(*deadline);
         }
-        if self.bell && self.closing.is_none() {
+        if self.bell && self.closing.is_none() && !self.stalled {
             // Drained as far as room allowed: look again when a lane frees.
             wake = wake.min(now + Duration::from_millis(50));
         }
@@ -325,7 +340,20 @@ impl Owner {
             Ok(report.clone())
         };
         let spools = self.lanes.iter_mut().map(|l| l.spool.take()).collect();
+        self.buffer.set_undrained();
         self.stopped.stop(spools);
+        // A flush that raced the shutdown into the inbox is answered too.
+        while let Ok(command) = self.inbox.try_recv() {
+            match command {
+                Command::Flush { ticket, .. } | Command::Shutdown { ticket, .. } => {
+                    ticket.complete(Err(Error::new(
+                        ErrorKind::Closed,
+                        "the logger was shut down",
+                    )));
+                }
+                Command::Sent { .. } => {}
+            }
+        }
         for flush in self.flushes.drain(..) {
             flush.ticket.complete(if set_aside > 0 {
                 Err(stopped_early())

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 
 use super::Command;
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::output::{Output, Payload};
 use crate::record::Record;
 use crate::sending::mark_sending_thread;
@@ -42,7 +42,18 @@ pub(super) fn run(lane: usize, output: &Output, jobs: &Receiver<Job>, answers: &
     mark_sending_thread();
     let mut body = Vec::new();
     for job in jobs {
-        let outcome = send(output, &job.load, &mut body);
+        // A panic in an output (a bug) must not leave the delivery thread
+        // waiting for an answer that never comes.
+        let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            send(output, &job.load, &mut body)
+        }));
+        let outcome = sent.unwrap_or_else(|_| {
+            body = Vec::new();
+            Err(Error::new(
+                ErrorKind::Io,
+                "the output panicked while sending",
+            ))
+        });
         if body.capacity() > MAX_KEPT_BODY {
             body = Vec::new();
         }
