@@ -65,6 +65,11 @@ struct ShardState {
     spare: VecDeque<Record>,
     /// Records pushed but not yet added to `Buffer::published`.
     unpublished: usize,
+    /// Records ever appended, and ever taken out (drained, dropped as the
+    /// oldest, cleared): a flush waits until `removed` passes the `added`
+    /// it saw, shard by shard.
+    added: u64,
+    removed: u64,
     captured: u64,
     dropped: u64,
 }
@@ -189,6 +194,8 @@ impl Buffer {
                     shard.dropped += 1;
                     if shard.records.pop_front().is_some() {
                         shard.records.push_back(record);
+                        shard.removed += 1;
+                        shard.added += 1;
                     }
                     drop(shard);
                     self.wake_sender();
@@ -210,6 +217,7 @@ impl Buffer {
             }
         }
         shard.records.push_back(record);
+        shard.added += 1;
         shard.unpublished += 1;
         let ready = if shard.unpublished >= PUBLISH_EVERY {
             let n = std::mem::take(&mut shard.unpublished);
@@ -259,6 +267,7 @@ impl Buffer {
         }
         let n = records.len();
         let mut shard = self.shards[0].0.lock();
+        shard.added += n as u64;
         let mut restored = VecDeque::from(records);
         restored.append(&mut shard.records);
         shard.records = restored;
@@ -280,6 +289,7 @@ impl Buffer {
                     return None;
                 }
                 let records = std::mem::take(&mut shard.records);
+                shard.removed += records.len() as u64;
                 let unpublished = std::mem::take(&mut shard.unpublished);
                 self.published
                     .fetch_sub(records.len() - unpublished, Ordering::Relaxed);
@@ -301,6 +311,7 @@ impl Buffer {
             self.published
                 .fetch_sub(len - unpublished, Ordering::Relaxed);
             shard.records.clear();
+            shard.removed += len as u64;
             n += len;
         }
         self.discarded.fetch_add(n as u64, Ordering::Relaxed);
@@ -379,6 +390,10 @@ impl Buffer {
             taken.push((i, records));
         }
         let total: usize = taken.iter().map(|(_, r)| r.len()).sum();
+        let mut taken_len = vec![0; self.shards.len()];
+        for (i, records) in &taken {
+            taken_len[*i] = records.len();
+        }
         let mut batches = Vec::with_capacity(total.min(limit) / batch_size + 1);
         let mut current = Vec::with_capacity(batch_size.min(total + 1));
         let emit = |record: Record, batches: &mut Vec<Vec<Record>>, current: &mut Vec<Record>| {
@@ -431,6 +446,7 @@ impl Buffer {
         let mut handed_out = total;
         for (i, mut rest) in taken {
             let mut shard = self.shards[i].0.lock();
+            shard.removed += (taken_len[i] - rest.len()) as u64;
             let emptied = if rest.is_empty() {
                 rest
             } else {
@@ -446,6 +462,20 @@ impl Buffer {
         self.published.fetch_sub(handed_out, Ordering::Relaxed);
         self.made_space();
         (batches, complete)
+    }
+
+    /// Where each shard stands now: a flush asked for now is owed every
+    /// record added so far.
+    pub(crate) fn watermark(&self) -> Vec<u64> {
+        self.shards.iter().map(|s| s.0.lock().added).collect()
+    }
+
+    /// Whether every record added before `mark` was taken out.
+    pub(crate) fn passed(&self, mark: &[u64]) -> bool {
+        self.shards
+            .iter()
+            .zip(mark)
+            .all(|(s, &added)| s.0.lock().removed >= added)
     }
 
     /// Records dropped for overflow since the last call.

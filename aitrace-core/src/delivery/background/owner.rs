@@ -29,10 +29,10 @@ struct PendingFlush {
     through: Option<u64>,
     /// When to wake an async waiter to see its deadline passed.
     wake_at: Option<Instant>,
-    /// Records buffered when it was asked for, not yet drained: once they
-    /// are, it waits only for the batches they went into (under steady load
-    /// the buffer is never empty).
-    owed: usize,
+    /// The buffer's watermark when it was asked for: once every record
+    /// before it was drained, it waits only for the batches they went into
+    /// (under steady load the buffer is never empty).
+    mark: Vec<u64>,
 }
 
 pub(super) struct Owner {
@@ -131,7 +131,7 @@ impl Owner {
                 ticket,
                 through: None,
                 wake_at,
-                owed: self.buffer.len(),
+                mark: self.buffer.watermark(),
             }),
             Command::Shutdown { deadline, ticket } => {
                 if self.closing.is_none() {
@@ -220,8 +220,7 @@ impl Owner {
         }
         drop(stats);
         for flush in self.flushes.iter_mut().filter(|f| f.through.is_none()) {
-            flush.owed = flush.owed.saturating_sub(total);
-            if complete || flush.owed == 0 {
+            if complete || self.buffer.passed(&flush.mark) {
                 flush.through = Some(self.seq);
             }
         }
