@@ -206,9 +206,13 @@ impl Buffer {
                     return;
                 }
                 OverflowPolicy::Block(timeout) => {
+                    // Not counted while it waits: a stats snapshot meanwhile
+                    // must find it neither captured nor anywhere else.
+                    shard.captured -= 1;
                     drop(shard);
                     self.wake_sender();
                     shard = self.wait_for_space(timeout);
+                    shard.captured += 1;
                     if self.is_full(&shard) {
                         shard.dropped += 1;
                         return;
