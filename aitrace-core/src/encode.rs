@@ -19,7 +19,8 @@ pub const META_KEY: &str = "__tracer_meta__";
 /// keys such as `event` or `timestamp`).
 pub const RENAMED_KEY_PREFIX: &str = "user.";
 
-const FLAT_KEYS: &[&str] = &[
+/// The metadata keys, as the flat layout writes them at the top level.
+pub(crate) const FLAT_KEYS: &[&str] = &[
     "timestamp",
     "event",
     "level",

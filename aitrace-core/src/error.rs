@@ -26,6 +26,8 @@ pub enum ErrorKind {
     TimedOut,
     /// The logger was shut down.
     Closed,
+    /// Text that is not a record in the wire format ([`Record::from_json`](crate::Record::from_json)).
+    InvalidRecord,
 }
 
 /// An error from an output, a flush or a configuration.

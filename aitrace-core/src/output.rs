@@ -25,6 +25,7 @@ pub const TARGET_ENV: &str = "LOG_TRG";
 /// |---|---|
 /// | empty or `-` | standard output, JSON Lines |
 /// | `http://…`, `https://…` | HTTP ingest endpoint, a JSON array per batch |
+/// | ending in `.html` (any case) | a self-contained HTML trace report ([`write_html_report`](crate::write_html_report)) at that path (expanded as below, `file://` too), rewritten whole at every flush from every record this output has seen: it keeps them in memory, some 300 to 500 bytes each |
 /// | `file:///abs/path`, `file://localhost/abs/path` | a JSON Lines file at that local path (RFC 8089): percent-escapes such as `%20` decoded, then as below; another host, a relative path or a malformed escape is an [`InvalidTarget`](ErrorKind::InvalidTarget) error |
 /// | anything else | a JSON Lines file: `~` expanded, `<YYYYMMDD_HHMMSS>` replaced by the time the output was made (UTC), folders created, appended, created `0600` |
 ///
@@ -46,6 +47,7 @@ pub struct Output {
 enum Kind {
     Stdout,
     File(PathBuf),
+    Html(crate::html::HtmlFile),
     Http(HttpSender),
     #[cfg(feature = "testing")]
     Memory(crate::testing::InMemoryOutput),
@@ -75,6 +77,14 @@ impl Output {
     /// use [`Output::from_target`] for that), appended to, created `0600`.
     pub fn file(path: impl Into<PathBuf>) -> Self {
         Output::new(Kind::File(path.into()))
+    }
+
+    /// A self-contained HTML trace report at exactly `path`, rewritten at
+    /// every flush with every record this output has been given (kept in
+    /// memory, encoded: some 300 to 500 bytes a record, for the output's
+    /// life). See [`write_html_report`](crate::write_html_report).
+    pub fn html(path: impl Into<PathBuf>) -> Self {
+        Output::new(Kind::Html(crate::html::HtmlFile::new(path.into())))
     }
 
     /// An HTTP ingest endpoint with the default timeouts.
@@ -108,11 +118,19 @@ impl Output {
         if lower.starts_with("http://") || lower.starts_with("https://") {
             return Output::http(target);
         }
-        if file::is_file_uri(target) {
-            let path = file::path_from_file_uri(target)?;
-            return Ok(Output::file(file::expand_path(&path, start)?));
-        }
-        Ok(Output::file(file::expand_path(target, start)?))
+        let path = if file::is_file_uri(target) {
+            file::expand_path(&file::path_from_file_uri(target)?, start)?
+        } else {
+            file::expand_path(target, start)?
+        };
+        let is_html = path
+            .extension()
+            .is_some_and(|ext| ext.eq_ignore_ascii_case("html"));
+        Ok(if is_html {
+            Output::html(path)
+        } else {
+            Output::file(path)
+        })
     }
 
     /// The output `LOG_TRG` names; stdout when it is unset or empty.
@@ -152,10 +170,11 @@ impl Output {
         self.layout
     }
 
-    /// The file it writes, for file outputs.
+    /// The file it writes, for file and HTML outputs.
     pub fn path(&self) -> Option<&Path> {
         match &*self.kind {
             Kind::File(path) => Some(path),
+            Kind::Html(html) => Some(html.path()),
             _ => None,
         }
     }
@@ -203,6 +222,7 @@ impl Output {
         let kind = match &*self.kind {
             Kind::Stdout => "stdout",
             Kind::File(_) => "file",
+            Kind::Html(_) => "html",
             Kind::Http(_) => "http",
             #[cfg(feature = "testing")]
             Kind::Memory(_) => "memory",
@@ -221,6 +241,10 @@ impl Output {
             }
             Kind::File(path) => {
                 file::append(path, payload.lines)?;
+                None
+            }
+            Kind::Html(html) => {
+                html.write(payload.lines)?;
                 None
             }
             Kind::Http(sender) if payload.array.is_some() => {
@@ -282,6 +306,7 @@ impl fmt::Display for Output {
         match &*self.kind {
             Kind::Stdout => f.write_str("stdout"),
             Kind::File(path) => write!(f, "{}", path.display()),
+            Kind::Html(html) => write!(f, "{}", html.path().display()),
             Kind::Http(sender) => f.write_str(sender.redacted_url()),
             #[cfg(feature = "testing")]
             Kind::Memory(_) => f.write_str("memory"),

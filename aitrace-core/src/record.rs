@@ -418,6 +418,13 @@ impl RecordBuilder {
         self
     }
 
+    /// Sets the record id (read back from the wire by `Record::from_json`).
+    #[inline]
+    pub(crate) fn record_id(mut self, id: std::num::NonZeroU64) -> Self {
+        self.record.id = Some(id);
+        self
+    }
+
     /// Adds a user field through a mutable reference (for visitors).
     #[inline]
     pub fn push_field(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<Value>) {

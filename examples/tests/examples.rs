@@ -248,6 +248,49 @@ fn checkout_against_an_ingest_server_stores_every_record() {
     assert_eq!(stderr.matches(" ingested)").count(), 3, "{stderr}");
 }
 
+#[test]
+fn checkout_with_an_html_target_writes_a_report_of_every_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("trace.html");
+    run(example("checkout").env("LOG_TRG", &html));
+    let jsonl = dir.path().join("trace.jsonl");
+    run(example("checkout").env("LOG_TRG", &jsonl));
+    let page = std::fs::read_to_string(&html).unwrap();
+    for external in ["http://", "https://", "src=", "href=", "url("] {
+        assert!(!page.contains(external), "found {external}");
+    }
+    let open = r#"<script type="application/json" id="aitrace-data">"#;
+    let start = page.find(open).unwrap() + open.len();
+    let end = start + page[start..].find("</script>").unwrap();
+    let data: Json = serde_json::from_str(&page[start..end]).unwrap();
+    let records = data["records"].as_array().unwrap();
+    records.iter().for_each(assert_wire_record);
+    // Two runs have different ids and times: compare what each record says.
+    let shape = |r: &Json| {
+        let mut r = r.clone();
+        for key in ["timestamp", "trace_id", "span_id", "parent_span_id"] {
+            r["__tracer_meta__"].as_object_mut().unwrap().remove(key);
+        }
+        r.as_object_mut().unwrap().remove("duration_ms");
+        r
+    };
+    let expected = parse_lines(&std::fs::read_to_string(&jsonl).unwrap());
+    assert_eq!(
+        records.iter().map(shape).collect::<Vec<_>>(),
+        expected.iter().map(shape).collect::<Vec<_>>(),
+        "the report holds every record of the three flushes"
+    );
+    let traces = data["traces"].as_array().unwrap();
+    assert_eq!(traces.len(), 3);
+    for (trace, error) in traces.iter().zip([false, true, false]) {
+        assert_eq!(trace["name"], "process_order");
+        assert_eq!(trace["error"], error, "{trace}");
+        let id = trace["trace_id"].as_str().unwrap();
+        let count = records.iter().filter(|r| meta(r)["trace_id"] == id).count();
+        assert_eq!(trace["records"], count);
+    }
+}
+
 fn by_event<'a>(records: &'a [Json], event: &str) -> Vec<&'a Json> {
     records
         .iter()

@@ -1,0 +1,120 @@
+//! `aitrace spool`: what waits in a spool folder, and replaying it.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::send::{Sender, Summary};
+
+const REJECTED: &str = "rejected";
+const CORRUPT: &str = "corrupt";
+
+/// The `.jsonl` files directly in `dir`, oldest name first.
+fn batches(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "jsonl"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// The output folders of a spool root: its subfolders, or the folder itself
+/// when it holds batches (an output folder given directly).
+pub(crate) fn output_folders(root: &Path) -> Result<Vec<PathBuf>, String> {
+    let entries =
+        std::fs::read_dir(root).map_err(|e| format!("cannot read {}: {e}", root.display()))?;
+    let mut folders: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            name != REJECTED && name != CORRUPT
+        })
+        .collect();
+    folders.sort();
+    if !batches(root).is_empty() || root.join(REJECTED).is_dir() || root.join(CORRUPT).is_dir() {
+        folders.insert(0, root.to_path_buf());
+    }
+    Ok(folders)
+}
+
+/// When a batch was spooled: the micros its name starts with, else its mtime.
+fn written_at(path: &Path) -> Option<SystemTime> {
+    let name = path.file_name()?.to_str()?;
+    let micros: Option<u64> = name.split('-').next().and_then(|m| m.parse().ok());
+    match micros {
+        Some(us) if us > 0 => Some(UNIX_EPOCH + Duration::from_micros(us)),
+        _ => std::fs::metadata(path).and_then(|m| m.modified()).ok(),
+    }
+}
+
+fn count_lines(path: &Path) -> usize {
+    std::fs::read(path)
+        .map(|b| {
+            b.split(|&c| c == b'\n')
+                .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Prints each output folder's state on stdout.
+pub(crate) fn list(root: &Path) -> Result<(), String> {
+    let folders = output_folders(root)?;
+    if folders.is_empty() {
+        println!("{}: no output folders", root.display());
+    }
+    for folder in folders {
+        let pending = batches(&folder);
+        let records: usize = pending.iter().map(|p| count_lines(p)).sum();
+        let bytes: u64 = pending
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        println!("{}", folder.display());
+        print!(
+            "  pending: {} batches, {records} records, {bytes} bytes",
+            pending.len()
+        );
+        match pending.first().and_then(|p| written_at(p)) {
+            Some(oldest) => println!(", oldest {}", humantime::format_rfc3339_seconds(oldest)),
+            None => println!(),
+        }
+        let rejected = batches(&folder.join(REJECTED));
+        println!("  rejected: {} batches", rejected.len());
+        for batch in &rejected {
+            let reason = std::fs::read_to_string(batch.with_extension("reason"))
+                .map(|r| r.trim().replace('\n', " "))
+                .unwrap_or_else(|_| "(no reason recorded)".to_owned());
+            println!(
+                "    {} ({} records): {reason}",
+                batch.file_name().unwrap_or_default().to_string_lossy(),
+                count_lines(batch)
+            );
+        }
+        let corrupt = batches(&folder.join(CORRUPT)).len();
+        println!("  corrupt: {corrupt} files");
+    }
+    Ok(())
+}
+
+/// Delivers every pending batch of every output folder; each file is
+/// deleted once all its records were acknowledged.
+pub(crate) fn replay(root: &Path, sender: &Sender, summary: &mut Summary) -> Result<(), String> {
+    let mut files = Vec::new();
+    for folder in output_folders(root)? {
+        files.extend(
+            batches(&folder)
+                .into_iter()
+                .map(|p| p.to_string_lossy().into_owned()),
+        );
+    }
+    sender.send_files(&files, summary)
+}

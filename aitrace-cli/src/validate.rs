@@ -1,0 +1,199 @@
+//! `aitrace validate`: records checked against WIRE_FORMAT.md §1.
+
+use aitrace_core::wire::META_KEY;
+use serde_json::{Map, Value as Json};
+
+use crate::input;
+
+/// The problems of one record, each one sentence.
+pub(crate) fn check(object: &Map<String, Json>) -> Vec<String> {
+    let mut problems = Vec::new();
+    let meta = match object.get(META_KEY) {
+        Some(Json::Object(meta)) => {
+            if let Some(top) = object.get("timestamp") {
+                if Some(top) != meta.get("timestamp") {
+                    problems.push(
+                        "top-level timestamp differs from __tracer_meta__.timestamp (compat layout)"
+                            .to_owned(),
+                    );
+                }
+            }
+            meta
+        }
+        Some(_) => {
+            problems.push(format!("{META_KEY} is not an object"));
+            return problems;
+        }
+        None => object, // the flat layout
+    };
+    let mut string = |key: &str, required: bool| -> Option<&str> {
+        match meta.get(key) {
+            None if required => {
+                problems.push(format!("missing {key}"));
+                None
+            }
+            None => None,
+            Some(Json::String(s)) => Some(s.as_str()),
+            Some(Json::Null) if !required && key == "parent_span_id" => None,
+            Some(other) => {
+                problems.push(format!("{key} is {other}, not a string"));
+                None
+            }
+        }
+    };
+    let timestamp = string("timestamp", true).map(str::to_owned);
+    let event = string("event", true).map(str::to_owned);
+    let level = string("level", true).map(str::to_owned);
+    let _ = string("logger", false);
+    let trace_id = string("trace_id", false).map(str::to_owned);
+    let span_id = string("span_id", false).map(str::to_owned);
+    let parent = string("parent_span_id", false).map(str::to_owned);
+    let _ = string("file", false);
+    let _ = string("function", false);
+    let record_id = string("record_id", false).map(str::to_owned);
+
+    if let Some(ts) = &timestamp {
+        if !is_wire_timestamp(ts) {
+            problems.push(format!(
+                "timestamp {ts:?} is not UTC RFC 3339 with microseconds (2026-11-27T10:15:02.316023Z)"
+            ));
+        }
+    }
+    if event.as_deref() == Some("") {
+        problems.push("event is empty".to_owned());
+    }
+    if let Some(level) = &level {
+        if !["trace", "debug", "info", "warning", "error"].contains(&level.as_str()) {
+            problems.push(format!(
+                "level {level:?} is not one of trace, debug, info, warning, error"
+            ));
+        }
+    }
+    for (key, value, digits) in [
+        ("trace_id", &trace_id, 32),
+        ("span_id", &span_id, 16),
+        ("parent_span_id", &parent, 16),
+        ("record_id", &record_id, 16),
+    ] {
+        if let Some(value) = value {
+            if !is_hex_id(value, digits) {
+                problems.push(format!(
+                    "{key} {value:?} is not {digits} lower-case hex digits, not all zero"
+                ));
+            }
+        }
+    }
+    match (&trace_id, &span_id) {
+        (Some(_), None) => problems.push("trace_id without span_id".to_owned()),
+        (None, Some(_)) => problems.push("span_id without trace_id".to_owned()),
+        _ => {}
+    }
+    if parent.is_some() && span_id.is_none() {
+        problems.push("parent_span_id without span_id".to_owned());
+    }
+    match meta.get("line") {
+        None => {}
+        Some(Json::Number(n))
+            if n.as_u64()
+                .is_some_and(|n| n >= 1 && n <= u64::from(u32::MAX)) => {}
+        Some(other) => problems.push(format!("line {other} is not an integer from 1")),
+    }
+    match meta.get("provisional") {
+        None => {}
+        Some(Json::Bool(true)) if event.as_deref().is_some_and(|e| e.ends_with(".start")) => {}
+        Some(Json::Bool(true)) => {
+            problems.push("provisional on a record that is not NAME.start".to_owned())
+        }
+        Some(Json::Bool(false)) => {}
+        Some(other) => problems.push(format!("provisional is {other}, not a boolean")),
+    }
+    problems
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ`, a real instant.
+fn is_wire_timestamp(ts: &str) -> bool {
+    let b = ts.as_bytes();
+    let shape = b.len() == 27
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T',
+            13 | 16 => *c == b':',
+            19 => *c == b'.',
+            26 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        });
+    shape && humantime::parse_rfc3339(ts).is_ok()
+}
+
+fn is_hex_id(id: &str, digits: usize) -> bool {
+    id.len() == digits
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && id.bytes().any(|b| b != b'0')
+}
+
+/// Checks every file; prints `FILE:POS: problem` lines on stdout. Returns
+/// the number of problems.
+pub(crate) fn validate(sources: &[String]) -> Result<usize, String> {
+    let mut problems = 0;
+    let mut records = 0;
+    for source in sources {
+        let text = input::read_source(source)?;
+        for item in input::parse(&text) {
+            records += 1;
+            let found = match &item.object {
+                Ok(object) => check(object),
+                Err(e) => vec![e.clone()],
+            };
+            for problem in found {
+                println!("{}:{}: {problem}", input::name(source), item.pos);
+                problems += 1;
+            }
+        }
+    }
+    eprintln!(
+        "aitrace: {records} records checked in {} files, {problems} problems",
+        sources.len()
+    );
+    Ok(problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(json: &str) -> Vec<String> {
+        let value: Json = serde_json::from_str(json).unwrap();
+        check(value.as_object().unwrap())
+    }
+
+    #[test]
+    fn a_good_record_has_no_problems_in_either_layout() {
+        let meta = r#""timestamp":"2026-11-27T10:15:02.316023Z","event":"a.start","level":"warning","trace_id":"7902f7b02e9e2b9ce0c11a928f3e2153","span_id":"c945084284bd5c4f","parent_span_id":null,"line":3,"provisional":true"#;
+        assert_eq!(
+            problems(&format!(r#"{{"x":1,"__tracer_meta__":{{{meta}}}}}"#)),
+            Vec::<String>::new()
+        );
+        assert_eq!(problems(&format!("{{{meta}}}")), Vec::<String>::new());
+    }
+
+    #[test]
+    fn each_rule_is_reported() {
+        let p = problems(
+            r#"{"__tracer_meta__":{"timestamp":"2026-11-27 10:15:02","level":"WARN","trace_id":"7902F7B02E9E2B9CE0C11A928F3E2153","span_id":"0000000000000000","line":0,"provisional":true}}"#,
+        );
+        let text = p.join("\n");
+        for expected in [
+            "missing event",
+            "timestamp",
+            "level \"WARN\"",
+            "trace_id",
+            "span_id",
+            "line 0",
+            "provisional on",
+        ] {
+            assert!(text.contains(expected), "{expected} in\n{text}");
+        }
+    }
+}

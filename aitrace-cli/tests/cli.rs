@@ -1,0 +1,627 @@
+//! Runs the built `aitrace` binary on real files, as a user would.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use aitrace_testkit::{Answer, Fault, FaultServer, IngestServer, dead_url};
+use serde_json::Value as Json;
+
+/// The checkout example's stdout (3 orders, the second's payment declined),
+/// captured with `cargo run -p aitrace-examples --example checkout`.
+fn checkout() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/checkout.jsonl")
+}
+
+fn checkout_lines() -> Vec<Json> {
+    std::fs::read_to_string(checkout())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn meta(record: &Json) -> &Json {
+    &record["__tracer_meta__"]
+}
+
+fn aitrace() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_aitrace"));
+    cmd.env("NO_COLOR", "1")
+        .env_remove("LOG_TRG")
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+fn run(cmd: &mut Command) -> (Output, String, String) {
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    let stderr = String::from_utf8(out.stderr.clone()).unwrap();
+    (out, stdout, stderr)
+}
+
+fn run_with_stdin(cmd: &mut Command, input: &str) -> (Output, String, String) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    let stderr = String::from_utf8(out.stderr.clone()).unwrap();
+    (out, stdout, stderr)
+}
+
+#[test]
+fn view_draws_one_tree_per_order_with_the_declined_payment_marked() {
+    let (out, stdout, stderr) = run(aitrace().arg("view").arg(checkout()));
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stdout.contains('\u{1b}'), "no colour when not a terminal");
+    assert_eq!(stdout.matches("\ntrace ").count() + 1, 3, "{stdout}");
+    assert_eq!(stdout.matches("  ERROR\n").count(), 1, "one trace flagged");
+    // The order is the root, its steps one level in, their records two in.
+    let lines: Vec<&str> = stdout.lines().collect();
+    let root = lines
+        .iter()
+        .position(|l| l.ends_with("▸ process_order") || l.contains("▸ process_order "))
+        .unwrap();
+    assert!(lines[root].starts_with("  ") && !lines[root].starts_with("   "));
+    let declined = lines
+        .iter()
+        .find(|l| l.contains("▸ charge_payment") && l.contains("✖ card 4000000000000002 declined"))
+        .expect("the failed span shows its error");
+    assert!(
+        declined.starts_with("    ") && !declined.starts_with("     "),
+        "{declined}"
+    );
+    assert!(
+        declined.contains("amount=469.74"),
+        "span fields shown: {declined}"
+    );
+    let payment = lines
+        .iter()
+        .find(|l| l.contains("payment_declined"))
+        .unwrap();
+    assert!(
+        payment.starts_with("      ") && payment.contains("ERROR"),
+        "{payment}"
+    );
+    assert!(stdout.contains("items=1"), "user fields compactly");
+}
+
+#[test]
+fn view_reads_a_pipe_in_any_layout_and_skips_bad_lines_with_their_number() {
+    let input = [
+        r#"{"event":"flat_one","level":"warning","timestamp":"2026-11-27T10:00:00.000001Z","trace_id":"7902f7b02e9e2b9ce0c11a928f3e2153","span_id":"c945084284bd5c4f","parent_span_id":"f4c85b034aaea034","n":1}"#,
+        "this is not json",
+        r#"{"timestamp":"2026-11-27T10:00:00.000000Z","__tracer_meta__":{"timestamp":"2026-11-27T10:00:00.000000Z","event":"no_ids","level":"info"}}"#,
+        r#"{"__tracer_meta__":{"event":"job.start","level":"info","trace_id":"7902f7b02e9e2b9ce0c11a928f3e2153","span_id":"aaaaaaaaaaaaaaaa","provisional":true}}"#,
+    ]
+    .join("\n");
+    let (out, stdout, stderr) = run_with_stdin(aitrace().arg("view"), &input);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("<stdin>:line 2: skipped: not JSON"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("WARNING flat_one  n=1"), "{stdout}");
+    assert!(
+        stdout.contains("(parent f4c85b034aaea034 not seen)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("▸ job (open: no .end"), "{stdout}");
+    assert!(stdout.contains("records without a trace id"), "{stdout}");
+    assert!(stdout.contains("no_ids"), "{stdout}");
+    assert!(
+        !stdout.contains("timestamp="),
+        "compat's duplicate is not a field: {stdout}"
+    );
+
+    let array = format!(
+        "[{}]",
+        input
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let (out, stdout_array, _) = run_with_stdin(aitrace().arg("view").arg("-"), &array);
+    assert!(out.status.success());
+    assert!(stdout_array.contains("flat_one") && stdout_array.contains("no_ids"));
+}
+
+#[test]
+fn view_filters_by_level_trace_and_text() {
+    let (_, errors, _) = run(aitrace().args(["view", "--level", "error"]).arg(checkout()));
+    assert_eq!(
+        errors.matches("\ntrace ").count() + 1,
+        1,
+        "only the declined order: {errors}"
+    );
+    assert!(errors.contains("payment_declined") && !errors.contains("cart_validated"));
+
+    let records = checkout_lines();
+    let last = meta(records.last().unwrap())["trace_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, one, _) = run(aitrace()
+        .args(["view", "--trace", &last[..10]])
+        .arg(checkout()));
+    assert!(
+        one.starts_with(&format!("trace {last}")) && one.matches("trace ").count() == 1,
+        "{one}"
+    );
+    assert!(one.contains("o1003") && !one.contains("o1001"));
+
+    let (_, grep, _) = run(aitrace()
+        .args(["view", "--grep", "tx_o1001"])
+        .arg(checkout()));
+    assert!(
+        grep.contains("payment_captured") && grep.contains("email_sent"),
+        "{grep}"
+    );
+    assert!(
+        !grep.contains("checkout_started") && !grep.contains("o1002"),
+        "{grep}"
+    );
+}
+
+#[test]
+fn view_follow_prints_appended_records_and_stops_cleanly_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("live.jsonl");
+    let lines: Vec<String> = std::fs::read_to_string(checkout())
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    std::fs::write(&path, format!("{}\n", lines[0])).unwrap();
+    let mut child = aitrace()
+        .args(["view", "--follow"])
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_for = |needle: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("no line with {needle:?}: {e}"),
+            }
+        }
+    };
+    let first = wait_for("process_order");
+    assert!(first.contains("▸ process_order"), "{first}");
+    // Append the rest in two writes, the first ending mid-line.
+    let rest = lines[1..].join("\n") + "\n";
+    let (a, b) = rest.split_at(rest.len() / 2);
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    file.write_all(a.as_bytes()).unwrap();
+    file.flush().unwrap();
+    file.write_all(b.as_bytes()).unwrap();
+    drop(file);
+    let declined = wait_for("◂ charge_payment 0.");
+    let declined = if declined.contains('✖') {
+        declined
+    } else {
+        wait_for("✖ card 4000000000000002 declined")
+    };
+    assert!(declined.contains("◂ charge_payment"), "{declined}");
+    wait_for("checkout_completed  order_id=o1003");
+
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "--follow did not stop on SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn view_follow_for_stops_by_itself_and_lists_open_spans() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("open.jsonl");
+    let line = std::fs::read_to_string(checkout())
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    std::fs::write(&path, line + "\n").unwrap();
+    let started = Instant::now();
+    let (out, stdout, stderr) = run(aitrace()
+        .args(["view", "--follow", "--follow-for", "0.3"])
+        .arg(&path));
+    assert!(out.status.success(), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(stdout.contains("still open: process_order"), "{stdout}");
+}
+
+/// The JSON a report embeds.
+fn embedded(page: &str) -> Json {
+    let open = r#"<script type="application/json" id="aitrace-data">"#;
+    let start = page.find(open).expect("data element") + open.len();
+    let end = start + page[start..].find("</script>").unwrap();
+    serde_json::from_str(&page[start..end]).unwrap()
+}
+
+#[test]
+fn report_embeds_every_trace_and_record_of_the_checkout_example() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("report.html");
+    let (out, _, stderr) = run(aitrace().arg("report").arg(checkout()).arg("-o").arg(&html));
+    assert!(out.status.success(), "{stderr}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    for external in [
+        "http://", "https://", "//cdn", "src=", "href=", "@import", "url(",
+    ] {
+        assert!(
+            !page.contains(external),
+            "the page loads nothing: found {external}"
+        );
+    }
+    let data = embedded(&page);
+    let expected = checkout_lines();
+    assert_eq!(
+        data["records"].as_array().unwrap(),
+        &expected,
+        "every record, as written"
+    );
+    let mut trace_ids: Vec<&str> = expected
+        .iter()
+        .map(|r| meta(r)["trace_id"].as_str().unwrap())
+        .collect();
+    trace_ids.dedup();
+    let traces = data["traces"].as_array().unwrap();
+    let listed: Vec<&str> = traces
+        .iter()
+        .map(|t| t["trace_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, trace_ids, "each trace once, in start order");
+    for (trace, id) in traces.iter().zip(&trace_ids) {
+        let count = expected
+            .iter()
+            .filter(|r| meta(r)["trace_id"] == *id)
+            .count();
+        assert_eq!(trace["records"], count);
+        assert_eq!(trace["name"], "process_order");
+        assert!(trace["duration_ms"].as_f64().unwrap() >= 0.0);
+        assert!(trace["start"].as_str().unwrap().ends_with('Z'));
+    }
+    let errors: Vec<bool> = traces
+        .iter()
+        .map(|t| t["error"].as_bool().unwrap())
+        .collect();
+    assert_eq!(errors, [false, true, false], "the declined payment");
+}
+
+#[test]
+fn validate_accepts_the_example_and_reports_each_problem_with_its_line() {
+    let (out, stdout, stderr) = run(aitrace().arg("validate").arg(checkout()));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_eq!(stdout, "");
+    assert!(
+        stderr.contains("49 records checked in 1 files, 0 problems"),
+        "{stderr}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.jsonl");
+    let good = std::fs::read_to_string(checkout())
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    std::fs::write(
+        &bad,
+        format!(
+            "{good}\n{}\n{{\"__tracer_meta__\":{{\"timestamp\":\"2026-11-27T10:15:02.316023Z\",\"event\":\"e\",\"level\":\"warn\",\"trace_id\":\"7902F7B02E9E2B9CE0C11A928F3E2153\",\"span_id\":\"c945084284bd5c4f\"}}}}\nnot json\n",
+            good.replace("\"level\":\"info\"", "\"level\":7")
+        ),
+    )
+    .unwrap();
+    let (out, stdout, _) = run(aitrace().arg("validate").arg(&bad));
+    assert_eq!(out.status.code(), Some(1));
+    let name = bad.display().to_string();
+    assert!(
+        stdout.contains(&format!("{name}:line 2: level is 7, not a string")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("{name}:line 3: level \"warn\" is not one of")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "{name}:line 3: trace_id \"7902F7B02E9E2B9CE0C11A928F3E2153\""
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("{name}:line 4: not JSON")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("line 1:"), "{stdout}");
+}
+
+#[test]
+fn send_delivers_in_batches_and_deletes_only_files_whose_every_record_was_acknowledged() {
+    let server = IngestServer::start(Answer::Reference);
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("aitrace-unsent-1.jsonl");
+    std::fs::copy(checkout(), &whole).unwrap();
+    let damaged = dir.path().join("aitrace-unsent-2.jsonl");
+    let first = std::fs::read_to_string(checkout())
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    std::fs::write(&damaged, format!("{first}\n{{\"torn\":\n")).unwrap();
+
+    let (out, stdout, stderr) = run(aitrace().arg("send").arg(&whole).arg(&damaged).args([
+        "--to",
+        &server.url,
+        "--batch-size",
+        "20",
+        "--delete-after",
+    ]));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an invalid line is not delivered: {stderr}"
+    );
+    assert_eq!(stdout, "", "data only on stdout; the summary is on stderr");
+    assert!(
+        stderr.contains("aitrace-unsent-2.jsonl:line 2: skipped as invalid"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("sent 50 records"), "{stderr}");
+    assert!(
+        stderr.contains("1 skipped as invalid, 0 failed"),
+        "{stderr}"
+    );
+    assert!(!whole.exists(), "fully acknowledged: deleted");
+    assert!(damaged.exists(), "a file with an invalid line is kept");
+
+    let sizes: Vec<usize> = server
+        .batches()
+        .iter()
+        .map(|b| b.as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes, [20, 20, 9, 1], "batches never span files");
+    let mut expected = checkout_lines();
+    expected.push(serde_json::from_str(&first).unwrap());
+    assert_eq!(
+        server.records(),
+        expected,
+        "records arrive exactly as written"
+    );
+}
+
+#[test]
+fn send_retries_transient_failures_and_fails_loudly_when_nothing_answers() {
+    let server = FaultServer::start();
+    server.script([Fault::Status(503), Fault::RetryAfter(429, "0".into())]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("batch.jsonl");
+    std::fs::copy(checkout(), &file).unwrap();
+    let (out, _, stderr) =
+        run(aitrace()
+            .arg("send")
+            .arg(&file)
+            .args(["--to", &server.url, "--delete-after"]));
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(server.requests(), 3, "two refusals, then delivered");
+    assert_eq!(server.records().len(), 49);
+    assert!(!file.exists());
+
+    std::fs::copy(checkout(), &file).unwrap();
+    let (out, _, stderr) = run(aitrace().arg("send").arg(&file).args([
+        "--to",
+        &dead_url(),
+        "--attempts",
+        "2",
+        "--delete-after",
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("was not delivered") && stderr.contains("after 2 attempts"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("0 skipped as invalid, 49 failed"),
+        "{stderr}"
+    );
+    assert!(file.exists(), "nothing acknowledged: kept");
+}
+
+#[test]
+fn send_to_an_html_target_writes_one_report_of_every_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("all.html");
+    let (out, _, stderr) = run(aitrace()
+        .arg("send")
+        .arg(checkout())
+        .arg(checkout())
+        .args(["--batch-size", "7", "--to"])
+        .arg(&html));
+    assert!(out.status.success(), "{stderr}");
+    let data = embedded(&std::fs::read_to_string(&html).unwrap());
+    assert_eq!(data["records"].as_array().unwrap().len(), 98);
+    assert_eq!(data["traces"].as_array().unwrap().len(), 3);
+}
+
+/// A spool folder as the core lays it out: batches named
+/// `<micros>-<pid>-<seq>.jsonl`, `rejected/` with `.reason` files, `corrupt/`.
+fn spool_fixture(root: &Path) -> PathBuf {
+    let output = root.join("http-0123456789abcdef");
+    std::fs::create_dir_all(output.join("rejected")).unwrap();
+    std::fs::create_dir_all(output.join("corrupt")).unwrap();
+    let lines: Vec<String> = std::fs::read_to_string(checkout())
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    std::fs::write(
+        output.join("00001795774502316023-0000000042-000001.jsonl"),
+        lines[..30].join("\n") + "\n",
+    )
+    .unwrap();
+    std::fs::write(
+        output.join("00001795774503000000-0000000042-000002.jsonl"),
+        lines[30..].join("\n") + "\n",
+    )
+    .unwrap();
+    std::fs::write(
+        output.join("rejected/00001795774501000000-0000000042-000009.jsonl"),
+        lines[0].clone() + "\n",
+    )
+    .unwrap();
+    std::fs::write(
+        output.join("rejected/00001795774501000000-0000000042-000009.reason"),
+        "HTTP 400: bad batch\n",
+    )
+    .unwrap();
+    std::fs::write(
+        output.join("corrupt/00001795774500000000-0000000042-000003.jsonl"),
+        "{\"torn",
+    )
+    .unwrap();
+    output
+}
+
+#[test]
+fn spool_lists_pending_rejected_and_corrupt_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = spool_fixture(dir.path());
+    let (out, stdout, stderr) = run(aitrace().arg("spool").arg(dir.path()));
+    assert!(out.status.success(), "{stderr}");
+    let pending_bytes = std::fs::metadata(checkout()).unwrap().len();
+    assert!(
+        stdout.starts_with(&format!("{}\n", output.display())),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "  pending: 2 batches, 49 records, {pending_bytes} bytes, oldest 2026-11-27T10:15:02Z"
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("  rejected: 1 batches\n    00001795774501000000-0000000042-000009.jsonl (1 records): HTTP 400: bad batch"), "{stdout}");
+    assert!(stdout.contains("  corrupt: 1 files"), "{stdout}");
+}
+
+#[test]
+fn spool_replay_delivers_pending_batches_and_deletes_them_once_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = spool_fixture(dir.path());
+    let server = IngestServer::start(Answer::Status(503, "down".into()));
+    let (out, _, stderr) = run(aitrace().arg("spool").arg(dir.path()).args([
+        "--replay",
+        "--attempts",
+        "1",
+        "--to",
+        &server.url,
+    ]));
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        std::fs::read_dir(&output)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().is_file())
+            .count(),
+        2,
+        "kept"
+    );
+
+    server.set_answer(Answer::Reference);
+    let (out, _, stderr) =
+        run(aitrace()
+            .arg("spool")
+            .arg(dir.path())
+            .args(["--replay", "--to", &server.url]));
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("sent 49 records") && stderr.contains("2 files deleted"),
+        "{stderr}"
+    );
+    assert_eq!(server.records(), checkout_lines());
+    assert_eq!(
+        std::fs::read_dir(&output)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().is_file())
+            .count(),
+        0
+    );
+    assert!(
+        output
+            .join("rejected/00001795774501000000-0000000042-000009.jsonl")
+            .exists(),
+        "rejected batches are not replayed"
+    );
+}
+
+#[test]
+fn every_command_has_help_with_an_example_and_errors_are_one_line() {
+    for command in ["view", "report", "send", "spool", "validate"] {
+        let (out, stdout, _) = run(aitrace().args([command, "--help"]));
+        assert!(out.status.success());
+        assert!(
+            stdout.contains("Example") && stdout.contains(&format!("aitrace {command} ")),
+            "{command}: {stdout}"
+        );
+    }
+    let (out, stdout, _) = run(aitrace().arg("--version"));
+    assert!(out.status.success() && stdout.starts_with("aitrace "));
+
+    let (out, stdout, stderr) = run(aitrace().args(["view", "/no/such/file.jsonl"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout, "");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("aitrace: error: cannot read /no/such/file.jsonl"),
+        "{stderr}"
+    );
+
+    let (out, _, stderr) = run(aitrace().args(["send", "x.jsonl", "--to", "http://[::1"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.starts_with("aitrace: error: bad target"), "{stderr}");
+}

@@ -1,0 +1,299 @@
+//! Reading a record back from its wire JSON (WIRE_FORMAT.md §1), for tools
+//! that resend, convert or render records written earlier.
+
+use std::num::NonZeroU64;
+use std::time::SystemTime;
+
+use serde_json::{Map, Value as Json};
+
+use crate::encode::{FLAT_KEYS, META_KEY};
+use crate::error::{Error, ErrorKind, Result};
+use crate::ids::{SpanId, TraceId};
+use crate::level::Level;
+use crate::record::{Record, SpanContext};
+use crate::value::Value;
+
+impl Record {
+    /// Reads one record from its JSON object in any layout the wire format
+    /// allows: namespaced (metadata under `__tracer_meta__`), compat (the
+    /// same with a top-level `timestamp`, which is dropped) or flat (metadata
+    /// keys at the top level).
+    ///
+    /// `timestamp`, `event` and `level` are required; `trace_id` and
+    /// `span_id` come together or not at all. Levels are read leniently
+    /// (`warn` and `WARNING` are [`Level::Warn`]), ids in either case.
+    /// Unknown metadata keys are ignored. User keys are kept as written,
+    /// `user.`-prefixed ones included, so encoding the record again in the
+    /// layout it was read from gives the same keys.
+    ///
+    /// Fails with [`ErrorKind::InvalidRecord`] and a message naming the
+    /// offending key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use aitrace_core::{Layout, Level, Record};
+    ///
+    /// let line = r#"{"user_id":"u2","__tracer_meta__":{"timestamp":"2026-11-27T10:15:02.316023Z","event":"checkout_started","level":"info","trace_id":"7902f7b02e9e2b9ce0c11a928f3e2153","span_id":"c945084284bd5c4f","parent_span_id":null}}"#;
+    /// let record = Record::from_json(line).unwrap();
+    /// assert_eq!(record.level(), Level::Info);
+    /// assert_eq!(record.event(), "checkout_started");
+    /// assert_eq!(Layout::Namespaced.to_json(&record), line);
+    /// ```
+    pub fn from_json(text: &str) -> Result<Record> {
+        let json: Json = serde_json::from_str(text)
+            .map_err(|e| invalid(format!("not JSON: {e}")).with_source(e))?;
+        match json {
+            Json::Object(object) => from_object(object),
+            other => Err(invalid(format!(
+                "a record is a JSON object, not {}",
+                json_type(&other)
+            ))),
+        }
+    }
+}
+
+fn invalid(message: String) -> Error {
+    Error::new(ErrorKind::InvalidRecord, message)
+}
+
+/// The JSON type of a value, for messages.
+fn json_type(value: &Json) -> &'static str {
+    match value {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
+    }
+}
+
+fn from_object(mut object: Map<String, Json>) -> Result<Record> {
+    let (meta, user) = match object.shift_remove(META_KEY) {
+        Some(Json::Object(meta)) => {
+            // Compat: the top-level timestamp duplicates the meta one.
+            if object.get("timestamp").is_some() && object.get("timestamp") == meta.get("timestamp")
+            {
+                object.shift_remove("timestamp");
+            }
+            (meta, object)
+        }
+        Some(other) => {
+            return Err(invalid(format!(
+                "{META_KEY} must be an object, not {}",
+                json_type(&other)
+            )));
+        }
+        None => {
+            let mut meta = Map::new();
+            for key in FLAT_KEYS {
+                if let Some(value) = object.shift_remove(*key) {
+                    meta.insert((*key).to_owned(), value);
+                }
+            }
+            (meta, object)
+        }
+    };
+    let text = |key: &str| -> Result<Option<&str>> {
+        match meta.get(key) {
+            None | Some(Json::Null) => Ok(None),
+            Some(Json::String(s)) => Ok(Some(s)),
+            Some(other) => Err(invalid(format!(
+                "{key} must be a string, not {}",
+                json_type(other)
+            ))),
+        }
+    };
+    let timestamp = text("timestamp")?.ok_or_else(|| invalid("no timestamp".into()))?;
+    let timestamp = parse_timestamp(timestamp)?;
+    let event = text("event")?.ok_or_else(|| invalid("no event".into()))?;
+    let level = text("level")?.ok_or_else(|| invalid("no level".into()))?;
+    let level: Level = level
+        .parse()
+        .map_err(|_| invalid(format!("unknown level {level:?}")))?;
+    let mut builder = Record::builder(level, event.to_owned()).timestamp(timestamp);
+    if let Some(logger) = text("logger")? {
+        builder = builder.logger(logger.to_owned());
+    }
+    let trace_id = text("trace_id")?;
+    let span_id = text("span_id")?;
+    match (trace_id, span_id) {
+        (Some(trace), Some(span)) => {
+            let trace = TraceId::from_hex(trace)
+                .ok_or_else(|| invalid(format!("trace_id {trace:?} is not 32 hex digits")))?;
+            let span = parse_span_id("span_id", span)?;
+            let parent = text("parent_span_id")?
+                .map(|p| parse_span_id("parent_span_id", p))
+                .transpose()?;
+            builder = builder.span_context(SpanContext::new(trace, span, parent));
+        }
+        (None, None) => {}
+        (Some(_), None) => return Err(invalid("trace_id without span_id".into())),
+        (None, Some(_)) => return Err(invalid("span_id without trace_id".into())),
+    }
+    if let Some(file) = text("file")? {
+        builder = builder.file(file.to_owned());
+    }
+    match meta.get("line") {
+        None | Some(Json::Null) => {}
+        Some(Json::Number(n)) => {
+            let line = n
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| invalid(format!("line {n} is not a line number")))?;
+            builder = builder.line(line);
+        }
+        Some(other) => {
+            return Err(invalid(format!(
+                "line must be an integer, not {}",
+                json_type(other)
+            )));
+        }
+    }
+    if let Some(function) = text("function")? {
+        builder = builder.function(function.to_owned());
+    }
+    match meta.get("provisional") {
+        None | Some(Json::Null) => {}
+        Some(Json::Bool(b)) => builder = builder.provisional(*b),
+        Some(other) => {
+            return Err(invalid(format!(
+                "provisional must be a boolean, not {}",
+                json_type(other)
+            )));
+        }
+    }
+    if let Some(id) = text("record_id")? {
+        let id = u64::from_str_radix(id, 16)
+            .ok()
+            .filter(|_| id.len() == 16)
+            .and_then(NonZeroU64::new)
+            .ok_or_else(|| invalid(format!("record_id {id:?} is not 16 hex digits")))?;
+        builder = builder.record_id(id);
+    }
+    let builder = builder
+        .reserve_fields(user.len())
+        .fields(user.into_iter().map(|(k, v)| (k, Value::from(v))));
+    Ok(builder.build())
+}
+
+fn parse_span_id(key: &str, hex: &str) -> Result<SpanId> {
+    SpanId::from_hex(hex).ok_or_else(|| invalid(format!("{key} {hex:?} is not 16 hex digits")))
+}
+
+/// RFC 3339 in UTC (`Z`), any fraction of a second.
+fn parse_timestamp(text: &str) -> Result<SystemTime> {
+    humantime::parse_rfc3339(text)
+        .map_err(|e| invalid(format!("timestamp {text:?} is not RFC 3339 UTC: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Layout;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn sample() -> Record {
+        let ctx = SpanContext::new(
+            TraceId::from_hex("7902f7b02e9e2b9ce0c11a928f3e2153").unwrap(),
+            SpanId::from_hex("c945084284bd5c4f").unwrap(),
+            SpanId::from_hex("f4c85b034aaea034"),
+        );
+        Record::builder(Level::Warn, "checkout_started")
+            .timestamp(UNIX_EPOCH + Duration::from_micros(1_795_774_502_316_023))
+            .logger("shop::checkout")
+            .span_context(ctx)
+            .file("examples/checkout.rs")
+            .line(111)
+            .function("simulate_checkout")
+            .provisional(true)
+            .record_id(NonZeroU64::new(0xabc).unwrap())
+            .field("user_id", "u2")
+            .field("items", vec![1, 2])
+            .field("total", 469.74)
+            .field("nested", Value::from(serde_json::json!({"a": {"b": null}})))
+            .build()
+    }
+
+    #[test]
+    fn every_layout_reads_back_to_the_same_record() {
+        let record = sample();
+        for layout in [Layout::Namespaced, Layout::Flat, Layout::Compat] {
+            let json = layout.to_json(&record);
+            let back = Record::from_json(&json).unwrap_or_else(|e| panic!("{layout:?}: {e}"));
+            assert_eq!(back, record, "{layout:?}");
+            assert_eq!(layout.to_json(&back), json, "{layout:?}");
+        }
+    }
+
+    #[test]
+    fn a_record_without_ids_or_location_reads_back() {
+        let record = Record::builder(Level::Info, "hello")
+            .timestamp(UNIX_EPOCH + Duration::from_secs(1_800_000_000))
+            .build();
+        let back = Record::from_json(&Layout::Namespaced.to_json(&record)).unwrap();
+        assert_eq!(back, record);
+        assert_eq!(back.span_context(), None);
+    }
+
+    #[test]
+    fn bad_records_are_errors_naming_the_key() {
+        let ts = r#""timestamp":"2026-11-27T10:15:02.316023Z""#;
+        let cases = [
+            ("[1]".to_owned(), "not an array"),
+            ("{".to_owned(), "not JSON"),
+            (r#"{"__tracer_meta__":3}"#.to_owned(), "must be an object"),
+            (r#"{"event":"e","level":"info"}"#.to_owned(), "no timestamp"),
+            (
+                r#"{"timestamp":"yesterday","event":"e","level":"info"}"#.to_owned(),
+                "not RFC 3339",
+            ),
+            (format!(r#"{{{ts},"level":"info"}}"#), "no event"),
+            (
+                format!(r#"{{{ts},"event":"e","level":"loud"}}"#),
+                "unknown level",
+            ),
+            (
+                format!(r#"{{{ts},"event":5,"level":"info"}}"#),
+                "event must be a string",
+            ),
+            (
+                format!(
+                    r#"{{{ts},"event":"e","level":"info","trace_id":"00000000000000000000000000000000","span_id":"c945084284bd5c4f"}}"#
+                ),
+                "trace_id",
+            ),
+            (
+                format!(
+                    r#"{{{ts},"event":"e","level":"info","trace_id":"7902f7b02e9e2b9ce0c11a928f3e2153"}}"#
+                ),
+                "trace_id without span_id",
+            ),
+            (
+                format!(r#"{{{ts},"event":"e","level":"info","line":-1}}"#),
+                "not a line number",
+            ),
+            (
+                format!(r#"{{{ts},"event":"e","level":"info","provisional":"yes"}}"#),
+                "provisional must be a boolean",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = Record::from_json(&text).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidRecord, "{text}");
+            assert!(err.to_string().contains(expected), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_compat_timestamp_is_dropped_but_a_different_user_timestamp_is_kept() {
+        let meta = r#""__tracer_meta__":{"timestamp":"2026-11-27T10:15:02.316023Z","event":"e","level":"warning"}"#;
+        let compat = format!(r#"{{"timestamp":"2026-11-27T10:15:02.316023Z",{meta}}}"#);
+        assert_eq!(Record::from_json(&compat).unwrap().fields().len(), 0);
+        let user = format!(r#"{{"timestamp":"tomorrow",{meta}}}"#);
+        let record = Record::from_json(&user).unwrap();
+        assert_eq!(record.field("timestamp"), Some(&Value::from("tomorrow")));
+        assert_eq!(record.level(), Level::Warn);
+    }
+}
