@@ -152,6 +152,10 @@
       tr.classList.add('selected');
       selectedTrace = t;
       renderTrace(t);
+      // A link to this trace: report.html#trace=ID opens it.
+      if (t.trace_id && window.history && history.replaceState) {
+        history.replaceState(null, '', '#trace=' + t.trace_id);
+      }
     };
     traceRows.push(tr);
     return tr;
@@ -340,4 +344,11 @@
   levelSel.onchange = refilter;
   search.oninput = function () { clearTimeout(timer); timer = setTimeout(refilter, 250); };
   renderList();
+  var wanted = /^#trace=([0-9a-fA-F]+)$/.exec(location.hash || '');
+  if (wanted) {
+    data.traces.forEach(function (t) {
+      if (!selectedTrace && t.trace_id === wanted[1].toLowerCase()) { selectedTrace = t; }
+    });
+    if (selectedTrace) { renderList(); renderTrace(selectedTrace); }
+  }
 })();
