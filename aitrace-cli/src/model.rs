@@ -3,26 +3,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use aitrace_core::wire::FLAT_KEYS;
 use aitrace_core::wire::{DURATION_FIELD, ERROR_FIELD, META_KEY};
 use serde_json::{Map, Value as Json};
 
 /// The levels in order, as the wire format writes them.
 pub(crate) const LEVELS: [&str; 5] = ["trace", "debug", "info", "warning", "error"];
-
-const FLAT_KEYS: [&str; 12] = [
-    "timestamp",
-    "event",
-    "level",
-    "logger",
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "file",
-    "line",
-    "function",
-    "provisional",
-    "record_id",
-];
 
 /// A level's rank in [`LEVELS`]; unknown levels rank as `info`.
 pub(crate) fn level_rank(level: &str) -> usize {

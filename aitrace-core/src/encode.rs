@@ -20,7 +20,7 @@ pub const META_KEY: &str = "__tracer_meta__";
 pub const RENAMED_KEY_PREFIX: &str = "user.";
 
 /// The metadata keys, as the flat layout writes them at the top level.
-pub(crate) const FLAT_KEYS: &[&str] = &[
+pub const FLAT_KEYS: &[&str] = &[
     "timestamp",
     "event",
     "level",

@@ -130,7 +130,7 @@ pub use value::Value;
 /// names and the documented fallbacks' limits.
 pub mod wire {
     pub use crate::buffer::DROPPED_EVENT;
-    pub use crate::encode::{META_KEY, RENAMED_KEY_PREFIX};
+    pub use crate::encode::{FLAT_KEYS, META_KEY, RENAMED_KEY_PREFIX};
     pub use crate::file::TIMESTAMP_PLACEHOLDER;
     pub use crate::span::{DURATION_FIELD, ERROR_FIELD};
     pub use crate::value::MAX_VALUE_DEPTH;
