@@ -8,9 +8,7 @@ const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// `now + d`, saturating at about a century from now instead of panicking
 /// (`Duration::MAX` is a natural way to say "wait forever").
 pub(crate) fn later(now: Instant, d: Duration) -> Instant {
-    now.checked_add(d.min(FOREVER))
-        .or_else(|| now.checked_add(Duration::from_secs(3600)))
-        .unwrap_or(now)
+    now.checked_add(d.min(FOREVER)).unwrap_or(now)
 }
 
 /// `later(Instant::now(), d)`.

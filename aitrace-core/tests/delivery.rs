@@ -8,6 +8,13 @@ use aitrace_core::{
 };
 use aitrace_testkit::{Fault, FaultServer, count_unique};
 
+mod common;
+use common::emit;
+
+fn http(url: &str) -> Output {
+    common::http(url, Duration::from_secs(2))
+}
+
 const WAIT: Duration = Duration::from_secs(20);
 
 fn fast_retry() -> RetryPolicy {
@@ -15,14 +22,6 @@ fn fast_retry() -> RetryPolicy {
         .max_attempts(3)
         .initial_backoff(Duration::from_millis(5))
         .max_backoff(Duration::from_millis(20))
-}
-
-fn http(url: &str) -> Output {
-    Output::http_builder(url)
-        .connect_timeout(Duration::from_millis(500))
-        .request_timeout(Duration::from_secs(2))
-        .build()
-        .unwrap()
 }
 
 fn background(url: &str) -> Builder {
@@ -42,12 +41,6 @@ fn background(url: &str) -> Builder {
         .flush_timeout(WAIT)
         .shutdown_timeout(Duration::from_secs(3))
         .record_ids(true)
-}
-
-fn emit(log: &BufferedLogger, n: usize) {
-    for i in 0..n {
-        log.info("work").field("i", i).emit();
-    }
 }
 
 fn balanced(stats: &Stats) -> bool {

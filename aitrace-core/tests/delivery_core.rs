@@ -4,7 +4,7 @@
 //! are neither cut short nor lost, damaged spool files set aside.
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,15 +14,10 @@ use std::time::{Duration, Instant};
 use aitrace_core::{BreakerPolicy, BufferedLogger, Builder, ErrorKind, Output, RetryPolicy};
 use aitrace_testkit::{Fault, FaultServer, count_unique};
 
-const WAIT: Duration = Duration::from_secs(20);
+mod common;
+use common::{emit, http, output_dirs, spooled_lines};
 
-fn http(url: &str, request_timeout: Duration) -> Output {
-    Output::http_builder(url)
-        .connect_timeout(Duration::from_millis(500))
-        .request_timeout(request_timeout)
-        .build()
-        .unwrap()
-}
+const WAIT: Duration = Duration::from_secs(20);
 
 fn background(url: &str) -> Builder {
     BufferedLogger::builder()
@@ -45,34 +40,6 @@ fn background(url: &str) -> Builder {
         .flush_timeout(WAIT)
         .shutdown_timeout(Duration::from_secs(3))
         .record_ids(true)
-}
-
-fn emit(log: &BufferedLogger, n: usize) {
-    for i in 0..n {
-        log.info("work").field("i", i).emit();
-    }
-}
-
-/// JSON Lines in the spool files below `dir` (not `rejected/` or `corrupt/`).
-fn spooled_lines(dir: &Path) -> usize {
-    output_dirs(dir)
-        .iter()
-        .flat_map(|d| std::fs::read_dir(d).unwrap())
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .map(|p| std::fs::read_to_string(p).unwrap().lines().count())
-        .sum()
-}
-
-fn output_dirs(root: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(root)
-        .map(|entries| {
-            entries
-                .map(|e| e.unwrap().path())
-                .filter(|p| p.is_dir())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn folder_bytes(dir: &Path, ext: &str) -> u64 {

@@ -235,26 +235,20 @@ impl Lane {
             id: self.next_job,
             load: work.load(),
         };
-        // The sender is idle (nothing in flight), so its slot is free; it
-        // only fails if the sender thread is gone.
-        if let Err(err) = self.jobs.try_send(job) {
-            drop(err);
-            let problem = Error::new(
-                crate::ErrorKind::Closed,
-                "the output's sender thread stopped",
-            );
-            self.current = Some(InFlight {
-                job: 0,
-                work,
-                attempt: u32::MAX,
-            });
-            return self.answered(0, Err(problem), Instant::now(), None, books);
-        }
         self.current = Some(InFlight {
-            job: self.next_job,
+            job: job.id,
             work,
             attempt,
         });
+        // The sender is idle (nothing in flight), so its slot is free; it
+        // only fails if the sender thread is gone: then that is the answer.
+        if self.jobs.try_send(job).is_err() {
+            let gone = Error::new(
+                crate::ErrorKind::Closed,
+                "the output's sender thread stopped",
+            );
+            self.answered(self.next_job, Err(gone), Instant::now(), None, books);
+        }
     }
 
     /// The sender's answer for job `job`. `retry` is the policy, or `None`
