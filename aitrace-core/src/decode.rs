@@ -53,6 +53,21 @@ impl Record {
     }
 }
 
+/// The records of JSON Lines (a spool file's), one per non-empty line; the
+/// first line that is not a record is an error naming its number.
+#[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+pub(crate) fn records_from_lines(lines: &[u8]) -> Result<Vec<Record>> {
+    let text = std::str::from_utf8(lines)
+        .map_err(|e| invalid(format!("spooled records are not UTF-8: {e}")))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| {
+            Record::from_json(line).map_err(|e| invalid(format!("line {}: {e}", i + 1)))
+        })
+        .collect()
+}
+
 fn invalid(message: String) -> Error {
     Error::new(ErrorKind::InvalidRecord, message)
 }

@@ -49,6 +49,15 @@ impl Diagnostics {
     }
 }
 
+/// The process-wide diagnostics, for code that runs outside a logger's
+/// delivery thread (settings read from the environment, say).
+static GLOBAL: std::sync::LazyLock<Diagnostics> = std::sync::LazyLock::new(Diagnostics::default);
+
+/// [`Diagnostics::say`] on the process-wide instance.
+pub(crate) fn say_once(kind: &str, message: impl FnOnce() -> String) -> bool {
+    GLOBAL.say(kind, message)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,6 +26,9 @@ pub enum ErrorKind {
     TimedOut,
     /// The logger was shut down.
     Closed,
+    /// A TLS problem: the server's certificate is not trusted, expired or
+    /// for another name, or a CA file cannot be read.
+    Tls,
     /// Text that is not a record in the wire format ([`Record::from_json`](crate::Record::from_json)).
     InvalidRecord,
 }
@@ -40,6 +43,9 @@ pub struct Error {
     message: String,
     status: Option<u16>,
     retry_after: Option<std::time::Duration>,
+    /// Set when the output knows better than the kind and status whether a
+    /// retry may help (OTLP names its own retryable statuses).
+    transient: Option<bool>,
     retained: usize,
     fallback_path: Option<PathBuf>,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
@@ -52,6 +58,7 @@ impl Error {
             message: message.into(),
             status: None,
             retry_after: None,
+            transient: None,
             retained: 0,
             fallback_path: None,
             source: None,
@@ -74,6 +81,11 @@ impl Error {
 
     pub(crate) fn with_retry_after(mut self, delay: Option<std::time::Duration>) -> Self {
         self.retry_after = delay;
+        self
+    }
+
+    pub(crate) fn with_transient(mut self, transient: bool) -> Self {
+        self.transient = Some(transient);
         self
     }
 
@@ -125,8 +137,15 @@ impl Error {
 
     /// Whether sending the same batch again later may succeed.
     pub fn is_transient(&self) -> bool {
+        if let Some(transient) = self.transient {
+            return transient;
+        }
         match self.kind {
-            ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::TimedOut | ErrorKind::Io => true,
+            ErrorKind::Connect
+            | ErrorKind::Timeout
+            | ErrorKind::TimedOut
+            | ErrorKind::Io
+            | ErrorKind::Tls => true,
             ErrorKind::HttpStatus => matches!(self.status, Some(408 | 429 | 500..=599)),
             _ => false,
         }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io::Read;
+use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -12,6 +13,9 @@ use crate::error::{Error, ErrorKind, Result};
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one whole request (connect, send, answer) may take, by default.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The environment variable naming a PEM file of CAs an `https://` target
+/// string's HTTP output trusts instead of the system's.
+pub const CA_FILE_ENV: &str = "AITRACE_CA_FILE";
 /// How much of an error answer's body is kept in the error message.
 const ERROR_BODY_PREFIX: usize = 512;
 /// The most of an answer's body that is read.
@@ -41,6 +45,7 @@ impl HttpSender {
         request_timeout: Duration,
         headers: Vec<(String, String)>,
         gzip: bool,
+        ca_file: Option<&Path>,
     ) -> Result<Self> {
         let (url, userinfo) = split_userinfo(url);
         let redacted = redact(&url, userinfo.is_some());
@@ -50,13 +55,8 @@ impl HttpSender {
                 format!("invalid URL {redacted}: {e}"),
             )
         })?;
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(connect_timeout))
-            .timeout_global(Some(request_timeout))
-            .user_agent(concat!("aitrace-rs/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .new_agent();
+        check_scheme(&url, &redacted)?;
+        let agent = agent(connect_timeout, request_timeout, ca_file)?;
         let authorization = userinfo.map(|info| {
             let info = percent_decode(&info);
             format!(
@@ -95,7 +95,9 @@ impl HttpSender {
         } else {
             body
         };
-        let mut response = request.send(body).map_err(|e| self.transport_error(e))?;
+        let mut response = request
+            .send(body)
+            .map_err(|e| transport_error(&self.redacted, e))?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -136,15 +138,6 @@ impl HttpSender {
         })
     }
 
-    fn transport_error(&self, err: ureq::Error) -> Error {
-        let kind = match &err {
-            ureq::Error::Timeout(_) => ErrorKind::Timeout,
-            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => ErrorKind::Timeout,
-            ureq::Error::BadUri(_) | ureq::Error::Http(_) => ErrorKind::InvalidTarget,
-            _ => ErrorKind::Connect,
-        };
-        Error::new(kind, format!("cannot POST to {}: {err}", self.redacted)).with_source(err)
-    }
 }
 
 impl fmt::Debug for HttpSender {
@@ -159,7 +152,147 @@ impl fmt::Debug for HttpSender {
     }
 }
 
-fn gzip(body: &[u8]) -> Vec<u8> {
+/// An agent for one output: timeouts, no status-as-error, our user agent,
+/// and the certificate authorities to trust for `https` (the system's, or
+/// those of `ca_file`).
+pub(crate) fn agent(
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    ca_file: Option<&Path>,
+) -> Result<ureq::Agent> {
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(connect_timeout))
+        .timeout_global(Some(request_timeout))
+        .user_agent(concat!("aitrace-rs/", env!("CARGO_PKG_VERSION")));
+    Ok(tls::configure(config, ca_file)?.build().new_agent())
+}
+
+#[cfg(feature = "tls")]
+mod tls {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use ureq::config::ConfigBuilder;
+    use ureq::tls::{PemItem, RootCerts, TlsConfig};
+
+    use crate::error::{Error, ErrorKind, Result};
+
+    type Builder = ConfigBuilder<ureq::typestate::AgentScope>;
+
+    /// The system's trust store, or exactly the CAs in `ca_file`.
+    pub(super) fn configure(config: Builder, ca_file: Option<&Path>) -> Result<Builder> {
+        let roots = match ca_file {
+            None => RootCerts::PlatformVerifier,
+            Some(path) => RootCerts::Specific(Arc::new(read_cas(path)?)),
+        };
+        Ok(config.tls_config(TlsConfig::builder().root_certs(roots).build()))
+    }
+
+    /// The certificates of a PEM file; an error names the file and what is
+    /// wrong with it.
+    fn read_cas(path: &Path) -> Result<Vec<ureq::tls::Certificate<'static>>> {
+        let pem = std::fs::read(path).map_err(|e| {
+            Error::new(
+                ErrorKind::Tls,
+                format!("cannot read the CA file {}: {e}", path.display()),
+            )
+            .with_source(e)
+        })?;
+        let mut certs = Vec::new();
+        for item in ureq::tls::parse_pem(&pem) {
+            match item {
+                Ok(PemItem::Certificate(cert)) => certs.push(cert),
+                Ok(_) => {} // keys and the like: not CAs
+                Err(e) => {
+                    return Err(Error::new(
+                        ErrorKind::Tls,
+                        format!("the CA file {} is not valid PEM: {e}", path.display()),
+                    ));
+                }
+            }
+        }
+        if certs.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Tls,
+                format!(
+                    "the CA file {} holds no certificate (expected PEM \
+                     \"-----BEGIN CERTIFICATE-----\" blocks)",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(certs)
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+mod tls {
+    use std::path::Path;
+
+    use ureq::config::ConfigBuilder;
+
+    use crate::error::{Error, ErrorKind, Result};
+
+    type Builder = ConfigBuilder<ureq::typestate::AgentScope>;
+
+    pub(super) fn configure(config: Builder, ca_file: Option<&Path>) -> Result<Builder> {
+        match ca_file {
+            None => Ok(config),
+            Some(path) => Err(Error::new(
+                ErrorKind::Tls,
+                format!(
+                    "a CA file ({}) needs aitrace-core's `tls` feature",
+                    path.display()
+                ),
+            )),
+        }
+    }
+}
+
+/// `https://` needs the `tls` feature: say so when building, not at the
+/// first send.
+fn check_scheme(url: &str, redacted: &str) -> Result<()> {
+    let https = url
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
+    if https && !cfg!(feature = "tls") {
+        return Err(Error::new(
+            ErrorKind::InvalidTarget,
+            format!("{redacted}: https needs aitrace-core's `tls` feature"),
+        ));
+    }
+    Ok(())
+}
+
+/// A failed request as an error; the URL shown is `redacted`.
+pub(crate) fn transport_error(redacted: &str, err: ureq::Error) -> Error {
+    let kind = match &err {
+        ureq::Error::Timeout(_) => ErrorKind::Timeout,
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => ErrorKind::Timeout,
+        ureq::Error::BadUri(_) | ureq::Error::Http(_) => ErrorKind::InvalidTarget,
+        ureq::Error::Tls(_) => ErrorKind::Tls,
+        #[cfg(feature = "tls")]
+        ureq::Error::Rustls(_) => ErrorKind::Tls,
+        _ => ErrorKind::Connect,
+    };
+    let message = match kind {
+        ErrorKind::Tls => format!(
+            "TLS with {redacted} failed: {err} (is the server's CA trusted? \
+             set a CA file: OTEL_EXPORTER_OTLP_CERTIFICATE, AITRACE_CA_FILE or `ca_file`)"
+        ),
+        _ => format!("cannot POST to {redacted}: {err}"),
+    };
+    Error::new(kind, message).with_source(err)
+}
+
+/// A URL without its user-info, for messages.
+pub(crate) fn redact_url(url: &str) -> String {
+    let (url, userinfo) = split_userinfo(url);
+    redact(&url, userinfo.is_some())
+}
+
+pub(crate) fn gzip(body: &[u8]) -> Vec<u8> {
     use std::io::Write;
     let mut encoder = flate2::write::GzEncoder::new(
         Vec::with_capacity(body.len() / 4 + 64),
@@ -171,7 +304,7 @@ fn gzip(body: &[u8]) -> Vec<u8> {
 }
 
 /// `Retry-After` as delay-seconds or an HTTP date; capped at ten minutes.
-fn parse_retry_after(value: &str) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
     const CAP: Duration = Duration::from_secs(600);
     let value = value.trim();
     let delay = match value.parse::<u64>() {
@@ -221,7 +354,7 @@ fn redact(url_without_userinfo: &str, had_userinfo: bool) -> String {
     }
 }
 
-fn percent_decode(text: &str) -> Vec<u8> {
+pub(crate) fn percent_decode(text: &str) -> Vec<u8> {
     fn hex(b: u8) -> Option<u8> {
         (b as char).to_digit(16).map(|d| d as u8)
     }
@@ -308,6 +441,7 @@ mod tests {
             Duration::from_millis(500),
             vec![],
             false,
+            None,
         )
         .unwrap();
         assert!(!format!("{sender:?}").contains("hunter2"));

@@ -84,6 +84,16 @@ mod ids;
 mod level;
 mod location;
 mod logger;
+#[cfg(feature = "otlp")]
+mod otlp;
+#[cfg(not(feature = "otlp"))]
+mod otlp {
+    //! Target strings are recognised without the feature, to say it is needed.
+    pub(crate) fn parse_target(target: &str) -> Option<Option<&str>> {
+        let lower = target.get(..9).unwrap_or(target).to_ascii_lowercase();
+        (lower == "otlp" || lower == "otlp+http").then_some(None)
+    }
+}
 mod output;
 mod record;
 mod report;
@@ -112,6 +122,8 @@ pub use logger::{
     BufferedLogger, Builder, DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_TIMEOUT,
     DEFAULT_SHUTDOWN_TIMEOUT, DeliveryGuard, send_logs,
 };
+#[cfg(feature = "otlp")]
+pub use otlp::{DEFAULT_OTLP_ENDPOINT, DEFAULT_OTLP_TIMEOUT, OtlpOutputBuilder, Protocol};
 pub use output::{HttpOutputBuilder, Output};
 pub use record::{Location, Record, RecordBuilder, SpanContext};
 pub use report::{Delivery, FlushReport};
@@ -142,6 +154,7 @@ pub mod env {
     pub use crate::filter::{LEVEL_ENV, RUST_LOG_ENV};
     pub use crate::location::PROJECT_ROOT_ENV;
     pub use crate::logger::{BATCH_SIZE_ENV, CAPACITY_ENV, FLUSH_INTERVAL_ENV, SPOOL_DIR_ENV};
+    pub use crate::http::CA_FILE_ENV;
     pub use crate::output::TARGET_ENV;
 }
 

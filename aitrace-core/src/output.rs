@@ -24,7 +24,9 @@ pub const TARGET_ENV: &str = "LOG_TRG";
 /// | target string | output |
 /// |---|---|
 /// | empty or `-` | standard output, JSON Lines |
-/// | `http://…`, `https://…` | HTTP ingest endpoint, a JSON array per batch |
+/// | `http://…`, `https://…` | HTTP ingest endpoint, a JSON array per batch; `AITRACE_CA_FILE` names a PEM file of CAs to trust instead of the system's |
+/// | `otlp` | OTLP/HTTP to an OpenTelemetry Collector, configured by the standard `OTEL_EXPORTER_OTLP_*` variables ([`Output::otlp_builder`]) |
+/// | `otlp+http://host:4318`, `otlp+https://…` | the same, with that base endpoint (`/v1/logs`, `/v1/traces` appended) |
 /// | ending in `.html` (any case) | a self-contained HTML trace report ([`write_html_report`](crate::write_html_report)) at that path (expanded as below, `file://` too), rewritten whole at every flush from every record this output has seen: it keeps them in memory, some 300 to 500 bytes each |
 /// | `file:///abs/path`, `file://localhost/abs/path` | a JSON Lines file at that local path (RFC 8089): percent-escapes such as `%20` decoded, then as below; another host, a relative path or a malformed escape is an [`InvalidTarget`](ErrorKind::InvalidTarget) error |
 /// | anything else | a JSON Lines file: `~` expanded, `<YYYYMMDD_HHMMSS>` replaced by the time the output was made (UTC), folders created, appended, created `0600` |
@@ -49,6 +51,8 @@ enum Kind {
     File(PathBuf),
     Html(crate::html::HtmlFile),
     Http(HttpSender),
+    #[cfg(feature = "otlp")]
+    Otlp(crate::otlp::OtlpSender),
     #[cfg(feature = "testing")]
     Memory(crate::testing::InMemoryOutput),
 }
@@ -101,7 +105,52 @@ impl Output {
             headers: Vec::new(),
             layout: Layout::default(),
             gzip: false,
+            ca_file: None,
         }
+    }
+
+    /// An OTLP/HTTP output to the base endpoint `endpoint` (such as
+    /// `http://collector:4318`), its other settings from the standard
+    /// `OTEL_EXPORTER_OTLP_*` variables; see [`OtlpOutputBuilder`](crate::OtlpOutputBuilder).
+    #[cfg(feature = "otlp")]
+    pub fn otlp(endpoint: &str) -> Result<Self> {
+        Output::otlp_builder().endpoint(endpoint).build()
+    }
+
+    /// An OTLP/HTTP output configured by the standard `OTEL_*` variables
+    /// only (the target string `otlp`).
+    #[cfg(feature = "otlp")]
+    pub fn otlp_from_env() -> Result<Self> {
+        Output::otlp_builder().build()
+    }
+
+    /// Settings of an OTLP/HTTP output, starting from the standard `OTEL_*`
+    /// variables read now; what is set in code wins.
+    #[cfg(feature = "otlp")]
+    pub fn otlp_builder() -> crate::OtlpOutputBuilder {
+        crate::OtlpOutputBuilder::new(crate::otlp::Env::from_process())
+    }
+
+    #[cfg(feature = "otlp")]
+    fn otlp_target(endpoint: Option<&str>) -> Result<Self> {
+        let builder = Output::otlp_builder();
+        match endpoint {
+            Some(endpoint) => builder.endpoint(endpoint).build(),
+            None => builder.build(),
+        }
+    }
+
+    #[cfg(not(feature = "otlp"))]
+    fn otlp_target(_: Option<&str>) -> Result<Self> {
+        Err(Error::new(
+            ErrorKind::InvalidTarget,
+            "an otlp target needs aitrace-core's `otlp` feature",
+        ))
+    }
+
+    #[cfg(feature = "otlp")]
+    pub(crate) fn from_otlp(sender: crate::otlp::OtlpSender) -> Self {
+        Output::new(Kind::Otlp(sender))
     }
 
     /// The output a target string names; see the table above.
@@ -116,7 +165,14 @@ impl Output {
         }
         let lower = target.get(..8).unwrap_or(target).to_ascii_lowercase();
         if lower.starts_with("http://") || lower.starts_with("https://") {
-            return Output::http(target);
+            let mut builder = Output::http_builder(target);
+            if let Some(ca) = std::env::var_os(crate::env::CA_FILE_ENV).filter(|v| !v.is_empty()) {
+                builder = builder.ca_file(ca);
+            }
+            return builder.build();
+        }
+        if let Some(endpoint) = crate::otlp::parse_target(target) {
+            return Output::otlp_target(endpoint);
         }
         let path = if file::is_file_uri(target) {
             file::expand_path(&file::path_from_file_uri(target)?, start)?
@@ -179,13 +235,36 @@ impl Output {
         }
     }
 
-    /// Whether it sends to an HTTP server.
+    /// Whether it sends to an HTTP server (an aitrace ingest endpoint or OTLP).
     pub fn is_http(&self) -> bool {
-        matches!(&*self.kind, Kind::Http(_))
+        match &*self.kind {
+            Kind::Http(_) => true,
+            #[cfg(feature = "otlp")]
+            Kind::Otlp(_) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether it takes records rather than encoded lines (OTLP encodes
+    /// its own messages).
+    pub(crate) fn takes_records(&self) -> bool {
+        #[cfg(feature = "otlp")]
+        if let Kind::Otlp(_) = &*self.kind {
+            return true;
+        }
+        false
     }
 
     /// Sends one batch; on success says what was accepted.
     pub(crate) fn send(&self, records: &[Record]) -> Result<Delivery> {
+        if self.takes_records() {
+            return self.deliver(&Payload {
+                records: Some(records),
+                lines: &[],
+                array: None,
+                count: records.len(),
+            });
+        }
         let lines = self.encode_lines(records);
         self.deliver(&Payload {
             records: Some(records),
@@ -224,6 +303,8 @@ impl Output {
             Kind::File(_) => "file",
             Kind::Html(_) => "html",
             Kind::Http(_) => "http",
+            #[cfg(feature = "otlp")]
+            Kind::Otlp(_) => "otlp",
             #[cfg(feature = "testing")]
             Kind::Memory(_) => "memory",
         };
@@ -231,6 +312,8 @@ impl Output {
     }
 
     pub(crate) fn deliver(&self, payload: &Payload<'_>) -> Result<Delivery> {
+        let mut rejected = 0;
+        let mut rejection = None;
         let ingested = match &*self.kind {
             Kind::Stdout => {
                 let mut out = std::io::stdout().lock();
@@ -263,16 +346,32 @@ impl Output {
                     })?
                     .ingested
             }
+            #[cfg(feature = "otlp")]
+            Kind::Otlp(sender) => {
+                let refused = match payload.records {
+                    Some(records) => sender.send(records)?,
+                    // Replayed from the spool: JSON Lines in the namespaced layout.
+                    None => sender.send(&crate::decode::records_from_lines(payload.lines)?)?,
+                };
+                rejected = refused.count as usize;
+                if refused.count > 0 || !refused.message.is_empty() {
+                    rejection = Some(refused.message);
+                }
+                None
+            }
             #[cfg(feature = "testing")]
             Kind::Memory(memory) => {
                 memory.receive(payload.records, payload.lines)?;
                 None
             }
         };
+        let rejected = rejected.min(payload.count);
         Ok(Delivery {
             output: self.to_string(),
-            records: payload.count,
+            records: payload.count - rejected,
             ingested,
+            rejected,
+            rejection,
             ..Delivery::default()
         })
     }
@@ -308,6 +407,8 @@ impl fmt::Display for Output {
             Kind::File(path) => write!(f, "{}", path.display()),
             Kind::Html(html) => write!(f, "{}", html.path().display()),
             Kind::Http(sender) => f.write_str(sender.redacted_url()),
+            #[cfg(feature = "otlp")]
+            Kind::Otlp(sender) => f.write_str(sender.name()),
             #[cfg(feature = "testing")]
             Kind::Memory(_) => f.write_str("memory"),
         }
@@ -333,9 +434,18 @@ pub struct HttpOutputBuilder {
     headers: Vec<(String, String)>,
     layout: Layout,
     gzip: bool,
+    ca_file: Option<PathBuf>,
 }
 
 impl HttpOutputBuilder {
+    /// A PEM file of the certificate authorities to trust for an `https`
+    /// URL, instead of the system's trust store (a self-hosted server with
+    /// its own CA). A target string reads it from `AITRACE_CA_FILE`.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
     /// Compresses request bodies with gzip and sends `Content-Encoding: gzip`.
     /// Off by default: the reference aitrace server does not decode it.
     pub fn gzip(mut self, gzip: bool) -> Self {
@@ -376,6 +486,7 @@ impl HttpOutputBuilder {
             self.request_timeout,
             self.headers,
             self.gzip,
+            self.ca_file.as_deref(),
         )?;
         Ok(Output::new(Kind::Http(sender)).with_layout(self.layout))
     }

@@ -38,6 +38,8 @@ pub struct Delivery {
     pub(crate) ingested: Option<usize>,
     pub(crate) spooled: usize,
     pub(crate) dropped: usize,
+    pub(crate) rejected: usize,
+    pub(crate) rejection: Option<String>,
 }
 
 impl Delivery {
@@ -53,6 +55,15 @@ impl Delivery {
         self.records += records;
         if let Some(n) = ingested {
             self.ingested = Some(self.ingested.unwrap_or(0) + n);
+        }
+    }
+
+    /// Adds records a server refused in an accepted request.
+    pub(crate) fn add_rejected(&mut self, rejected: usize, rejection: Option<&str>) {
+        self.rejected += rejected;
+        self.dropped += rejected;
+        if let Some(message) = rejection {
+            self.rejection = Some(message.to_owned());
         }
     }
 
@@ -73,9 +84,21 @@ impl Delivery {
     }
 
     /// How many records this output gave up on (background delivery: refused
-    /// for good, or failed with no spool configured).
+    /// for good, or failed with no spool configured; and, in any mode,
+    /// those a server [`rejected`](Self::rejected)).
     pub fn dropped(&self) -> usize {
         self.dropped
+    }
+
+    /// Records the server accepted the request of but refused itself (an
+    /// OTLP `partialSuccess`); counted as dropped, not in [`records`](Self::records).
+    pub fn rejected(&self) -> usize {
+        self.rejected
+    }
+
+    /// What the server said about the records it refused, when it did.
+    pub fn rejection(&self) -> Option<&str> {
+        self.rejection.as_deref()
     }
 
     /// How many the server said it stored (`{"ingested": N}`), for HTTP.

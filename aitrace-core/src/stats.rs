@@ -49,6 +49,9 @@ pub struct Stats {
     pub in_flight: u64,
     /// Batches an output failed to deliver (after retries).
     pub failed_flushes: u64,
+    /// Of `dropped`, records a server accepted the request of and then
+    /// refused itself (an OTLP `partialSuccess`).
+    pub rejected: u64,
     /// Records in the buffer now.
     pub buffered: u64,
     /// The same counters, per output.
@@ -82,6 +85,12 @@ pub struct OutputStats {
     pub in_flight: u64,
     /// Batches that failed after retries.
     pub failed_flushes: u64,
+    /// Of `dropped`, records the server accepted the request of and then
+    /// refused itself (an OTLP `partialSuccess`).
+    pub rejected: u64,
+    /// What the server said the last time it refused records in an
+    /// accepted request.
+    pub last_rejection: Option<String>,
     /// Whether the circuit breaker is open (the output is not being called).
     pub breaker_open: bool,
 }
@@ -126,6 +135,30 @@ impl OutputStats {
             self.in_flight -= n.min(self.in_flight);
         }
         self.delivered += n;
+    }
+
+    /// An acknowledgement of `n` records of which the server refused
+    /// `rejected` (counted as dropped), with what it said.
+    pub(crate) fn acknowledge(
+        &mut self,
+        n: u64,
+        rejected: u64,
+        replayed: bool,
+        rejection: Option<&str>,
+    ) {
+        let rejected = rejected.min(n);
+        self.deliver(n - rejected, replayed);
+        if rejected > 0 {
+            if replayed {
+                self.drop_spooled(rejected);
+            } else {
+                self.drop_in_flight(rejected);
+            }
+            self.rejected += rejected;
+        }
+        if let Some(message) = rejection {
+            self.last_rejection = Some(message.to_owned());
+        }
     }
 
     /// Records moved from in flight to dropped.
@@ -183,6 +216,7 @@ impl Stats {
             corrupt_files: sum(|o| o.corrupt_files),
             in_flight: sum(|o| o.in_flight),
             failed_flushes: sum(|o| o.failed_flushes),
+            rejected: sum(|o| o.rejected),
             buffered,
             outputs,
         }

@@ -10,7 +10,9 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 mod fault;
+mod otlp;
 pub use fault::{Fault, FaultServer, count_unique};
+pub use otlp::{OtlpAnswer, OtlpReceiver, OtlpRequest, proto};
 use serde_json::Value as Json;
 
 /// How the server answers each request.

@@ -114,7 +114,12 @@ impl Direct {
             }
             match output.send(records) {
                 Ok(delivery) => {
-                    self.ledger.lock()[i].deliver(records.len() as u64, false);
+                    self.ledger.lock()[i].acknowledge(
+                        records.len() as u64,
+                        delivery.rejected as u64,
+                        false,
+                        delivery.rejection.as_deref(),
+                    );
                     owed.clear();
                     deliveries.push(delivery);
                 }
@@ -295,7 +300,12 @@ impl Processor for Direct {
         for (i, result) in done.into_iter().enumerate() {
             let n = (owed[i].len() + batch.len()) as u64;
             match result {
-                Some(Ok(_)) => books[i].deliver(n, false),
+                Some(Ok(delivery)) => books[i].acknowledge(
+                    n,
+                    delivery.rejected as u64,
+                    false,
+                    delivery.rejection.as_deref(),
+                ),
                 failed => {
                     books[i].failed_flushes += 1;
                     books[i].drop_in_flight(n);

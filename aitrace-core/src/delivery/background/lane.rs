@@ -256,7 +256,7 @@ impl Lane {
     pub(super) fn answered(
         &mut self,
         job: u64,
-        outcome: crate::Result<Option<usize>>,
+        outcome: crate::Result<Delivery>,
         now: Instant,
         retry: Option<&RetryPolicy>,
         books: &mut Books<'_>,
@@ -268,19 +268,36 @@ impl Lane {
         let flight = self.current.take().expect("checked");
         let count = flight.work.load().len();
         match outcome {
-            Ok(ingested) => {
+            Ok(delivery) => {
                 self.breaker.success();
                 books.stats.breaker_open = false;
+                let rejected = delivery.rejected.min(count);
+                let rejection = delivery.rejection.as_deref();
                 match flight.work {
-                    Work::Batch(_) => books.stats.deliver(count as u64, false),
+                    Work::Batch(_) => {
+                        books
+                            .stats
+                            .acknowledge(count as u64, rejected as u64, false, rejection);
+                    }
                     Work::Replay { file, .. } => {
                         if let Some(spool) = self.spool.as_mut() {
                             spool.remove(file);
                         }
-                        books.stats.deliver(count as u64, true);
+                        books
+                            .stats
+                            .acknowledge(count as u64, rejected as u64, true, rejection);
                     }
                 }
-                self.tally.add_delivered(count, ingested);
+                self.tally.add_delivered(count - rejected, delivery.ingested);
+                self.tally.add_rejected(rejected, rejection);
+                if let Some(message) = rejection {
+                    let output = &self.output;
+                    books
+                        .diagnostics
+                        .say(&format!("partial-{}", self.index), || {
+                            format!("{output}: {message}")
+                        });
+                }
             }
             Err(err) if err.status() == Some(413) && count > 1 => self.split(flight.work, books),
             Err(err) if !err.is_transient() => {

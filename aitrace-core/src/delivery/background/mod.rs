@@ -66,7 +66,7 @@ pub(super) enum Command {
     Sent {
         lane: usize,
         job: u64,
-        outcome: Result<Option<usize>>,
+        outcome: Result<crate::report::Delivery>,
     },
 }
 

@@ -10,6 +10,7 @@ use super::Command;
 use crate::error::{Error, ErrorKind, Result};
 use crate::output::{Output, Payload};
 use crate::record::Record;
+use crate::report::Delivery;
 use crate::sending::mark_sending_thread;
 
 /// What to send.
@@ -68,10 +69,16 @@ pub(super) fn run(lane: usize, output: &Output, jobs: &Receiver<Job>, answers: &
     }
 }
 
-/// Sends one load; on success, the `ingested` count the server gave.
-fn send(output: &Output, load: &Load, body: &mut Vec<u8>) -> Result<Option<usize>> {
+/// Sends one load; on success, what the output said of it.
+fn send(output: &Output, load: &Load, body: &mut Vec<u8>) -> Result<Delivery> {
     body.clear();
     let payload = match load {
+        Load::Records(records) if output.takes_records() => Payload {
+            records: Some(records),
+            lines: &[],
+            array: None,
+            count: records.len(),
+        },
         Load::Records(records) if output.is_http() => {
             // HTTP takes a JSON array: encode that directly.
             output.encode_array_into(records, body);
@@ -98,5 +105,5 @@ fn send(output: &Output, load: &Load, body: &mut Vec<u8>) -> Result<Option<usize
             count: *count,
         },
     };
-    output.deliver(&payload).map(|delivery| delivery.ingested)
+    output.deliver(&payload)
 }

@@ -1,0 +1,435 @@
+//! Posting OTLP requests and reading the answers (OTLP/HTTP, spec 1.x):
+//! which statuses are retried, `Retry-After`, `partialSuccess`, and the
+//! `google.rpc.Status` an error answer carries.
+
+use std::io::Read;
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use parking_lot::Mutex;
+use prost::Message as _;
+
+use super::config::{OtlpOutputBuilder, Protocol, Signal, SignalConfig};
+use super::convert::{self, OpenSpans};
+use crate::error::{Error, ErrorKind, Result};
+use crate::record::Record;
+
+/// How much of an error answer's message is kept.
+const ERROR_TEXT_PREFIX: usize = 512;
+/// The most of an answer's body that is read.
+const MAX_ANSWER_BYTES: u64 = 64 * 1024;
+/// The largest request body a thread keeps for reuse.
+const MAX_KEPT_BODY: usize = 8 << 20;
+
+/// `google.rpc.Status`, the body of an OTLP error answer. Only the fields
+/// read here; prost skips the rest (`details`).
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+/// One signal's endpoint, ready to post to.
+struct Endpoint {
+    config: SignalConfig,
+    agent: ureq::Agent,
+}
+
+/// What the server refused of an accepted request (`partialSuccess`).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Rejection {
+    pub(crate) count: u64,
+    pub(crate) message: String,
+}
+
+/// The OTLP output's sending half: the two endpoints, the resource, and
+/// the span starts waiting for their ends.
+pub(crate) struct OtlpSender {
+    logs: Endpoint,
+    traces: Endpoint,
+    resource: Resource,
+    spans: bool,
+    open: Mutex<OpenSpans>,
+    /// Shown in `Display` and errors.
+    name: String,
+}
+
+thread_local! {
+    static BODY: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl OtlpSender {
+    pub(crate) fn new(builder: &OtlpOutputBuilder) -> Result<Self> {
+        let endpoint = |signal| -> Result<Endpoint> {
+            let config = builder.signal(signal)?;
+            check_url(&config.url)?;
+            let agent = crate::http::agent(
+                crate::http::DEFAULT_CONNECT_TIMEOUT.min(config.timeout),
+                config.timeout,
+                config.ca_file.as_deref(),
+            )?;
+            Ok(Endpoint { config, agent })
+        };
+        let logs = endpoint(Signal::Logs)?;
+        let traces = endpoint(Signal::Traces)?;
+        let name = format!(
+            "otlp {} ({})",
+            crate::http::redact_url(&logs.config.url),
+            logs.config.protocol.as_str()
+        );
+        Ok(OtlpSender {
+            resource: convert::resource(&builder.resource()),
+            spans: builder.spans,
+            open: Mutex::new(OpenSpans::default()),
+            logs,
+            traces,
+            name,
+        })
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Sends one batch: its events to the logs endpoint, its finished spans
+    /// to the traces endpoint. Either failing fails the batch (it may then
+    /// be sent again whole: delivery is at least once). On success, what the
+    /// servers refused in `partialSuccess` answers.
+    pub(crate) fn send(&self, records: &[Record]) -> Result<Rejection> {
+        let requests = {
+            let mut open = self.open.lock();
+            convert::requests(records, &self.resource, &mut open, self.spans)
+        };
+        let mut rejection = Rejection::default();
+        if let Some(traces) = &requests.traces {
+            let refused = self.post(&self.traces, Signal::Traces, |protocol, body| {
+                encode(protocol, traces, body)
+            })?;
+            if let Some(r) = refused {
+                rejection.count += r.count;
+                rejection.message = r.message;
+            }
+        }
+        if let Some(logs) = &requests.logs {
+            let refused = self.post(&self.logs, Signal::Logs, |protocol, body| {
+                encode(protocol, logs, body)
+            })?;
+            if let Some(r) = refused {
+                rejection.count += r.count;
+                if !r.message.is_empty() {
+                    rejection.message = r.message;
+                }
+            }
+        }
+        self.open.lock().ended(&requests.ended);
+        // A refused span stands for its two records, at most what was sent.
+        rejection.count = rejection.count.min(records.len() as u64);
+        Ok(rejection)
+    }
+
+    fn post(
+        &self,
+        endpoint: &Endpoint,
+        signal: Signal,
+        encode: impl FnOnce(Protocol, &mut Vec<u8>),
+    ) -> Result<Option<Rejection>> {
+        BODY.with(|body| {
+            let mut body = body.borrow_mut();
+            body.clear();
+            encode(endpoint.config.protocol, &mut body);
+            let answer = self.post_body(endpoint, signal, &body);
+            if body.capacity() > MAX_KEPT_BODY {
+                *body = Vec::new();
+            }
+            answer
+        })
+    }
+
+    fn post_body(
+        &self,
+        endpoint: &Endpoint,
+        signal: Signal,
+        body: &[u8],
+    ) -> Result<Option<Rejection>> {
+        let config = &endpoint.config;
+        let url = crate::http::redact_url(&config.url);
+        let mut request = endpoint
+            .agent
+            .post(&config.url)
+            .content_type(config.protocol.content_type());
+        for (name, value) in &config.headers {
+            request = request.header(name, value);
+        }
+        let compressed;
+        let body = if config.gzip {
+            compressed = crate::http::gzip(body);
+            request = request.header("Content-Encoding", "gzip");
+            &compressed[..]
+        } else {
+            body
+        };
+        let mut response = request
+            .send(body)
+            .map_err(|e| crate::http::transport_error(&url, e))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::http::parse_retry_after);
+        let json_answer = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().contains("json"));
+        let mut text = Vec::new();
+        let read = response
+            .body_mut()
+            .as_reader()
+            .take(MAX_ANSWER_BYTES)
+            .read_to_end(&mut text);
+        if !(200..300).contains(&status) {
+            let message = error_message(&text, json_answer);
+            return Err(Error::new(
+                ErrorKind::HttpStatus,
+                format!("{url} answered HTTP {status}: {message}"),
+            )
+            .with_status(status)
+            .with_retry_after(retry_after)
+            .with_transient(is_retryable(status)));
+        }
+        if let Err(e) = read {
+            return Err(Error::io(format_args!("reading the answer of {url}"), e));
+        }
+        match partial_success(signal, &text, json_answer) {
+            Ok(rejection) => Ok(rejection),
+            Err(why) => {
+                // The request was accepted (2xx): sending it again would only
+                // duplicate it. Say what could not be read, once, and go on.
+                crate::diagnostics::say_once("otlp-answer", || {
+                    format!("{url} accepted a batch but its answer could not be read: {why}")
+                });
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// The statuses OTLP/HTTP says to retry.
+pub(crate) fn is_retryable(status: u16) -> bool {
+    matches!(status, 429 | 502 | 503 | 504)
+}
+
+fn encode<M: prost::Message + serde::Serialize>(protocol: Protocol, message: &M, body: &mut Vec<u8>) {
+    match protocol {
+        Protocol::HttpProtobuf => {
+            body.reserve(message.encoded_len());
+            // Encoding into a Vec cannot run out of room.
+            let _ = message.encode(body);
+        }
+        Protocol::HttpJson => {
+            // The message types serialize with the OTLP JSON mapping: hex
+            // ids, lowerCamelCase names, 64-bit integers as strings.
+            let _ = serde_json::to_writer(&mut *body, message);
+        }
+    }
+}
+
+/// The `partialSuccess` of a 2xx answer: `None` when everything was
+/// accepted (an empty body, or no rejections). An answer that is neither
+/// protobuf nor JSON of the response message is an error (text).
+fn partial_success(
+    signal: Signal,
+    body: &[u8],
+    json: bool,
+) -> std::result::Result<Option<Rejection>, String> {
+    if body.is_empty() {
+        return Ok(None);
+    }
+    let (count, message) = match (signal, json) {
+        (Signal::Logs, false) => {
+            let r = ExportLogsServiceResponse::decode(body).map_err(|e| e.to_string())?;
+            let p = r.partial_success.unwrap_or_default();
+            (p.rejected_log_records, p.error_message)
+        }
+        (Signal::Logs, true) => json_partial_success(body, "rejectedLogRecords")?,
+        (Signal::Traces, false) => {
+            let r = ExportTraceServiceResponse::decode(body).map_err(|e| e.to_string())?;
+            let p = r.partial_success.unwrap_or_default();
+            (p.rejected_spans, p.error_message)
+        }
+        (Signal::Traces, true) => json_partial_success(body, "rejectedSpans")?,
+    };
+    if count <= 0 && message.is_empty() {
+        return Ok(None);
+    }
+    let what = match signal {
+        Signal::Logs => "log records",
+        Signal::Traces => "spans",
+    };
+    let message = if message.is_empty() {
+        format!("the server refused {count} {what}")
+    } else {
+        format!("the server refused {count} {what}: {message}")
+    };
+    Ok(Some(Rejection {
+        count: count.max(0) as u64,
+        message,
+    }))
+}
+
+/// `partialSuccess` of a JSON answer, read by hand: the protobuf JSON
+/// mapping writes the int64 count as a string (the Collector does), which
+/// the message types' serde does not take.
+fn json_partial_success(body: &[u8], count_key: &str) -> std::result::Result<(i64, String), String> {
+    let answer: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    if !answer.is_object() {
+        return Err("the answer is not a JSON object".to_owned());
+    }
+    let Some(partial) = answer.get("partialSuccess").or_else(|| answer.get("partial_success"))
+    else {
+        return Ok((0, String::new()));
+    };
+    let count_snake = if count_key == "rejectedSpans" {
+        "rejected_spans"
+    } else {
+        "rejected_log_records"
+    };
+    let count = match partial.get(count_key).or_else(|| partial.get(count_snake)) {
+        None | Some(serde_json::Value::Null) => 0,
+        Some(serde_json::Value::Number(n)) => n.as_i64().unwrap_or(0),
+        Some(serde_json::Value::String(s)) => s
+            .trim()
+            .parse()
+            .map_err(|_| format!("{count_key} is not a number: {s:?}"))?,
+        Some(other) => return Err(format!("{count_key} is not a number: {other}")),
+    };
+    let message = partial
+        .get("errorMessage")
+        .or_else(|| partial.get("error_message"))
+        .and_then(|m| m.as_str())
+        .unwrap_or_default()
+        .to_owned();
+    Ok((count, message))
+}
+
+/// The message of an error answer: a `google.rpc.Status` in protobuf or
+/// JSON when it is one, else the start of the body as text.
+fn error_message(body: &[u8], json: bool) -> String {
+    let status = if json {
+        serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v.get("message")?.as_str().map(str::to_owned))
+    } else {
+        RpcStatus::decode(body)
+            .ok()
+            .map(|s| s.message)
+            .filter(|m| !m.is_empty() && !m.contains('\u{fffd}'))
+    };
+    let text = match status {
+        Some(message) => message,
+        None => String::from_utf8_lossy(body).into_owned(),
+    };
+    let mut prefix: String = text.trim().chars().take(ERROR_TEXT_PREFIX).collect();
+    if prefix.len() < text.trim().len() {
+        prefix.push('…');
+    }
+    if prefix.is_empty() {
+        prefix.push_str("(no body)");
+    }
+    prefix
+}
+
+/// Fails early on a URL ureq could not post to.
+fn check_url(url: &str) -> Result<()> {
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+        return Err(Error::new(
+            ErrorKind::InvalidTarget,
+            format!(
+                "invalid OTLP endpoint {}: expected http:// or https://",
+                crate::http::redact_url(url)
+            ),
+        ));
+    }
+    url.parse::<ureq::http::Uri>().map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidTarget,
+            format!("invalid OTLP endpoint {}: {e}", crate::http::redact_url(url)),
+        )
+    })?;
+    Ok(())
+}
+
+impl std::fmt::Debug for OtlpSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtlpSender")
+            .field("logs", &crate::http::redact_url(&self.logs.config.url))
+            .field("traces", &crate::http::redact_url(&self.traces.config.url))
+            .field("protocol", &self.logs.config.protocol)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_statuses_otlp_names_are_retried() {
+        for status in [429, 502, 503, 504] {
+            assert!(is_retryable(status), "{status}");
+        }
+        for status in [400, 401, 403, 404, 408, 413, 500, 501, 505] {
+            assert!(!is_retryable(status), "{status}");
+        }
+    }
+
+    #[test]
+    fn error_answers_are_read_as_rpc_status_or_text() {
+        let status = RpcStatus {
+            code: 3,
+            message: "bad timestamp".into(),
+        };
+        assert_eq!(error_message(&status.encode_to_vec(), false), "bad timestamp");
+        assert_eq!(
+            error_message(br#"{"code":3,"message":"bad json"}"#, true),
+            "bad json"
+        );
+        assert_eq!(error_message(b"<html>nope</html>", false), "<html>nope</html>");
+        assert_eq!(error_message(b"", false), "(no body)");
+        let long = "x".repeat(2000);
+        assert!(error_message(long.as_bytes(), true).ends_with('…'));
+    }
+
+    #[test]
+    fn partial_success_is_read_in_both_encodings() {
+        use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsPartialSuccess;
+        let answer = ExportLogsServiceResponse {
+            partial_success: Some(ExportLogsPartialSuccess {
+                rejected_log_records: 2,
+                error_message: "too old".into(),
+            }),
+        };
+        let r = partial_success(Signal::Logs, &answer.encode_to_vec(), false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.count, 2);
+        assert!(r.message.contains("too old"), "{}", r.message);
+        let json = br#"{"partialSuccess":{"rejectedSpans":"3","errorMessage":"x"}}"#;
+        let r = partial_success(Signal::Traces, json, true).unwrap().unwrap();
+        assert_eq!(r.count, 3);
+        let json = br#"{"partialSuccess":{"rejectedLogRecords":4}}"#;
+        let r = partial_success(Signal::Logs, json, true).unwrap().unwrap();
+        assert_eq!(r.count, 4);
+        assert!(partial_success(Signal::Logs, br#"{"partialSuccess":{"rejectedLogRecords":"x"}}"#, true).is_err());
+        assert!(partial_success(Signal::Logs, b"[1]", true).is_err());
+        assert_eq!(partial_success(Signal::Logs, b"", false), Ok(None));
+        assert_eq!(partial_success(Signal::Logs, b"{}", true), Ok(None));
+        assert!(partial_success(Signal::Logs, b"not json", true).is_err());
+        assert!(partial_success(Signal::Logs, b"\xff\xff\xff", false).is_err());
+    }
+}

@@ -1,0 +1,443 @@
+//! The OTLP/HTTP output against a real receiver on 127.0.0.1 that decodes
+//! every request with the `opentelemetry-proto` types: every field of log
+//! records and spans, both encodings, gzip, headers, the environment,
+//! retryable statuses, `partialSuccess`, bad answers and the spool.
+#![cfg(feature = "otlp")]
+
+use std::process::Command;
+use std::time::Duration;
+
+use aitrace_core::{
+    BufferedLogger, ErrorKind, Level, Output, Protocol, RetryPolicy, SpanContext, Value,
+};
+use aitrace_testkit::proto::common::v1::{AnyValue, KeyValue, any_value::Value as Av};
+use aitrace_testkit::{OtlpAnswer, OtlpReceiver};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn output(rx: &OtlpReceiver, protocol: Protocol) -> Output {
+    Output::otlp_builder()
+        .endpoint(&rx.endpoint)
+        .protocol(protocol)
+        .service_name("shop")
+        .resource_attribute("deployment.environment.name", "test")
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a Av> {
+    attrs
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+        .and_then(|v| v.value.as_ref())
+}
+
+fn s(text: &str) -> Av {
+    Av::StringValue(text.to_owned())
+}
+
+/// Every field the issue lists, for one encoding.
+fn check_every_field(protocol: Protocol) {
+    let rx = OtlpReceiver::start();
+    let log = BufferedLogger::builder()
+        .output(output(&rx, protocol))
+        .min_level(Level::Trace)
+        .build();
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let (outer_cx, inner_cx) = {
+        let outer = log.span("checkout").field("user_id", "u2").enter();
+        let inner = log.span("charge").enter();
+        log.event(Level::Warn, "card_checked")
+            .logger("shop::pay")
+            .field("total", 469.74)
+            .field("items", 3)
+            .field("big", u64::MAX)
+            .field("ok", true)
+            .field("tags", vec!["a", "b"])
+            .field(
+                "address",
+                Value::Object(vec![("city".to_owned(), Value::from("Brno"))].into()),
+            )
+            .field("raw", Value::Bytes(vec![0xde, 0xad].into()))
+            .field("nan", f64::NAN)
+            .emit();
+        inner.fail("card declined");
+        let cx = (outer.context(), inner.context());
+        drop(inner);
+        drop(outer);
+        cx
+    };
+    log.info("no_span").emit();
+    let report = log.flush().unwrap();
+    assert_eq!(report.records(), 6, "{report:?}");
+
+    let requests = rx.requests();
+    assert!(requests.iter().all(|r| r.error.is_none()), "{requests:?}");
+    let content_type = match protocol {
+        Protocol::HttpJson => "application/json",
+        _ => "application/x-protobuf",
+    };
+    assert!(requests.iter().all(|r| r.content_type == content_type));
+    let paths: Vec<_> = requests.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["/v1/traces", "/v1/logs"]);
+
+    // Resource and scope.
+    let logs = requests[1].logs.as_ref().unwrap();
+    let resource = logs.resource_logs[0].resource.as_ref().unwrap();
+    assert_eq!(attr(&resource.attributes, "service.name"), Some(&s("shop")));
+    assert_eq!(
+        attr(&resource.attributes, "deployment.environment.name"),
+        Some(&s("test"))
+    );
+    assert_eq!(
+        attr(&resource.attributes, "telemetry.sdk.name"),
+        Some(&s("aitrace-rs"))
+    );
+    let scopes: Vec<_> = logs.resource_logs[0]
+        .scope_logs
+        .iter()
+        .map(|s| s.scope.as_ref().unwrap().name.as_str())
+        .collect();
+    assert!(scopes.contains(&"shop::pay"), "{scopes:?}");
+
+    // The event.
+    let records = rx.log_records();
+    assert_eq!(records.len(), 2, "lifecycle records went to traces");
+    let event = records
+        .iter()
+        .find(|r| r.body.as_ref().and_then(|b| b.value.as_ref()) == Some(&s("card_checked")))
+        .unwrap();
+    assert!(event.time_unix_nano >= before);
+    assert_eq!(event.observed_time_unix_nano, event.time_unix_nano);
+    assert_eq!(event.severity_number, 13);
+    assert_eq!(event.severity_text, "WARN");
+    assert_eq!(event.trace_id, inner_cx.trace_id().to_bytes());
+    assert_eq!(event.span_id, inner_cx.span_id().to_bytes());
+    assert_eq!(event.flags, 1);
+    let a = &event.attributes;
+    assert_eq!(attr(a, "total"), Some(&Av::DoubleValue(469.74)));
+    assert_eq!(attr(a, "items"), Some(&Av::IntValue(3)));
+    assert_eq!(attr(a, "big"), Some(&s(&u64::MAX.to_string())));
+    assert_eq!(attr(a, "ok"), Some(&Av::BoolValue(true)));
+    assert_eq!(attr(a, "nan"), Some(&s("NaN")));
+    assert_eq!(attr(a, "raw"), Some(&Av::BytesValue(vec![0xde, 0xad])));
+    let Some(Av::ArrayValue(tags)) = attr(a, "tags") else {
+        panic!("tags: {a:?}")
+    };
+    assert_eq!(
+        tags.values,
+        [
+            AnyValue {
+                value: Some(s("a"))
+            },
+            AnyValue {
+                value: Some(s("b"))
+            }
+        ]
+    );
+    let Some(Av::KvlistValue(address)) = attr(a, "address") else {
+        panic!("address: {a:?}")
+    };
+    assert_eq!(attr(&address.values, "city"), Some(&s("Brno")));
+    assert_eq!(
+        attr(a, "code.file.path"),
+        Some(&s("aitrace-core/tests/otlp.rs"))
+    );
+    assert!(matches!(attr(a, "code.line.number"), Some(Av::IntValue(n)) if *n > 0));
+    // The event outside any span has no ids.
+    let plain = records.iter().find(|r| r.span_id.is_empty()).unwrap();
+    assert_eq!(plain.severity_number, 9);
+    assert_eq!(plain.severity_text, "INFO");
+    assert!(plain.trace_id.is_empty());
+
+    // The spans: one tree, parent first in time, error status with message.
+    let spans = rx.spans();
+    assert_eq!(spans.len(), 2);
+    let outer = spans.iter().find(|s| s.name == "checkout").unwrap();
+    let inner = spans.iter().find(|s| s.name == "charge").unwrap();
+    assert_eq!(outer.trace_id, outer_cx.trace_id().to_bytes());
+    assert_eq!(outer.span_id, outer_cx.span_id().to_bytes());
+    assert!(outer.parent_span_id.is_empty());
+    assert_eq!(inner.parent_span_id, outer.span_id);
+    assert_eq!(inner.trace_id, outer.trace_id);
+    assert!(outer.start_time_unix_nano <= inner.start_time_unix_nano);
+    assert!(inner.end_time_unix_nano <= outer.end_time_unix_nano);
+    assert!(outer.start_time_unix_nano >= before);
+    assert_eq!(attr(&outer.attributes, "user_id"), Some(&s("u2")));
+    assert!(attr(&outer.attributes, "duration_ms").is_none());
+    let status = inner.status.as_ref().unwrap();
+    assert_eq!(status.code, 2, "STATUS_CODE_ERROR");
+    assert_eq!(status.message, "card declined");
+    assert_eq!(outer.status.as_ref().unwrap().code, 0);
+    assert_eq!(outer.kind, 1, "SPAN_KIND_INTERNAL");
+}
+
+#[test]
+fn protobuf_carries_every_field() {
+    check_every_field(Protocol::HttpProtobuf);
+}
+
+#[test]
+fn json_carries_every_field() {
+    check_every_field(Protocol::HttpJson);
+}
+
+#[test]
+fn gzip_and_headers_are_sent() {
+    let rx = OtlpReceiver::start();
+    let out = Output::otlp_builder()
+        .endpoint(format!("{}/", rx.endpoint))
+        .gzip(true)
+        .header("x-api-key", "s3cret")
+        .build()
+        .unwrap();
+    assert!(!format!("{out:?} {out}").contains("s3cret"));
+    let log = BufferedLogger::builder().output(out).build();
+    log.info("hello").emit();
+    log.flush().unwrap();
+    let requests = rx.requests();
+    assert_eq!(requests.len(), 1);
+    assert!(requests[0].gzip);
+    assert!(
+        requests[0]
+            .headers
+            .contains(&("x-api-key".to_owned(), "s3cret".to_owned()))
+    );
+    assert_eq!(rx.log_records().len(), 1);
+}
+
+/// Configured only through `OTEL_*` and `LOG_TRG=otlp`, in a child process.
+#[test]
+#[ignore = "run by `the_standard_environment_configures_everything` as a child process"]
+fn env_child() {
+    let log = BufferedLogger::new();
+    {
+        let _span = log.span("job").enter();
+        log.info("inside").field("n", 1).emit();
+    }
+    let report = log.flush().unwrap();
+    println!("\nOUTPUT {}", log.outputs()[0]);
+    println!("RECORDS {}", report.records());
+}
+
+#[test]
+fn the_standard_environment_configures_everything() {
+    for (protocol, content_type) in [
+        ("http/json", "application/json"),
+        ("http/protobuf", "application/x-protobuf"),
+    ] {
+        let rx = OtlpReceiver::start();
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args(["env_child", "--exact", "--ignored", "--nocapture"])
+            .env("LOG_TRG", "otlp")
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &rx.endpoint)
+            .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+            .env("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20abc,x-b=2")
+            .env("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")
+            .env("OTEL_EXPORTER_OTLP_TIMEOUT", "3000")
+            .env("OTEL_SERVICE_NAME", "from-env")
+            .env("OTEL_RESOURCE_ATTRIBUTES", "team=core,region=eu%2Dwest")
+            .env_remove("AITRACE_LEVEL")
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("RECORDS 3"), "{stdout}");
+        assert!(stdout.contains(&format!("OUTPUT otlp {}/v1/logs", rx.endpoint)), "{stdout}");
+        let requests = rx.requests();
+        assert_eq!(requests.len(), 2, "{requests:?}");
+        for r in &requests {
+            assert_eq!(r.content_type, content_type);
+            assert!(r.gzip);
+            assert!(
+                r.headers
+                    .contains(&("authorization".to_owned(), "Bearer abc".to_owned())),
+                "{:?}",
+                r.headers
+            );
+        }
+        let logs = requests.iter().find_map(|r| r.logs.as_ref()).unwrap();
+        let resource = logs.resource_logs[0].resource.as_ref().unwrap();
+        assert_eq!(attr(&resource.attributes, "service.name"), Some(&s("from-env")));
+        assert_eq!(attr(&resource.attributes, "region"), Some(&s("eu-west")));
+        assert_eq!(rx.spans().len(), 1);
+        assert_eq!(rx.spans()[0].name, "job");
+        assert_eq!(rx.log_records()[0].span_id, rx.spans()[0].span_id);
+    }
+}
+
+#[test]
+fn a_misconfigured_environment_is_a_clear_error() {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["env_child", "--exact", "--ignored", "--nocapture"])
+        .env("LOG_TRG", "otlp")
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // An unusable LOG_TRG falls back to stdout, saying why.
+    assert!(
+        stderr.contains("OTEL_EXPORTER_OTLP_PROTOCOL=grpc") || stdout.contains("OTEL_EXPORTER_OTLP_PROTOCOL=grpc"),
+        "{stdout}\n{stderr}"
+    );
+}
+
+#[test]
+fn only_retryable_statuses_are_retried_honouring_retry_after() {
+    let rx = OtlpReceiver::start();
+    rx.script([OtlpAnswer::Status {
+        status: 503,
+        retry_after: Some(1),
+        body: Vec::new(),
+        content_type: "text/plain".into(),
+    }]);
+    let log = BufferedLogger::builder()
+        .output(output(&rx, Protocol::HttpProtobuf))
+        .background(true)
+        .flush_interval(Duration::from_millis(10))
+        .retry(RetryPolicy::default().initial_backoff(Duration::from_millis(1)))
+        .build();
+    log.info("a").emit();
+    assert!(rx.wait_for(WAIT, |rx| rx.log_records().len() == 1));
+    let requests = rx.requests();
+    assert_eq!(requests.len(), 2);
+    let gap = log.stats();
+    assert_eq!(gap.retried, 1);
+    assert_eq!(gap.delivered, 1);
+
+    // 500 is not retryable in OTLP: refused once, counted as dropped.
+    rx.script([OtlpAnswer::rpc_status(500, "boom")]);
+    log.info("b").emit();
+    log.flush_timeout(WAIT).unwrap();
+    let stats = log.stats();
+    assert_eq!(rx.requests().len(), 3, "not retried");
+    assert_eq!(stats.dropped, 1);
+    assert_eq!(stats.retried, 1);
+    assert!(stats.is_balanced(), "{stats:?}");
+}
+
+#[test]
+fn an_error_answer_names_the_status_and_the_servers_message() {
+    let rx = OtlpReceiver::start();
+    rx.script([OtlpAnswer::rpc_status(400, "timestamp out of range")]);
+    let log = BufferedLogger::builder()
+        .output(output(&rx, Protocol::HttpProtobuf))
+        .build();
+    log.info("a").emit();
+    let err = log.flush().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::HttpStatus);
+    assert_eq!(err.status(), Some(400));
+    assert!(!err.is_transient());
+    assert!(err.to_string().contains("HTTP 400: timestamp out of range"), "{err}");
+    // Kept for the next flush, which succeeds.
+    assert_eq!(err.retained(), 1);
+    log.flush().unwrap();
+    assert_eq!(rx.log_records().len(), 1);
+}
+
+#[test]
+fn partial_success_is_counted_as_dropped_with_its_message() {
+    for protocol in [Protocol::HttpProtobuf, Protocol::HttpJson] {
+        let rx = OtlpReceiver::start();
+        rx.script([OtlpAnswer::Partial(2, "2 records too old".into())]);
+        let log = BufferedLogger::builder()
+            .output(output(&rx, protocol))
+            .background(true)
+            .build();
+        for i in 0..5 {
+            log.info("e").field("i", i).emit();
+        }
+        let report = log.flush_timeout(WAIT).unwrap();
+        let stats = log.stats();
+        assert_eq!(stats.delivered, 3, "{stats:?}");
+        assert_eq!(stats.dropped, 2);
+        assert_eq!(stats.rejected, 2);
+        assert!(
+            stats.outputs[0]
+                .last_rejection
+                .as_deref()
+                .is_some_and(|m| m.contains("2 records too old")),
+            "{stats:?}"
+        );
+        assert!(stats.is_balanced(), "{stats:?}");
+        let delivery = &report.deliveries()[0];
+        assert_eq!((delivery.records(), delivery.rejected()), (3, 2), "{report:?}");
+        assert!(delivery.rejection().unwrap().contains("too old"));
+    }
+}
+
+#[test]
+fn an_answer_that_is_not_a_response_message_still_counts_the_batch_delivered() {
+    let rx = OtlpReceiver::start();
+    rx.script([OtlpAnswer::Garbage]);
+    let log = BufferedLogger::builder()
+        .output(output(&rx, Protocol::HttpProtobuf))
+        .build();
+    log.info("a").emit();
+    let report = log.flush().unwrap();
+    assert_eq!(report.records(), 1);
+    assert_eq!(rx.requests().len(), 1, "a 2xx is never sent again");
+}
+
+#[test]
+fn spooled_batches_are_replayed_as_otlp() {
+    let rx = OtlpReceiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    rx.set_down(true);
+    let cx = SpanContext::new_root();
+    {
+        let log = BufferedLogger::builder()
+            .output(output(&rx, Protocol::HttpJson))
+            .background(true)
+            .retry(RetryPolicy::none())
+            .spool_dir(dir.path())
+            .build();
+        let span = log.span("batch").enter();
+        log.info("spooled").field("k", "v").emit();
+        drop(span);
+        let _ = aitrace_core::context::in_context(cx, || log.info("in_cx").emit());
+        let _ = log.flush_timeout(WAIT);
+        let stats = log.stats();
+        assert_eq!(stats.spool_pending, 4, "{stats:?}");
+        log.shutdown(WAIT).unwrap();
+    }
+    rx.set_down(false);
+    let log = BufferedLogger::builder()
+        .output(output(&rx, Protocol::HttpJson))
+        .background(true)
+        .spool_dir(dir.path())
+        .build();
+    assert!(rx.wait_for(WAIT, |rx| rx.log_records().len() == 2 && rx.spans().len() == 1));
+    let records = rx.log_records();
+    let spooled = records
+        .iter()
+        .find(|r| r.body.as_ref().and_then(|b| b.value.as_ref()) == Some(&s("spooled")))
+        .unwrap();
+    assert_eq!(attr(&spooled.attributes, "k"), Some(&s("v")));
+    assert_eq!(spooled.span_id, rx.spans()[0].span_id);
+    assert!(records.iter().any(|r| r.trace_id == cx.trace_id().to_bytes()));
+    log.shutdown(WAIT).unwrap();
+    let stats = log.stats();
+    assert_eq!(stats.replayed, 4, "{stats:?}");
+    assert!(stats.is_balanced());
+}
+
+#[test]
+fn target_strings_make_otlp_outputs() {
+    let out = Output::from_target("otlp+http://127.0.0.1:4318").unwrap();
+    assert_eq!(out.to_string(), "otlp http://127.0.0.1:4318/v1/logs (http/protobuf)");
+    assert!(out.is_http());
+    let err = Output::otlp("ftp://x").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidTarget);
+}
