@@ -51,9 +51,11 @@ impl Diagnostics {
 
 /// The process-wide diagnostics, for code that runs outside a logger's
 /// delivery thread (settings read from the environment, say).
+#[cfg_attr(not(feature = "otlp"), allow(dead_code))]
 static GLOBAL: std::sync::LazyLock<Diagnostics> = std::sync::LazyLock::new(Diagnostics::default);
 
 /// [`Diagnostics::say`] on the process-wide instance.
+#[cfg_attr(not(feature = "otlp"), allow(dead_code))]
 pub(crate) fn say_once(kind: &str, message: impl FnOnce() -> String) -> bool {
     GLOBAL.say(kind, message)
 }

@@ -84,6 +84,7 @@ impl Error {
         self
     }
 
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
     pub(crate) fn with_transient(mut self, transient: bool) -> Self {
         self.transient = Some(transient);
         self

@@ -137,7 +137,6 @@ impl HttpSender {
             ingested: parse_ingested(&text),
         })
     }
-
 }
 
 impl fmt::Debug for HttpSender {
@@ -270,6 +269,14 @@ pub(crate) fn transport_error(redacted: &str, err: ureq::Error) -> Error {
     let kind = match &err {
         ureq::Error::Timeout(_) => ErrorKind::Timeout,
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => ErrorKind::Timeout,
+        #[cfg(feature = "tls")]
+        ureq::Error::Io(io)
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()) =>
+        {
+            ErrorKind::Tls
+        }
         ureq::Error::BadUri(_) | ureq::Error::Http(_) => ErrorKind::InvalidTarget,
         ureq::Error::Tls(_) => ErrorKind::Tls,
         #[cfg(feature = "tls")]
@@ -287,6 +294,7 @@ pub(crate) fn transport_error(redacted: &str, err: ureq::Error) -> Error {
 }
 
 /// A URL without its user-info, for messages.
+#[cfg_attr(not(feature = "otlp"), allow(dead_code))]
 pub(crate) fn redact_url(url: &str) -> String {
     let (url, userinfo) = split_userinfo(url);
     redact(&url, userinfo.is_some())

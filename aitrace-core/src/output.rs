@@ -52,7 +52,7 @@ enum Kind {
     Html(crate::html::HtmlFile),
     Http(HttpSender),
     #[cfg(feature = "otlp")]
-    Otlp(crate::otlp::OtlpSender),
+    Otlp(Box<crate::otlp::OtlpSender>),
     #[cfg(feature = "testing")]
     Memory(crate::testing::InMemoryOutput),
 }
@@ -150,7 +150,7 @@ impl Output {
 
     #[cfg(feature = "otlp")]
     pub(crate) fn from_otlp(sender: crate::otlp::OtlpSender) -> Self {
-        Output::new(Kind::Otlp(sender))
+        Output::new(Kind::Otlp(Box::new(sender)))
     }
 
     /// The output a target string names; see the table above.
@@ -312,8 +312,8 @@ impl Output {
     }
 
     pub(crate) fn deliver(&self, payload: &Payload<'_>) -> Result<Delivery> {
-        let mut rejected = 0;
-        let mut rejection = None;
+        #[cfg_attr(not(feature = "otlp"), allow(unused_mut))]
+        let (mut rejected, mut rejection) = (0, None);
         let ingested = match &*self.kind {
             Kind::Stdout => {
                 let mut out = std::io::stdout().lock();

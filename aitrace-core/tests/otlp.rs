@@ -237,7 +237,10 @@ fn the_standard_environment_configures_everything() {
             .env("LOG_TRG", "otlp")
             .env("OTEL_EXPORTER_OTLP_ENDPOINT", &rx.endpoint)
             .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
-            .env("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20abc,x-b=2")
+            .env(
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "authorization=Bearer%20abc,x-b=2",
+            )
             .env("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")
             .env("OTEL_EXPORTER_OTLP_TIMEOUT", "3000")
             .env("OTEL_SERVICE_NAME", "from-env")
@@ -253,7 +256,10 @@ fn the_standard_environment_configures_everything() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(stdout.contains("RECORDS 3"), "{stdout}");
-        assert!(stdout.contains(&format!("OUTPUT otlp {}/v1/logs", rx.endpoint)), "{stdout}");
+        assert!(
+            stdout.contains(&format!("OUTPUT otlp {}/v1/logs", rx.endpoint)),
+            "{stdout}"
+        );
         let requests = rx.requests();
         assert_eq!(requests.len(), 2, "{requests:?}");
         for r in &requests {
@@ -268,7 +274,10 @@ fn the_standard_environment_configures_everything() {
         }
         let logs = requests.iter().find_map(|r| r.logs.as_ref()).unwrap();
         let resource = logs.resource_logs[0].resource.as_ref().unwrap();
-        assert_eq!(attr(&resource.attributes, "service.name"), Some(&s("from-env")));
+        assert_eq!(
+            attr(&resource.attributes, "service.name"),
+            Some(&s("from-env"))
+        );
         assert_eq!(attr(&resource.attributes, "region"), Some(&s("eu-west")));
         assert_eq!(rx.spans().len(), 1);
         assert_eq!(rx.spans()[0].name, "job");
@@ -288,7 +297,8 @@ fn a_misconfigured_environment_is_a_clear_error() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     // An unusable LOG_TRG falls back to stdout, saying why.
     assert!(
-        stderr.contains("OTEL_EXPORTER_OTLP_PROTOCOL=grpc") || stdout.contains("OTEL_EXPORTER_OTLP_PROTOCOL=grpc"),
+        stderr.contains("OTEL_EXPORTER_OTLP_PROTOCOL=grpc")
+            || stdout.contains("OTEL_EXPORTER_OTLP_PROTOCOL=grpc"),
         "{stdout}\n{stderr}"
     );
 }
@@ -339,7 +349,10 @@ fn an_error_answer_names_the_status_and_the_servers_message() {
     assert_eq!(err.kind(), ErrorKind::HttpStatus);
     assert_eq!(err.status(), Some(400));
     assert!(!err.is_transient());
-    assert!(err.to_string().contains("HTTP 400: timestamp out of range"), "{err}");
+    assert!(
+        err.to_string().contains("HTTP 400: timestamp out of range"),
+        "{err}"
+    );
     // Kept for the next flush, which succeeds.
     assert_eq!(err.retained(), 1);
     log.flush().unwrap();
@@ -372,7 +385,11 @@ fn partial_success_is_counted_as_dropped_with_its_message() {
         );
         assert!(stats.is_balanced(), "{stats:?}");
         let delivery = &report.deliveries()[0];
-        assert_eq!((delivery.records(), delivery.rejected()), (3, 2), "{report:?}");
+        assert_eq!(
+            (delivery.records(), delivery.rejected()),
+            (3, 2),
+            "{report:?}"
+        );
         assert!(delivery.rejection().unwrap().contains("too old"));
     }
 }
@@ -406,7 +423,7 @@ fn spooled_batches_are_replayed_as_otlp() {
         let span = log.span("batch").enter();
         log.info("spooled").field("k", "v").emit();
         drop(span);
-        let _ = aitrace_core::context::in_context(cx, || log.info("in_cx").emit());
+        aitrace_core::context::in_context(cx, || log.info("in_cx").emit());
         let _ = log.flush_timeout(WAIT);
         let stats = log.stats();
         assert_eq!(stats.spool_pending, 4, "{stats:?}");
@@ -418,7 +435,8 @@ fn spooled_batches_are_replayed_as_otlp() {
         .background(true)
         .spool_dir(dir.path())
         .build();
-    assert!(rx.wait_for(WAIT, |rx| rx.log_records().len() == 2 && rx.spans().len() == 1));
+    assert!(rx.wait_for(WAIT, |rx| rx.log_records().len() == 2
+        && rx.spans().len() == 1));
     let records = rx.log_records();
     let spooled = records
         .iter()
@@ -426,7 +444,11 @@ fn spooled_batches_are_replayed_as_otlp() {
         .unwrap();
     assert_eq!(attr(&spooled.attributes, "k"), Some(&s("v")));
     assert_eq!(spooled.span_id, rx.spans()[0].span_id);
-    assert!(records.iter().any(|r| r.trace_id == cx.trace_id().to_bytes()));
+    assert!(
+        records
+            .iter()
+            .any(|r| r.trace_id == cx.trace_id().to_bytes())
+    );
     log.shutdown(WAIT).unwrap();
     let stats = log.stats();
     assert_eq!(stats.replayed, 4, "{stats:?}");
@@ -436,7 +458,10 @@ fn spooled_batches_are_replayed_as_otlp() {
 #[test]
 fn target_strings_make_otlp_outputs() {
     let out = Output::from_target("otlp+http://127.0.0.1:4318").unwrap();
-    assert_eq!(out.to_string(), "otlp http://127.0.0.1:4318/v1/logs (http/protobuf)");
+    assert_eq!(
+        out.to_string(),
+        "otlp http://127.0.0.1:4318/v1/logs (http/protobuf)"
+    );
     assert!(out.is_http());
     let err = Output::otlp("ftp://x").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidTarget);

@@ -11,9 +11,11 @@ use parking_lot::Mutex;
 
 mod fault;
 mod otlp;
+mod tls;
 pub use fault::{Fault, FaultServer, count_unique};
 pub use otlp::{OtlpAnswer, OtlpReceiver, OtlpRequest, proto};
 use serde_json::Value as Json;
+pub use tls::TlsServer;
 
 /// How the server answers each request.
 #[derive(Clone, Debug)]

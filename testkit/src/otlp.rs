@@ -319,8 +319,7 @@ fn handle(state: &Mutex<State>, mut request: tiny_http::Request) {
             let mut response = respond(status, body, &content_type);
             if let Some(secs) = retry_after {
                 response = response.with_header(
-                    tiny_http::Header::from_bytes("Retry-After", secs.to_string())
-                        .expect("header"),
+                    tiny_http::Header::from_bytes("Retry-After", secs.to_string()).expect("header"),
                 );
             }
             response

@@ -408,7 +408,11 @@ impl OtlpOutputBuilder {
         match service {
             Some(name) => set(&mut attrs, "service.name".into(), Value::from(name)),
             None if !attrs.iter().any(|(k, _)| k == "service.name") => {
-                set(&mut attrs, "service.name".into(), Value::from(unknown_service()));
+                set(
+                    &mut attrs,
+                    "service.name".into(),
+                    Value::from(unknown_service()),
+                );
             }
             None => {}
         }
@@ -447,8 +451,8 @@ pub(crate) fn parse_key_values(list: &str, from: &str) -> Vec<(String, String)> 
         }
         match entry.split_once('=') {
             Some((k, v)) if !k.trim().is_empty() => {
-                let value = String::from_utf8_lossy(&crate::http::percent_decode(v.trim()))
-                    .into_owned();
+                let value =
+                    String::from_utf8_lossy(&crate::http::percent_decode(v.trim())).into_owned();
                 out.push((k.trim().to_owned(), value));
             }
             _ => {
@@ -507,7 +511,10 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://tempo:4318/x"),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
             ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "http/protobuf"),
-            ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=s%3Dcret, x-team = a b ,bad"),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "api-key=s%3Dcret, x-team = a b ,bad",
+            ),
             ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
             ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
             ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/ca.pem"),
@@ -584,11 +591,18 @@ mod tests {
         let err = builder(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")])
             .signal(Signal::Logs)
             .unwrap_err();
-        assert!(err.to_string().contains("OTEL_EXPORTER_OTLP_PROTOCOL=grpc"), "{err}");
+        assert!(
+            err.to_string().contains("OTEL_EXPORTER_OTLP_PROTOCOL=grpc"),
+            "{err}"
+        );
         let err = builder(&[("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "10s")])
             .signal(Signal::Traces)
             .unwrap_err();
-        assert!(err.to_string().contains("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"),
+            "{err}"
+        );
         let err = builder(&[("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd")])
             .signal(Signal::Logs)
             .unwrap_err();

@@ -10,7 +10,9 @@ use opentelemetry_proto::tonic::common::v1::{
 };
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span, status};
+use opentelemetry_proto::tonic::trace::v1::{
+    ResourceSpans, ScopeSpans, Span, Status, span, status,
+};
 
 use crate::level::Level;
 use crate::record::Record;
@@ -425,7 +427,10 @@ mod tests {
     #[test]
     fn values_map_to_typed_any_values() {
         assert_eq!(any_value(&Value::Null), AnyValue { value: None });
-        assert_eq!(any_value(&Value::from(true)).value, Some(V::BoolValue(true)));
+        assert_eq!(
+            any_value(&Value::from(true)).value,
+            Some(V::BoolValue(true))
+        );
         assert_eq!(any_value(&Value::from(-3i64)).value, Some(V::IntValue(-3)));
         assert_eq!(
             any_value(&Value::U64(u64::MAX)).value,

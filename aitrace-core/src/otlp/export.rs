@@ -223,7 +223,11 @@ pub(crate) fn is_retryable(status: u16) -> bool {
     matches!(status, 429 | 502 | 503 | 504)
 }
 
-fn encode<M: prost::Message + serde::Serialize>(protocol: Protocol, message: &M, body: &mut Vec<u8>) {
+fn encode<M: prost::Message + serde::Serialize>(
+    protocol: Protocol,
+    message: &M,
+    body: &mut Vec<u8>,
+) {
     match protocol {
         Protocol::HttpProtobuf => {
             body.reserve(message.encoded_len());
@@ -284,12 +288,17 @@ fn partial_success(
 /// `partialSuccess` of a JSON answer, read by hand: the protobuf JSON
 /// mapping writes the int64 count as a string (the Collector does), which
 /// the message types' serde does not take.
-fn json_partial_success(body: &[u8], count_key: &str) -> std::result::Result<(i64, String), String> {
+fn json_partial_success(
+    body: &[u8],
+    count_key: &str,
+) -> std::result::Result<(i64, String), String> {
     let answer: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     if !answer.is_object() {
         return Err("the answer is not a JSON object".to_owned());
     }
-    let Some(partial) = answer.get("partialSuccess").or_else(|| answer.get("partial_success"))
+    let Some(partial) = answer
+        .get("partialSuccess")
+        .or_else(|| answer.get("partial_success"))
     else {
         return Ok((0, String::new()));
     };
@@ -358,7 +367,10 @@ fn check_url(url: &str) -> Result<()> {
     url.parse::<ureq::http::Uri>().map_err(|e| {
         Error::new(
             ErrorKind::InvalidTarget,
-            format!("invalid OTLP endpoint {}: {e}", crate::http::redact_url(url)),
+            format!(
+                "invalid OTLP endpoint {}: {e}",
+                crate::http::redact_url(url)
+            ),
         )
     })?;
     Ok(())
@@ -394,12 +406,18 @@ mod tests {
             code: 3,
             message: "bad timestamp".into(),
         };
-        assert_eq!(error_message(&status.encode_to_vec(), false), "bad timestamp");
+        assert_eq!(
+            error_message(&status.encode_to_vec(), false),
+            "bad timestamp"
+        );
         assert_eq!(
             error_message(br#"{"code":3,"message":"bad json"}"#, true),
             "bad json"
         );
-        assert_eq!(error_message(b"<html>nope</html>", false), "<html>nope</html>");
+        assert_eq!(
+            error_message(b"<html>nope</html>", false),
+            "<html>nope</html>"
+        );
         assert_eq!(error_message(b"", false), "(no body)");
         let long = "x".repeat(2000);
         assert!(error_message(long.as_bytes(), true).ends_with('…'));
@@ -420,12 +438,21 @@ mod tests {
         assert_eq!(r.count, 2);
         assert!(r.message.contains("too old"), "{}", r.message);
         let json = br#"{"partialSuccess":{"rejectedSpans":"3","errorMessage":"x"}}"#;
-        let r = partial_success(Signal::Traces, json, true).unwrap().unwrap();
+        let r = partial_success(Signal::Traces, json, true)
+            .unwrap()
+            .unwrap();
         assert_eq!(r.count, 3);
         let json = br#"{"partialSuccess":{"rejectedLogRecords":4}}"#;
         let r = partial_success(Signal::Logs, json, true).unwrap().unwrap();
         assert_eq!(r.count, 4);
-        assert!(partial_success(Signal::Logs, br#"{"partialSuccess":{"rejectedLogRecords":"x"}}"#, true).is_err());
+        assert!(
+            partial_success(
+                Signal::Logs,
+                br#"{"partialSuccess":{"rejectedLogRecords":"x"}}"#,
+                true
+            )
+            .is_err()
+        );
         assert!(partial_success(Signal::Logs, b"[1]", true).is_err());
         assert_eq!(partial_success(Signal::Logs, b"", false), Ok(None));
         assert_eq!(partial_success(Signal::Logs, b"{}", true), Ok(None));

@@ -288,7 +288,8 @@ impl Lane {
                             .acknowledge(count as u64, rejected as u64, true, rejection);
                     }
                 }
-                self.tally.add_delivered(count - rejected, delivery.ingested);
+                self.tally
+                    .add_delivered(count - rejected, delivery.ingested);
                 self.tally.add_rejected(rejected, rejection);
                 if let Some(message) = rejection {
                     let output = &self.output;

@@ -1,0 +1,95 @@
+//! HTTPS to a self-hosted server: its CA trusted through a CA file, and a
+//! clear error naming the certificate problem when it is not.
+#![cfg(feature = "tls")]
+
+use std::time::Duration;
+
+use aitrace_core::{BufferedLogger, ErrorKind, Output};
+use aitrace_testkit::TlsServer;
+
+fn flush_one(output: Output) -> aitrace_core::Result<aitrace_core::FlushReport> {
+    let log = BufferedLogger::builder().output(output).build();
+    log.info("over_tls").field("n", 1).emit();
+    log.flush()
+}
+
+#[test]
+fn the_http_output_trusts_a_ca_file() {
+    let server = TlsServer::start();
+    let out = Output::http_builder(&format!("{}/api/ingest", server.base))
+        .ca_file(server.ca_file())
+        .request_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    flush_one(out).unwrap();
+    assert_eq!(server.requests(), 1);
+    let (path, body) = &server.bodies()[0];
+    assert_eq!(path, "/api/ingest");
+    let batch: serde_json::Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(batch[0]["__tracer_meta__"]["event"], "over_tls");
+}
+
+#[cfg(feature = "otlp")]
+#[test]
+fn the_otlp_output_trusts_a_ca_file() {
+    let server = TlsServer::start();
+    let out = Output::otlp_builder()
+        .endpoint(&server.base)
+        .ca_file(server.ca_file())
+        .build()
+        .unwrap();
+    flush_one(out).unwrap();
+    assert_eq!(server.requests(), 1);
+    assert_eq!(server.bodies()[0].0, "/v1/logs");
+}
+
+#[test]
+fn an_untrusted_certificate_is_a_tls_error_that_says_so() {
+    let server = TlsServer::start();
+    let out = Output::http_builder(&format!("{}/api/ingest", server.base))
+        .request_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let err = flush_one(out).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Tls, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("UnknownIssuer") || text.contains("certificate"),
+        "{text}"
+    );
+    assert!(text.contains("CA file"), "{text}");
+    assert_eq!(err.retained(), 1, "kept for the next flush");
+    assert_eq!(server.requests(), 0);
+}
+
+#[test]
+fn a_ca_file_that_cannot_be_used_fails_the_build_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem");
+    let err = Output::http_builder("https://127.0.0.1:9/x")
+        .ca_file(&missing)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Tls);
+    assert!(err.to_string().contains("missing.pem"), "{err}");
+
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate").unwrap();
+    let err = Output::http_builder("https://127.0.0.1:9/x")
+        .ca_file(&garbage)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("holds no certificate"), "{err}");
+
+    let broken = dir.path().join("broken.pem");
+    std::fs::write(
+        &broken,
+        "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let err = Output::http_builder("https://127.0.0.1:9/x")
+        .ca_file(&broken)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Tls, "{err}");
+}
