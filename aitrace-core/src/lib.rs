@@ -57,6 +57,13 @@
 //!
 //! * `opentelemetry` (default): records inside an active OpenTelemetry span
 //!   carry its ids, and aitrace spans opened inside it join its trace.
+//! * `otlp` (default): [`Output::otlp`], [`OtlpOutputBuilder`]: logs and spans
+//!   over OTLP/HTTP (protobuf or JSON, via `opentelemetry-proto` 0.33) to any
+//!   OpenTelemetry Collector, configured by the standard `OTEL_*` variables.
+//! * `tls` (default): `https://` for the HTTP and OTLP outputs (rustls),
+//!   trusting the system's certificate store or a CA file
+//!   ([`HttpOutputBuilder::ca_file`], [`OtlpOutputBuilder::ca_file`]). Without
+//!   it, an `https://` target is an [`InvalidTarget`](ErrorKind::InvalidTarget) error.
 //! * `testing`: `Output::in_memory()` and `InMemoryOutput`, an output that keeps
 //!   what it receives, for tests.
 //!

@@ -93,3 +93,35 @@ fn a_ca_file_that_cannot_be_used_fails_the_build_naming_it() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Tls, "{err}");
 }
+
+/// A target string's HTTPS output, its CA from `AITRACE_CA_FILE`.
+#[test]
+#[ignore = "run by `aitrace_ca_file_is_read_for_target_strings` as a child process"]
+fn ca_env_child() {
+    let target = std::env::var("TEST_TARGET").unwrap();
+    let out = Output::from_target(&target).unwrap();
+    match flush_one(out) {
+        Ok(_) => println!("\nDELIVERED"),
+        Err(e) => println!("\nFAILED {:?} {e}", e.kind()),
+    }
+}
+
+#[test]
+fn aitrace_ca_file_is_read_for_target_strings() {
+    let server = TlsServer::start();
+    let run = |ca: Option<&std::path::Path>| {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args(["ca_env_child", "--exact", "--ignored", "--nocapture"])
+            .env("TEST_TARGET", format!("{}/api/ingest", server.base))
+            .env_remove("AITRACE_CA_FILE");
+        if let Some(ca) = ca {
+            cmd.env("AITRACE_CA_FILE", ca);
+        }
+        String::from_utf8_lossy(&cmd.output().unwrap().stdout).into_owned()
+    };
+    let with = run(Some(server.ca_file()));
+    assert!(with.contains("DELIVERED"), "{with}");
+    let without = run(None);
+    assert!(without.contains("FAILED Tls"), "{without}");
+    assert_eq!(server.requests(), 1);
+}

@@ -1,7 +1,8 @@
 //! Delivery throughput: records per second that reach a fast HTTP sink on
 //! 127.0.0.1 (part of the bench), aitrace (JSON array, gzip off and on)
 //! against OpenTelemetry's batch processor with `opentelemetry-otlp`'s
-//! HTTP/JSON exporter, both fed the same event through their tracing layers
+//! HTTP/JSON exporter, and aitrace's own OTLP output against
+//! `opentelemetry-otlp` in both encodings, all fed the same event through their tracing layers
 //! by one thread at full speed for a fixed time, then flushed.
 //!
 //! `cargo bench -p aitrace-benches --bench delivery`
@@ -67,6 +68,19 @@ fn aitrace(sink: &Sink, gzip: bool) -> Run {
         .gzip(gzip)
         .build()
         .expect("url");
+    aitrace_to(sink, output)
+}
+
+fn aitrace_otlp(sink: &Sink, protocol: aitrace_core::Protocol) -> Run {
+    let output = Output::otlp_builder()
+        .endpoint(&sink.base)
+        .protocol(protocol)
+        .build()
+        .expect("url");
+    aitrace_to(sink, output)
+}
+
+fn aitrace_to(sink: &Sink, output: Output) -> Run {
     let log = BufferedLogger::builder()
         .output(output)
         .background(true)
@@ -87,10 +101,10 @@ fn aitrace(sink: &Sink, gzip: bool) -> Run {
     run
 }
 
-fn otel(sink: &Sink) -> Run {
+fn otel(sink: &Sink, protocol: Protocol) -> Run {
     let exporter = opentelemetry_otlp::LogExporter::builder()
         .with_http()
-        .with_protocol(Protocol::HttpJson)
+        .with_protocol(protocol)
         .with_endpoint(format!("{}/v1/logs", sink.base))
         .build()
         .expect("exporter");
@@ -153,12 +167,35 @@ fn main() {
         "aitrace HTTP JSON + gzip",
     );
     let otlp = median(
-        (0..RUNS).map(|_| otel(&sink)).collect(),
+        (0..RUNS).map(|_| otel(&sink, Protocol::HttpJson)).collect(),
         "OpenTelemetry batch + OTLP/HTTP JSON",
+    );
+    let ours_json = median(
+        (0..RUNS)
+            .map(|_| aitrace_otlp(&sink, aitrace_core::Protocol::HttpJson))
+            .collect(),
+        "aitrace OTLP/HTTP JSON",
+    );
+    let ours_proto = median(
+        (0..RUNS)
+            .map(|_| aitrace_otlp(&sink, aitrace_core::Protocol::HttpProtobuf))
+            .collect(),
+        "aitrace OTLP/HTTP protobuf",
+    );
+    let otlp_proto = median(
+        (0..RUNS)
+            .map(|_| otel(&sink, Protocol::HttpBinary))
+            .collect(),
+        "OpenTelemetry batch + OTLP/HTTP protobuf",
     );
     println!(
         "ratio aitrace/OTLP: {:.2}x (gzip {:.2}x)",
         plain / otlp,
         gzip / otlp
+    );
+    println!(
+        "ratio aitrace OTLP output/opentelemetry-otlp: JSON {:.2}x, protobuf {:.2}x",
+        ours_json / otlp,
+        ours_proto / otlp_proto
     );
 }

@@ -98,6 +98,7 @@ fn serve(stream: TcpStream, records: &AtomicU64) {
     loop {
         let mut length = 0;
         let mut gzip = false;
+        let mut protobuf = false;
         let mut line = String::new();
         loop {
             line.clear();
@@ -114,6 +115,9 @@ fn serve(stream: TcpStream, records: &AtomicU64) {
             if lower.starts_with("content-encoding:") && lower.contains("gzip") {
                 gzip = true;
             }
+            if lower.starts_with("content-type:") && lower.contains("protobuf") {
+                protobuf = true;
+            }
         }
         let mut body = vec![0; length];
         if reader.read_exact(&mut body).is_err() {
@@ -128,7 +132,12 @@ fn serve(stream: TcpStream, records: &AtomicU64) {
                 body = plain;
             }
         }
-        records.fetch_add(count_records(&body), Ordering::Relaxed);
+        let count = if protobuf {
+            count_protobuf_records(&body)
+        } else {
+            count_records(&body)
+        };
+        records.fetch_add(count, Ordering::Relaxed);
         let answer = r#"{"ingested": 0}"#;
         let response = format!(
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
@@ -138,6 +147,20 @@ fn serve(stream: TcpStream, records: &AtomicU64) {
             return;
         }
     }
+}
+
+/// Log records in an OTLP protobuf logs request (0 for anything else).
+fn count_protobuf_records(body: &[u8]) -> u64 {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use prost::Message as _;
+    ExportLogsServiceRequest::decode(body).map_or(0, |request| {
+        request
+            .resource_logs
+            .iter()
+            .flat_map(|r| &r.scope_logs)
+            .map(|s| s.log_records.len() as u64)
+            .sum()
+    })
 }
 
 /// Counts records without parsing the whole body, so the sink stays cheap:
