@@ -16,6 +16,11 @@ fn example(name: &str) -> Command {
     let path: PathBuf = path.join("examples").join(name);
     assert!(path.exists(), "{} not built", path.display());
     let mut cmd = Command::new(path);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("OTEL_") {
+            cmd.env_remove(key);
+        }
+    }
     cmd.env_remove("LOG_TRG")
         .env_remove("AITRACE_LEVEL")
         .env_remove("RUST_LOG")
@@ -509,4 +514,47 @@ fn durable_killed_after_a_flush_leaves_a_spool_that_the_next_process_delivers() 
     let (unique, _duplicates) = aitrace_testkit::count_unique(&server.records());
     assert_eq!(unique, 122 + 2);
     assert_eq!(spooled_lines(spool.path()), 0);
+}
+
+/// The OTLP example, configured only through `OTEL_*` variables, in both
+/// encodings: every event arrives as a log record linked to a span of the
+/// same trace, and every span has its parent in the batch.
+#[test]
+fn otlp_sends_logs_and_spans_configured_by_the_environment() {
+    for protocol in ["http/protobuf", "http/json"] {
+        let rx = aitrace_testkit::OtlpReceiver::start();
+        let out = run(example("otlp")
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &rx.endpoint)
+            .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+            .env("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")
+            .env("OTEL_SERVICE_NAME", "shop"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("0 dropped"), "{stderr}");
+        let requests = rx.requests();
+        assert!(
+            requests.iter().all(|r| r.error.is_none() && r.gzip),
+            "{requests:?}"
+        );
+        let spans = rx.spans();
+        let logs = rx.log_records();
+        assert_eq!(
+            spans.len(),
+            4,
+            "two orders, each handle_order > charge_card"
+        );
+        assert_eq!(logs.len(), 5, "{logs:?}");
+        for log in &logs {
+            let span = spans.iter().find(|s| s.span_id == log.span_id).unwrap();
+            assert_eq!(span.trace_id, log.trace_id);
+        }
+        for span in spans.iter().filter(|s| s.name == "charge_card") {
+            let parent = spans
+                .iter()
+                .find(|p| p.span_id == span.parent_span_id)
+                .unwrap();
+            assert_eq!(parent.name, "handle_order");
+        }
+        let failed = logs.iter().find(|l| l.severity_number == 17).unwrap();
+        assert_eq!(failed.severity_text, "ERROR");
+    }
 }
