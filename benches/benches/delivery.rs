@@ -154,8 +154,19 @@ fn main() {
     }
     println!("delivery: one thread emitting for {WINDOW:?}, then a flush; median of {RUNS} runs");
     let sink = Sink::start();
-    if std::env::var_os("DELIVERY_ONLY_AITRACE").is_some() {
-        median(vec![aitrace(&sink, false)], "aitrace HTTP JSON");
+    // One configuration, once (for a profiler): DELIVERY_ONLY=http|gzip|
+    // otel-json|otlp-json|otlp-proto|otel-proto.
+    if let Ok(only) = std::env::var("DELIVERY_ONLY") {
+        let run = match only.as_str() {
+            "http" => aitrace(&sink, false),
+            "gzip" => aitrace(&sink, true),
+            "otel-json" => otel(&sink, Protocol::HttpJson),
+            "otel-proto" => otel(&sink, Protocol::HttpBinary),
+            "otlp-json" => aitrace_otlp(&sink, aitrace_core::Protocol::HttpJson),
+            "otlp-proto" => aitrace_otlp(&sink, aitrace_core::Protocol::HttpProtobuf),
+            other => panic!("DELIVERY_ONLY={other}: unknown"),
+        };
+        median(vec![run], &only);
         return;
     }
     let plain = median(
