@@ -6,12 +6,12 @@ use std::io::Read;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use parking_lot::Mutex;
 use prost::Message as _;
 
 use super::config::{OtlpOutputBuilder, Protocol, Signal, SignalConfig};
-use super::convert::{self, OpenSpans};
+use super::convert::OpenSpans;
+use super::encode;
 use crate::error::{Error, ErrorKind, Result};
 use crate::record::Record;
 
@@ -50,7 +50,9 @@ pub(crate) struct Rejection {
 pub(crate) struct OtlpSender {
     logs: Endpoint,
     traces: Endpoint,
-    resource: Resource,
+    /// The resource's attributes, encoded once in each encoding.
+    resource_protobuf: Vec<u8>,
+    resource_json: Vec<u8>,
     spans: bool,
     open: Mutex<OpenSpans>,
     /// Shown in `Display` and errors.
@@ -80,8 +82,10 @@ impl OtlpSender {
             crate::http::redact_url(&logs.config.url),
             logs.config.protocol.as_str()
         );
+        let resource = builder.resource();
         Ok(OtlpSender {
-            resource: convert::resource(&builder.resource()),
+            resource_protobuf: encode::resource_protobuf(&resource),
+            resource_json: encode::resource_json(&resource),
             spans: builder.spans,
             open: Mutex::new(OpenSpans::default()),
             logs,
@@ -99,35 +103,53 @@ impl OtlpSender {
     /// be sent again whole: delivery is at least once). On success, what the
     /// servers refused in `partialSuccess` answers.
     pub(crate) fn send(&self, records: &[Record]) -> Result<Rejection> {
-        let requests = {
-            let mut open = self.open.lock();
-            convert::requests(records, &self.resource, &mut open, self.spans)
+        let mut open = self.open.lock();
+        let (rejection, ended) = {
+            let split = open.split(records, self.spans);
+            let mut rejection = Rejection::default();
+            if !split.spans.is_empty() {
+                let refused =
+                    self.post(
+                        &self.traces,
+                        Signal::Traces,
+                        |protocol, body| match protocol {
+                            Protocol::HttpProtobuf => encode::Protobuf::default().traces(
+                                &split.spans,
+                                &self.resource_protobuf,
+                                body,
+                            ),
+                            Protocol::HttpJson => {
+                                encode::traces_json(&split.spans, &self.resource_json, body);
+                            }
+                        },
+                    )?;
+                rejection.add(refused);
+            }
+            if !split.logs.is_empty() {
+                let refused =
+                    self.post(&self.logs, Signal::Logs, |protocol, body| match protocol {
+                        Protocol::HttpProtobuf => {
+                            encode::Protobuf::default().logs(
+                                &split.logs,
+                                &self.resource_protobuf,
+                                body,
+                            );
+                        }
+                        Protocol::HttpJson => {
+                            encode::logs_json(&split.logs, &self.resource_json, body);
+                        }
+                    })?;
+                rejection.add(refused);
+            }
+            (rejection, split.ended)
         };
-        let mut rejection = Rejection::default();
-        if let Some(traces) = &requests.traces {
-            let refused = self.post(&self.traces, Signal::Traces, |protocol, body| {
-                encode(protocol, traces, body)
-            })?;
-            if let Some(r) = refused {
-                rejection.count += r.count;
-                rejection.message = r.message;
-            }
-        }
-        if let Some(logs) = &requests.logs {
-            let refused = self.post(&self.logs, Signal::Logs, |protocol, body| {
-                encode(protocol, logs, body)
-            })?;
-            if let Some(r) = refused {
-                rejection.count += r.count;
-                if !r.message.is_empty() {
-                    rejection.message = r.message;
-                }
-            }
-        }
-        self.open.lock().ended(&requests.ended);
-        // A refused span stands for its two records, at most what was sent.
-        rejection.count = rejection.count.min(records.len() as u64);
-        Ok(rejection)
+        open.ended(&ended);
+        drop(open);
+        // A refused span stands for its two records: at most what was sent.
+        Ok(Rejection {
+            count: rejection.count.min(records.len() as u64),
+            ..rejection
+        })
     }
 
     fn post(
@@ -218,28 +240,20 @@ impl OtlpSender {
     }
 }
 
+impl Rejection {
+    fn add(&mut self, other: Option<Rejection>) {
+        if let Some(other) = other {
+            self.count += other.count;
+            if !other.message.is_empty() {
+                self.message = other.message;
+            }
+        }
+    }
+}
+
 /// The statuses OTLP/HTTP says to retry.
 pub(crate) fn is_retryable(status: u16) -> bool {
     matches!(status, 429 | 502 | 503 | 504)
-}
-
-fn encode<M: prost::Message + serde::Serialize>(
-    protocol: Protocol,
-    message: &M,
-    body: &mut Vec<u8>,
-) {
-    match protocol {
-        Protocol::HttpProtobuf => {
-            body.reserve(message.encoded_len());
-            // Encoding into a Vec cannot run out of room.
-            let _ = message.encode(body);
-        }
-        Protocol::HttpJson => {
-            // The message types serialize with the OTLP JSON mapping: hex
-            // ids, lowerCamelCase names, 64-bit integers as strings.
-            let _ = serde_json::to_writer(&mut *body, message);
-        }
-    }
 }
 
 /// The `partialSuccess` of a 2xx answer: `None` when everything was

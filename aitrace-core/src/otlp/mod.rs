@@ -2,11 +2,14 @@
 //! lifecycles as spans on `/v1/traces`, to any OpenTelemetry Collector.
 //!
 //! `config.rs` resolves settings (code, then `OTEL_*`, then defaults),
-//! `convert.rs` maps records to the `opentelemetry-proto` message types,
-//! `export.rs` posts them and reads the answers.
+//! `convert.rs` says what each record becomes (log record or span),
+//! `encode.rs` writes the requests (protobuf or JSON) straight from the
+//! records, `export.rs` posts them and reads the answers with the
+//! `opentelemetry-proto` message types.
 
 mod config;
 mod convert;
+mod encode;
 mod export;
 
 pub use config::{DEFAULT_OTLP_ENDPOINT, DEFAULT_OTLP_TIMEOUT, OtlpOutputBuilder, Protocol};

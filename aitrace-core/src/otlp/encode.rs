@@ -1,0 +1,1098 @@
+//! Records straight to OTLP request bodies, protobuf or JSON, into a buffer
+//! the sender reuses.
+//!
+//! Building the `opentelemetry-proto` structs first and encoding them cost
+//! an allocation per attribute key and string value and a free for each
+//! afterwards: a profile of the delivery bench showed the allocator as the
+//! largest cost of the OTLP sender. So the messages are written from the
+//! records themselves here, field numbers and JSON names as in
+//! `opentelemetry/proto/{common,resource,logs,trace}/v1`, and the crate's
+//! types are kept to read answers and, in tests, to decode every byte
+//! written here.
+
+use std::io::Write as _;
+
+use base64::Engine as _;
+
+use super::convert::{CODE_FILE, CODE_FUNCTION, CODE_LINE, RECORD_ID, severity};
+use crate::level::Level;
+use crate::record::Record;
+use crate::value::{MAX_VALUE_DEPTH, Value};
+use crate::wire::{DURATION_FIELD, ERROR_FIELD};
+
+/// A field of a message: its key and value, borrowed.
+pub(crate) type Field<'a> = (&'a str, &'a Value);
+
+/// What one request carries: events, or finished spans.
+pub(crate) struct SpanParts<'a> {
+    pub(crate) end: &'a Record,
+    pub(crate) name: &'a str,
+    pub(crate) start_time: u64,
+    /// The fields of its `.start`, when that was seen.
+    pub(crate) start_fields: &'a [(String, Value)],
+}
+
+/// Keys every attribute list writes itself, so a field of that name is left out.
+const RESERVED: [&str; 4] = [CODE_FILE, CODE_LINE, CODE_FUNCTION, RECORD_ID];
+
+/// Whether field `i` of `keys` is followed by another of the same key (the
+/// last one wins, as in the wire format). `mask` is filled for long lists.
+fn shadowed(keys: &[&str], i: usize, mask: &[bool]) -> bool {
+    if !mask.is_empty() {
+        return mask[i];
+    }
+    keys[i + 1..].contains(&keys[i])
+}
+
+/// For lists longer than this, repeated keys are found with a map.
+const QUADRATIC_LIMIT: usize = 16;
+
+fn shadow_mask(keys: &[&str]) -> Vec<bool> {
+    if keys.len() <= QUADRATIC_LIMIT {
+        return Vec::new();
+    }
+    let mut last = std::collections::HashMap::with_capacity(keys.len());
+    for (i, k) in keys.iter().enumerate() {
+        last.insert(*k, i);
+    }
+    keys.iter().enumerate().map(|(i, k)| last[k] != i).collect()
+}
+
+/// The attributes of a record as (key, value) pairs in the order written:
+/// its fields (each key once, `skip` and reserved keys left out), then the
+/// code location and record id, which the writers add themselves.
+fn user_fields<'a>(
+    fields: &'a [(std::borrow::Cow<'static, str>, Value)],
+    skip: &[&str],
+    out: &mut Vec<Field<'a>>,
+) {
+    let start = out.len();
+    out.extend(fields.iter().map(|(k, v)| (k.as_ref(), v)));
+    dedupe_tail(out, start, skip);
+}
+
+/// Removes from `out[start..]` the entries shadowed by a later one of the
+/// same key, and those in `skip` or reserved.
+fn dedupe_tail(out: &mut Vec<Field<'_>>, start: usize, skip: &[&str]) {
+    let tail = &out[start..];
+    let keys: Vec<&str> = if tail.len() > 1 {
+        tail.iter().map(|(k, _)| *k).collect()
+    } else {
+        Vec::new()
+    };
+    let mask = shadow_mask(&keys);
+    let mut i = 0;
+    let mut index = 0;
+    out.retain(|(k, _)| {
+        let position = index;
+        index += 1;
+        if position < start {
+            return true;
+        }
+        let keep = !(skip.contains(k)
+            || RESERVED.contains(k)
+            || (keys.len() > 1 && shadowed(&keys, i, &mask)));
+        i += 1;
+        keep
+    });
+}
+
+// ---------------------------------------------------------------- protobuf
+
+/// Wire types.
+const VARINT: u8 = 0;
+const FIXED64: u8 = 1;
+const LEN: u8 = 2;
+const FIXED32: u8 = 5;
+
+fn varint_len(mut v: u64) -> usize {
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
+}
+
+fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        buf.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
+}
+
+fn put_key(buf: &mut Vec<u8>, field: u32, wire: u8) {
+    put_varint(buf, u64::from(field << 3 | u32::from(wire)));
+}
+
+fn key_len(field: u32) -> usize {
+    varint_len(u64::from(field << 3))
+}
+
+/// The size of a length-delimited field whose payload is `n` bytes.
+fn len_field(field: u32, n: usize) -> usize {
+    key_len(field) + varint_len(n as u64) + n
+}
+
+fn put_len(buf: &mut Vec<u8>, field: u32, n: usize) {
+    put_key(buf, field, LEN);
+    put_varint(buf, n as u64);
+}
+
+fn put_bytes(buf: &mut Vec<u8>, field: u32, bytes: &[u8]) {
+    put_len(buf, field, bytes.len());
+    buf.extend_from_slice(bytes);
+}
+
+fn put_fixed64(buf: &mut Vec<u8>, field: u32, v: u64) {
+    put_key(buf, field, FIXED64);
+    buf.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put_fixed32(buf: &mut Vec<u8>, field: u32, v: u32) {
+    put_key(buf, field, FIXED32);
+    buf.extend_from_slice(&v.to_le_bytes());
+}
+
+/// A non-finite float's wire-format name.
+fn non_finite(f: f64) -> &'static str {
+    if f.is_nan() {
+        "NaN"
+    } else if f > 0.0 {
+        "Infinity"
+    } else {
+        "-Infinity"
+    }
+}
+
+/// The size of an `AnyValue` message holding `value`.
+fn any_size(value: &Value, depth: usize) -> usize {
+    match value {
+        Value::Null => 0,
+        Value::Bool(_) => 2,
+        Value::I64(n) => 1 + varint_len(*n as u64),
+        Value::U64(n) if *n <= i64::MAX as u64 => 1 + varint_len(*n),
+        Value::U64(n) => len_field(1, decimal_len(*n)),
+        Value::F64(f) if f.is_finite() => 9,
+        Value::F64(f) => len_field(1, non_finite(*f).len()),
+        Value::Str(s) => len_field(1, s.len()),
+        Value::Bytes(b) => len_field(7, b.len()),
+        _ if depth >= MAX_VALUE_DEPTH => len_field(1, MAX_DEPTH_TEXT.len()),
+        Value::Array(items) => len_field(5, array_size(items, depth)),
+        Value::Object(entries) => len_field(6, kvlist_size(entries, depth)),
+    }
+}
+
+const MAX_DEPTH_TEXT: &str = "[max depth]";
+
+fn decimal_len(mut n: u64) -> usize {
+    let mut len = 1;
+    while n >= 10 {
+        n /= 10;
+        len += 1;
+    }
+    len
+}
+
+fn array_size(items: &[Value], depth: usize) -> usize {
+    items
+        .iter()
+        .map(|v| len_field(1, any_size(v, depth + 1)))
+        .sum()
+}
+
+fn object_fields(entries: &[(String, Value)]) -> Vec<Field<'_>> {
+    let mut fields: Vec<Field<'_>> = entries.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    if fields.len() > 1 {
+        let keys: Vec<&str> = fields.iter().map(|(k, _)| *k).collect();
+        let mask = shadow_mask(&keys);
+        let mut i = 0;
+        fields.retain(|_| {
+            let keep = !shadowed(&keys, i, &mask);
+            i += 1;
+            keep
+        });
+    }
+    fields
+}
+
+fn kvlist_size(entries: &[(String, Value)], depth: usize) -> usize {
+    object_fields(entries)
+        .iter()
+        .map(|(k, v)| len_field(1, key_value_size(k, v, depth + 1)))
+        .sum()
+}
+
+fn key_value_size(key: &str, value: &Value, depth: usize) -> usize {
+    len_field(1, key.len()) + len_field(2, any_size(value, depth))
+}
+
+fn put_any(buf: &mut Vec<u8>, value: &Value, depth: usize) {
+    match value {
+        Value::Null => {}
+        Value::Bool(b) => {
+            put_key(buf, 2, VARINT);
+            buf.push(u8::from(*b));
+        }
+        Value::I64(n) => {
+            put_key(buf, 3, VARINT);
+            put_varint(buf, *n as u64);
+        }
+        Value::U64(n) if *n <= i64::MAX as u64 => {
+            put_key(buf, 3, VARINT);
+            put_varint(buf, *n);
+        }
+        Value::U64(n) => {
+            put_len(buf, 1, decimal_len(*n));
+            let _ = write!(buf, "{n}");
+        }
+        Value::F64(f) if f.is_finite() => put_fixed64(buf, 4, f.to_bits()),
+        Value::F64(f) => put_bytes(buf, 1, non_finite(*f).as_bytes()),
+        Value::Str(s) => put_bytes(buf, 1, s.as_bytes()),
+        Value::Bytes(b) => put_bytes(buf, 7, b),
+        _ if depth >= MAX_VALUE_DEPTH => put_bytes(buf, 1, MAX_DEPTH_TEXT.as_bytes()),
+        Value::Array(items) => {
+            put_len(buf, 5, array_size(items, depth));
+            for item in items.iter() {
+                put_len(buf, 1, any_size(item, depth + 1));
+                put_any(buf, item, depth + 1);
+            }
+        }
+        Value::Object(entries) => {
+            let fields = object_fields(entries);
+            let size: usize = fields
+                .iter()
+                .map(|(k, v)| len_field(1, key_value_size(k, v, depth + 1)))
+                .sum();
+            put_len(buf, 6, size);
+            for (k, v) in fields {
+                put_key_value(buf, 1, k, v, depth + 1);
+            }
+        }
+    }
+}
+
+fn put_key_value(buf: &mut Vec<u8>, field: u32, key: &str, value: &Value, depth: usize) {
+    put_len(buf, field, key_value_size(key, value, depth));
+    put_bytes(buf, 1, key.as_bytes());
+    put_len(buf, 2, any_size(value, depth));
+    put_any(buf, value, depth);
+}
+
+/// The location attributes of a record, as values on the stack.
+struct Extra {
+    file: Option<Value>,
+    line: Option<Value>,
+    function: Option<Value>,
+    record_id: Option<Value>,
+}
+
+impl Extra {
+    fn of(record: &Record) -> Self {
+        let location = record.location();
+        Extra {
+            file: location.file().map(|f| Value::Str(f.into())),
+            line: location.line().map(|l| Value::I64(i64::from(l))),
+            function: location.function().map(|f| Value::Str(f.into())),
+            record_id: record
+                .record_id()
+                .map(|id| Value::Str(format!("{:016x}", id.get()).into())),
+        }
+    }
+
+    fn fields(&self) -> impl Iterator<Item = Field<'_>> {
+        [
+            (CODE_FILE, self.file.as_ref()),
+            (CODE_LINE, self.line.as_ref()),
+            (CODE_FUNCTION, self.function.as_ref()),
+            (RECORD_ID, self.record_id.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v?)))
+    }
+}
+
+/// Writes protobuf requests; its scratch lists are reused batch to batch.
+#[derive(Default)]
+pub(crate) struct Protobuf {
+    sizes: Vec<usize>,
+}
+
+impl std::fmt::Debug for Protobuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Protobuf")
+    }
+}
+
+/// One record's attributes, collected once for sizing and writing.
+struct Attrs<'a> {
+    fields: Vec<Field<'a>>,
+    extra: Extra,
+}
+
+impl<'a> Attrs<'a> {
+    fn of_event(record: &'a Record) -> Self {
+        let mut fields = Vec::with_capacity(record.raw_fields().len());
+        user_fields(record.raw_fields(), &[], &mut fields);
+        Attrs {
+            fields,
+            extra: Extra::of(record),
+        }
+    }
+
+    fn of_span(span: &'a SpanParts<'a>) -> Self {
+        let end = span.end;
+        let mut fields: Vec<Field<'a>> =
+            Vec::with_capacity(span.start_fields.len() + end.raw_fields().len());
+        fields.extend(span.start_fields.iter().map(|(k, v)| (k.as_str(), v)));
+        fields.extend(end.raw_fields().iter().map(|(k, v)| (k.as_ref(), v)));
+        dedupe_tail(&mut fields, 0, &[DURATION_FIELD, ERROR_FIELD]);
+        Attrs {
+            fields,
+            extra: Extra::of(end),
+        }
+    }
+
+    fn all(&self) -> impl Iterator<Item = Field<'_>> {
+        self.fields.iter().copied().chain(self.extra.fields())
+    }
+
+    fn size(&self, field: u32) -> usize {
+        self.all()
+            .map(|(k, v)| len_field(field, key_value_size(k, v, 0)))
+            .sum()
+    }
+
+    fn put(&self, buf: &mut Vec<u8>, field: u32) {
+        for (k, v) in self.all() {
+            put_key_value(buf, field, k, v, 0);
+        }
+    }
+}
+
+fn ids(record: &Record) -> Option<([u8; 16], [u8; 8])> {
+    record
+        .span_context()
+        .map(|cx| (cx.trace_id().to_bytes(), cx.span_id().to_bytes()))
+}
+
+fn log_record_size(record: &Record, attrs: &Attrs<'_>) -> usize {
+    let (_, text) = severity(record.level());
+    let mut n = 9 + 2 + len_field(3, text.len()) + 9; // times, severity number
+    n += len_field(5, len_field(1, record.event().len()));
+    n += attrs.size(6);
+    if ids(record).is_some() {
+        n += 5 + len_field(9, 16) + len_field(10, 8);
+    }
+    n
+}
+
+fn put_log_record(buf: &mut Vec<u8>, record: &Record, attrs: &Attrs<'_>) {
+    let (number, text) = severity(record.level());
+    let time = record.timestamp_nanos();
+    put_fixed64(buf, 1, time);
+    put_key(buf, 2, VARINT);
+    put_varint(buf, number as u64);
+    put_bytes(buf, 3, text.as_bytes());
+    put_len(buf, 5, len_field(1, record.event().len()));
+    put_bytes(buf, 1, record.event().as_bytes());
+    attrs.put(buf, 6);
+    if let Some((trace, span)) = ids(record) {
+        put_fixed32(buf, 8, 1); // sampled
+        put_bytes(buf, 9, &trace);
+        put_bytes(buf, 10, &span);
+    }
+    put_fixed64(buf, 11, time);
+}
+
+/// A span's status: error with a message when it failed.
+fn status(end: &Record) -> Option<String> {
+    match end.field(ERROR_FIELD) {
+        Some(Value::Str(s)) => Some(s.to_string()),
+        Some(other) => Some(format!("{other:?}")),
+        None if end.level() == Level::Error => Some(String::new()),
+        None => None,
+    }
+}
+
+fn span_size(span: &SpanParts<'_>, attrs: &Attrs<'_>, status: Option<&str>) -> usize {
+    let cx = span.end.span_context().expect("a span end has a context");
+    let mut n = len_field(1, 16) + len_field(2, 8);
+    if cx.parent_span_id().is_some() {
+        n += len_field(4, 8);
+    }
+    n += len_field(5, span.name.len()) + 2 + 9 + 9; // name, kind, times
+    n += attrs.size(9);
+    if let Some(message) = status {
+        n += len_field(15, status_size(message));
+    }
+    n + 6 // flags: field 16 is a two-byte key
+}
+
+fn status_size(message: &str) -> usize {
+    let mut n = 2; // code
+    if !message.is_empty() {
+        n += len_field(2, message.len());
+    }
+    n
+}
+
+fn put_span(buf: &mut Vec<u8>, span: &SpanParts<'_>, attrs: &Attrs<'_>, status: Option<&str>) {
+    let cx = span.end.span_context().expect("a span end has a context");
+    put_bytes(buf, 1, &cx.trace_id().to_bytes());
+    put_bytes(buf, 2, &cx.span_id().to_bytes());
+    if let Some(parent) = cx.parent_span_id() {
+        put_bytes(buf, 4, &parent.to_bytes());
+    }
+    put_bytes(buf, 5, span.name.as_bytes());
+    put_key(buf, 6, VARINT);
+    put_varint(buf, 1); // SPAN_KIND_INTERNAL
+    put_fixed64(buf, 7, span.start_time);
+    put_fixed64(buf, 8, span.end.timestamp_nanos());
+    attrs.put(buf, 9);
+    if let Some(message) = status {
+        put_len(buf, 15, status_size(message));
+        if !message.is_empty() {
+            put_bytes(buf, 2, message.as_bytes());
+        }
+        put_key(buf, 3, VARINT);
+        put_varint(buf, 2); // STATUS_CODE_ERROR
+    }
+    put_fixed32(buf, 16, 1); // sampled
+}
+
+/// The protobuf of the resource (its attributes), written once.
+pub(crate) fn resource_protobuf(attrs: &[(String, Value)]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    for (k, v) in attrs {
+        put_key_value(&mut buf, 1, k, v, 0);
+    }
+    buf
+}
+
+/// Groups item indexes by logger, in the order loggers first appear.
+fn groups<'a>(
+    loggers: impl Iterator<Item = Option<&'a str>>,
+) -> Vec<(Option<&'a str>, Vec<usize>)> {
+    let mut groups: Vec<(Option<&str>, Vec<usize>)> = Vec::new();
+    for (i, name) in loggers.enumerate() {
+        match groups.iter_mut().rev().find(|(n, _)| *n == name) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((name, vec![i])),
+        }
+    }
+    groups
+}
+
+fn scope_size(name: Option<&str>) -> usize {
+    match name {
+        Some(name) if !name.is_empty() => len_field(1, name.len()),
+        _ => 0,
+    }
+}
+
+fn put_scope(buf: &mut Vec<u8>, name: Option<&str>) {
+    put_len(buf, 1, scope_size(name));
+    if let Some(name) = name.filter(|n| !n.is_empty()) {
+        put_bytes(buf, 1, name.as_bytes());
+    }
+}
+
+impl Protobuf {
+    /// `ExportLogsServiceRequest` of `records` into `buf`.
+    pub(crate) fn logs(&mut self, records: &[&Record], resource: &[u8], buf: &mut Vec<u8>) {
+        let attrs: Vec<Attrs<'_>> = records.iter().map(|r| Attrs::of_event(r)).collect();
+        self.sizes.clear();
+        self.sizes.extend(
+            records
+                .iter()
+                .zip(&attrs)
+                .map(|(r, a)| log_record_size(r, a)),
+        );
+        let groups = groups(records.iter().map(|r| r.logger()));
+        let scope_logs: Vec<usize> = groups
+            .iter()
+            .map(|(name, members)| {
+                len_field(1, scope_size(*name))
+                    + members
+                        .iter()
+                        .map(|&i| len_field(2, self.sizes[i]))
+                        .sum::<usize>()
+            })
+            .collect();
+        let resource_logs = len_field(1, resource.len())
+            + scope_logs.iter().map(|&n| len_field(2, n)).sum::<usize>();
+        buf.reserve(len_field(1, resource_logs));
+        put_len(buf, 1, resource_logs);
+        put_bytes(buf, 1, resource);
+        for ((name, members), size) in groups.iter().zip(&scope_logs) {
+            put_len(buf, 2, *size);
+            put_scope(buf, *name);
+            for &i in members {
+                put_len(buf, 2, self.sizes[i]);
+                put_log_record(buf, records[i], &attrs[i]);
+            }
+        }
+    }
+
+    /// `ExportTraceServiceRequest` of `spans` into `buf`.
+    pub(crate) fn traces(&mut self, spans: &[SpanParts<'_>], resource: &[u8], buf: &mut Vec<u8>) {
+        let attrs: Vec<Attrs<'_>> = spans.iter().map(Attrs::of_span).collect();
+        let statuses: Vec<Option<String>> = spans.iter().map(|s| status(s.end)).collect();
+        self.sizes.clear();
+        self.sizes.extend(
+            spans
+                .iter()
+                .zip(&attrs)
+                .zip(&statuses)
+                .map(|((s, a), st)| span_size(s, a, st.as_deref())),
+        );
+        let groups = groups(spans.iter().map(|s| s.end.logger()));
+        let scope_spans: Vec<usize> = groups
+            .iter()
+            .map(|(name, members)| {
+                len_field(1, scope_size(*name))
+                    + members
+                        .iter()
+                        .map(|&i| len_field(2, self.sizes[i]))
+                        .sum::<usize>()
+            })
+            .collect();
+        let resource_spans = len_field(1, resource.len())
+            + scope_spans.iter().map(|&n| len_field(2, n)).sum::<usize>();
+        buf.reserve(len_field(1, resource_spans));
+        put_len(buf, 1, resource_spans);
+        put_bytes(buf, 1, resource);
+        for ((name, members), size) in groups.iter().zip(&scope_spans) {
+            put_len(buf, 2, *size);
+            put_scope(buf, *name);
+            for &i in members {
+                put_len(buf, 2, self.sizes[i]);
+                put_span(buf, &spans[i], &attrs[i], statuses[i].as_deref());
+            }
+        }
+    }
+}
+
+// -------------------------------------------------------------------- JSON
+
+fn json_str(buf: &mut Vec<u8>, s: &str) {
+    // Writing to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *buf, s);
+}
+
+fn json_hex(buf: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    buf.push(b'"');
+    for b in bytes {
+        buf.push(HEX[usize::from(b >> 4)]);
+        buf.push(HEX[usize::from(b & 15)]);
+    }
+    buf.push(b'"');
+}
+
+fn json_any(buf: &mut Vec<u8>, value: &Value, depth: usize) {
+    match value {
+        Value::Null => buf.extend_from_slice(b"{}"),
+        Value::Bool(b) => {
+            let _ = write!(buf, "{{\"boolValue\":{b}}}");
+        }
+        Value::I64(n) => {
+            let _ = write!(buf, "{{\"intValue\":\"{n}\"}}");
+        }
+        Value::U64(n) if *n <= i64::MAX as u64 => {
+            let _ = write!(buf, "{{\"intValue\":\"{n}\"}}");
+        }
+        Value::U64(n) => {
+            let _ = write!(buf, "{{\"stringValue\":\"{n}\"}}");
+        }
+        Value::F64(f) if f.is_finite() => {
+            buf.extend_from_slice(b"{\"doubleValue\":");
+            // serde_json writes the shortest text that reads back exactly.
+            let _ = serde_json::to_writer(&mut *buf, f);
+            buf.push(b'}');
+        }
+        Value::F64(f) => {
+            let _ = write!(buf, "{{\"stringValue\":\"{}\"}}", non_finite(*f));
+        }
+        Value::Str(s) => {
+            buf.extend_from_slice(b"{\"stringValue\":");
+            json_str(buf, s);
+            buf.push(b'}');
+        }
+        Value::Bytes(b) => {
+            buf.extend_from_slice(b"{\"bytesValue\":\"");
+            buf.extend_from_slice(
+                base64::engine::general_purpose::STANDARD
+                    .encode(b)
+                    .as_bytes(),
+            );
+            buf.extend_from_slice(b"\"}");
+        }
+        _ if depth >= MAX_VALUE_DEPTH => {
+            let _ = write!(buf, "{{\"stringValue\":\"{MAX_DEPTH_TEXT}\"}}");
+        }
+        Value::Array(items) => {
+            buf.extend_from_slice(b"{\"arrayValue\":{\"values\":[");
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    buf.push(b',');
+                }
+                json_any(buf, item, depth + 1);
+            }
+            buf.extend_from_slice(b"]}}");
+        }
+        Value::Object(entries) => {
+            buf.extend_from_slice(b"{\"kvlistValue\":{\"values\":[");
+            for (i, (k, v)) in object_fields(entries).into_iter().enumerate() {
+                if i > 0 {
+                    buf.push(b',');
+                }
+                json_key_value(buf, k, v, depth + 1);
+            }
+            buf.extend_from_slice(b"]}}");
+        }
+    }
+}
+
+fn json_key_value(buf: &mut Vec<u8>, key: &str, value: &Value, depth: usize) {
+    buf.extend_from_slice(b"{\"key\":");
+    json_str(buf, key);
+    buf.extend_from_slice(b",\"value\":");
+    json_any(buf, value, depth);
+    buf.push(b'}');
+}
+
+fn json_attributes(buf: &mut Vec<u8>, attrs: &Attrs<'_>) {
+    let mut any = false;
+    for (i, (k, v)) in attrs.all().enumerate() {
+        if i == 0 {
+            buf.extend_from_slice(b",\"attributes\":[");
+            any = true;
+        } else {
+            buf.push(b',');
+        }
+        json_key_value(buf, k, v, 0);
+    }
+    if any {
+        buf.push(b']');
+    }
+}
+
+/// The JSON of the resource, written once: `{"attributes":[…]}`.
+pub(crate) fn resource_json(attrs: &[(String, Value)]) -> Vec<u8> {
+    let mut buf = b"{\"attributes\":[".to_vec();
+    for (i, (k, v)) in attrs.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        json_key_value(&mut buf, k, v, 0);
+    }
+    buf.extend_from_slice(b"]}");
+    buf
+}
+
+fn json_scope(buf: &mut Vec<u8>, name: Option<&str>) {
+    buf.extend_from_slice(b"{\"scope\":{");
+    if let Some(name) = name.filter(|n| !n.is_empty()) {
+        buf.extend_from_slice(b"\"name\":");
+        json_str(buf, name);
+    }
+    buf.push(b'}');
+}
+
+/// `ExportLogsServiceRequest` of `records` as OTLP JSON into `buf`.
+pub(crate) fn logs_json(records: &[&Record], resource: &[u8], buf: &mut Vec<u8>) {
+    buf.extend_from_slice(b"{\"resourceLogs\":[{\"resource\":");
+    buf.extend_from_slice(resource);
+    buf.extend_from_slice(b",\"scopeLogs\":[");
+    for (g, (name, members)) in groups(records.iter().map(|r| r.logger()))
+        .into_iter()
+        .enumerate()
+    {
+        if g > 0 {
+            buf.push(b',');
+        }
+        json_scope(buf, name);
+        buf.extend_from_slice(b",\"logRecords\":[");
+        for (n, i) in members.into_iter().enumerate() {
+            if n > 0 {
+                buf.push(b',');
+            }
+            let record = records[i];
+            let (number, text) = severity(record.level());
+            let time = record.timestamp_nanos();
+            let _ = write!(
+                buf,
+                "{{\"timeUnixNano\":\"{time}\",\"observedTimeUnixNano\":\"{time}\",\
+                 \"severityNumber\":{number},\"severityText\":\"{text}\",\"body\":{{\"stringValue\":"
+            );
+            json_str(buf, record.event());
+            buf.push(b'}');
+            json_attributes(buf, &Attrs::of_event(record));
+            if let Some((trace, span)) = ids(record) {
+                buf.extend_from_slice(b",\"flags\":1,\"traceId\":");
+                json_hex(buf, &trace);
+                buf.extend_from_slice(b",\"spanId\":");
+                json_hex(buf, &span);
+            }
+            buf.push(b'}');
+        }
+        buf.extend_from_slice(b"]}");
+    }
+    buf.extend_from_slice(b"]}]}");
+}
+
+/// `ExportTraceServiceRequest` of `spans` as OTLP JSON into `buf`.
+pub(crate) fn traces_json(spans: &[SpanParts<'_>], resource: &[u8], buf: &mut Vec<u8>) {
+    buf.extend_from_slice(b"{\"resourceSpans\":[{\"resource\":");
+    buf.extend_from_slice(resource);
+    buf.extend_from_slice(b",\"scopeSpans\":[");
+    for (g, (name, members)) in groups(spans.iter().map(|s| s.end.logger()))
+        .into_iter()
+        .enumerate()
+    {
+        if g > 0 {
+            buf.push(b',');
+        }
+        json_scope(buf, name);
+        buf.extend_from_slice(b",\"spans\":[");
+        for (n, i) in members.into_iter().enumerate() {
+            if n > 0 {
+                buf.push(b',');
+            }
+            let span = &spans[i];
+            let cx = span.end.span_context().expect("a span end has a context");
+            buf.extend_from_slice(b"{\"traceId\":");
+            json_hex(buf, &cx.trace_id().to_bytes());
+            buf.extend_from_slice(b",\"spanId\":");
+            json_hex(buf, &cx.span_id().to_bytes());
+            if let Some(parent) = cx.parent_span_id() {
+                buf.extend_from_slice(b",\"parentSpanId\":");
+                json_hex(buf, &parent.to_bytes());
+            }
+            buf.extend_from_slice(b",\"flags\":1,\"name\":");
+            json_str(buf, span.name);
+            let _ = write!(
+                buf,
+                ",\"kind\":1,\"startTimeUnixNano\":\"{}\",\"endTimeUnixNano\":\"{}\"",
+                span.start_time,
+                span.end.timestamp_nanos()
+            );
+            json_attributes(buf, &Attrs::of_span(span));
+            if let Some(message) = status(span.end) {
+                buf.extend_from_slice(b",\"status\":{");
+                if !message.is_empty() {
+                    buf.extend_from_slice(b"\"message\":");
+                    json_str(buf, &message);
+                    buf.push(b',');
+                }
+                buf.extend_from_slice(b"\"code\":2}");
+            }
+            buf.push(b'}');
+        }
+        buf.extend_from_slice(b"]}");
+    }
+    buf.extend_from_slice(b"]}]}");
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as Av};
+    use prost::Message as _;
+
+    use super::*;
+    use crate::otlp::convert::OpenSpans;
+    use crate::record::SpanContext;
+
+    fn resource() -> Vec<(String, Value)> {
+        vec![
+            ("service.name".to_owned(), Value::from("shop")),
+            ("n".to_owned(), Value::from(3)),
+        ]
+    }
+
+    /// Both encodings of a batch, decoded with the `opentelemetry-proto`
+    /// types; they must agree.
+    fn logs(records: &[Record]) -> ExportLogsServiceRequest {
+        let refs: Vec<&Record> = records.iter().collect();
+        let mut pb = Vec::new();
+        Protobuf::default().logs(&refs, &resource_protobuf(&resource()), &mut pb);
+        let from_pb = ExportLogsServiceRequest::decode(&pb[..]).expect("protobuf");
+        let mut json = Vec::new();
+        logs_json(&refs, &resource_json(&resource()), &mut json);
+        let from_json: ExportLogsServiceRequest = serde_json::from_slice(&json)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&json)));
+        assert_eq!(from_pb, from_json, "{}", String::from_utf8_lossy(&json));
+        from_pb
+    }
+
+    fn traces(records: &[Record]) -> ExportTraceServiceRequest {
+        let mut open = OpenSpans::default();
+        let split = open.split(records, true);
+        let mut pb = Vec::new();
+        Protobuf::default().traces(&split.spans, &resource_protobuf(&resource()), &mut pb);
+        let from_pb = ExportTraceServiceRequest::decode(&pb[..]).expect("protobuf");
+        let mut json = Vec::new();
+        traces_json(&split.spans, &resource_json(&resource()), &mut json);
+        let from_json: ExportTraceServiceRequest = serde_json::from_slice(&json)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&json)));
+        assert_eq!(from_pb, from_json, "{}", String::from_utf8_lossy(&json));
+        from_pb
+    }
+
+    fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a Av> {
+        attrs
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| kv.value.as_ref()?.value.as_ref())
+    }
+
+    fn s(text: &str) -> Av {
+        Av::StringValue(text.to_owned())
+    }
+
+    #[test]
+    fn values_are_typed_and_repeated_keys_written_once() {
+        let cx = SpanContext::new_root();
+        let record = Record::builder(Level::Warn, "checked")
+            .logger("shop::pay")
+            .span_context(cx)
+            .field("a", 1)
+            .field("neg", -5i64)
+            .field("big", u64::MAX)
+            .field("f", 0.1)
+            .field("nan", f64::NAN)
+            .field("inf", f64::NEG_INFINITY)
+            .field("null", Value::Null)
+            .field("raw", Value::Bytes(vec![0, 255].into()))
+            .field(
+                "obj",
+                Value::Object(
+                    vec![
+                        ("k".to_owned(), Value::from(1)),
+                        ("k".to_owned(), Value::from("last")),
+                    ]
+                    .into(),
+                ),
+            )
+            .field("list", vec![true, false])
+            .field("a", "again")
+            .field(CODE_FILE, "user's own")
+            .file("src/pay.rs")
+            .line(7)
+            .function("pay")
+            .build();
+        let request = logs(std::slice::from_ref(&record));
+        let rl = &request.resource_logs[0];
+        assert_eq!(
+            attr(&rl.resource.as_ref().unwrap().attributes, "n"),
+            Some(&Av::IntValue(3))
+        );
+        assert_eq!(rl.scope_logs[0].scope.as_ref().unwrap().name, "shop::pay");
+        let log = &rl.scope_logs[0].log_records[0];
+        assert_eq!(log.time_unix_nano, record.timestamp_nanos());
+        assert_eq!(log.observed_time_unix_nano, record.timestamp_nanos());
+        assert_eq!(
+            (log.severity_number, log.severity_text.as_str()),
+            (13, "WARN")
+        );
+        assert_eq!(log.body.as_ref().unwrap().value, Some(s("checked")));
+        assert_eq!(log.trace_id, cx.trace_id().to_bytes());
+        assert_eq!(log.span_id, cx.span_id().to_bytes());
+        assert_eq!(log.flags, 1);
+        let a = &log.attributes;
+        let keys: Vec<&str> = a.iter().map(|kv| kv.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "neg",
+                "big",
+                "f",
+                "nan",
+                "inf",
+                "null",
+                "raw",
+                "obj",
+                "list",
+                "a",
+                CODE_FILE,
+                CODE_LINE,
+                CODE_FUNCTION
+            ]
+        );
+        assert_eq!(attr(a, "a"), Some(&s("again")));
+        assert_eq!(attr(a, "neg"), Some(&Av::IntValue(-5)));
+        assert_eq!(attr(a, "big"), Some(&s("18446744073709551615")));
+        assert_eq!(attr(a, "f"), Some(&Av::DoubleValue(0.1)));
+        assert_eq!(attr(a, "nan"), Some(&s("NaN")));
+        assert_eq!(attr(a, "inf"), Some(&s("-Infinity")));
+        assert_eq!(attr(a, "null"), None);
+        assert_eq!(attr(a, "raw"), Some(&Av::BytesValue(vec![0, 255])));
+        let Some(Av::KvlistValue(obj)) = attr(a, "obj") else {
+            panic!("{a:?}")
+        };
+        assert_eq!(obj.values.len(), 1);
+        assert_eq!(attr(&obj.values, "k"), Some(&s("last")));
+        let Some(Av::ArrayValue(list)) = attr(a, "list") else {
+            panic!("{a:?}")
+        };
+        assert_eq!(
+            list.values,
+            [
+                AnyValue {
+                    value: Some(Av::BoolValue(true))
+                },
+                AnyValue {
+                    value: Some(Av::BoolValue(false))
+                }
+            ]
+        );
+        assert_eq!(attr(a, CODE_FILE), Some(&s("src/pay.rs")));
+        assert_eq!(attr(a, CODE_LINE), Some(&Av::IntValue(7)));
+        assert_eq!(attr(a, CODE_FUNCTION), Some(&s("pay")));
+    }
+
+    #[test]
+    fn loggers_are_scopes_in_order_of_appearance() {
+        let records: Vec<Record> = ["a", "b", "a"]
+            .iter()
+            .map(|l| Record::builder(Level::Info, "e").logger(*l).build())
+            .chain(std::iter::once(
+                Record::builder(Level::Info, "none").build(),
+            ))
+            .collect();
+        let request = logs(&records);
+        let scopes: Vec<(String, usize)> = request.resource_logs[0]
+            .scope_logs
+            .iter()
+            .map(|s| (s.scope.as_ref().unwrap().name.clone(), s.log_records.len()))
+            .collect();
+        assert_eq!(
+            scopes,
+            [("a".into(), 2), ("b".into(), 1), (String::new(), 1)]
+        );
+        let plain = &request.resource_logs[0].scope_logs[2].log_records[0];
+        assert!(plain.trace_id.is_empty() && plain.span_id.is_empty() && plain.flags == 0);
+    }
+
+    #[test]
+    fn a_span_is_built_from_its_end_and_its_start() {
+        let root = SpanContext::new_root();
+        let child = root.new_child();
+        let start = Record::builder(Level::Info, "charge.start")
+            .span_context(child)
+            .provisional(true)
+            .field("user", "u2")
+            .field("items", 1)
+            .build();
+        let end = Record::builder(Level::Error, "charge.end")
+            .span_context(child)
+            .logger("shop")
+            .field("items", 3)
+            .field(DURATION_FIELD, 12.5)
+            .field(ERROR_FIELD, "card declined")
+            .file("src/shop.rs")
+            .build();
+        let request = traces(&[start.clone(), end.clone()]);
+        let span = &request.resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!(span.name, "charge");
+        assert_eq!(span.trace_id, child.trace_id().to_bytes());
+        assert_eq!(span.span_id, child.span_id().to_bytes());
+        assert_eq!(span.parent_span_id, root.span_id().to_bytes());
+        assert_eq!(span.kind, 1);
+        assert_eq!(span.flags, 1);
+        assert_eq!(span.start_time_unix_nano, start.timestamp_nanos());
+        assert_eq!(span.end_time_unix_nano, end.timestamp_nanos());
+        let keys: Vec<&str> = span.attributes.iter().map(|a| a.key.as_str()).collect();
+        assert_eq!(keys, ["user", "items", CODE_FILE]);
+        assert_eq!(attr(&span.attributes, "items"), Some(&Av::IntValue(3)));
+        let status = span.status.as_ref().unwrap();
+        assert_eq!((status.code, status.message.as_str()), (2, "card declined"));
+
+        // Without its start (an earlier process), the duration gives the start.
+        let request = traces(std::slice::from_ref(&end));
+        let span = &request.resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!(
+            span.end_time_unix_nano - span.start_time_unix_nano,
+            12_500_000
+        );
+        // A span that did not fail has no status.
+        let ok = Record::builder(Level::Info, "ok.end")
+            .span_context(root)
+            .field(DURATION_FIELD, 1)
+            .build();
+        let request = traces(&[ok]);
+        let span = &request.resource_spans[0].scope_spans[0].spans[0];
+        assert!(span.status.is_none() && span.parent_span_id.is_empty());
+    }
+
+    #[test]
+    fn open_spans_are_bounded_and_forgotten_when_ended() {
+        let mut open = OpenSpans::default();
+        let starts: Vec<Record> = (0..16_384 + 10)
+            .map(|_| {
+                Record::builder(Level::Info, "s.start")
+                    .span_context(SpanContext::new_root())
+                    .provisional(true)
+                    .build()
+            })
+            .collect();
+        let ended = open.split(&starts, true).ended;
+        assert!(ended.is_empty());
+        assert_eq!(open.len(), 16_384);
+        let end = Record::builder(Level::Info, "s.end")
+            .span_context(*starts.last().unwrap().span_context().unwrap())
+            .field(DURATION_FIELD, 1.0)
+            .build();
+        let ended = open.split(std::slice::from_ref(&end), true).ended;
+        open.ended(&ended);
+        assert_eq!(open.len(), 16_383);
+    }
+
+    fn value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::I64),
+            any::<u64>().prop_map(Value::U64),
+            any::<f64>().prop_map(Value::F64),
+            ".{0,12}".prop_map(|s| Value::Str(s.into())),
+            proptest::collection::vec(any::<u8>(), 0..8).prop_map(|b| Value::Bytes(b.into())),
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(|v| Value::Array(v.into())),
+                proptest::collection::vec(("[a-c]{1,2}", inner), 0..4)
+                    .prop_map(|v| Value::Object(v.into())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Any fields give requests that decode, the same in both encodings.
+        #[test]
+        fn any_record_encodes_the_same_in_both_encodings(
+            fields in proptest::collection::vec(("[a-e]{1,3}|code\\.file\\.path", value()), 0..8),
+            event in ".{0,20}",
+            logger in proptest::option::of("[a-z:]{0,8}"),
+        ) {
+            let mut builder = Record::builder(Level::Info, event.clone())
+                .span_context(SpanContext::new_root());
+            if let Some(logger) = logger {
+                builder = builder.logger(logger);
+            }
+            for (k, v) in fields {
+                builder = builder.field(k, v);
+            }
+            let record = builder.build();
+            let request = logs(std::slice::from_ref(&record));
+            let log = &request.resource_logs[0].scope_logs[0].log_records[0];
+            proptest::prop_assert_eq!(log.body.as_ref().unwrap().value.clone(), Some(s(&event)));
+        }
+    }
+}
