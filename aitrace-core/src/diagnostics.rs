@@ -2,6 +2,7 @@
 //! disk must not flood the application's stderr.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -48,6 +49,10 @@ impl Diagnostics {
         true
     }
 }
+
+/// The diagnostics of the whole process, for what no logger owns (a
+/// frontend's setup); see [`crate::adapter::diagnose`].
+pub(crate) static PROCESS: LazyLock<Diagnostics> = LazyLock::new(Diagnostics::default);
 
 #[cfg(test)]
 mod tests {

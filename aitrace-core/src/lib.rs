@@ -85,6 +85,7 @@ mod level;
 mod location;
 mod logger;
 mod output;
+mod propagation;
 mod record;
 mod report;
 mod retry;
@@ -113,6 +114,7 @@ pub use logger::{
     DEFAULT_SHUTDOWN_TIMEOUT, DeliveryGuard, send_logs,
 };
 pub use output::{HttpOutputBuilder, Output};
+pub use propagation::TraceParent;
 pub use record::{Location, Record, RecordBuilder, SpanContext};
 pub use report::{Delivery, FlushReport};
 pub use retry::{
