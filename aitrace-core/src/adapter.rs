@@ -8,12 +8,17 @@
 //! A frontend with its own span enter/exit calls (a `tracing` layer) keeps
 //! the core's span stack in step with [`push_current`] and [`pop_current`],
 //! so records from every frontend on the thread share the same ids.
+//! One whose spans can start from a remote parent (a `traceparent` field)
+//! uses [`remote_child`]; one that finds its setup wrong says so once with
+//! [`diagnose`].
 
 use crate::ids::SpanId;
 use crate::level::Level;
 use crate::logger::BufferedLogger;
+use crate::propagation::TraceParent;
 use crate::record::SpanContext;
 
+pub use crate::propagation::RemoteTraceGuard;
 pub use crate::sending::is_sending;
 
 /// Makes `context` the current span on this thread, for a frontend whose
@@ -40,4 +45,23 @@ pub fn on_level_change(
     watch: impl Fn(Option<Level>) + Send + Sync + 'static,
 ) {
     logger.watch_level(Box::new(watch));
+}
+
+/// The context of a new span whose parent is `parent`, a span in another
+/// process (a frontend's span with a `traceparent` field): the remote trace
+/// id, a new span id, the remote span as parent. Keep the guard as long as
+/// the span is open: while it lives, [`TraceParent::current`] in any span of
+/// that trace passes on the remote parent's flags and `tracestate`. Core
+/// spans do the same with
+/// [`SpanBuilder::remote_parent`](crate::SpanBuilder::remote_parent).
+pub fn remote_child(parent: &TraceParent) -> (SpanContext, RemoteTraceGuard) {
+    crate::propagation::remote_child(parent)
+}
+
+/// Prints `aitrace: MESSAGE` on stderr, for a problem the user must fix in
+/// a frontend's setup. Lines of one `kind` are printed at most once a
+/// minute across the process; those held back are counted on the next
+/// one. Returns whether it printed.
+pub fn diagnose(kind: &str, message: impl FnOnce() -> String) -> bool {
+    crate::diagnostics::PROCESS.say(kind, message)
 }

@@ -2,6 +2,7 @@
 //! disk must not flood the application's stderr.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -49,15 +50,15 @@ impl Diagnostics {
     }
 }
 
-/// The process-wide diagnostics, for code that runs outside a logger's
-/// delivery thread (settings read from the environment, say).
-#[cfg_attr(not(feature = "otlp"), allow(dead_code))]
-static GLOBAL: std::sync::LazyLock<Diagnostics> = std::sync::LazyLock::new(Diagnostics::default);
+/// The diagnostics of the whole process, for what no logger owns (a
+/// frontend's setup, settings read from the environment); see
+/// [`crate::adapter::diagnose`].
+pub(crate) static PROCESS: LazyLock<Diagnostics> = LazyLock::new(Diagnostics::default);
 
 /// [`Diagnostics::say`] on the process-wide instance.
 #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
 pub(crate) fn say_once(kind: &str, message: impl FnOnce() -> String) -> bool {
-    GLOBAL.say(kind, message)
+    PROCESS.say(kind, message)
 }
 
 #[cfg(test)]

@@ -31,6 +31,9 @@ pub enum ErrorKind {
     Tls,
     /// Text that is not a record in the wire format ([`Record::from_json`](crate::Record::from_json)).
     InvalidRecord,
+    /// A `traceparent` header that is not W3C Trace Context
+    /// ([`TraceParent::parse`](crate::TraceParent::parse)).
+    InvalidTraceContext,
 }
 
 /// An error from an output, a flush or a configuration.

@@ -38,6 +38,11 @@
 //!   makes the span current so records inside carry its ids;
 //!   [`BufferedLogger::trace_context`] also clears the buffer first and flushes
 //!   at the end. [`context`] carries a span to other threads and tasks.
+//! * **Across processes**: [`TraceParent`] parses the W3C `traceparent` and
+//!   `tracestate` headers a request brought (strictly, Trace Context
+//!   Level 1) and gives the ones to send for the current span;
+//!   [`SpanBuilder::remote_parent`] starts a span in the caller's trace.
+//!   Records keep the wire format: the remote span is the `parent_span_id`.
 //! * **Levels**: `info` and above by default; a level or `RUST_LOG`-style
 //!   directives per target ([`Filter`]) from code, `AITRACE_LEVEL` or
 //!   `RUST_LOG` ([`mod@env`] lists every variable read).
@@ -102,6 +107,7 @@ mod otlp {
     }
 }
 mod output;
+mod propagation;
 mod record;
 mod report;
 mod retry;
@@ -132,6 +138,7 @@ pub use logger::{
 #[cfg(feature = "otlp")]
 pub use otlp::{DEFAULT_OTLP_ENDPOINT, DEFAULT_OTLP_TIMEOUT, OtlpOutputBuilder, Protocol};
 pub use output::{HttpOutputBuilder, Output};
+pub use propagation::TraceParent;
 pub use record::{Location, Record, RecordBuilder, SpanContext};
 pub use report::{Delivery, FlushReport};
 pub use retry::{

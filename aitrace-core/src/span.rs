@@ -9,6 +9,7 @@ use crate::context::{self, ContextGuard};
 use crate::error::Result;
 use crate::level::Level;
 use crate::logger::BufferedLogger;
+use crate::propagation::{self, RemoteTraceGuard, TraceParent};
 use crate::record::{Location, Record, SpanContext};
 use crate::report::FlushReport;
 use crate::value::Value;
@@ -27,6 +28,7 @@ pub struct SpanBuilder<'a> {
     level: Level,
     location: Location,
     fields: Vec<(Cow<'static, str>, Value)>,
+    remote_parent: Option<TraceParent>,
 }
 
 impl<'a> SpanBuilder<'a> {
@@ -55,16 +57,52 @@ impl<'a> SpanBuilder<'a> {
         self
     }
 
-    /// Opens the span as a child of the current one (or as a new root),
-    /// writes `NAME.start`, and makes it current until the guard drops.
+    /// Makes the span the child of a span in another process, whose
+    /// `traceparent` (and `tracestate`) headers `parent` holds: the span
+    /// takes the remote trace id and has the remote span as parent, so the
+    /// spans and records inside it continue that trace, and
+    /// [`TraceParent::current`] inside them passes it on with the remote
+    /// flags and `tracestate`. `None` (no header, or one that did not
+    /// parse) leaves the builder as it was: a child of the current span or
+    /// a new trace.
+    ///
+    /// ```
+    /// use aitrace_core::{BufferedLogger, TraceParent};
+    ///
+    /// let log = BufferedLogger::builder().target("-")?.build();
+    /// let header = Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    /// let parent = header.and_then(|h| TraceParent::parse(h).ok());
+    /// log.span("handle_request").remote_parent(parent.as_ref()).in_scope(|span| {
+    ///     assert_eq!(span.context().trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    ///     assert_eq!(span.context().parent_span_id().unwrap().to_string(), "00f067aa0ba902b7");
+    /// });
+    /// # log.clear();
+    /// # Ok::<(), aitrace_core::Error>(())
+    /// ```
+    pub fn remote_parent<'p>(mut self, parent: impl Into<Option<&'p TraceParent>>) -> Self {
+        if let Some(parent) = parent.into() {
+            self.remote_parent = Some(parent.clone());
+        }
+        self
+    }
+
+    /// Opens the span as a child of the current one (or of its
+    /// [`remote_parent`](Self::remote_parent), or as a new root), writes
+    /// `NAME.start`, and makes it current until the guard drops.
     ///
     /// Its records' `function` is the module path derived from the source
     /// file (`src/shop/checkout.rs` → `shop::checkout`, `examples/checkout.rs`
     /// → `checkout`), unless [`function`](Self::function) set one; the
     /// closure forms ([`in_scope`](Self::in_scope), …) name the function
     /// that calls them instead.
-    pub fn enter(self) -> SpanGuard {
-        self.enter_as(context::new_span())
+    pub fn enter(mut self) -> SpanGuard {
+        match self.remote_parent.take() {
+            Some(parent) => {
+                let (span, remote) = propagation::remote_child(&parent);
+                self.enter_as(span, Some(remote))
+            }
+            None => self.enter_as(context::new_span(), None),
+        }
     }
 
     /// Names the function `F` was written in, when it is a closure and no
@@ -82,7 +120,7 @@ impl<'a> SpanBuilder<'a> {
         self
     }
 
-    fn enter_as(mut self, span: SpanContext) -> SpanGuard {
+    fn enter_as(mut self, span: SpanContext, remote: Option<RemoteTraceGuard>) -> SpanGuard {
         if self.location.function().is_none() {
             if let Some(module) = self.location.file().and_then(module_of_file) {
                 self.location = Location::new(
@@ -105,6 +143,7 @@ impl<'a> SpanBuilder<'a> {
                 started: Instant::now(),
                 end: RefCell::new(EndState::default()),
                 _current: None,
+                _remote: None,
             };
         }
         let mut start = Record::builder(self.level, format!("{}.start", self.name))
@@ -125,6 +164,7 @@ impl<'a> SpanBuilder<'a> {
             started: Instant::now(),
             end: RefCell::new(EndState::default()),
             _current: Some(context::attach(span)),
+            _remote: remote,
         }
     }
 
@@ -175,6 +215,9 @@ pub struct SpanGuard {
     /// lifecycle records and never becomes current, so records and spans
     /// inside it belong to the span around it and the tree has no gaps.
     _current: Option<ContextGuard>,
+    /// For a span with a remote parent: keeps the remote trace's flags and
+    /// `tracestate` for [`TraceParent::current`] until the span ends.
+    _remote: Option<RemoteTraceGuard>,
 }
 
 impl SpanGuard {
@@ -348,6 +391,7 @@ impl BufferedLogger {
             level: Level::Info,
             location: Location::from_caller(std::panic::Location::caller()),
             fields: Vec::new(),
+            remote_parent: None,
         }
     }
 

@@ -173,7 +173,11 @@ fn check_every_field(protocol: Protocol) {
     let status = inner.status.as_ref().unwrap();
     assert_eq!(status.code, 2, "STATUS_CODE_ERROR");
     assert_eq!(status.message, "card declined");
-    assert_eq!(outer.status.as_ref().map_or(0, |s| s.code), 0, "STATUS_CODE_UNSET");
+    assert_eq!(
+        outer.status.as_ref().map_or(0, |s| s.code),
+        0,
+        "STATUS_CODE_UNSET"
+    );
     assert_eq!(outer.kind, 1, "SPAN_KIND_INTERNAL");
 }
 

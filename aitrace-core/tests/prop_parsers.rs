@@ -1,10 +1,11 @@
 //! Property tests of the parsers a user's strings reach: target strings
-//! (`LOG_TRG`), level names (`AITRACE_LEVEL`) and hex ids. Any input gives a
-//! value or a clear error, never a panic.
+//! (`LOG_TRG`), level names (`AITRACE_LEVEL`), hex ids and the W3C
+//! `traceparent`/`tracestate` headers another process sends. Any input gives
+//! a value or a clear error, never a panic.
 
 use std::path::{Path, PathBuf};
 
-use aitrace_core::{ErrorKind, Level, Output, SpanId, TraceId};
+use aitrace_core::{ErrorKind, Level, Output, SpanId, TraceId, TraceParent};
 use proptest::prelude::*;
 
 /// Percent-encodes every byte but unreserved characters and `/`.
@@ -189,5 +190,104 @@ proptest! {
         let id = SpanId::from_hex(&span_hex).unwrap();
         prop_assert_eq!(id.to_bytes(), span.to_be_bytes());
         prop_assert_eq!(id.to_string(), span_hex);
+    }
+
+    #[test]
+    fn any_traceparent_string_gives_a_context_or_an_invalid_trace_context_error(
+        text in any::<String>(),
+        near in "[ \t]?[0-9a-fA-F]{2}-[0-9a-f]{30,34}-[0-9a-f]{14,18}-[0-9a-fx]{2}(-.{0,5})?[ \t]?",
+    ) {
+        for text in [&text, &near] {
+            match TraceParent::parse(text) {
+                Ok(parent) => {
+                    // What parsed is a well-formed header with the same ids.
+                    let header = parent.to_string();
+                    prop_assert_eq!(header.len(), 55);
+                    prop_assert_eq!(TraceParent::parse(&header).ok(), Some(parent.clone()));
+                    let trimmed = text.trim_matches([' ', '\t']);
+                    prop_assert_eq!(&trimmed[3..52], &header[3..52], "{:?}", text);
+                    prop_assert!(!trimmed.starts_with("ff"));
+                }
+                Err(err) => {
+                    prop_assert_eq!(err.kind(), ErrorKind::InvalidTraceContext);
+                    prop_assert!(err.to_string().starts_with("invalid traceparent"), "{}", err);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_valid_traceparent_round_trips(
+        trace in 1..=u128::MAX,
+        span in 1..=u64::MAX,
+        flags in any::<u8>(),
+        pad in "[ \t]{0,2}",
+    ) {
+        let header = format!("00-{trace:032x}-{span:016x}-{flags:02x}");
+        let parent = TraceParent::parse(&format!("{pad}{header}{pad}")).unwrap();
+        prop_assert_eq!(parent.trace_id().to_bytes(), trace.to_be_bytes());
+        prop_assert_eq!(parent.span_id().to_bytes(), span.to_be_bytes());
+        prop_assert_eq!(parent.flags(), flags);
+        prop_assert_eq!(parent.is_sampled(), flags & 1 == 1);
+        prop_assert_eq!(parent.to_string(), header.clone());
+        // Upper-case hex anywhere is refused.
+        if let Some(i) = header.find(|c: char| c.is_ascii_lowercase()) {
+            let mut upper = header.clone();
+            upper.replace_range(i..=i, &header[i..=i].to_ascii_uppercase());
+            prop_assert!(TraceParent::parse(&upper).is_err(), "{}", upper);
+        }
+    }
+
+    #[test]
+    fn a_higher_version_is_read_as_its_first_55_characters(
+        version in 1u8..0xff,
+        trace in 1..=u128::MAX,
+        span in 1..=u64::MAX,
+        rest in "(-[ -~]{0,20})?",
+        other in "[!-,.-~][ -~]{0,5}",
+    ) {
+        let header = format!("{version:02x}-{trace:032x}-{span:016x}-01");
+        let parent = TraceParent::parse(&format!("{header}{rest}")).unwrap();
+        prop_assert_eq!(parent.to_string(), format!("00{}", &header[2..]));
+        // Anything but `-` after the 55 characters is refused.
+        let followed = format!("{header}{other}");
+        prop_assert!(TraceParent::parse(&followed).is_err(), "{}", followed);
+        // Version 00 allows nothing after them.
+        let longer_00 = format!("00{}-", &header[2..]);
+        prop_assert!(TraceParent::parse(&longer_00).is_err(), "{}", longer_00);
+    }
+
+    #[test]
+    fn any_tracestate_is_kept_within_bounds_or_dropped(
+        text in any::<String>(),
+        members in prop::collection::vec(("[a-z][a-z0-9_*/-]{0,8}(@[a-z][a-z0-9]{0,5})?", "[!-+--<>-~]{1,150}"), 0..40),
+    ) {
+        let parent = TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+        let built: Vec<String> = members.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        for text in [text, built.join(" , ")] {
+            let with = parent.clone().with_trace_state(&text);
+            prop_assert_eq!(with.trace_id(), parent.trace_id());
+            if let Some(state) = with.trace_state() {
+                prop_assert!(!state.is_empty() && state.len() <= 512, "{:?}", state);
+                prop_assert!(!state.contains(", ") && !state.starts_with(' '));
+                // Kept as it is when read again.
+                let again = parent.clone().with_trace_state(state);
+                prop_assert_eq!(again.trace_state(), Some(state));
+                // Every member kept was given.
+                for member in state.split(',') {
+                    prop_assert!(text.contains(member), "{:?} not in {:?}", member, text);
+                }
+            }
+        }
+        // A list of unique valid members within the limits is kept whole.
+        let mut keys: Vec<&String> = members.iter().map(|(k, _)| k).collect();
+        keys.sort();
+        keys.dedup();
+        let unique = keys.len() == members.len();
+        let joined = built.join(",");
+        if unique && !members.is_empty() && members.len() <= 32 && joined.len() <= 512 {
+            let with = parent.clone().with_trace_state(&built.join(" , "));
+            prop_assert_eq!(with.trace_state(), Some(joined.as_str()));
+        }
     }
 }

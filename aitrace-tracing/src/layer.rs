@@ -5,15 +5,24 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
 
+use aitrace_core::adapter::RemoteTraceGuard;
 use aitrace_core::wire::{DURATION_FIELD, ERROR_FIELD};
 use aitrace_core::{
-    BufferedLogger, Level, Location, Record, RecordBuilder, SpanContext, Value, adapter, context,
+    BufferedLogger, Level, Location, Record, RecordBuilder, SpanContext, TraceParent, Value,
+    adapter, context,
 };
 use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id, Record as SpanValues};
-use tracing_core::{Event, Metadata, Subscriber};
+use tracing_core::{Dispatch, Event, Metadata, Subscriber};
 use tracing_subscriber::layer::Context;
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
+
+/// The span field whose value, a W3C `traceparent` header, makes the span
+/// the child of a span in another process.
+pub const TRACEPARENT_FIELD: &str = "traceparent";
+/// The span field that holds the `tracestate` header going with
+/// [`TRACEPARENT_FIELD`].
+pub const TRACESTATE_FIELD: &str = "tracestate";
 
 /// A [`tracing_subscriber::Layer`] that turns events into aitrace records and
 /// spans into `NAME.start`/`NAME.end` lifecycle records, buffered in a
@@ -24,9 +33,15 @@ use tracing_subscriber::registry::LookupSpan;
 ///   The target is the logger; file, line and module path the location.
 /// * A span gets ids when it is created: a child of the span current in
 ///   `aitrace_core::context` (the innermost entered tracing, aitrace or
-///   OpenTelemetry span), or of its explicit `parent:`, else a new root. Its `.start` record is written when
-///   it is first entered, so it carries the fields recorded until then; fields
-///   recorded later go on its `.end` record, with `duration_ms`.
+///   OpenTelemetry span), or of its explicit `parent:`, else a new root. A
+///   span created with a valid `traceparent` field (and optionally
+///   `tracestate`), W3C headers from another process, is instead the child
+///   of that remote span, in its trace. With the `opentelemetry` feature, a
+///   span that tracing-opentelemetry also exports takes its OpenTelemetry
+///   ids when it is first entered (see the crate docs). Its `.start` record
+///   is written when it is first entered, so it carries the fields recorded
+///   until then; fields recorded later go on its `.end` record, with
+///   `duration_ms`.
 /// * An `ERROR` event inside a span (as `#[instrument(err)]` emits) ends the
 ///   span at `error` level with the event's message in `error`.
 /// * While a span is entered it is `aitrace_core`'s current span on that
@@ -53,6 +68,8 @@ use tracing_subscriber::registry::LookupSpan;
 pub struct AitraceLayer {
     logger: BufferedLogger,
     id: LayerId,
+    #[cfg(feature = "opentelemetry")]
+    registered: crate::otel::Registered,
 }
 
 impl AitraceLayer {
@@ -61,6 +78,8 @@ impl AitraceLayer {
         AitraceLayer {
             logger,
             id: LayerId::next(),
+            #[cfg(feature = "opentelemetry")]
+            registered: Default::default(),
         }
     }
 
@@ -97,6 +116,12 @@ struct SpanData {
     started: Instant,
     level: Level,
     layers: Vec<LayerState>,
+    /// For a span with a `traceparent` field: keeps the remote trace's flags
+    /// and `tracestate` known until the span closes.
+    _remote: Option<RemoteTraceGuard>,
+    /// Whether the ids may still be replaced by tracing-opentelemetry's.
+    #[cfg(feature = "opentelemetry")]
+    otel_pending: bool,
 }
 
 impl SpanData {
@@ -146,6 +171,92 @@ fn located(builder: RecordBuilder, meta: &'static Metadata<'static>) -> RecordBu
 }
 
 impl AitraceLayer {
+    /// The ids of a new span without a remote parent. A contextual span is
+    /// a child of the span current on this thread, which the layers'
+    /// `on_enter` made the core's current span (as for events); one with an
+    /// explicit parent is a child of the nearest ancestor this layer's
+    /// logger keeps (one it filters out writes nothing, so it cannot be a
+    /// parent in the tree).
+    fn local_context<S>(&self, span: &SpanRef<'_, S>, attrs: &Attributes<'_>) -> SpanContext
+    where
+        S: for<'a> LookupSpan<'a>,
+    {
+        let parent = if attrs.is_contextual() {
+            None
+        } else {
+            span.scope().skip(1).find_map(|ancestor| {
+                let kept = {
+                    let extensions = ancestor.extensions();
+                    let data = extensions.get::<SpanData>()?;
+                    self.logger
+                        .enabled_for(data.level, ancestor.metadata().target())
+                };
+                if !kept {
+                    return None;
+                }
+                self.settle_ids(&ancestor, true);
+                let extensions = ancestor.extensions();
+                extensions.get::<SpanData>().map(|data| data.context)
+            })
+        };
+        match parent {
+            Some(parent) => parent.new_child(),
+            None => context::new_span(),
+        }
+    }
+
+    /// With the `opentelemetry` feature, the first time a span's ids are
+    /// needed (first enter, an explicit child or event, close): takes the
+    /// trace and span id tracing-opentelemetry gave it. The parent stays
+    /// the one aitrace chose when it is in that trace, and is dropped when
+    /// not (a parent set with `set_parent` from another process is not
+    /// visible through tracing-opentelemetry's API). Without OpenTelemetry
+    /// data the span keeps its own ids, and `diagnose` says so once.
+    #[cfg(feature = "opentelemetry")]
+    fn settle_ids<S>(&self, span: &SpanRef<'_, S>, diagnose: bool)
+    where
+        S: for<'a> LookupSpan<'a>,
+    {
+        let pending = span
+            .extensions()
+            .get::<SpanData>()
+            .is_some_and(|data| data.otel_pending);
+        if !pending {
+            return;
+        }
+        // Without holding the extensions: tracing-opentelemetry locks them.
+        let found = self.registered.ids(&span.id());
+        let mut extensions = span.extensions_mut();
+        let Some(data) = extensions.get_mut::<SpanData>() else {
+            return;
+        };
+        if !std::mem::take(&mut data.otel_pending) {
+            return; // another thread settled it meanwhile
+        }
+        match found {
+            Ok((trace_id, span_id)) => {
+                let parent = data
+                    .context
+                    .parent_span_id()
+                    .filter(|_| data.context.trace_id() == trace_id);
+                data.context = SpanContext::new(trace_id, span_id, parent);
+            }
+            Err(missing) if diagnose => {
+                drop(extensions);
+                crate::otel::report(missing, span.metadata().name());
+            }
+            Err(_) => {}
+        }
+    }
+
+    #[cfg(not(feature = "opentelemetry"))]
+    #[inline(always)]
+    fn settle_ids<S>(&self, _span: &SpanRef<'_, S>, _diagnose: bool)
+    where
+        S: for<'a> LookupSpan<'a>,
+    {
+    }
+
     fn write_start(
         &self,
         meta: &'static Metadata<'static>,
@@ -185,40 +296,40 @@ where
             error: None,
         };
         attrs.record(&mut FieldVisitor::fields_only(&mut state.fields));
-        let mut extensions = span.extensions_mut();
-        if let Some(data) = extensions.get_mut::<SpanData>() {
+        if let Some(data) = span.extensions_mut().get_mut::<SpanData>() {
             // Another aitrace layer saw the span first and gave it its ids.
             data.layers.push(state);
             return;
         }
-        // A contextual span is a child of the span current on this thread,
-        // which the layers' `on_enter` made the core's current span (as for
-        // events); one with an explicit parent is that span's child.
-        let parent = if attrs.is_contextual() {
-            None
-        } else {
-            // The nearest ancestor this layer's logger keeps: one it filters
-            // out writes nothing, so it cannot be a parent in the tree.
-            span.scope().skip(1).find_map(|ancestor| {
-                let extensions = ancestor.extensions();
-                let data = extensions.get::<SpanData>()?;
-                let target = ancestor.metadata().target();
-                self.logger
-                    .enabled_for(data.level, target)
-                    .then_some(data.context)
-            })
+        let (context, remote) = match remote_parent_of(&state.fields) {
+            Some(parent) => {
+                let (context, remote) = adapter::remote_child(&parent);
+                (context, Some(remote))
+            }
+            None => (self.local_context(&span, attrs), None),
         };
-        let context = match parent {
-            Some(parent) => parent.new_child(),
-            None => context::new_span(),
-        };
-        extensions.insert(SpanData {
+        let data = SpanData {
             context,
             created: SystemTime::now(),
             started: Instant::now(),
             level: level_from_tracing(attrs.metadata().level()),
             layers: vec![state],
-        });
+            _remote: remote,
+            #[cfg(feature = "opentelemetry")]
+            otel_pending: true,
+        };
+        let mut extensions = span.extensions_mut();
+        match extensions.get_mut::<SpanData>() {
+            Some(first) => first.layers.extend(data.layers),
+            None => extensions.insert(data),
+        }
+    }
+
+    fn on_register_dispatch(&self, subscriber: &Dispatch) {
+        #[cfg(feature = "opentelemetry")]
+        self.registered.set(subscriber);
+        #[cfg(not(feature = "opentelemetry"))]
+        let _ = subscriber;
     }
 
     fn on_record(&self, id: &Id, values: &SpanValues<'_>, ctx: Context<'_, S>) {
@@ -234,6 +345,7 @@ where
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
+        self.settle_ids(&span, true);
         let mut extensions = span.extensions_mut();
         let Some(data) = extensions.get_mut::<SpanData>() else {
             return;
@@ -266,6 +378,9 @@ where
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
+        // A span never entered: tracing-opentelemetry, when it runs first,
+        // has exported it already, and there are no ids to find then.
+        self.settle_ids(&span, false);
         let mut extensions = span.extensions_mut();
         let Some(data) = extensions.get_mut::<SpanData>() else {
             return;
@@ -323,10 +438,10 @@ where
         let span_context = if event.is_contextual() {
             context::current()
         } else {
-            event
-                .parent()
-                .and_then(|id| ctx.span(id))
-                .and_then(|span| span.extensions().get::<SpanData>().map(|d| d.context))
+            event.parent().and_then(|id| ctx.span(id)).and_then(|span| {
+                self.settle_ids(&span, true);
+                span.extensions().get::<SpanData>().map(|d| d.context)
+            })
         };
         let name: Cow<'static, str> = match message {
             Some(message) => Cow::Owned(message),
@@ -359,6 +474,24 @@ where
         }
         self.logger.capture(record);
     }
+}
+
+/// The remote parent a span's `traceparent` and `tracestate` fields give,
+/// if the header parses (one that does not is ignored, as W3C asks: the
+/// span starts where it would without it).
+fn remote_parent_of(fields: &[(Cow<'static, str>, Value)]) -> Option<TraceParent> {
+    let field = |name: &str| {
+        fields
+            .iter()
+            .rev()
+            .find(|(key, _)| key == name)
+            .and_then(|(_, value)| value.as_str())
+    };
+    let parent = TraceParent::parse(field(TRACEPARENT_FIELD)?).ok()?;
+    Some(match field(TRACESTATE_FIELD) {
+        Some(state) => parent.with_trace_state(state),
+        None => parent,
+    })
 }
 
 #[inline]

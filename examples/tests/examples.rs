@@ -558,3 +558,60 @@ fn otlp_sends_logs_and_spans_configured_by_the_environment() {
         assert_eq!(failed.severity_text, "ERROR");
     }
 }
+
+#[test]
+fn traceparent_puts_the_client_and_server_spans_in_one_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("traceparent.jsonl");
+    let out = run(example("traceparent").arg(&path));
+    assert!(out.stdout.is_empty(), "records go to the file");
+    let records = parse_lines(&std::fs::read_to_string(&path).unwrap());
+    records.iter().for_each(assert_wire_record);
+    let trace = meta(&records[0])["trace_id"].as_str().unwrap().to_owned();
+    assert!(
+        records
+            .iter()
+            .all(|r| meta(r)["trace_id"] == trace.as_str()),
+        "one trace id across client and server"
+    );
+    let refs: Vec<&Json> = records.iter().collect();
+    let root = assert_one_tree(&refs);
+    let client = by_event(&records, "place_order.start")[0];
+    let server = by_event(&records, "handle_order.start")[0];
+    assert_eq!(meta(client)["span_id"], root.as_str());
+    assert_eq!(
+        meta(server)["parent_span_id"],
+        meta(client)["span_id"],
+        "the server's span is a child of the client's"
+    );
+    assert_eq!(
+        meta(by_event(&records, "order_priced")[0])["span_id"],
+        meta(server)["span_id"]
+    );
+    let header = format!(
+        "00-{trace}-{}-01",
+        meta(client)["span_id"].as_str().unwrap()
+    );
+    assert_eq!(
+        by_event(&records, "calling_server")[0]["traceparent"],
+        header.as_str()
+    );
+    assert_eq!(
+        server["traceparent"],
+        header.as_str(),
+        "what the server received"
+    );
+    assert_eq!(
+        by_event(&records, "server_answered")[0]["body"],
+        r#"{"total":469.74}"#
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("traceparent: trace {trace}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("flushed {} records", records.len())),
+        "{stderr}"
+    );
+}
