@@ -74,27 +74,28 @@ fn user_fields<'a>(
 /// Removes from `out[start..]` the entries shadowed by a later one of the
 /// same key, and those in `skip` or reserved.
 fn dedupe_tail(out: &mut Vec<Field<'_>>, start: usize, skip: &[&str]) {
-    let tail = &out[start..];
-    let keys: Vec<&str> = if tail.len() > 1 {
-        tail.iter().map(|(k, _)| *k).collect()
+    let n = out.len() - start;
+    let mask = if n > QUADRATIC_LIMIT {
+        let keys: Vec<&str> = out[start..].iter().map(|(k, _)| *k).collect();
+        shadow_mask(&keys)
     } else {
         Vec::new()
     };
-    let mask = shadow_mask(&keys);
-    let mut i = 0;
-    let mut index = 0;
-    out.retain(|(k, _)| {
-        let position = index;
-        index += 1;
-        if position < start {
-            return true;
+    let mut kept = start;
+    for i in start..out.len() {
+        let (key, value) = out[i];
+        let repeated = if mask.is_empty() {
+            out[i + 1..].iter().any(|(k, _)| *k == key)
+        } else {
+            mask[i - start]
+        };
+        if repeated || skip.contains(&key) || RESERVED.contains(&key) {
+            continue;
         }
-        let keep = !(skip.contains(k)
-            || RESERVED.contains(k)
-            || (keys.len() > 1 && shadowed(&keys, i, &mask)));
-        i += 1;
-        keep
-    });
+        out[kept] = (key, value);
+        kept += 1;
+    }
+    out.truncate(kept);
 }
 
 // ---------------------------------------------------------------- protobuf
@@ -280,40 +281,125 @@ fn put_key_value(buf: &mut Vec<u8>, field: u32, key: &str, value: &Value, depth:
     put_any(buf, value, depth);
 }
 
-/// The location attributes of a record, as values on the stack.
-struct Extra {
-    file: Option<Value>,
-    line: Option<Value>,
-    function: Option<Value>,
-    record_id: Option<Value>,
+/// An attribute aitrace adds to a record's own fields: the code location
+/// and the record id, borrowed.
+#[derive(Clone, Copy)]
+enum Extra<'a> {
+    Str(&'static str, &'a str),
+    Int(&'static str, i64),
+    /// A record id, written as 16 hex digits.
+    Hex(&'static str, u64),
 }
 
-impl Extra {
-    fn of(record: &Record) -> Self {
-        let location = record.location();
-        Extra {
-            file: location.file().map(|f| Value::Str(f.into())),
-            line: location.line().map(|l| Value::I64(i64::from(l))),
-            function: location.function().map(|f| Value::Str(f.into())),
-            record_id: record
-                .record_id()
-                .map(|id| Value::Str(format!("{:016x}", id.get()).into())),
+impl Extra<'_> {
+    fn key(&self) -> &'static str {
+        match self {
+            Extra::Str(k, _) | Extra::Int(k, _) | Extra::Hex(k, _) => k,
         }
     }
 
-    fn fields(&self) -> impl Iterator<Item = Field<'_>> {
-        [
-            (CODE_FILE, self.file.as_ref()),
-            (CODE_LINE, self.line.as_ref()),
-            (CODE_FUNCTION, self.function.as_ref()),
-            (RECORD_ID, self.record_id.as_ref()),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| Some((k, v?)))
+    /// The size of the `AnyValue` it holds.
+    fn any_size(&self) -> usize {
+        match self {
+            Extra::Str(_, s) => len_field(1, s.len()),
+            Extra::Int(_, n) => 1 + varint_len(*n as u64),
+            Extra::Hex(..) => len_field(1, 16),
+        }
+    }
+
+    fn size(&self, field: u32) -> usize {
+        len_field(
+            field,
+            len_field(1, self.key().len()) + len_field(2, self.any_size()),
+        )
+    }
+
+    fn put(&self, buf: &mut Vec<u8>, field: u32) {
+        let any = self.any_size();
+        put_len(
+            buf,
+            field,
+            len_field(1, self.key().len()) + len_field(2, any),
+        );
+        put_bytes(buf, 1, self.key().as_bytes());
+        put_len(buf, 2, any);
+        match self {
+            Extra::Str(_, s) => put_bytes(buf, 1, s.as_bytes()),
+            Extra::Int(_, n) => {
+                put_key(buf, 3, VARINT);
+                put_varint(buf, *n as u64);
+            }
+            Extra::Hex(_, id) => {
+                put_len(buf, 1, 16);
+                buf.extend_from_slice(&hex16(*id));
+            }
+        }
+    }
+
+    fn json(&self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(b"{\"key\":\"");
+        buf.extend_from_slice(self.key().as_bytes()); // plain ASCII
+        buf.extend_from_slice(b"\",\"value\":{");
+        match self {
+            Extra::Str(_, s) => {
+                buf.extend_from_slice(b"\"stringValue\":");
+                json_str(buf, s);
+            }
+            Extra::Int(_, n) => {
+                buf.extend_from_slice(b"\"intValue\":\"");
+                put_decimal(buf, n.unsigned_abs(), *n < 0);
+                buf.push(b'"');
+            }
+            Extra::Hex(_, id) => {
+                buf.extend_from_slice(b"\"stringValue\":\"");
+                buf.extend_from_slice(&hex16(*id));
+                buf.push(b'"');
+            }
+        }
+        buf.extend_from_slice(b"}}");
     }
 }
 
-/// Writes protobuf requests; its scratch lists are reused batch to batch.
+fn hex16(v: u64) -> [u8; 16] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0; 16];
+    for (i, b) in v.to_be_bytes().iter().enumerate() {
+        out[2 * i] = HEX[usize::from(b >> 4)];
+        out[2 * i + 1] = HEX[usize::from(b & 15)];
+    }
+    out
+}
+
+/// Writes `n` in decimal (with a `-` when `negative`), without `fmt`.
+fn put_decimal(buf: &mut Vec<u8>, mut n: u64, negative: bool) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if negative {
+        buf.push(b'-');
+    }
+    buf.extend_from_slice(&digits[i..]);
+}
+
+/// The extras of a record, in the order written.
+fn extras(record: &Record) -> [Option<Extra<'_>>; 4] {
+    let location = record.location();
+    [
+        location.file().map(|f| Extra::Str(CODE_FILE, f)),
+        location.line().map(|l| Extra::Int(CODE_LINE, i64::from(l))),
+        location.function().map(|f| Extra::Str(CODE_FUNCTION, f)),
+        record.record_id().map(|id| Extra::Hex(RECORD_ID, id.get())),
+    ]
+}
+
+/// Writes protobuf requests.
 #[derive(Default)]
 pub(crate) struct Protobuf {
     sizes: Vec<usize>,
@@ -325,48 +411,62 @@ impl std::fmt::Debug for Protobuf {
     }
 }
 
-/// One record's attributes, collected once for sizing and writing.
+/// One record's attributes: a range of a list shared by the batch (its
+/// fields, each key once) and its extras.
 struct Attrs<'a> {
-    fields: Vec<Field<'a>>,
-    extra: Extra,
+    start: usize,
+    end: usize,
+    extra: [Option<Extra<'a>>; 4],
 }
 
 impl<'a> Attrs<'a> {
-    fn of_event(record: &'a Record) -> Self {
-        let mut fields = Vec::with_capacity(record.raw_fields().len());
-        user_fields(record.raw_fields(), &[], &mut fields);
+    /// Appends an event's fields to `flat`.
+    fn of_event(record: &'a Record, flat: &mut Vec<Field<'a>>) -> Self {
+        let start = flat.len();
+        user_fields(record.raw_fields(), &[], flat);
         Attrs {
-            fields,
-            extra: Extra::of(record),
+            start,
+            end: flat.len(),
+            extra: extras(record),
         }
     }
 
-    fn of_span(span: &'a SpanParts<'a>) -> Self {
+    /// Appends a span's fields (its start's, then its end's) to `flat`.
+    fn of_span(span: &'a SpanParts<'a>, flat: &mut Vec<Field<'a>>) -> Self {
+        let start = flat.len();
         let end = span.end;
-        let mut fields: Vec<Field<'a>> =
-            Vec::with_capacity(span.start_fields.len() + end.raw_fields().len());
-        fields.extend(span.start_fields.iter().map(|(k, v)| (k.as_str(), v)));
-        fields.extend(end.raw_fields().iter().map(|(k, v)| (k.as_ref(), v)));
-        dedupe_tail(&mut fields, 0, &[DURATION_FIELD, ERROR_FIELD]);
+        flat.extend(span.start_fields.iter().map(|(k, v)| (k.as_str(), v)));
+        flat.extend(end.raw_fields().iter().map(|(k, v)| (k.as_ref(), v)));
+        dedupe_tail(flat, start, &[DURATION_FIELD, ERROR_FIELD]);
         Attrs {
-            fields,
-            extra: Extra::of(end),
+            start,
+            end: flat.len(),
+            extra: extras(end),
         }
     }
 
-    fn all(&self) -> impl Iterator<Item = Field<'_>> {
-        self.fields.iter().copied().chain(self.extra.fields())
+    fn fields<'f>(&self, flat: &'f [Field<'a>]) -> &'f [Field<'a>] {
+        &flat[self.start..self.end]
     }
 
-    fn size(&self, field: u32) -> usize {
-        self.all()
+    fn extras(&self) -> impl Iterator<Item = &Extra<'a>> {
+        self.extra.iter().flatten()
+    }
+
+    fn size(&self, flat: &[Field<'a>], field: u32) -> usize {
+        self.fields(flat)
+            .iter()
             .map(|(k, v)| len_field(field, key_value_size(k, v, 0)))
-            .sum()
+            .sum::<usize>()
+            + self.extras().map(|e| e.size(field)).sum::<usize>()
     }
 
-    fn put(&self, buf: &mut Vec<u8>, field: u32) {
-        for (k, v) in self.all() {
+    fn put(&self, flat: &[Field<'a>], buf: &mut Vec<u8>, field: u32) {
+        for (k, v) in self.fields(flat) {
             put_key_value(buf, field, k, v, 0);
+        }
+        for extra in self.extras() {
+            extra.put(buf, field);
         }
     }
 }
@@ -377,18 +477,18 @@ fn ids(record: &Record) -> Option<([u8; 16], [u8; 8])> {
         .map(|cx| (cx.trace_id().to_bytes(), cx.span_id().to_bytes()))
 }
 
-fn log_record_size(record: &Record, attrs: &Attrs<'_>) -> usize {
+fn log_record_size(record: &Record, attrs: &Attrs<'_>, flat: &[Field<'_>]) -> usize {
     let (_, text) = severity(record.level());
     let mut n = 9 + 2 + len_field(3, text.len()) + 9; // times, severity number
     n += len_field(5, len_field(1, record.event().len()));
-    n += attrs.size(6);
+    n += attrs.size(flat, 6);
     if ids(record).is_some() {
         n += 5 + len_field(9, 16) + len_field(10, 8);
     }
     n
 }
 
-fn put_log_record(buf: &mut Vec<u8>, record: &Record, attrs: &Attrs<'_>) {
+fn put_log_record(buf: &mut Vec<u8>, record: &Record, attrs: &Attrs<'_>, flat: &[Field<'_>]) {
     let (number, text) = severity(record.level());
     let time = record.timestamp_nanos();
     put_fixed64(buf, 1, time);
@@ -397,7 +497,7 @@ fn put_log_record(buf: &mut Vec<u8>, record: &Record, attrs: &Attrs<'_>) {
     put_bytes(buf, 3, text.as_bytes());
     put_len(buf, 5, len_field(1, record.event().len()));
     put_bytes(buf, 1, record.event().as_bytes());
-    attrs.put(buf, 6);
+    attrs.put(flat, buf, 6);
     if let Some((trace, span)) = ids(record) {
         put_fixed32(buf, 8, 1); // sampled
         put_bytes(buf, 9, &trace);
@@ -416,14 +516,19 @@ fn status(end: &Record) -> Option<String> {
     }
 }
 
-fn span_size(span: &SpanParts<'_>, attrs: &Attrs<'_>, status: Option<&str>) -> usize {
+fn span_size(
+    span: &SpanParts<'_>,
+    attrs: &Attrs<'_>,
+    flat: &[Field<'_>],
+    status: Option<&str>,
+) -> usize {
     let cx = span.end.span_context().expect("a span end has a context");
     let mut n = len_field(1, 16) + len_field(2, 8);
     if cx.parent_span_id().is_some() {
         n += len_field(4, 8);
     }
     n += len_field(5, span.name.len()) + 2 + 9 + 9; // name, kind, times
-    n += attrs.size(9);
+    n += attrs.size(flat, 9);
     if let Some(message) = status {
         n += len_field(15, status_size(message));
     }
@@ -438,7 +543,13 @@ fn status_size(message: &str) -> usize {
     n
 }
 
-fn put_span(buf: &mut Vec<u8>, span: &SpanParts<'_>, attrs: &Attrs<'_>, status: Option<&str>) {
+fn put_span(
+    buf: &mut Vec<u8>,
+    span: &SpanParts<'_>,
+    attrs: &Attrs<'_>,
+    flat: &[Field<'_>],
+    status: Option<&str>,
+) {
     let cx = span.end.span_context().expect("a span end has a context");
     put_bytes(buf, 1, &cx.trace_id().to_bytes());
     put_bytes(buf, 2, &cx.span_id().to_bytes());
@@ -450,7 +561,7 @@ fn put_span(buf: &mut Vec<u8>, span: &SpanParts<'_>, attrs: &Attrs<'_>, status: 
     put_varint(buf, 1); // SPAN_KIND_INTERNAL
     put_fixed64(buf, 7, span.start_time);
     put_fixed64(buf, 8, span.end.timestamp_nanos());
-    attrs.put(buf, 9);
+    attrs.put(flat, buf, 9);
     if let Some(message) = status {
         put_len(buf, 15, status_size(message));
         if !message.is_empty() {
@@ -502,13 +613,17 @@ fn put_scope(buf: &mut Vec<u8>, name: Option<&str>) {
 impl Protobuf {
     /// `ExportLogsServiceRequest` of `records` into `buf`.
     pub(crate) fn logs(&mut self, records: &[&Record], resource: &[u8], buf: &mut Vec<u8>) {
-        let attrs: Vec<Attrs<'_>> = records.iter().map(|r| Attrs::of_event(r)).collect();
+        let mut flat = Vec::with_capacity(records.len() * 4);
+        let attrs: Vec<Attrs<'_>> = records
+            .iter()
+            .map(|r| Attrs::of_event(r, &mut flat))
+            .collect();
         self.sizes.clear();
         self.sizes.extend(
             records
                 .iter()
                 .zip(&attrs)
-                .map(|(r, a)| log_record_size(r, a)),
+                .map(|(r, a)| log_record_size(r, a, &flat)),
         );
         let groups = groups(records.iter().map(|r| r.logger()));
         let scope_logs: Vec<usize> = groups
@@ -531,14 +646,15 @@ impl Protobuf {
             put_scope(buf, *name);
             for &i in members {
                 put_len(buf, 2, self.sizes[i]);
-                put_log_record(buf, records[i], &attrs[i]);
+                put_log_record(buf, records[i], &attrs[i], &flat);
             }
         }
     }
 
     /// `ExportTraceServiceRequest` of `spans` into `buf`.
     pub(crate) fn traces(&mut self, spans: &[SpanParts<'_>], resource: &[u8], buf: &mut Vec<u8>) {
-        let attrs: Vec<Attrs<'_>> = spans.iter().map(Attrs::of_span).collect();
+        let mut flat = Vec::new();
+        let attrs: Vec<Attrs<'_>> = spans.iter().map(|s| Attrs::of_span(s, &mut flat)).collect();
         let statuses: Vec<Option<String>> = spans.iter().map(|s| status(s.end)).collect();
         self.sizes.clear();
         self.sizes.extend(
@@ -546,7 +662,7 @@ impl Protobuf {
                 .iter()
                 .zip(&attrs)
                 .zip(&statuses)
-                .map(|((s, a), st)| span_size(s, a, st.as_deref())),
+                .map(|((s, a), st)| span_size(s, a, &flat, st.as_deref())),
         );
         let groups = groups(spans.iter().map(|s| s.end.logger()));
         let scope_spans: Vec<usize> = groups
@@ -569,7 +685,7 @@ impl Protobuf {
             put_scope(buf, *name);
             for &i in members {
                 put_len(buf, 2, self.sizes[i]);
-                put_span(buf, &spans[i], &attrs[i], statuses[i].as_deref());
+                put_span(buf, &spans[i], &attrs[i], &flat, statuses[i].as_deref());
             }
         }
     }
@@ -599,10 +715,14 @@ fn json_any(buf: &mut Vec<u8>, value: &Value, depth: usize) {
             let _ = write!(buf, "{{\"boolValue\":{b}}}");
         }
         Value::I64(n) => {
-            let _ = write!(buf, "{{\"intValue\":\"{n}\"}}");
+            buf.extend_from_slice(b"{\"intValue\":\"");
+            put_decimal(buf, n.unsigned_abs(), *n < 0);
+            buf.extend_from_slice(b"\"}");
         }
         Value::U64(n) if *n <= i64::MAX as u64 => {
-            let _ = write!(buf, "{{\"intValue\":\"{n}\"}}");
+            buf.extend_from_slice(b"{\"intValue\":\"");
+            put_decimal(buf, *n, false);
+            buf.extend_from_slice(b"\"}");
         }
         Value::U64(n) => {
             let _ = write!(buf, "{{\"stringValue\":\"{n}\"}}");
@@ -664,18 +784,25 @@ fn json_key_value(buf: &mut Vec<u8>, key: &str, value: &Value, depth: usize) {
     buf.push(b'}');
 }
 
-fn json_attributes(buf: &mut Vec<u8>, attrs: &Attrs<'_>) {
-    let mut any = false;
-    for (i, (k, v)) in attrs.all().enumerate() {
-        if i == 0 {
+fn json_attributes(buf: &mut Vec<u8>, attrs: &Attrs<'_>, flat: &[Field<'_>]) {
+    let mut first = true;
+    let mut comma = |buf: &mut Vec<u8>| {
+        if first {
             buf.extend_from_slice(b",\"attributes\":[");
-            any = true;
+            first = false;
         } else {
             buf.push(b',');
         }
+    };
+    for (k, v) in attrs.fields(flat) {
+        comma(buf);
         json_key_value(buf, k, v, 0);
     }
-    if any {
+    for extra in attrs.extras() {
+        comma(buf);
+        extra.json(buf);
+    }
+    if !first {
         buf.push(b']');
     }
 }
@@ -704,6 +831,7 @@ fn json_scope(buf: &mut Vec<u8>, name: Option<&str>) {
 
 /// `ExportLogsServiceRequest` of `records` as OTLP JSON into `buf`.
 pub(crate) fn logs_json(records: &[&Record], resource: &[u8], buf: &mut Vec<u8>) {
+    let mut flat = Vec::new();
     buf.extend_from_slice(b"{\"resourceLogs\":[{\"resource\":");
     buf.extend_from_slice(resource);
     buf.extend_from_slice(b",\"scopeLogs\":[");
@@ -723,14 +851,20 @@ pub(crate) fn logs_json(records: &[&Record], resource: &[u8], buf: &mut Vec<u8>)
             let record = records[i];
             let (number, text) = severity(record.level());
             let time = record.timestamp_nanos();
-            let _ = write!(
-                buf,
-                "{{\"timeUnixNano\":\"{time}\",\"observedTimeUnixNano\":\"{time}\",\
-                 \"severityNumber\":{number},\"severityText\":\"{text}\",\"body\":{{\"stringValue\":"
-            );
+            buf.extend_from_slice(b"{\"timeUnixNano\":\"");
+            put_decimal(buf, time, false);
+            buf.extend_from_slice(b"\",\"observedTimeUnixNano\":\"");
+            put_decimal(buf, time, false);
+            buf.extend_from_slice(b"\",\"severityNumber\":");
+            put_decimal(buf, number as u64, false);
+            buf.extend_from_slice(b",\"severityText\":\"");
+            buf.extend_from_slice(text.as_bytes());
+            buf.extend_from_slice(b"\",\"body\":{\"stringValue\":");
             json_str(buf, record.event());
             buf.push(b'}');
-            json_attributes(buf, &Attrs::of_event(record));
+            flat.clear();
+            let attrs = Attrs::of_event(record, &mut flat);
+            json_attributes(buf, &attrs, &flat);
             if let Some((trace, span)) = ids(record) {
                 buf.extend_from_slice(b",\"flags\":1,\"traceId\":");
                 json_hex(buf, &trace);
@@ -746,6 +880,7 @@ pub(crate) fn logs_json(records: &[&Record], resource: &[u8], buf: &mut Vec<u8>)
 
 /// `ExportTraceServiceRequest` of `spans` as OTLP JSON into `buf`.
 pub(crate) fn traces_json(spans: &[SpanParts<'_>], resource: &[u8], buf: &mut Vec<u8>) {
+    let mut flat = Vec::new();
     buf.extend_from_slice(b"{\"resourceSpans\":[{\"resource\":");
     buf.extend_from_slice(resource);
     buf.extend_from_slice(b",\"scopeSpans\":[");
@@ -780,7 +915,9 @@ pub(crate) fn traces_json(spans: &[SpanParts<'_>], resource: &[u8], buf: &mut Ve
                 span.start_time,
                 span.end.timestamp_nanos()
             );
-            json_attributes(buf, &Attrs::of_span(span));
+            flat.clear();
+            let attrs = Attrs::of_span(span, &mut flat);
+            json_attributes(buf, &attrs, &flat);
             if let Some(message) = status(span.end) {
                 buf.extend_from_slice(b",\"status\":{");
                 if !message.is_empty() {
