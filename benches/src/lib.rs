@@ -149,17 +149,60 @@ fn serve(stream: TcpStream, records: &AtomicU64) {
     }
 }
 
-/// Log records in an OTLP protobuf logs request (0 for anything else).
+/// Log records in an OTLP protobuf logs request (0 for anything else),
+/// counted by walking the wire format without decoding it, so the sink
+/// costs both protobuf clients equally little: `resource_logs` (1) →
+/// `scope_logs` (2) → `log_records` (2).
 fn count_protobuf_records(body: &[u8]) -> u64 {
-    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-    use prost::Message as _;
-    ExportLogsServiceRequest::decode(body).map_or(0, |request| {
-        request
-            .resource_logs
-            .iter()
-            .flat_map(|r| &r.scope_logs)
-            .map(|s| s.log_records.len() as u64)
-            .sum()
+    let mut count = 0;
+    for (field, resource_logs) in length_fields(body) {
+        if field != 1 {
+            continue;
+        }
+        for (field, scope_logs) in length_fields(resource_logs) {
+            if field == 2 {
+                count += length_fields(scope_logs).filter(|(f, _)| *f == 2).count() as u64;
+            }
+        }
+    }
+    count
+}
+
+/// The length-delimited fields of a message, (number, payload); other wire
+/// types are skipped; a malformed message ends the walk.
+fn length_fields(mut buf: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
+    fn varint(buf: &mut &[u8]) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&b, rest) = buf.split_first()?;
+            *buf = rest;
+            v |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    std::iter::from_fn(move || {
+        loop {
+            let key = varint(&mut buf)?;
+            let skip = match key & 7 {
+                0 => {
+                    varint(&mut buf)?;
+                    0
+                }
+                1 => 8,
+                5 => 4,
+                2 => {
+                    let len = usize::try_from(varint(&mut buf)?).ok()?;
+                    let payload = buf.get(..len)?;
+                    buf = &buf[len..];
+                    return Some((key >> 3, payload));
+                }
+                _ => return None,
+            };
+            buf = buf.get(skip..)?;
+        }
     })
 }
 
