@@ -26,6 +26,9 @@ pub enum ErrorKind {
     TimedOut,
     /// The logger was shut down.
     Closed,
+    /// A redaction value pattern that is not a valid regular expression
+    /// ([`Redactor::value_pattern`](crate::Redactor::value_pattern)).
+    InvalidPattern,
     /// Text that is not a record in the wire format ([`Record::from_json`](crate::Record::from_json)).
     InvalidRecord,
 }

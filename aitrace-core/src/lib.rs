@@ -41,6 +41,17 @@
 //! * **Levels**: `info` and above by default; a level or `RUST_LOG`-style
 //!   directives per target ([`Filter`]) from code, `AITRACE_LEVEL` or
 //!   `RUST_LOG` ([`mod@env`] lists every variable read).
+//! * **Redaction** (on by default): at capture, before the buffer, the
+//!   values of sensitive keys (`password`, `token`, `api_key`,
+//!   `authorization`, `cookie`, … at any depth: [`DEFAULT_REDACTED_KEYS`])
+//!   become `"[REDACTED]"`, so no output, spool or fallback file ever holds
+//!   them. On by default because a secret that reached a shared log store
+//!   cannot be recalled, while an over-redacted field is visible and fixed
+//!   with [`Redactor::allow_key`]. Patterns over string values (bearer
+//!   tokens, JWTs, AWS keys, secrets in URLs) are opt-in, since they cost
+//!   time on every event and a false positive hides data.
+//!   [`Builder::redactor`] chooses ([`Redactor::none`] turns it off);
+//!   [`Builder::before_send`] edits or drops each record first.
 //! * **Background delivery** ([`Builder::background`]): one delivery thread
 //!   batches by size and interval and owns each output's retries
 //!   ([`RetryPolicy`]), circuit breaker ([`BreakerPolicy`]) and disk spool
@@ -86,6 +97,7 @@ mod location;
 mod logger;
 mod output;
 mod record;
+mod redact;
 mod report;
 mod retry;
 mod sending;
@@ -114,6 +126,7 @@ pub use logger::{
 };
 pub use output::{HttpOutputBuilder, Output};
 pub use record::{Location, Record, RecordBuilder, SpanContext};
+pub use redact::{DEFAULT_REDACTED_KEYS, Redactor, Verdict};
 pub use report::{Delivery, FlushReport};
 pub use retry::{
     BreakerPolicy, DEFAULT_COOLDOWN, DEFAULT_FAILURE_THRESHOLD, DEFAULT_INITIAL_BACKOFF,
@@ -132,6 +145,7 @@ pub mod wire {
     pub use crate::buffer::DROPPED_EVENT;
     pub use crate::encode::{FLAT_KEYS, META_KEY, RENAMED_KEY_PREFIX};
     pub use crate::file::TIMESTAMP_PLACEHOLDER;
+    pub use crate::redact::REDACTED;
     pub use crate::span::{DURATION_FIELD, ERROR_FIELD};
     pub use crate::value::MAX_VALUE_DEPTH;
 }
