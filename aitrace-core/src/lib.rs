@@ -158,8 +158,3 @@ pub mod env {
     pub use crate::logger::{BATCH_SIZE_ENV, CAPACITY_ENV, FLUSH_INTERVAL_ENV, SPOOL_DIR_ENV};
     pub use crate::output::TARGET_ENV;
 }
-
-/// The workspace README's examples, compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;
