@@ -77,6 +77,7 @@
 //! 2024). It is raised only in a minor release.
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod adapter;
 mod buffer;
