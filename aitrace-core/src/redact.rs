@@ -442,10 +442,11 @@ impl ValuePatterns {
 
     /// `text` with every match redacted, or `None` when nothing matched.
     fn redact_text(&self, text: &str) -> Option<String> {
-        let matched = self.set.matches(text);
-        if !matched.matched_any() {
+        // `matches` allocates; most strings match nothing.
+        if !self.set.is_match(text) {
             return None;
         }
+        let matched = self.set.matches(text);
         let mut current = Cow::Borrowed(text);
         for i in matched.iter() {
             if let Some(next) = replace(&self.patterns[i], &current) {
