@@ -218,10 +218,15 @@ impl Redactor {
                 record.set_event(event);
             }
         }
+        let scan_strings = self.values.is_some();
         for (key, value) in record.fields_mut() {
             if self.keys.matches(key.as_bytes()) {
                 *value = redacted();
-            } else {
+            } else if match value {
+                Value::Object(_) | Value::Array(_) => true,
+                Value::Str(_) => scan_strings,
+                _ => false,
+            } {
                 self.redact_value(value, 0);
             }
         }
@@ -283,6 +288,9 @@ struct KeyNames {
     /// `names[starts[b]..starts[b + 1]]` end with the byte `b` (ASCII only:
     /// names are folded, and non-ASCII bytes end no name).
     starts: [u16; 129],
+    /// Bit `b` is set when some name ends with the byte `b`: most keys are
+    /// turned away by this one test.
+    last_bytes: u128,
 }
 
 impl KeyNames {
@@ -291,6 +299,7 @@ impl KeyNames {
             names: Vec::new(),
             allowed: Vec::new(),
             starts: [0; 129],
+            last_bytes: 0,
         };
         for name in names {
             keys.insert(name);
@@ -336,6 +345,9 @@ impl KeyNames {
             }
             *start = i as u16;
         }
+        self.last_bytes = (self.names.iter())
+            .filter_map(|n| n.last())
+            .fold(0, |mask, &b| mask | 1 << b);
     }
 
     /// Whether `key`, folded, is a name or ends with one at a word boundary
@@ -346,6 +358,9 @@ impl KeyNames {
             return false;
         };
         let last = key[end].to_ascii_lowercase();
+        if last >= 128 || self.last_bytes & 1 << last == 0 {
+            return false;
+        }
         let Some(range) = self.bucket(last) else {
             return false;
         };
