@@ -138,8 +138,9 @@ impl Redactor {
         }
     }
 
-    /// Treats `name` as a sensitive key too (matched like the defaults:
-    /// any case and separators, and as a suffix).
+    /// Treats `name` as a sensitive key too, matched like the defaults:
+    /// as the last words of a key, whatever its separators and ASCII case
+    /// (letters of other scripts are compared as they are).
     pub fn key(mut self, name: &str) -> Self {
         Arc::make_mut(&mut self.keys).insert(name);
         self
@@ -204,8 +205,8 @@ impl Redactor {
         self.keys.matches(key.as_bytes())
     }
 
-    /// Whether this redactor changes nothing ([`Redactor::none`]).
-    pub fn is_none(&self) -> bool {
+    /// Whether this redactor changes nothing.
+    pub(crate) fn is_none(&self) -> bool {
         self.keys.names.is_empty() && self.values.is_none()
     }
 
@@ -285,8 +286,8 @@ struct KeyNames {
     names: Vec<Box<[u8]>>,
     /// Keys kept although they match, folded like `names`.
     allowed: Vec<Box<[u8]>>,
-    /// `names[starts[b]..starts[b + 1]]` end with the byte `b` (ASCII only:
-    /// names are folded, and non-ASCII bytes end no name).
+    /// `names[starts[b]..starts[b + 1]]` end with the ASCII byte `b`;
+    /// `names[starts[128]..]` with a non-ASCII byte.
     starts: [u16; 129],
     /// Bit `b` is set when some name ends with the byte `b`: most keys are
     /// turned away by this one test.
@@ -314,10 +315,8 @@ impl KeyNames {
     fn insert(&mut self, name: &str) {
         let name = Self::folded(name);
         self.allowed.retain(|n| *n != name);
-        // An empty name would match every key; a non-ASCII last byte
-        // cannot be indexed (and a UTF-8 name never ends with one on its
-        // own, so it could not match a whole character anyway).
-        if name.last().is_some_and(u8::is_ascii)
+        // An empty name would match every key.
+        if !name.is_empty()
             && !self.names.contains(&name)
             && self.names.len() < usize::from(u16::MAX)
         {
@@ -347,6 +346,7 @@ impl KeyNames {
         }
         self.last_bytes = (self.names.iter())
             .filter_map(|n| n.last())
+            .filter(|b| b.is_ascii())
             .fold(0, |mask, &b| mask | 1 << b);
     }
 
@@ -358,23 +358,24 @@ impl KeyNames {
             return false;
         };
         let last = key[end].to_ascii_lowercase();
-        if last >= 128 || self.last_bytes & 1 << last == 0 {
-            return false;
-        }
-        let Some(range) = self.bucket(last) else {
-            return false;
-        };
-        self.names[range]
+        self.ending_with(last)
             .iter()
             .any(|name| ends_with_word(&key[..=end], name))
             && !self.allowed.iter().any(|allowed| folds_to(key, allowed))
     }
 
+    /// The names that end with the byte `last`, or with any non-ASCII
+    /// byte when `last` is one (names in other scripts are few).
     #[inline]
-    fn bucket(&self, last: u8) -> Option<std::ops::Range<usize>> {
-        let b = usize::from(last);
-        let range = usize::from(*self.starts.get(b)?)..usize::from(*self.starts.get(b + 1)?);
-        (!range.is_empty()).then_some(range)
+    fn ending_with(&self, last: u8) -> &[Box<[u8]>] {
+        let start = |b: u8| usize::from(self.starts[usize::from(b)]);
+        if !last.is_ascii() {
+            &self.names[start(128)..]
+        } else if self.last_bytes & 1 << last == 0 {
+            &[]
+        } else {
+            &self.names[start(last)..start(last + 1)]
+        }
     }
 }
 
@@ -689,10 +690,17 @@ mod tests {
         assert!(!Redactor::none().is_sensitive_key("password"));
         assert!(Redactor::none().is_none());
         assert!(!Redactor::none().key("pin").is_none());
-        // Names that could never match are ignored rather than matching everything.
-        let r = Redactor::none().key("").key("--").key("é");
+        // A name that is all separators is ignored rather than matching everything.
+        let r = Redactor::none().key("").key("--");
         assert!(r.is_none());
         assert!(!r.is_sensitive_key("anything"));
+        // Names in other scripts match as words too, without case folding.
+        let r = Redactor::none().key("пароль").key("clé");
+        assert!(r.is_sensitive_key("user_пароль"));
+        assert!(r.is_sensitive_key("api.clé"));
+        assert!(!r.is_sensitive_key("userпароль"));
+        assert!(!r.is_sensitive_key("Пароль"));
+        assert!(!r.is_sensitive_key("cle"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Property tests of the redactor: any key and value, redacted with every
 //! built-in pattern on, never panics, still encodes to valid JSON in every
 //! layout, leaves no sensitive top-level key unredacted, and is idempotent;
+//! any name a user adds matches itself;
 //! key matching agrees with a model of "a default name at a word boundary".
 
 use aitrace_core::wire::REDACTED;
@@ -88,6 +89,16 @@ proptest! {
         let mut untouched = record.clone();
         Redactor::none().redact(&mut untouched);
         prop_assert_eq!(untouched, record);
+    }
+
+    /// Any name a user adds matches itself (unless it is all separators,
+    /// which is ignored) and no longer once allowed; nothing panics.
+    #[test]
+    fn an_added_name_matches_itself(name in any::<String>(), other in any::<String>()) {
+        let redactor = Redactor::default().key(&name).key(&other);
+        let all_separators = name.bytes().all(|b| matches!(b, b'_' | b'-' | b'.' | b' '));
+        prop_assert_eq!(redactor.is_sensitive_key(&name), !all_separators);
+        prop_assert!(!redactor.allow_key(&name).is_sensitive_key(&name));
     }
 
     /// A key is sensitive exactly when a default name ends it at a word

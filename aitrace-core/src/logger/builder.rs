@@ -265,7 +265,8 @@ impl Builder {
     /// filter (span `.start`/`.end` records included): keep it cheap. A
     /// record the hook itself logs skips the hook. If the hook panics, the
     /// record is dropped (it may be half edited), the logger carries on,
-    /// and a line on stderr says so, at most once a minute.
+    /// and a line on stderr says so, at most once a minute (besides what
+    /// the panic hook prints).
     ///
     /// ```
     /// use aitrace_core::{BufferedLogger, Output, Verdict};
