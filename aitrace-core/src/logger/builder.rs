@@ -262,8 +262,9 @@ impl Builder {
     /// The redactor runs after it, so a field the hook adds is redacted too.
     ///
     /// It runs on the capturing thread, for every record kept by the
-    /// filter (span `.start`/`.end` records included): keep it cheap. A
-    /// record the hook itself logs skips the hook. If the hook panics, the
+    /// filter (span `.start`/`.end` records included): keep it cheap.
+    /// Records logged from inside a hook, to any logger, skip hooks (so a
+    /// hook that logs cannot recurse). If the hook panics, the
     /// record is dropped (it may be half edited), the logger carries on,
     /// and a line on stderr says so, at most once a minute (besides what
     /// the panic hook prints).
