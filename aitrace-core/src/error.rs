@@ -29,6 +29,9 @@ pub enum ErrorKind {
     /// A TLS problem: the server's certificate is not trusted, expired or
     /// for another name, or a CA file cannot be read.
     Tls,
+    /// A redaction value pattern that is not a valid regular expression
+    /// ([`Redactor::value_pattern`](crate::Redactor::value_pattern)).
+    InvalidPattern,
     /// Text that is not a record in the wire format ([`Record::from_json`](crate::Record::from_json)).
     InvalidRecord,
     /// A `traceparent` header that is not W3C Trace Context

@@ -46,6 +46,17 @@
 //! * **Levels**: `info` and above by default; a level or `RUST_LOG`-style
 //!   directives per target ([`Filter`]) from code, `AITRACE_LEVEL` or
 //!   `RUST_LOG` ([`mod@env`] lists every variable read).
+//! * **Redaction** (on by default): at capture, before the buffer, the
+//!   values of sensitive keys (`password`, `token`, `api_key`,
+//!   `authorization`, `cookie`, … at any depth: [`DEFAULT_REDACTED_KEYS`])
+//!   become `"[REDACTED]"`, so no output, spool or fallback file ever holds
+//!   them. On by default because a secret that reached a shared log store
+//!   cannot be recalled, while an over-redacted field is visible and fixed
+//!   with [`Redactor::allow_key`]. Patterns over string values (bearer
+//!   tokens, JWTs, AWS keys, secrets in URLs) are opt-in, since they cost
+//!   time on every event and a false positive hides data.
+//!   [`Builder::redactor`] chooses ([`Redactor::none`] turns it off);
+//!   [`Builder::before_send`] edits or drops each record first.
 //! * **Background delivery** ([`Builder::background`]): one delivery thread
 //!   batches by size and interval and owns each output's retries
 //!   ([`RetryPolicy`]), circuit breaker ([`BreakerPolicy`]) and disk spool
@@ -78,6 +89,7 @@
 //! 2024). It is raised only in a minor release.
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod adapter;
 mod buffer;
@@ -109,6 +121,7 @@ mod otlp {
 mod output;
 mod propagation;
 mod record;
+mod redact;
 mod report;
 mod retry;
 mod sending;
@@ -140,6 +153,7 @@ pub use otlp::{DEFAULT_OTLP_ENDPOINT, DEFAULT_OTLP_TIMEOUT, OtlpOutputBuilder, P
 pub use output::{HttpOutputBuilder, Output};
 pub use propagation::TraceParent;
 pub use record::{Location, Record, RecordBuilder, SpanContext};
+pub use redact::{DEFAULT_REDACTED_KEYS, Redactor, Verdict};
 pub use report::{Delivery, FlushReport};
 pub use retry::{
     BreakerPolicy, DEFAULT_COOLDOWN, DEFAULT_FAILURE_THRESHOLD, DEFAULT_INITIAL_BACKOFF,
@@ -158,6 +172,7 @@ pub mod wire {
     pub use crate::buffer::DROPPED_EVENT;
     pub use crate::encode::{FLAT_KEYS, META_KEY, RENAMED_KEY_PREFIX};
     pub use crate::file::TIMESTAMP_PLACEHOLDER;
+    pub use crate::redact::REDACTED;
     pub use crate::span::{DURATION_FIELD, ERROR_FIELD};
     pub use crate::value::MAX_VALUE_DEPTH;
 }
@@ -171,8 +186,3 @@ pub mod env {
     pub use crate::logger::{BATCH_SIZE_ENV, CAPACITY_ENV, FLUSH_INTERVAL_ENV, SPOOL_DIR_ENV};
     pub use crate::output::TARGET_ENV;
 }
-
-/// The workspace README's examples, compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;

@@ -264,6 +264,46 @@ impl Record {
         self.fields.iter().map(|(k, v)| (k.as_ref(), v))
     }
 
+    /// The user fields, in order, with their values open to change (for a
+    /// [`before_send`](crate::Builder::before_send) hook).
+    #[inline]
+    pub fn fields_mut(&mut self) -> impl ExactSizeIterator<Item = (&str, &mut Value)> {
+        self.fields.iter_mut().map(|(k, v)| (&**k, v))
+    }
+
+    /// Sets the user field `key`: replaces the value its last occurrence
+    /// has (the one written), or adds the field at the end.
+    ///
+    /// ```
+    /// use aitrace_core::{Level, Record, Value};
+    ///
+    /// let mut record = Record::builder(Level::Info, "login").field("user", "u2").build();
+    /// record.set_field("user", "anonymous");
+    /// record.set_field("tenant", 7);
+    /// record.retain_fields(|key, _| key != "tenant");
+    /// assert_eq!(record.field("user"), Some(&Value::from("anonymous")));
+    /// assert_eq!(record.fields().count(), 1);
+    /// ```
+    pub fn set_field(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<Value>) {
+        let key = key.into();
+        let value = value.into();
+        match self.fields.iter_mut().rev().find(|(k, _)| *k == key) {
+            Some((_, slot)) => *slot = value,
+            None => self.fields.push((key, value)),
+        }
+    }
+
+    /// Keeps only the user fields for which `keep` returns `true`, in order.
+    pub fn retain_fields(&mut self, mut keep: impl FnMut(&str, &Value) -> bool) {
+        self.fields.retain(|(k, v)| keep(k, v));
+    }
+
+    /// Replaces the event name (the redactor's value patterns use it).
+    #[inline]
+    pub(crate) fn set_event(&mut self, event: impl Into<Cow<'static, str>>) {
+        self.event = event.into();
+    }
+
     /// The last value of the user field `key`.
     #[inline]
     pub fn field(&self, key: &str) -> Option<&Value> {

@@ -31,6 +31,10 @@ pub struct Stats {
     /// Records thrown away on purpose by [`BufferedLogger::clear`](crate::BufferedLogger::clear)
     /// (and `trace_context`, which clears first).
     pub discarded: u64,
+    /// Records a [`before_send`](crate::Builder::before_send) hook dropped,
+    /// or panicked on. They were never captured, so they are outside the
+    /// balance, like records below the level filter.
+    pub before_send_dropped: u64,
     /// Records an output acknowledged (replayed ones included).
     pub delivered: u64,
     /// Send attempts repeated after a transient failure.
@@ -198,6 +202,7 @@ impl Stats {
         captured: u64,
         dropped_overflow: u64,
         discarded: u64,
+        before_send_dropped: u64,
         buffered: u64,
         outputs: Vec<OutputStats>,
     ) -> Self {
@@ -207,6 +212,7 @@ impl Stats {
             dropped: dropped_overflow + sum(|o| o.dropped),
             dropped_overflow,
             discarded,
+            before_send_dropped,
             delivered: sum(|o| o.delivered),
             retried: sum(|o| o.retried),
             spooled: sum(|o| o.spooled),

@@ -453,3 +453,32 @@ fn a_span_the_logger_filters_out_leaves_no_gap_in_the_tree() {
         );
     }
 }
+
+#[test]
+fn secrets_in_events_and_span_fields_are_redacted_before_the_output() {
+    let (output, memory) = Output::in_memory();
+    let log = BufferedLogger::builder().output(output).build();
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::info_span!("login", api_key = "k-123456", user = "u2");
+        span.in_scope(|| {
+            tracing::info!(password = "hunter2", token_count = 812, "signed_in");
+        });
+    });
+    drop(log.flush().unwrap());
+    let json = memory.json();
+    let text: String = json.iter().map(ToString::to_string).collect();
+    assert!(
+        !text.contains("hunter2") && !text.contains("k-123456"),
+        "{text}"
+    );
+    let event = |name: &str| {
+        json.iter()
+            .find(|r| r["__tracer_meta__"]["event"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    assert_eq!(event("signed_in")["password"], "[REDACTED]");
+    assert_eq!(event("signed_in")["token_count"], 812);
+    assert_eq!(event("login.start")["api_key"], "[REDACTED]");
+    assert_eq!(event("login.start")["user"], "u2");
+}

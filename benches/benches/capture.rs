@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use aitrace_benches::otel_batch_provider;
-use aitrace_core::{BufferedLogger, Output};
+use aitrace_core::{BufferedLogger, Output, Redactor};
 use criterion::{Criterion, criterion_group, criterion_main};
 use slog::Drain;
 use tracing_subscriber::prelude::*;
@@ -175,20 +175,39 @@ fn slog_benches(c: &mut Criterion) {
     group.finish();
 }
 
+fn core_event(log: &BufferedLogger) {
+    log.info("checkout_started")
+        .field("order_id", 42i64)
+        .field("user", "u2")
+        .field("total", 469.74f64)
+        .emit();
+}
+
 fn core_benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("core");
+    // The default logger redacts sensitive keys; these two show what
+    // turning that off, and turning value patterns on, changes.
+    for (name, redactor) in [
+        ("aitrace-core API, Redactor::none()", Redactor::none()),
+        (
+            "aitrace-core API, common value patterns",
+            Redactor::default().with_common_value_patterns(),
+        ),
+    ] {
+        let log = BufferedLogger::builder()
+            .output(Output::file("/dev/null"))
+            .redactor(redactor)
+            .build();
+        log.span("request").in_scope(|_| {
+            group.bench_function(name, |b| {
+                b.iter_custom(|iters| timed_in_chunks(&log, iters, || core_event(&log)));
+            });
+        });
+    }
     let log = aitrace_logger();
     log.span("request").in_scope(|_| {
         group.bench_function("aitrace-core API", |b| {
-            b.iter_custom(|iters| {
-                timed_in_chunks(&log, iters, || {
-                    log.info("checkout_started")
-                        .field("order_id", 42i64)
-                        .field("user", "u2")
-                        .field("total", 469.74f64)
-                        .emit();
-                })
-            });
+            b.iter_custom(|iters| timed_in_chunks(&log, iters, || core_event(&log)));
         });
         group.bench_function("filtered out (below min level)", |b| {
             log.set_min_level(aitrace_core::Level::Warn);

@@ -14,6 +14,8 @@ use crate::error::Result;
 use crate::filter::{DEFAULT_MIN_LEVEL, Filter};
 use crate::level::Level;
 use crate::output::Output;
+use crate::record::Record;
+use crate::redact::{Hook, Redaction, Redactor, Verdict};
 use crate::retry::{BreakerPolicy, RetryPolicy};
 use crate::spool::DEFAULT_SPOOL_MAX_BYTES;
 use crate::stats::Ledger;
@@ -37,6 +39,8 @@ use crate::stats::Ledger;
 /// | [`flush_timeout`](Self::flush_timeout) | [`DEFAULT_FLUSH_TIMEOUT`] | |
 /// | [`shutdown_timeout`](Self::shutdown_timeout) | [`DEFAULT_SHUTDOWN_TIMEOUT`] | |
 /// | [`record_ids`](Self::record_ids) | off | |
+/// | [`redactor`](Self::redactor) | [`Redactor::default`]: values of sensitive keys redacted | |
+/// | [`before_send`](Self::before_send) | none | |
 ///
 /// Values set in code win over the environment. The retry, breaker and spool
 /// settings apply to background delivery.
@@ -78,6 +82,8 @@ pub struct Builder {
     flush_timeout: Option<Duration>,
     shutdown_timeout: Option<Duration>,
     record_ids: bool,
+    redactor: Option<Redactor>,
+    before_send: Option<Hook>,
     /// Set when a spool from `AITRACE_SPOOL_DIR` could not be used.
     no_spool_env: bool,
 }
@@ -222,6 +228,74 @@ impl Builder {
         self
     }
 
+    /// How records are redacted at capture, before they are buffered, so
+    /// no output, spool or fallback file ever sees what it removes.
+    ///
+    /// On by default with [`Redactor::default`] (the values of
+    /// [`DEFAULT_REDACTED_KEYS`](crate::DEFAULT_REDACTED_KEYS) become
+    /// `"[REDACTED]"`): a secret that reached a shared log store cannot be
+    /// recalled, while an over-redacted field is visible and fixed with
+    /// [`Redactor::allow_key`]. [`Redactor::none`] turns redaction off.
+    ///
+    /// ```
+    /// use aitrace_core::{BufferedLogger, Output, Redactor, Value};
+    ///
+    /// let log = BufferedLogger::builder()
+    ///     .output(Output::file("/dev/null"))
+    ///     .redactor(Redactor::default().key("ssn").with_common_value_patterns())
+    ///     .build();
+    /// log.info("signup").field("ssn", "078-05-1120").field("password", "hunter2").emit();
+    /// let record = &log.records()[0];
+    /// assert_eq!(record.field("ssn"), Some(&Value::from("[REDACTED]")));
+    /// assert_eq!(record.field("password"), Some(&Value::from("[REDACTED]")));
+    /// ```
+    pub fn redactor(mut self, redactor: Redactor) -> Self {
+        self.redactor = Some(redactor);
+        self
+    }
+
+    /// A hook that sees each record at capture, after the level filter and
+    /// before the [`redactor`](Self::redactor), and may edit it
+    /// ([`Record::fields_mut`], [`Record::set_field`],
+    /// [`Record::retain_fields`]) or drop it ([`Verdict::Drop`]; counted in
+    /// [`Stats::before_send_dropped`](crate::Stats::before_send_dropped)).
+    /// The redactor runs after it, so a field the hook adds is redacted too.
+    ///
+    /// It runs on the capturing thread, for every record kept by the
+    /// filter (span `.start`/`.end` records included): keep it cheap.
+    /// Records logged from inside a hook, to any logger, skip hooks (so a
+    /// hook that logs cannot recurse). If the hook panics, the
+    /// record is dropped (it may be half edited), the logger carries on,
+    /// and a line on stderr says so, at most once a minute (besides what
+    /// the panic hook prints).
+    ///
+    /// ```
+    /// use aitrace_core::{BufferedLogger, Output, Verdict};
+    ///
+    /// let log = BufferedLogger::builder()
+    ///     .output(Output::file("/dev/null"))
+    ///     .before_send(|record| {
+    ///         if record.event() == "health_check" {
+    ///             return Verdict::Drop;
+    ///         }
+    ///         record.retain_fields(|key, _| key != "email");
+    ///         Verdict::Keep
+    ///     })
+    ///     .build();
+    /// log.info("health_check").emit();
+    /// log.info("login").field("user", "u2").field("email", "u2@example.com").emit();
+    /// assert_eq!(log.records().len(), 1);
+    /// assert_eq!(log.records()[0].field("email"), None);
+    /// assert_eq!(log.stats().before_send_dropped, 1);
+    /// ```
+    pub fn before_send<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&mut Record) -> Verdict + Send + Sync + 'static,
+    {
+        self.before_send = Some(Hook(Arc::new(hook)));
+        self
+    }
+
     /// The logger. Reads the environment for what was not set in code;
     /// unusable values fall back to the defaults with a line on stderr. If
     /// the spool folder cannot be used, background delivery still starts,
@@ -337,6 +411,10 @@ impl Builder {
                 filter: RwLock::new(filter),
                 level_watchers: Mutex::new(Vec::new()),
                 record_ids: self.record_ids,
+                redaction: Redaction::new(
+                    self.before_send.clone(),
+                    self.redactor.clone().unwrap_or_default(),
+                ),
                 flush_timeout: self.flush_timeout.unwrap_or(DEFAULT_FLUSH_TIMEOUT),
                 shutdown_timeout: self.shutdown_timeout.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT),
             }),

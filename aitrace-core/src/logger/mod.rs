@@ -18,6 +18,7 @@ use crate::filter::Filter;
 use crate::level::Level;
 use crate::output::Output;
 use crate::record::Record;
+use crate::redact::{Redaction, Redactor};
 use crate::report::FlushReport;
 use crate::sending::is_sending;
 use crate::stats::{Ledger, Stats};
@@ -86,6 +87,8 @@ struct Shared {
     filter: RwLock<Filter>,
     level_watchers: Mutex<Vec<LevelWatcher>>,
     record_ids: bool,
+    /// The `before_send` hook and the redactor; `None` when both are off.
+    redaction: Option<Redaction>,
     flush_timeout: Duration,
     shutdown_timeout: Duration,
 }
@@ -165,7 +168,9 @@ impl BufferedLogger {
     /// A record without a span gets the span current on this thread. Records
     /// the [`Filter`] does not keep (its target is the record's logger, else
     /// its function), and records made while this thread is sending a batch,
-    /// are dropped. When the buffer is full the
+    /// are dropped. Then the [`before_send`](crate::Builder::before_send)
+    /// hook and the [`Redactor`] run, so the buffer only ever holds
+    /// redacted records. When the buffer is full the
     /// [`OverflowPolicy`](crate::OverflowPolicy) applies.
     #[inline]
     pub fn capture(&self, mut record: Record) {
@@ -186,6 +191,12 @@ impl BufferedLogger {
         }
         if self.shared.record_ids && record.record_id().is_none() {
             record.assign_id();
+        }
+        if let Some(redaction) = &self.shared.redaction {
+            if !redaction.apply(&mut record) {
+                self.shared.buffer.count_hook_dropped();
+                return;
+            }
         }
         self.shared.buffer.push(record);
     }
@@ -292,6 +303,7 @@ impl BufferedLogger {
             tally.captured,
             tally.dropped,
             tally.discarded,
+            tally.hook_dropped,
             tally.buffered,
             books.clone(),
         )
@@ -324,6 +336,11 @@ impl Drop for Shared {
 /// Sends `records` to the output a target string names, once, without a
 /// buffer (Python's `send_logs`).
 ///
+/// What is sent is redacted with [`Redactor::default`], as a logger's
+/// records are; to choose the redactor, call [`Redactor::redact`] on the
+/// records and send them through a logger built with
+/// `.redactor(Redactor::none())`.
+///
 /// ```no_run
 /// use aitrace_core::{Level, Record, send_logs};
 ///
@@ -334,8 +351,15 @@ impl Drop for Shared {
 /// ```
 pub fn send_logs(records: &[Record], target: &str) -> Result<FlushReport> {
     let output = Output::from_target(target)?;
+    let redactor = Redactor::default();
+    let records: Vec<Record> = (records.iter().cloned())
+        .map(|mut record| {
+            redactor.redact(&mut record);
+            record
+        })
+        .collect();
     let _sending = crate::sending::SendingGuard::enter();
-    let delivery = output.send(records)?;
+    let delivery = output.send(&records)?;
     Ok(FlushReport {
         records: records.len(),
         deliveries: vec![delivery],
@@ -360,6 +384,7 @@ impl fmt::Debug for BufferedLogger {
         f.debug_struct("BufferedLogger")
             .field("outputs", &self.shared.outputs)
             .field("filter", &*self.shared.filter.read())
+            .field("redaction", &self.shared.redaction)
             .field("delivery", &self.shared.processor)
             .field("buffered", &self.len())
             .finish()
