@@ -53,19 +53,28 @@ impl Record {
     }
 }
 
-/// The records of JSON Lines (a spool file's), one per non-empty line; the
-/// first line that is not a record is an error naming its number.
+/// The records of JSON Lines (a spool file's), one per non-empty line, and
+/// how many lines could not be read, with the first reason.
 #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
-pub(crate) fn records_from_lines(lines: &[u8]) -> Result<Vec<Record>> {
-    let text = std::str::from_utf8(lines)
-        .map_err(|e| invalid(format!("spooled records are not UTF-8: {e}")))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(i, line)| {
-            Record::from_json(line).map_err(|e| invalid(format!("line {}: {e}", i + 1)))
-        })
-        .collect()
+pub(crate) fn records_from_lines(lines: &[u8]) -> (Vec<Record>, Option<(usize, String)>) {
+    let mut records = Vec::new();
+    let mut unreadable: Option<(usize, String)> = None;
+    for (i, line) in lines.split(|b| *b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let read = std::str::from_utf8(line)
+            .map_err(|e| invalid(format!("not UTF-8: {e}")))
+            .and_then(Record::from_json);
+        match read {
+            Ok(record) => records.push(record),
+            Err(e) => match &mut unreadable {
+                Some((count, _)) => *count += 1,
+                None => unreadable = Some((1, format!("line {}: {e}", i + 1))),
+            },
+        }
+    }
+    (records, unreadable)
 }
 
 fn invalid(message: String) -> Error {
@@ -190,7 +199,16 @@ fn from_object(mut object: Map<String, Json>) -> Result<Record> {
     let builder = builder
         .reserve_fields(user.len())
         .fields(user.into_iter().map(|(k, v)| (k, Value::from(v))));
-    Ok(builder.build())
+    let mut record = builder.build();
+    // The wire format has no marker for a span's end: a record named
+    // `….end` with a span and a duration is taken for one.
+    if record.span_context().is_some()
+        && record.event().ends_with(".end")
+        && record.field(crate::wire::DURATION_FIELD).is_some()
+    {
+        record.mark_span_end();
+    }
+    Ok(record)
 }
 
 fn parse_span_id(key: &str, hex: &str) -> Result<SpanId> {
@@ -206,6 +224,29 @@ fn parse_timestamp(text: &str) -> Result<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_that_cannot_be_read_back_are_counted_and_the_rest_kept() {
+        let good = Layout::Namespaced.to_json(
+            &Record::builder(crate::Level::Info, "ok")
+                .span_context(crate::SpanContext::new_root())
+                .build(),
+        );
+        let end = Layout::Namespaced.to_json(
+            &Record::builder(crate::Level::Info, "job.end")
+                .span_context(crate::SpanContext::new_root())
+                .field(crate::wire::DURATION_FIELD, 1.0)
+                .build(),
+        );
+        let lines = format!("{good}\nnot json\n\n{end}\n[1]\n");
+        let (records, unreadable) = records_from_lines(lines.as_bytes());
+        assert_eq!(records.len(), 2);
+        assert!(!records[0].is_span_end());
+        assert!(records[1].is_span_end(), "read back as a span end");
+        let (count, why) = unreadable.unwrap();
+        assert_eq!(count, 2);
+        assert!(why.starts_with("line 2:"), "{why}");
+    }
     use crate::Layout;
     use std::time::{Duration, UNIX_EPOCH};
 

@@ -251,7 +251,7 @@ mod tls {
 
 /// `https://` needs the `tls` feature: say so when building, not at the
 /// first send.
-fn check_scheme(url: &str, redacted: &str) -> Result<()> {
+pub(crate) fn check_scheme(url: &str, redacted: &str) -> Result<()> {
     let https = url
         .get(..8)
         .is_some_and(|s| s.eq_ignore_ascii_case("https://"));

@@ -350,8 +350,19 @@ impl Output {
             Kind::Otlp(sender) => {
                 let refused = match payload.records {
                     Some(records) => sender.send(records)?,
-                    // Replayed from the spool: JSON Lines in the namespaced layout.
-                    None => sender.send(&crate::decode::records_from_lines(payload.lines)?)?,
+                    // Replayed from the spool: JSON Lines in the output's layout;
+                    // a line that cannot be read back is counted as refused.
+                    None => {
+                        let (records, unreadable) =
+                            crate::decode::records_from_lines(payload.lines);
+                        let mut refused = sender.send(&records)?;
+                        if let Some((count, why)) = unreadable {
+                            refused.count += count as u64;
+                            refused.message =
+                                format!("{count} spooled records could not be read back: {why}");
+                        }
+                        refused
+                    }
                 };
                 rejected = refused.count as usize;
                 if refused.count > 0 || !refused.message.is_empty() {
@@ -372,6 +383,7 @@ impl Output {
             ingested,
             rejected,
             rejection,
+            dropped: rejected,
             ..Delivery::default()
         })
     }

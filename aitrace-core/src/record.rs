@@ -153,6 +153,7 @@ pub struct Record {
     timestamp: u64,
     level: Level,
     provisional: bool,
+    span_end: bool,
     id: Option<std::num::NonZeroU64>,
     event: Cow<'static, str>,
     logger: Option<Cow<'static, str>>,
@@ -170,6 +171,7 @@ impl Record {
                 timestamp: nanos_since_epoch(SystemTime::now()),
                 level,
                 provisional: false,
+                span_end: false,
                 id: None,
                 event: event.into(),
                 logger: None,
@@ -243,6 +245,19 @@ impl Record {
     #[inline]
     pub fn is_provisional(&self) -> bool {
         self.provisional
+    }
+
+    /// `true` on a span's `NAME.end` lifecycle record (set by the frontend
+    /// that wrote it; read back from JSON, a record named `….end` with a
+    /// span and a `duration_ms` field is taken for one). The OTLP output
+    /// turns it into a span.
+    #[inline]
+    pub fn is_span_end(&self) -> bool {
+        self.span_end
+    }
+
+    pub(crate) fn mark_span_end(&mut self) {
+        self.span_end = true;
     }
 
     /// A random id given at capture when the logger was built with
@@ -425,6 +440,14 @@ impl RecordBuilder {
     #[inline]
     pub fn provisional(mut self, provisional: bool) -> Self {
         self.record.provisional = provisional;
+        self
+    }
+
+    /// Marks the record as a span's `NAME.end` lifecycle record (frontends
+    /// that write spans set it; see [`Record::is_span_end`]).
+    #[inline]
+    pub fn span_end(mut self, span_end: bool) -> Self {
+        self.record.span_end = span_end;
         self
     }
 

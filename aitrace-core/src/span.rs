@@ -265,6 +265,7 @@ impl Drop for SpanGuard {
         let duration_ms = self.started.elapsed().as_micros() as f64 / 1000.0;
         let mut end = Record::builder(level, format!("{}.end", self.name))
             .span_context(self.context)
+            .span_end(true)
             .location(self.location.clone())
             .reserve_fields(fields.len() + 2);
         for (key, value) in fields {

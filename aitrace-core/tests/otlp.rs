@@ -326,6 +326,11 @@ fn only_retryable_statuses_are_retried_honouring_retry_after() {
     assert!(rx.wait_for(WAIT, |rx| rx.log_records().len() == 1));
     let requests = rx.requests();
     assert_eq!(requests.len(), 2);
+    let waited = requests[1].at - requests[0].at;
+    assert!(
+        waited >= Duration::from_millis(900),
+        "Retry-After: 1 honoured: {waited:?}"
+    );
     let gap = log.stats();
     assert_eq!(gap.retried, 1);
     assert_eq!(gap.delivered, 1);
@@ -469,4 +474,194 @@ fn target_strings_make_otlp_outputs() {
     assert!(out.is_http());
     let err = Output::otlp("ftp://x").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidTarget);
+}
+
+/// A user event named like a span end stays an event.
+#[test]
+fn an_event_named_like_a_span_end_is_a_log_record() {
+    let rx = OtlpReceiver::start();
+    let log = BufferedLogger::builder()
+        .output(output(&rx, Protocol::HttpProtobuf))
+        .build();
+    {
+        let _span = log.span("request").enter();
+        log.info("download.end").field("duration_ms", 12).emit();
+    }
+    log.flush().unwrap();
+    let spans = rx.spans();
+    assert_eq!(spans.len(), 1, "{spans:?}");
+    assert_eq!(spans[0].name, "request");
+    let logs = rx.log_records();
+    assert_eq!(logs.len(), 1);
+    assert_eq!(
+        logs[0].body.as_ref().unwrap().value,
+        Some(s("download.end"))
+    );
+    assert_eq!(attr(&spans[0].attributes, "duration_ms"), None);
+}
+
+fn one_span_and_one_event(log: &BufferedLogger) {
+    let _span = log.span("job").enter();
+    log.info("step").emit();
+}
+
+/// Spans accepted and logs failing for a moment: the retry sends the logs,
+/// not the spans again.
+#[test]
+fn a_retry_after_the_logs_request_failed_does_not_send_the_spans_twice() {
+    let rx = OtlpReceiver::start();
+    rx.script([
+        OtlpAnswer::Ok,
+        OtlpAnswer::Status {
+            status: 503,
+            retry_after: None,
+            body: Vec::new(),
+            content_type: "text/plain".into(),
+        },
+    ]);
+    let log = BufferedLogger::builder()
+        .output(output(&rx, Protocol::HttpProtobuf))
+        .background(true)
+        .retry(RetryPolicy::default().initial_backoff(Duration::from_millis(1)))
+        .build();
+    one_span_and_one_event(&log);
+    log.flush_timeout(WAIT).unwrap();
+    let paths: Vec<String> = rx.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths, ["/v1/traces", "/v1/logs", "/v1/logs"]);
+    assert_eq!(rx.spans().len(), 1);
+    assert_eq!(rx.log_records().len(), 1);
+    let stats = log.stats();
+    assert_eq!((stats.delivered, stats.dropped), (3, 0), "{stats:?}");
+    assert!(stats.is_balanced());
+}
+
+/// Spans accepted and logs refused for good: the span's records count as
+/// delivered, the event as refused, with the server's words.
+#[test]
+fn logs_refused_after_the_spans_were_accepted_are_counted_apart() {
+    let rx = OtlpReceiver::start();
+    rx.script([
+        OtlpAnswer::Ok,
+        OtlpAnswer::rpc_status(400, "bad log record"),
+    ]);
+    let log = BufferedLogger::builder()
+        .output(output(&rx, Protocol::HttpProtobuf))
+        .background(true)
+        .build();
+    one_span_and_one_event(&log);
+    log.flush_timeout(WAIT).unwrap();
+    let stats = log.stats();
+    assert_eq!(rx.spans().len(), 1);
+    assert_eq!(
+        (stats.delivered, stats.dropped, stats.rejected),
+        (2, 1, 1),
+        "{stats:?}"
+    );
+    assert!(
+        stats.outputs[0]
+            .last_rejection
+            .as_deref()
+            .is_some_and(|m| m.contains("bad log record")),
+        "{stats:?}"
+    );
+    assert!(stats.is_balanced());
+}
+
+#[test]
+fn partial_success_in_direct_mode_is_reported_as_dropped() {
+    let rx = OtlpReceiver::start();
+    rx.script([OtlpAnswer::Partial(2, "too old".into())]);
+    let log = BufferedLogger::builder()
+        .output(output(&rx, Protocol::HttpJson))
+        .build();
+    for i in 0..5 {
+        log.info("e").field("i", i).emit();
+    }
+    let report = log.flush().unwrap();
+    let delivery = &report.deliveries()[0];
+    assert_eq!(
+        (delivery.records(), delivery.rejected(), delivery.dropped()),
+        (3, 2, 2),
+        "{report:?}"
+    );
+    let stats = log.stats();
+    assert_eq!((stats.delivered, stats.dropped), (3, 2));
+    assert!(stats.is_balanced());
+}
+
+#[test]
+fn a_header_that_cannot_be_sent_fails_the_build() {
+    let err = Output::otlp_builder()
+        .endpoint("http://127.0.0.1:4318")
+        .header("x-key", "a\nb")
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidTarget);
+    assert!(err.to_string().contains("x-key"), "{err}");
+    assert!(!err.to_string().contains("a\nb"));
+    let err = Output::otlp_builder()
+        .endpoint("http://127.0.0.1:4318")
+        .header("bad name", "v")
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("invalid name"), "{err}");
+}
+
+/// A 200 whose body breaks off: the batch was accepted, so it is not sent
+/// again.
+#[test]
+fn an_accepted_batch_whose_answer_breaks_off_is_not_sent_again() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let mut served = 0;
+        listener.set_nonblocking(true).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        while std::time::Instant::now() < deadline {
+            let Ok((stream, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            };
+            stream.set_nonblocking(false).unwrap();
+            let mut reader = BufReader::new(stream);
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line.trim().is_empty() {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let mut stream = reader.into_inner();
+            // Promises 100 bytes, sends 3, hangs up.
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")
+                .unwrap();
+            served += 1;
+        }
+        served
+    });
+    let log = BufferedLogger::builder()
+        .output(
+            Output::otlp_builder()
+                .endpoint(&endpoint)
+                .timeout(Duration::from_secs(2))
+                .build()
+                .unwrap(),
+        )
+        .background(true)
+        .retry(RetryPolicy::default().initial_backoff(Duration::from_millis(1)))
+        .build();
+    log.info("once").emit();
+    log.flush_timeout(WAIT).unwrap();
+    let stats = log.stats();
+    assert_eq!((stats.delivered, stats.retried), (1, 0), "{stats:?}");
+    drop(log);
+    assert_eq!(server.join().unwrap(), 1, "sent once");
 }

@@ -234,6 +234,19 @@ impl AitraceLayer {
             return; // another thread settled it meanwhile
         }
         match found {
+            Ok((trace_id, _)) if data._remote.is_some() && trace_id != data.context.trace_id() => {
+                // A `traceparent` field put the span in the caller's trace and
+                // OpenTelemetry's span is elsewhere: keep the caller's trace.
+                drop(extensions);
+                aitrace_core::adapter::diagnose("otel-remote-parent", || {
+                    format!(
+                        "span `{}` has a traceparent field but its OpenTelemetry span is in \
+                         another trace; aitrace keeps the caller's trace. Give \
+                         tracing-opentelemetry the same parent (`set_parent`) so both agree",
+                        span.metadata().name()
+                    )
+                });
+            }
             Ok((trace_id, span_id)) => {
                 let parent = data
                     .context
@@ -402,6 +415,7 @@ where
         }
         let mut builder = located(Record::builder(level, format!("{}.end", meta.name())), meta)
             .span_context(data.context)
+            .span_end(true)
             .reserve_fields(state.fields.len() + 2);
         for (key, value) in state.fields {
             builder.push_field(key, value);

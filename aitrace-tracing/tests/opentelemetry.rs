@@ -299,3 +299,37 @@ fn without_opentelemetry_data_one_line_says_why() {
         assert!(lines[0].contains(needed), "{needed:?} not in {}", lines[0]);
     }
 }
+
+/// A `traceparent` field without `set_parent`: OpenTelemetry starts a new
+/// trace, aitrace keeps the caller's (and says so once on stderr).
+#[test]
+fn a_traceparent_field_is_kept_when_opentelemetry_starts_another_trace() {
+    let otel = Otel::new();
+    let log = logger();
+    let subscriber = tracing_subscriber::registry()
+        .with(otel.layer())
+        .with(AitraceLayer::new(log.clone()));
+    let header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::info_span!("handle", traceparent = header);
+        let _entered = span.enter();
+        tracing::info!("inside");
+    });
+    let records = log.records();
+    let remote = TraceParent::parse(header).unwrap();
+    for event in ["handle.start", "inside", "handle.end"] {
+        let cx = record(&records, event).span_context().copied().unwrap();
+        assert_eq!(cx.trace_id(), remote.trace_id(), "{event}");
+    }
+    let start = record(&records, "handle.start")
+        .span_context()
+        .copied()
+        .unwrap();
+    assert_eq!(start.parent_span_id(), Some(remote.span_id()));
+    let exported = exported_span(&otel.exported(), "handle");
+    assert_ne!(
+        exported.trace_id(),
+        remote.trace_id(),
+        "OpenTelemetry's own trace"
+    );
+}

@@ -84,6 +84,8 @@ pub struct OtlpRequest {
     pub traces: Option<ExportTraceServiceRequest>,
     /// Why the body could not be decoded, if it could not (answered 400).
     pub error: Option<String>,
+    /// When it arrived.
+    pub at: Instant,
 }
 
 #[derive(Default)]
@@ -241,6 +243,7 @@ fn handle(state: &Mutex<State>, mut request: tiny_http::Request) {
         logs: None,
         traces: None,
         error: None,
+        at: Instant::now(),
     };
     let body = if gzip {
         let mut out = Vec::new();

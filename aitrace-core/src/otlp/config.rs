@@ -394,7 +394,7 @@ impl OtlpOutputBuilder {
             attrs.push((key, value));
         }
         if let Some(list) = self.env.get("OTEL_RESOURCE_ATTRIBUTES") {
-            for (k, v) in parse_key_values(list, "OTEL_RESOURCE_ATTRIBUTES") {
+            for (k, v) in parse_resource_attributes(list) {
                 set(&mut attrs, k, Value::from(v));
             }
         }
@@ -459,6 +459,34 @@ pub(crate) fn parse_key_values(list: &str, from: &str) -> Vec<(String, String)> 
                 crate::diagnostics::say_once("otlp-kv", || {
                     format!("{from}: skipped an entry that is not key=value")
                 });
+            }
+        }
+    }
+    out
+}
+
+/// `OTEL_RESOURCE_ATTRIBUTES`: `k=v` pairs, keys and values
+/// percent-decoded; as the resource SDK specification asks, a variable with
+/// an entry that cannot be read is discarded whole (with one line on stderr).
+fn parse_resource_attributes(list: &str) -> Vec<(String, String)> {
+    let decode =
+        |text: &str| String::from_utf8(crate::http::percent_decode(text.trim())).map_err(|_| ());
+    let mut out = Vec::new();
+    for entry in list.split(',').filter(|e| !e.trim().is_empty()) {
+        let pair = entry
+            .split_once('=')
+            .filter(|(k, _)| !k.trim().is_empty())
+            .ok_or(())
+            .and_then(|(k, v)| Ok((decode(k)?, decode(v)?)));
+        match pair {
+            Ok(pair) => out.push(pair),
+            Err(()) => {
+                crate::diagnostics::say_once("otlp-resource", || {
+                    "OTEL_RESOURCE_ATTRIBUTES is ignored: an entry is not key=value \
+                     in percent-encoded UTF-8"
+                        .to_owned()
+                });
+                return Vec::new();
             }
         }
     }
@@ -610,6 +638,20 @@ mod tests {
         // Empty means unset.
         let ok = builder(&[("OTEL_EXPORTER_OTLP_PROTOCOL", " ")]).signal(Signal::Logs);
         assert_eq!(ok.unwrap().protocol, Protocol::HttpProtobuf);
+    }
+
+    #[test]
+    fn resource_attributes_are_decoded_or_discarded_whole() {
+        assert_eq!(
+            parse_resource_attributes("a%3Db=c%2Cd, e = f "),
+            vec![
+                ("a=b".to_owned(), "c,d".to_owned()),
+                ("e".to_owned(), "f".to_owned())
+            ]
+        );
+        assert!(parse_resource_attributes("ok=1,broken").is_empty());
+        assert!(parse_resource_attributes("ok=1,x=%FF").is_empty());
+        assert!(parse_resource_attributes("=v").is_empty());
     }
 
     #[test]

@@ -38,11 +38,9 @@ pub(crate) fn is_span_start(record: &Record) -> bool {
     record.is_provisional() && record.span_context().is_some() && record.event().ends_with(".start")
 }
 
-/// Whether a record is a span's `NAME.end` (it carries `duration_ms`).
+/// Whether a record is a span's `NAME.end`, as its frontend marked it.
 pub(crate) fn is_span_end(record: &Record) -> bool {
-    record.span_context().is_some()
-        && record.event().ends_with(".end")
-        && record.field(DURATION_FIELD).is_some()
+    record.is_span_end() && record.span_context().is_some()
 }
 
 fn span_key(record: &Record) -> Option<u64> {
@@ -56,23 +54,36 @@ fn span_key(record: &Record) -> Option<u64> {
 struct Start {
     time: u64,
     fields: Vec<(String, Value)>,
+    /// About how much memory it holds.
+    bytes: usize,
 }
 
-/// Span starts seen and not yet ended, bounded: the oldest is forgotten
-/// first (its span is still exported at its end, with the end's fields only
-/// and a start time from its duration).
+/// Span starts seen and not yet ended, bounded in number and bytes: the
+/// oldest is forgotten first (its span is still exported at its end, with
+/// the end's fields only and a start time from its duration). And the ids of
+/// the spans exported lately, so a batch sent again after its logs request
+/// failed does not send its spans twice.
 #[derive(Debug, Default)]
 pub(crate) struct OpenSpans {
     starts: HashMap<u64, Start>,
     order: VecDeque<u64>,
+    bytes: usize,
+    exported: std::collections::HashSet<u64>,
+    exported_order: VecDeque<u64>,
 }
 
-/// A batch split by signal.
-pub(crate) struct Split<'a> {
-    pub(crate) logs: Vec<&'a Record>,
-    pub(crate) spans: Vec<SpanParts<'a>>,
-    /// The span ids to forget once the spans are delivered.
-    pub(crate) ended: Vec<u64>,
+/// The most bytes of span-start fields kept.
+const MAX_OPEN_SPAN_BYTES: usize = 16 << 20;
+/// How many exported span ids are remembered.
+const MAX_EXPORTED: usize = 65_536;
+
+/// The records of a batch that go as log records: all of them with `spans`
+/// off, else all but span lifecycle records.
+pub(crate) fn log_records(records: &[Record], spans: bool) -> Vec<&Record> {
+    records
+        .iter()
+        .filter(|r| !spans || !(is_span_start(r) || is_span_end(r)))
+        .collect()
 }
 
 impl OpenSpans {
@@ -81,16 +92,21 @@ impl OpenSpans {
         let Some(id) = span_key(record) else {
             return;
         };
-        if self.starts.contains_key(&id) {
+        if self.starts.contains_key(&id) || self.exported.contains(&id) {
             return;
         }
-        while self.starts.len() >= MAX_OPEN_SPANS {
-            match self.order.pop_front() {
-                Some(old) => {
-                    self.starts.remove(&old);
+        let bytes = record.memory_size();
+        while !self.order.is_empty()
+            && (self.starts.len() >= MAX_OPEN_SPANS || self.bytes + bytes > MAX_OPEN_SPAN_BYTES)
+        {
+            if let Some(old) = self.order.pop_front() {
+                if let Some(start) = self.starts.remove(&old) {
+                    self.bytes -= start.bytes;
                 }
-                None => break,
             }
+        }
+        if bytes > MAX_OPEN_SPAN_BYTES {
+            return; // its span goes out with its end's fields only
         }
         let fields = record
             .fields()
@@ -101,58 +117,67 @@ impl OpenSpans {
             Start {
                 time: record.timestamp_nanos(),
                 fields,
+                bytes,
             },
         );
+        self.bytes += bytes;
         self.order.push_back(id);
     }
 
-    /// Forgets the starts of spans that were exported.
-    pub(crate) fn ended(&mut self, span_ids: &[u64]) {
+    /// Spans `span_ids` were exported: their starts are forgotten and their
+    /// ids remembered for a while.
+    pub(crate) fn exported(&mut self, span_ids: &[u64]) {
         if span_ids.is_empty() {
             return;
         }
         for id in span_ids {
-            self.starts.remove(id);
+            if let Some(start) = self.starts.remove(id) {
+                self.bytes -= start.bytes;
+            }
+            if self.exported.insert(*id) {
+                self.exported_order.push_back(*id);
+            }
+        }
+        while self.exported_order.len() > MAX_EXPORTED {
+            if let Some(old) = self.exported_order.pop_front() {
+                self.exported.remove(&old);
+            }
         }
         let starts = &self.starts;
         self.order.retain(|id| starts.contains_key(id));
     }
 
-    /// Splits a batch into log records and spans: with `spans` off, every
-    /// record is a log record. Span starts are remembered first, so a batch
-    /// holding both ends of a span exports it whole.
-    pub(crate) fn split<'a>(&'a mut self, records: &'a [Record], spans: bool) -> Split<'a> {
+    /// The spans a batch ends, not exported yet, and their ids. Span starts
+    /// are remembered first, so a batch holding both ends of a span exports
+    /// it whole. With `spans` off there are none.
+    pub(crate) fn spans<'a>(
+        &'a mut self,
+        records: &'a [Record],
+        spans: bool,
+    ) -> (Vec<SpanParts<'a>>, Vec<u64>) {
         if !spans {
-            return Split {
-                logs: records.iter().collect(),
-                spans: Vec::new(),
-                ended: Vec::new(),
-            };
+            return (Vec::new(), Vec::new());
         }
         for record in records.iter().filter(|r| is_span_start(r)) {
             self.start(record);
         }
-        let mut split = Split {
-            logs: Vec::with_capacity(records.len()),
-            spans: Vec::new(),
-            ended: Vec::new(),
-        };
-        for record in records {
-            if is_span_start(record) {
+        let this = &*self;
+        let mut parts = Vec::new();
+        let mut ids = Vec::new();
+        for record in records.iter().filter(|r| is_span_end(r)) {
+            let Some(id) = span_key(record) else {
                 continue;
+            };
+            if this.exported.contains(&id) {
+                continue; // sent with an earlier attempt of this batch
             }
-            if !is_span_end(record) {
-                split.logs.push(record);
-                continue;
-            }
-            let id = span_key(record).expect("a span end has a context");
-            let start = self.starts.get(&id);
+            let start = this.starts.get(&id);
             let end_time = record.timestamp_nanos();
             let start_time = match start {
                 Some(start) => start.time.min(end_time),
                 None => end_time.saturating_sub(duration_nanos(record)),
             };
-            split.spans.push(SpanParts {
+            parts.push(SpanParts {
                 end: record,
                 name: record
                     .event()
@@ -161,9 +186,9 @@ impl OpenSpans {
                 start_time,
                 start_fields: start.map_or(&[], |s| &s.fields[..]),
             });
-            split.ended.push(id);
+            ids.push(id);
         }
-        split
+        (parts, ids)
     }
 
     #[cfg(test)]

@@ -32,9 +32,6 @@ pub(crate) struct SpanParts<'a> {
     pub(crate) start_fields: &'a [(String, Value)],
 }
 
-/// Keys every attribute list writes itself, so a field of that name is left out.
-const RESERVED: [&str; 4] = [CODE_FILE, CODE_LINE, CODE_FUNCTION, RECORD_ID];
-
 /// Whether field `i` of `keys` is followed by another of the same key (the
 /// last one wins, as in the wire format). `mask` is filled for long lists.
 fn shadowed(keys: &[&str], i: usize, mask: &[bool]) -> bool {
@@ -58,22 +55,9 @@ fn shadow_mask(keys: &[&str]) -> Vec<bool> {
     keys.iter().enumerate().map(|(i, k)| last[k] != i).collect()
 }
 
-/// The attributes of a record as (key, value) pairs in the order written:
-/// its fields (each key once, `skip` and reserved keys left out), then the
-/// code location and record id, which the writers add themselves.
-fn user_fields<'a>(
-    fields: &'a [(std::borrow::Cow<'static, str>, Value)],
-    skip: &[&str],
-    out: &mut Vec<Field<'a>>,
-) {
-    let start = out.len();
-    out.extend(fields.iter().map(|(k, v)| (k.as_ref(), v)));
-    dedupe_tail(out, start, skip);
-}
-
 /// Removes from `out[start..]` the entries shadowed by a later one of the
-/// same key, and those in `skip` or reserved.
-fn dedupe_tail(out: &mut Vec<Field<'_>>, start: usize, skip: &[&str]) {
+/// same key, and those named in `skip`.
+fn dedupe_tail(out: &mut Vec<Field<'_>>, start: usize, skip: &[Option<&str>]) {
     let n = out.len() - start;
     let mask = if n > QUADRATIC_LIMIT {
         let keys: Vec<&str> = out[start..].iter().map(|(k, _)| *k).collect();
@@ -89,7 +73,7 @@ fn dedupe_tail(out: &mut Vec<Field<'_>>, start: usize, skip: &[&str]) {
         } else {
             mask[i - start]
         };
-        if repeated || skip.contains(&key) || RESERVED.contains(&key) {
+        if repeated || skip.contains(&Some(key)) {
             continue;
         }
         out[kept] = (key, value);
@@ -420,14 +404,19 @@ struct Attrs<'a> {
 }
 
 impl<'a> Attrs<'a> {
-    /// Appends an event's fields to `flat`.
+    /// Appends an event's fields to `flat`: each key once, and not those
+    /// an extra of the record has (the code location wins over a field of
+    /// the same name).
     fn of_event(record: &'a Record, flat: &mut Vec<Field<'a>>) -> Self {
         let start = flat.len();
-        user_fields(record.raw_fields(), &[], flat);
+        let extra = extras(record);
+        flat.extend(record.raw_fields().iter().map(|(k, v)| (k.as_ref(), v)));
+        let skip = extra.map(|e| e.map(|e| e.key()));
+        dedupe_tail(flat, start, &skip);
         Attrs {
             start,
             end: flat.len(),
-            extra: extras(record),
+            extra,
         }
     }
 
@@ -435,13 +424,19 @@ impl<'a> Attrs<'a> {
     fn of_span(span: &'a SpanParts<'a>, flat: &mut Vec<Field<'a>>) -> Self {
         let start = flat.len();
         let end = span.end;
+        let extra = extras(end);
         flat.extend(span.start_fields.iter().map(|(k, v)| (k.as_str(), v)));
         flat.extend(end.raw_fields().iter().map(|(k, v)| (k.as_ref(), v)));
-        dedupe_tail(flat, start, &[DURATION_FIELD, ERROR_FIELD]);
+        let [a, b, c, d] = extra.map(|e| e.map(|e| e.key()));
+        dedupe_tail(
+            flat,
+            start,
+            &[Some(DURATION_FIELD), Some(ERROR_FIELD), a, b, c, d],
+        );
         Attrs {
             start,
             end: flat.len(),
-            extra: extras(end),
+            extra,
         }
     }
 
@@ -959,6 +954,8 @@ mod tests {
         let mut pb = Vec::new();
         Protobuf::default().logs(&refs, &resource_protobuf(&resource()), &mut pb);
         let from_pb = ExportLogsServiceRequest::decode(&pb[..]).expect("protobuf");
+        // Byte for byte what prost writes for the same message.
+        assert_eq!(from_pb.encode_to_vec(), pb);
         let mut json = Vec::new();
         logs_json(&refs, &resource_json(&resource()), &mut json);
         let from_json: ExportLogsServiceRequest = serde_json::from_slice(&json)
@@ -969,12 +966,13 @@ mod tests {
 
     fn traces(records: &[Record]) -> ExportTraceServiceRequest {
         let mut open = OpenSpans::default();
-        let split = open.split(records, true);
+        let (spans, _) = open.spans(records, true);
         let mut pb = Vec::new();
-        Protobuf::default().traces(&split.spans, &resource_protobuf(&resource()), &mut pb);
+        Protobuf::default().traces(&spans, &resource_protobuf(&resource()), &mut pb);
         let from_pb = ExportTraceServiceRequest::decode(&pb[..]).expect("protobuf");
+        assert_eq!(from_pb.encode_to_vec(), pb);
         let mut json = Vec::new();
-        traces_json(&split.spans, &resource_json(&resource()), &mut json);
+        traces_json(&spans, &resource_json(&resource()), &mut json);
         let from_json: ExportTraceServiceRequest = serde_json::from_slice(&json)
             .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&json)));
         assert_eq!(from_pb, from_json, "{}", String::from_utf8_lossy(&json));
@@ -1131,6 +1129,7 @@ mod tests {
             .logger("shop")
             .field("items", 3)
             .field(DURATION_FIELD, 12.5)
+            .span_end(true)
             .field(ERROR_FIELD, "card declined")
             .file("src/shop.rs")
             .build();
@@ -1161,6 +1160,7 @@ mod tests {
         let ok = Record::builder(Level::Info, "ok.end")
             .span_context(root)
             .field(DURATION_FIELD, 1)
+            .span_end(true)
             .build();
         let request = traces(&[ok]);
         let span = &request.resource_spans[0].scope_spans[0].spans[0];
@@ -1178,16 +1178,20 @@ mod tests {
                     .build()
             })
             .collect();
-        let ended = open.split(&starts, true).ended;
-        assert!(ended.is_empty());
+        let (spans, ended) = open.spans(&starts, true);
+        assert!(spans.is_empty() && ended.is_empty());
         assert_eq!(open.len(), 16_384);
         let end = Record::builder(Level::Info, "s.end")
             .span_context(*starts.last().unwrap().span_context().unwrap())
             .field(DURATION_FIELD, 1.0)
+            .span_end(true)
             .build();
-        let ended = open.split(std::slice::from_ref(&end), true).ended;
-        open.ended(&ended);
+        let (_, ended) = open.spans(std::slice::from_ref(&end), true);
+        open.exported(&ended);
         assert_eq!(open.len(), 16_383);
+        // Sent once: a retry of the same batch leaves it out.
+        let (again, _) = open.spans(std::slice::from_ref(&end), true);
+        assert!(again.is_empty());
     }
 
     fn value() -> impl proptest::strategy::Strategy<Value = Value> {
@@ -1201,7 +1205,7 @@ mod tests {
             ".{0,12}".prop_map(|s| Value::Str(s.into())),
             proptest::collection::vec(any::<u8>(), 0..8).prop_map(|b| Value::Bytes(b.into())),
         ];
-        leaf.prop_recursive(4, 32, 4, |inner| {
+        leaf.prop_recursive(40, 96, 3, |inner| {
             prop_oneof![
                 proptest::collection::vec(inner.clone(), 0..4).prop_map(|v| Value::Array(v.into())),
                 proptest::collection::vec(("[a-c]{1,2}", inner), 0..4)
@@ -1214,22 +1218,46 @@ mod tests {
         /// Any fields give requests that decode, the same in both encodings.
         #[test]
         fn any_record_encodes_the_same_in_both_encodings(
-            fields in proptest::collection::vec(("[a-e]{1,3}|code\\.file\\.path", value()), 0..8),
+            fields in proptest::collection::vec(("[a-e]{1,3}|code\\.file\\.path|duration_ms", value()), 0..24),
             event in ".{0,20}",
             logger in proptest::option::of("[a-z:]{0,8}"),
+            file in proptest::option::of("[a-z/]{1,10}"),
+            id in proptest::option::of(1u64..),
         ) {
-            let mut builder = Record::builder(Level::Info, event.clone())
-                .span_context(SpanContext::new_root());
+            let cx = SpanContext::new_root().new_child();
+            let mut builder = Record::builder(Level::Info, event.clone()).span_context(cx);
             if let Some(logger) = logger {
                 builder = builder.logger(logger);
             }
+            if let Some(file) = file {
+                builder = builder.file(file).line(3);
+            }
             for (k, v) in fields {
                 builder = builder.field(k, v);
+            }
+            if let Some(id) = id.and_then(std::num::NonZeroU64::new) {
+                builder = builder.record_id(id);
             }
             let record = builder.build();
             let request = logs(std::slice::from_ref(&record));
             let log = &request.resource_logs[0].scope_logs[0].log_records[0];
             proptest::prop_assert_eq!(log.body.as_ref().unwrap().value.clone(), Some(s(&event)));
+            let keys: Vec<&str> = log.attributes.iter().map(|kv| kv.key.as_str()).collect();
+            let mut unique = keys.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            proptest::prop_assert_eq!(unique.len(), keys.len(), "unique keys: {:?}", keys);
+            // The same record as a span's end: a span, encoded the same both ways.
+            let end = Record::builder(Level::Error, format!("{event}x.end"))
+                .span_context(cx)
+                .span_end(true)
+                .fields(record.fields().map(|(k, v)| (k.to_owned(), v.clone())))
+                .field(DURATION_FIELD, 1.5)
+                .build();
+            let request = traces(std::slice::from_ref(&end));
+            let span = &request.resource_spans[0].scope_spans[0].spans[0];
+            proptest::prop_assert_eq!(&span.name, &format!("{event}x"));
+            proptest::prop_assert!(span.attributes.iter().all(|kv| kv.key != DURATION_FIELD));
         }
     }
 }

@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use prost::Message as _;
 
 use super::config::{OtlpOutputBuilder, Protocol, Signal, SignalConfig};
-use super::convert::OpenSpans;
+use super::convert::{self, OpenSpans};
 use super::encode;
 use crate::error::{Error, ErrorKind, Result};
 use crate::record::Record;
@@ -49,7 +49,8 @@ pub(crate) struct Rejection {
 /// the span starts waiting for their ends.
 pub(crate) struct OtlpSender {
     logs: Endpoint,
-    traces: Endpoint,
+    /// `None` when span lifecycles go as log records.
+    traces: Option<Endpoint>,
     /// The resource's attributes, encoded once in each encoding.
     resource_protobuf: Vec<u8>,
     resource_json: Vec<u8>,
@@ -68,6 +69,7 @@ impl OtlpSender {
         let endpoint = |signal| -> Result<Endpoint> {
             let config = builder.signal(signal)?;
             check_url(&config.url)?;
+            check_headers(&config.headers, signal)?;
             let agent = crate::http::agent(
                 crate::http::DEFAULT_CONNECT_TIMEOUT.min(config.timeout),
                 config.timeout,
@@ -76,7 +78,11 @@ impl OtlpSender {
             Ok(Endpoint { config, agent })
         };
         let logs = endpoint(Signal::Logs)?;
-        let traces = endpoint(Signal::Traces)?;
+        let traces = if builder.spans {
+            Some(endpoint(Signal::Traces)?)
+        } else {
+            None
+        };
         let name = format!(
             "otlp {} ({})",
             crate::http::redact_url(&logs.config.url),
@@ -98,54 +104,63 @@ impl OtlpSender {
         &self.name
     }
 
-    /// Sends one batch: its events to the logs endpoint, its finished spans
-    /// to the traces endpoint. Either failing fails the batch (it may then
-    /// be sent again whole: delivery is at least once). On success, what the
+    /// Sends one batch: its finished spans to the traces endpoint, then its
+    /// events to the logs endpoint. A failure of either fails the batch,
+    /// which may be sent again whole (at least once), but spans already
+    /// accepted are not sent again. When the traces endpoint took the spans
+    /// and the logs endpoint refuses the events for good, the events are
+    /// counted as refused and the spans as delivered. On success, what the
     /// servers refused in `partialSuccess` answers.
     pub(crate) fn send(&self, records: &[Record]) -> Result<Rejection> {
-        let mut open = self.open.lock();
-        let (rejection, ended) = {
-            let split = open.split(records, self.spans);
-            let mut rejection = Rejection::default();
-            if !split.spans.is_empty() {
-                let refused =
-                    self.post(
-                        &self.traces,
-                        Signal::Traces,
-                        |protocol, body| match protocol {
-                            Protocol::HttpProtobuf => encode::Protobuf::default().traces(
-                                &split.spans,
-                                &self.resource_protobuf,
-                                body,
-                            ),
-                            Protocol::HttpJson => {
-                                encode::traces_json(&split.spans, &self.resource_json, body);
-                            }
-                        },
-                    )?;
-                rejection.add(refused);
+        let logs = convert::log_records(records, self.spans);
+        let mut rejection = Rejection::default();
+        let spans_sent = match &self.traces {
+            Some(traces) => {
+                let mut open = self.open.lock();
+                let ids = {
+                    let (spans, ids) = open.spans(records, true);
+                    if !spans.is_empty() {
+                        let refused =
+                            self.post(traces, Signal::Traces, |protocol, body| match protocol {
+                                Protocol::HttpProtobuf => encode::Protobuf::default().traces(
+                                    &spans,
+                                    &self.resource_protobuf,
+                                    body,
+                                ),
+                                Protocol::HttpJson => {
+                                    encode::traces_json(&spans, &self.resource_json, body);
+                                }
+                            })?;
+                        rejection.add(refused);
+                    }
+                    ids
+                };
+                open.exported(&ids);
+                !ids.is_empty()
             }
-            if !split.logs.is_empty() {
-                let refused =
-                    self.post(&self.logs, Signal::Logs, |protocol, body| match protocol {
-                        Protocol::HttpProtobuf => {
-                            encode::Protobuf::default().logs(
-                                &split.logs,
-                                &self.resource_protobuf,
-                                body,
-                            );
-                        }
-                        Protocol::HttpJson => {
-                            encode::logs_json(&split.logs, &self.resource_json, body);
-                        }
-                    })?;
-                rejection.add(refused);
-            }
-            (rejection, split.ended)
+            None => false,
         };
-        open.ended(&ended);
-        drop(open);
-        // A refused span stands for its two records: at most what was sent.
+        if !logs.is_empty() {
+            let sent = self.post(&self.logs, Signal::Logs, |protocol, body| match protocol {
+                Protocol::HttpProtobuf => {
+                    encode::Protobuf::default().logs(&logs, &self.resource_protobuf, body);
+                }
+                Protocol::HttpJson => encode::logs_json(&logs, &self.resource_json, body),
+            });
+            match sent {
+                Ok(refused) => rejection.add(refused),
+                Err(err) if spans_sent && !err.is_transient() => {
+                    rejection.add(Some(Rejection {
+                        count: logs.len() as u64,
+                        message: format!(
+                            "the spans were delivered, the log records refused: {err}"
+                        ),
+                    }));
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        // A refused span counts as one record, the refused at most what was sent.
         Ok(Rejection {
             count: rejection.count.min(records.len() as u64),
             ..rejection
@@ -224,7 +239,11 @@ impl OtlpSender {
             .with_transient(is_retryable(status)));
         }
         if let Err(e) = read {
-            return Err(Error::io(format_args!("reading the answer of {url}"), e));
+            // Accepted (2xx): sending it again would only duplicate it.
+            crate::diagnostics::say_once("otlp-answer", || {
+                format!("{url} accepted a batch but its answer could not be read: {e}")
+            });
+            return Ok(None);
         }
         match partial_success(signal, &text, json_answer) {
             Ok(rejection) => Ok(rejection),
@@ -366,6 +385,31 @@ fn error_message(body: &[u8], json: bool) -> String {
     prefix
 }
 
+/// Fails early on a header that could not be sent (a control character
+/// from a percent-decoded `OTEL_EXPORTER_OTLP_HEADERS`, say), naming it but
+/// not its value.
+fn check_headers(headers: &[(String, String)], signal: Signal) -> Result<()> {
+    for (name, value) in headers {
+        let bad_name = ureq::http::HeaderName::from_bytes(name.as_bytes()).is_err();
+        let bad_value = ureq::http::HeaderValue::from_str(value).is_err();
+        if bad_name || bad_value {
+            let what = if bad_name { "name" } else { "value" };
+            return Err(Error::new(
+                ErrorKind::InvalidTarget,
+                format!(
+                    "the OTLP {} header {name:?} has an invalid {what} \
+                     (from code or OTEL_EXPORTER_OTLP_HEADERS)",
+                    match signal {
+                        Signal::Logs => "logs",
+                        Signal::Traces => "traces",
+                    }
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Fails early on a URL ureq could not post to.
 fn check_url(url: &str) -> Result<()> {
     let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
@@ -394,7 +438,13 @@ impl std::fmt::Debug for OtlpSender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OtlpSender")
             .field("logs", &crate::http::redact_url(&self.logs.config.url))
-            .field("traces", &crate::http::redact_url(&self.traces.config.url))
+            .field(
+                "traces",
+                &self
+                    .traces
+                    .as_ref()
+                    .map(|t| crate::http::redact_url(&t.config.url)),
+            )
             .field("protocol", &self.logs.config.protocol)
             .finish_non_exhaustive()
     }
