@@ -284,13 +284,43 @@ pub(crate) fn transport_error(redacted: &str, err: ureq::Error) -> Error {
         _ => ErrorKind::Connect,
     };
     let message = match kind {
-        ErrorKind::Tls => format!(
-            "TLS with {redacted} failed: {err} (is the server's CA trusted? \
-             set a CA file: OTEL_EXPORTER_OTLP_CERTIFICATE, AITRACE_CA_FILE or `ca_file`)"
-        ),
+        ErrorKind::Tls => format!("TLS with {redacted} failed: {err}{}", tls_hint(&err)),
         _ => format!("cannot POST to {redacted}: {err}"),
     };
     Error::new(kind, message).with_source(err)
+}
+
+/// What to do about a certificate problem, when it is one a setting fixes.
+fn tls_hint(err: &ureq::Error) -> &'static str {
+    #[cfg(feature = "tls")]
+    {
+        use rustls::{CertificateError, Error as Tls};
+        let tls = match err {
+            ureq::Error::Rustls(tls) => Some(tls),
+            ureq::Error::Io(io) => io.get_ref().and_then(|e| e.downcast_ref::<Tls>()),
+            _ => None,
+        };
+        match tls {
+            Some(Tls::InvalidCertificate(
+                CertificateError::UnknownIssuer | CertificateError::BadSignature,
+            )) => {
+                " (the server's CA is not trusted: set a CA file with \
+                 OTEL_EXPORTER_OTLP_CERTIFICATE, AITRACE_CA_FILE or `ca_file`)"
+            }
+            Some(Tls::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => " (the certificate is for another host name: use a name it lists)",
+            Some(Tls::InvalidCertificate(
+                CertificateError::Expired | CertificateError::ExpiredContext { .. },
+            )) => " (the server's certificate has expired)",
+            _ => "",
+        }
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = err;
+        ""
+    }
 }
 
 /// A URL without its user-info, for messages.

@@ -57,7 +57,7 @@ fn an_untrusted_certificate_is_a_tls_error_that_says_so() {
         text.contains("UnknownIssuer") || text.contains("certificate"),
         "{text}"
     );
-    assert!(text.contains("CA file"), "{text}");
+    assert!(text.contains("CA is not trusted"), "{text}");
     assert_eq!(err.retained(), 1, "kept for the next flush");
     assert_eq!(server.requests(), 0);
 }
@@ -124,4 +124,22 @@ fn aitrace_ca_file_is_read_for_target_strings() {
     let without = run(None);
     assert!(without.contains("FAILED Tls"), "{without}");
     assert_eq!(server.requests(), 1);
+}
+
+#[test]
+fn a_certificate_for_another_name_is_named_as_such() {
+    let server = TlsServer::start();
+    // The certificate lists 127.0.0.1 and localhost; the IPv4-mapped IPv6
+    // address reaches the same server under a name it does not list.
+    let out = Output::http_builder(&format!(
+        "https://[::ffff:127.0.0.1]:{}/api/ingest",
+        server.base.rsplit(':').next().unwrap()
+    ))
+    .ca_file(server.ca_file())
+    .request_timeout(Duration::from_secs(5))
+    .build()
+    .unwrap();
+    let err = flush_one(out).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Tls, "{err}");
+    assert!(err.to_string().contains("another host name"), "{err}");
 }

@@ -263,8 +263,10 @@ impl Rejection {
     fn add(&mut self, other: Option<Rejection>) {
         if let Some(other) = other {
             self.count += other.count;
-            if !other.message.is_empty() {
+            if self.message.is_empty() {
                 self.message = other.message;
+            } else if !other.message.is_empty() {
+                self.message = format!("{}; {}", self.message, other.message);
             }
         }
     }
@@ -303,9 +305,11 @@ fn partial_success(
     if count <= 0 && message.is_empty() {
         return Ok(None);
     }
-    let what = match signal {
-        Signal::Logs => "log records",
-        Signal::Traces => "spans",
+    let what = match (signal, count) {
+        (Signal::Logs, 1) => "log record",
+        (Signal::Logs, _) => "log records",
+        (Signal::Traces, 1) => "span",
+        (Signal::Traces, _) => "spans",
     };
     let message = if message.is_empty() {
         format!("the server refused {count} {what}")
@@ -431,7 +435,7 @@ fn check_url(url: &str) -> Result<()> {
             ),
         )
     })?;
-    Ok(())
+    crate::http::check_scheme(url, &crate::http::redact_url(url))
 }
 
 impl std::fmt::Debug for OtlpSender {
@@ -453,6 +457,31 @@ impl std::fmt::Debug for OtlpSender {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Without the `tls` feature an `https` endpoint is refused when the
+    /// output is built, not at its first send (run by `.ci/run`).
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn https_without_the_tls_feature_is_an_error_at_build() {
+        let err = crate::Output::otlp("https://127.0.0.1:4318").unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidTarget);
+        assert!(err.to_string().contains("`tls` feature"), "{err}");
+    }
+
+    #[test]
+    fn both_signals_messages_are_kept() {
+        let mut r = Rejection::default();
+        r.add(Some(Rejection {
+            count: 1,
+            message: "spans: a".into(),
+        }));
+        r.add(None);
+        r.add(Some(Rejection {
+            count: 2,
+            message: "logs: b".into(),
+        }));
+        assert_eq!((r.count, r.message.as_str()), (3, "spans: a; logs: b"));
+    }
 
     #[test]
     fn only_the_statuses_otlp_names_are_retried() {
