@@ -99,6 +99,7 @@ fn serve(stream: TcpStream, records: &AtomicU64) {
         let mut length = 0;
         let mut gzip = false;
         let mut protobuf = false;
+        let mut traces = false;
         let mut line = String::new();
         loop {
             line.clear();
@@ -108,6 +109,9 @@ fn serve(stream: TcpStream, records: &AtomicU64) {
             let lower = line.trim_end().to_ascii_lowercase();
             if lower.is_empty() {
                 break;
+            }
+            if lower.starts_with("post ") && lower.contains("/v1/traces") {
+                traces = true; // spans, not log records
             }
             if let Some(v) = lower.strip_prefix("content-length:") {
                 length = v.trim().parse().unwrap_or(0);
@@ -132,7 +136,9 @@ fn serve(stream: TcpStream, records: &AtomicU64) {
                 body = plain;
             }
         }
-        let count = if protobuf {
+        let count = if traces {
+            0
+        } else if protobuf {
             count_protobuf_records(&body)
         } else {
             count_records(&body)
