@@ -458,7 +458,7 @@ where
             })
         };
         let name: Cow<'static, str> = match message {
-            Some(message) => Cow::Owned(message),
+            Some(message) => message,
             None => Cow::Borrowed(meta.name()),
         };
         let mut builder = Record::builder(level, name)
@@ -488,6 +488,12 @@ where
         }
         self.logger.capture(record);
     }
+}
+
+/// A number that names a callsite for as long as the process runs.
+fn callsite_key(callsite: &tracing_core::callsite::Identifier) -> usize {
+    // The address of the callsite's static (what `Identifier` compares).
+    callsite.0 as *const dyn tracing_core::Callsite as *const () as usize
 }
 
 /// The remote parent a span's `traceparent` and `tracestate` fields give,
@@ -520,7 +526,7 @@ fn location_of(meta: &'static Metadata<'static>) -> Location {
 /// Turns tracing fields into typed values; `message` becomes the event name.
 struct FieldVisitor<'a> {
     fields: &'a mut Vec<(Cow<'static, str>, Value)>,
-    message: Option<String>,
+    message: Option<Cow<'static, str>>,
     /// Events take their `message` as the name; spans keep it as a field.
     take_message: bool,
 }
@@ -567,7 +573,7 @@ impl Visit for FieldVisitor<'_> {
 
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" && self.take_message {
-            self.message = Some(value.to_owned());
+            self.message = Some(Cow::Owned(value.to_owned()));
         } else {
             self.push(field, Value::from(value));
         }
@@ -590,7 +596,8 @@ impl Visit for FieldVisitor<'_> {
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if field.name() == "message" && self.take_message {
-            self.message = Some(format!("{value:?}"));
+            let callsite = field.callsite();
+            self.message = Some(crate::message::message(callsite_key(&callsite), value));
         } else {
             self.push(field, Value::from_debug(value));
         }

@@ -155,6 +155,7 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod layer;
+mod message;
 #[cfg(feature = "opentelemetry")]
 mod otel;
 
