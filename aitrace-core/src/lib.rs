@@ -164,7 +164,7 @@ pub use spool::DEFAULT_SPOOL_MAX_BYTES;
 pub use stats::{OutputStats, Stats};
 #[cfg(feature = "testing")]
 pub use testing::InMemoryOutput;
-pub use value::Value;
+pub use value::{INLINE_STR_LEN, Str, Value};
 
 /// Names the wire format gives meaning to (WIRE_FORMAT.md): keys, reserved
 /// names and the documented fallbacks' limits.

@@ -260,7 +260,7 @@ impl Redactor {
             Value::Str(text) => {
                 if let Some(values) = &self.values {
                     if let Some(redacted) = values.redact_text(text) {
-                        *text = redacted.into_boxed_str();
+                        *text = redacted.into();
                     }
                 }
             }

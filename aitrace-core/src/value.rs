@@ -3,6 +3,9 @@
 use std::borrow::Cow;
 use std::fmt;
 
+mod str;
+pub use self::str::{INLINE_STR_LEN, Str};
+
 /// How deep arrays and objects may nest inside one field value.
 ///
 /// Deeper parts are written as the string `"[max depth]"`, so a pathological
@@ -55,8 +58,8 @@ pub enum Value {
     U64(u64),
     /// A float; non-finite values are written as strings.
     F64(f64),
-    /// A string.
-    Str(Box<str>),
+    /// A string (up to [`INLINE_STR_LEN`] bytes kept inline: [`Str`]).
+    Str(Str),
     /// Raw bytes, written as lower-case hex.
     Bytes(Box<[u8]>),
     /// A JSON array.
@@ -110,7 +113,7 @@ impl Value {
     /// Bytes of heap memory this value owns (not counting `self`).
     pub(crate) fn heap_size(&self) -> usize {
         match self {
-            Value::Str(s) => s.len(),
+            Value::Str(s) => s.heap_size(),
             Value::Bytes(b) => b.len(),
             Value::Array(items) => {
                 items.len() * size_of::<Value>() + items.iter().map(Value::heap_size).sum::<usize>()
@@ -223,7 +226,7 @@ impl From<&str> for Value {
 
 impl From<String> for Value {
     fn from(s: String) -> Self {
-        Value::Str(s.into_boxed_str())
+        Value::Str(s.into())
     }
 }
 
@@ -290,7 +293,7 @@ fn from_json(json: serde_json::Value, depth: usize) -> Value {
                 Value::F64(n.as_f64().unwrap_or(f64::NAN))
             }
         }
-        J::String(s) => Value::Str(s.into_boxed_str()),
+        J::String(s) => Value::Str(s.into()),
         J::Array(items) => Value::Array(
             items
                 .into_iter()

@@ -55,7 +55,9 @@ pub(crate) fn message(callsite: usize, value: &dyn fmt::Debug) -> Cow<'static, s
                     // The message changed: stop comparing at this callsite.
                     cache.insert(callsite, None);
                     if let Ok(mut shared) = SHARED.lock() {
-                        shared.get_or_insert_with(HashMap::new).insert(callsite, None);
+                        shared
+                            .get_or_insert_with(HashMap::new)
+                            .insert(callsite, None);
                     }
                     Cow::Owned(text.clone())
                 }
@@ -89,8 +91,14 @@ mod tests {
     #[test]
     fn a_constant_message_is_borrowed_and_a_changing_one_owned() {
         let site = 0x1000;
-        assert!(matches!(message(site, &format_args!("same")), Cow::Borrowed("same")));
-        assert!(matches!(message(site, &format_args!("same")), Cow::Borrowed("same")));
+        assert!(matches!(
+            message(site, &format_args!("same")),
+            Cow::Borrowed("same")
+        ));
+        assert!(matches!(
+            message(site, &format_args!("same")),
+            Cow::Borrowed("same")
+        ));
         let other = 0x2000;
         for i in 0..3 {
             let m = message(other, &format_args!("n={i}"));
@@ -101,8 +109,14 @@ mod tests {
         }
         // Another thread sees the same kept text.
         std::thread::spawn(move || {
-            assert!(matches!(message(site, &format_args!("same")), Cow::Borrowed("same")));
-            assert!(matches!(message(other, &format_args!("n=9")), Cow::Owned(_)));
+            assert!(matches!(
+                message(site, &format_args!("same")),
+                Cow::Borrowed("same")
+            ));
+            assert!(matches!(
+                message(other, &format_args!("n=9")),
+                Cow::Owned(_)
+            ));
         })
         .join()
         .unwrap();
