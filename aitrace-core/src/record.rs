@@ -474,6 +474,14 @@ impl RecordBuilder {
         self
     }
 
+    /// Replaces the user fields with a vector already in the record's own
+    /// shape, without copying it (for adapters that collect fields first).
+    #[inline]
+    pub fn field_vec(mut self, fields: Vec<(Cow<'static, str>, Value)>) -> Self {
+        self.record.fields = fields;
+        self
+    }
+
     /// Reserves room for `n` more fields.
     #[inline]
     pub fn reserve_fields(mut self, n: usize) -> Self {

@@ -464,7 +464,7 @@ where
         let mut builder = Record::builder(level, name)
             .logger(meta.target())
             .location(location_of(meta))
-            .fields(fields);
+            .field_vec(fields);
         if let Some(span_context) = span_context {
             builder = builder.span_context(span_context);
         }
