@@ -1,0 +1,100 @@
+//! Sustained capture with encoding: one thread emits the standard event
+//! through each tracing layer as fast as it can, N times, then flushes; the
+//! time per event includes everything the pipeline does with it on both
+//! cores. aitrace: background delivery encoding JSON Lines to `/dev/null`,
+//! `OverflowPolicy::Block` so nothing is dropped (the producer waits for
+//! the encoder). OpenTelemetry: the SDK's batch processor with a do-nothing
+//! exporter (it drops what its queue cannot hold: it does less work).
+//!
+//! `cargo bench -p aitrace-benches --bench sustained` (median of 3 runs
+//! each, runs alternated)
+
+use std::time::{Duration, Instant};
+
+use aitrace_benches::otel_batch_provider;
+use aitrace_core::{BufferedLogger, Output, OverflowPolicy};
+use tracing_subscriber::prelude::*;
+
+const EVENTS: u32 = 500_000;
+const RUNS: usize = 3;
+
+fn emit(dispatch: &tracing::Dispatch) {
+    tracing::dispatcher::with_default(dispatch, || {
+        let _span = tracing::info_span!("request").entered();
+        for _ in 0..EVENTS {
+            tracing::info!(
+                order_id = 42i64,
+                user = "u2",
+                total = 469.74f64,
+                "checkout_started"
+            );
+        }
+    });
+}
+
+/// ns per event, and the stats line.
+fn aitrace() -> (f64, String) {
+    let log = BufferedLogger::builder()
+        .output(Output::file("/dev/null"))
+        .background(true)
+        .overflow(OverflowPolicy::Block(Duration::from_secs(30)))
+        .flush_timeout(Duration::from_secs(60))
+        .try_build()
+        .expect("logger");
+    let dispatch = tracing::Dispatch::new(
+        tracing_subscriber::registry().with(aitrace_tracing::AitraceLayer::new(log.clone())),
+    );
+    let started = Instant::now();
+    emit(&dispatch);
+    log.flush().expect("flush");
+    let elapsed = started.elapsed();
+    let stats = log.stats();
+    assert_eq!(stats.dropped, 0, "{stats:?}");
+    assert_eq!(stats.delivered, u64::from(EVENTS) + 2, "{stats:?}");
+    let ns = elapsed.as_nanos() as f64 / f64::from(EVENTS);
+    (ns, format!("delivered {}", stats.delivered))
+}
+
+fn otel() -> (f64, String) {
+    let provider = otel_batch_provider();
+    let dispatch =
+        tracing::Dispatch::new(tracing_subscriber::registry().with(
+            opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(&provider),
+        ));
+    let started = Instant::now();
+    emit(&dispatch);
+    let _ = provider.force_flush();
+    let elapsed = started.elapsed();
+    let _ = provider.shutdown();
+    (elapsed.as_nanos() as f64 / f64::from(EVENTS), String::new())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    println!(
+        "sustained: {EVENTS} events through each tracing layer, then a flush; {RUNS} runs each, alternated"
+    );
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for run in 1..=RUNS {
+        let (a, stats) = aitrace();
+        let (o, _) = otel();
+        println!(
+            "run {run}: aitrace {a:>7.0} ns/event ({stats}), OpenTelemetry {o:>7.0} ns/event, ratio {:.2}",
+            a / o
+        );
+        ours.push(a);
+        theirs.push(o);
+    }
+    let (a, o) = (median(ours), median(theirs));
+    println!(
+        "median: aitrace {a:.0} ns/event, OpenTelemetry {o:.0} ns/event, aitrace ÷ OpenTelemetry {:.2}",
+        a / o
+    );
+}
