@@ -14,6 +14,9 @@ use crate::ids::{SpanId, TraceId};
 use crate::level::Level;
 use crate::value::Value;
 
+mod fields;
+use fields::Fields;
+
 /// The trace position of a record: which span of which trace it belongs to.
 ///
 /// # Examples
@@ -159,7 +162,7 @@ pub struct Record {
     logger: Option<Cow<'static, str>>,
     context: Option<SpanContext>,
     location: Location,
-    fields: Vec<(Cow<'static, str>, Value)>,
+    fields: Fields,
 }
 
 impl Record {
@@ -177,7 +180,7 @@ impl Record {
                 logger: None,
                 context: None,
                 location: Location::default(),
-                fields: Vec::new(),
+                fields: Fields::default(),
             },
         }
     }
@@ -276,14 +279,17 @@ impl Record {
     /// The user fields, in the order they were added.
     #[inline]
     pub fn fields(&self) -> impl ExactSizeIterator<Item = (&str, &Value)> {
-        self.fields.iter().map(|(k, v)| (k.as_ref(), v))
+        self.fields.as_slice().iter().map(|(k, v)| (k.as_ref(), v))
     }
 
     /// The user fields, in order, with their values open to change (for a
     /// [`before_send`](crate::Builder::before_send) hook).
     #[inline]
     pub fn fields_mut(&mut self) -> impl ExactSizeIterator<Item = (&str, &mut Value)> {
-        self.fields.iter_mut().map(|(k, v)| (&**k, v))
+        self.fields
+            .as_mut_slice()
+            .iter_mut()
+            .map(|(k, v)| (&**k, v))
     }
 
     /// Sets the user field `key`: replaces the value its last occurrence
@@ -302,7 +308,13 @@ impl Record {
     pub fn set_field(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<Value>) {
         let key = key.into();
         let value = value.into();
-        match self.fields.iter_mut().rev().find(|(k, _)| *k == key) {
+        match self
+            .fields
+            .as_mut_slice()
+            .iter_mut()
+            .rev()
+            .find(|(k, _)| *k == key)
+        {
             Some((_, slot)) => *slot = value,
             None => self.fields.push((key, value)),
         }
@@ -323,6 +335,7 @@ impl Record {
     #[inline]
     pub fn field(&self, key: &str) -> Option<&Value> {
         self.fields
+            .as_slice()
             .iter()
             .rev()
             .find(|(k, _)| k == key)
@@ -347,9 +360,10 @@ impl Record {
             + opt(&self.logger)
             + opt(&self.location.file)
             + opt(&self.location.function)
-            + self.fields.capacity() * size_of::<(Cow<'static, str>, Value)>()
+            + self.fields.heap_bytes()
             + self
                 .fields
+                .as_slice()
                 .iter()
                 .map(|(k, v)| cow(k) + v.heap_size())
                 .sum::<usize>()
@@ -357,7 +371,7 @@ impl Record {
 
     #[inline]
     pub(crate) fn raw_fields(&self) -> &[(Cow<'static, str>, Value)] {
-        &self.fields
+        self.fields.as_slice()
     }
 
     #[inline]
@@ -466,10 +480,9 @@ impl RecordBuilder {
         V: Into<Value>,
     {
         let fields = fields.into_iter().map(|(k, v)| (k.into(), v.into()));
-        if self.record.fields.is_empty() {
-            self.record.fields = fields.collect();
-        } else {
-            self.record.fields.extend(fields);
+        self.record.fields.reserve(fields.size_hint().0);
+        for field in fields {
+            self.record.fields.push(field);
         }
         self
     }
@@ -478,14 +491,14 @@ impl RecordBuilder {
     /// shape, without copying it (for adapters that collect fields first).
     #[inline]
     pub fn field_vec(mut self, fields: Vec<(Cow<'static, str>, Value)>) -> Self {
-        self.record.fields = fields;
+        self.record.fields = Fields::from(fields);
         self
     }
 
     /// Reserves room for `n` more fields.
     #[inline]
     pub fn reserve_fields(mut self, n: usize) -> Self {
-        self.record.fields.reserve_exact(n);
+        self.record.fields.reserve(n);
         self
     }
 
@@ -494,6 +507,19 @@ impl RecordBuilder {
     pub(crate) fn record_id(mut self, id: std::num::NonZeroU64) -> Self {
         self.record.id = Some(id);
         self
+    }
+
+    /// Replaces the event name through a mutable reference (for adapters
+    /// that learn it while visiting the fields).
+    #[inline]
+    pub fn set_event(&mut self, event: impl Into<Cow<'static, str>>) {
+        self.record.event = event.into();
+    }
+
+    /// Sets the span context through a mutable reference.
+    #[inline]
+    pub fn set_span_context(&mut self, context: SpanContext) {
+        self.record.context = Some(context);
     }
 
     /// Adds a user field through a mutable reference (for visitors).

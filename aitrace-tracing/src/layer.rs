@@ -437,9 +437,12 @@ where
         if !self.logger.enabled_for(level, meta.target()) || adapter::is_sending() {
             return;
         }
-        let mut fields = Vec::with_capacity(meta.fields().len().saturating_sub(1));
+        let mut builder = Record::builder(level, meta.name())
+            .logger(meta.target())
+            .location(location_of(meta))
+            .reserve_fields(meta.fields().len().saturating_sub(1));
         let mut visitor = FieldVisitor {
-            fields: &mut fields,
+            fields: Sink::Record(&mut builder),
             message: None,
             take_message: true,
         };
@@ -457,16 +460,11 @@ where
                 span.extensions().get::<SpanData>().map(|d| d.context)
             })
         };
-        let name: Cow<'static, str> = match message {
-            Some(message) => message,
-            None => Cow::Borrowed(meta.name()),
-        };
-        let mut builder = Record::builder(level, name)
-            .logger(meta.target())
-            .location(location_of(meta))
-            .field_vec(fields);
+        if let Some(message) = message {
+            builder.set_event(message);
+        }
         if let Some(span_context) = span_context {
-            builder = builder.span_context(span_context);
+            builder.set_span_context(span_context);
         }
         let record = builder.build();
         if level == Level::Error {
@@ -525,16 +523,23 @@ fn location_of(meta: &'static Metadata<'static>) -> Location {
 
 /// Turns tracing fields into typed values; `message` becomes the event name.
 struct FieldVisitor<'a> {
-    fields: &'a mut Vec<(Cow<'static, str>, Value)>,
+    fields: Sink<'a>,
     message: Option<Cow<'static, str>>,
     /// Events take their `message` as the name; spans keep it as a field.
     take_message: bool,
 }
 
+/// Where a visitor puts the fields: a span's list, or straight into the
+/// record an event becomes (no list of its own to allocate).
+enum Sink<'a> {
+    List(&'a mut Vec<(Cow<'static, str>, Value)>),
+    Record(&'a mut aitrace_core::RecordBuilder),
+}
+
 impl<'a> FieldVisitor<'a> {
     fn fields_only(fields: &'a mut Vec<(Cow<'static, str>, Value)>) -> Self {
         FieldVisitor {
-            fields,
+            fields: Sink::List(fields),
             message: None,
             take_message: false,
         }
@@ -542,7 +547,11 @@ impl<'a> FieldVisitor<'a> {
 
     #[inline]
     fn push(&mut self, field: &Field, value: Value) {
-        self.fields.push((Cow::Borrowed(field.name()), value));
+        let key = Cow::Borrowed(field.name());
+        match &mut self.fields {
+            Sink::List(list) => list.push((key, value)),
+            Sink::Record(record) => record.push_field(key, value),
+        }
     }
 }
 
