@@ -80,49 +80,31 @@ impl HttpSender {
 
     /// POSTs a JSON array body and reads the ingest answer.
     pub(crate) fn post(&self, body: &[u8]) -> Result<Answer> {
-        let mut request = self.agent.post(&self.url).content_type("application/json");
-        if let Some(auth) = &self.authorization {
-            request = request.header("Authorization", auth);
-        }
-        for (name, value) in &self.headers {
-            request = request.header(name, value);
-        }
-        let compressed;
-        let body = if self.gzip {
-            compressed = gzip(body);
-            request = request.header("Content-Encoding", "gzip");
-            &compressed[..]
-        } else {
-            body
-        };
-        let mut response = request
-            .send(body)
-            .map_err(|e| transport_error(&self.redacted, e))?;
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
-        let mut text = Vec::new();
-        let read = response
-            .body_mut()
-            .as_reader()
-            .take(MAX_ANSWER_BYTES)
-            .read_to_end(&mut text);
+        let headers = self
+            .authorization
+            .iter()
+            .map(|auth| ("Authorization", auth.as_str()))
+            .chain(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let RawAnswer {
+            status,
+            retry_after,
+            body: text,
+            read,
+            ..
+        } = post_raw(
+            &self.agent,
+            &self.url,
+            &self.redacted,
+            "application/json",
+            headers,
+            self.gzip,
+            body,
+        )?;
         if !(200..300).contains(&status) {
-            let body = String::from_utf8_lossy(&text);
-            let mut prefix: String = body.chars().take(ERROR_BODY_PREFIX).collect();
-            if prefix.len() < body.len() {
-                prefix.push('…');
-            }
+            let prefix = text_prefix(&String::from_utf8_lossy(&text));
             return Err(Error::new(
                 ErrorKind::HttpStatus,
-                format!(
-                    "{} answered HTTP {status}: {}",
-                    self.redacted,
-                    prefix.trim()
-                ),
+                format!("{} answered HTTP {status}: {prefix}", self.redacted),
             )
             .with_status(status)
             .with_retry_after(retry_after));
@@ -149,6 +131,81 @@ impl fmt::Debug for HttpSender {
             )
             .finish_non_exhaustive()
     }
+}
+
+/// The start of an error answer's text for a message: trimmed, at most
+/// [`ERROR_BODY_PREFIX`] characters, `…` when cut.
+pub(crate) fn text_prefix(text: &str) -> String {
+    let text = text.trim();
+    let mut prefix: String = text.chars().take(ERROR_BODY_PREFIX).collect();
+    if prefix.len() < text.len() {
+        prefix.push('…');
+    }
+    prefix
+}
+
+/// A server's answer to a POST, read up to [`MAX_ANSWER_BYTES`].
+pub(crate) struct RawAnswer {
+    pub(crate) status: u16,
+    pub(crate) retry_after: Option<Duration>,
+    /// Whether its `Content-Type` says JSON.
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+    pub(crate) json: bool,
+    pub(crate) body: Vec<u8>,
+    /// Whether the body could be read whole (it may break off).
+    pub(crate) read: std::io::Result<()>,
+}
+
+/// POSTs `body` (gzip-compressed when `gzip`) with these headers and reads
+/// the answer; a transport failure is an error naming `redacted`.
+pub(crate) fn post_raw<'h>(
+    agent: &ureq::Agent,
+    url: &str,
+    redacted: &str,
+    content_type: &str,
+    headers: impl Iterator<Item = (&'h str, &'h str)>,
+    gzip: bool,
+    body: &[u8],
+) -> Result<RawAnswer> {
+    let mut request = agent.post(url).content_type(content_type);
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let compressed;
+    let body = if gzip {
+        compressed = self::gzip(body);
+        request = request.header("Content-Encoding", "gzip");
+        &compressed[..]
+    } else {
+        body
+    };
+    let mut response = request
+        .send(body)
+        .map_err(|e| transport_error(redacted, e))?;
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let retry_after = header("retry-after").as_deref().and_then(parse_retry_after);
+    let json = header("content-type").is_some_and(|v| v.to_ascii_lowercase().contains("json"));
+    let status = response.status().as_u16();
+    let mut text = Vec::new();
+    let read = response
+        .body_mut()
+        .as_reader()
+        .take(MAX_ANSWER_BYTES)
+        .read_to_end(&mut text)
+        .map(drop);
+    Ok(RawAnswer {
+        status,
+        retry_after,
+        json,
+        body: text,
+        read,
+    })
 }
 
 /// An agent for one output: timeouts, no status-as-error, our user agent,

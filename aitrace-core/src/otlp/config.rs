@@ -170,6 +170,29 @@ impl Env {
             .filter(|v| !v.is_empty())
     }
 
+    /// A setting: from code when given, else read from the per-signal or
+    /// general variable (a value `parse` cannot read is an error naming
+    /// the variable and what was `expected`), else `None`.
+    fn setting<T>(
+        &self,
+        signal: Signal,
+        code: Option<T>,
+        suffix: &str,
+        parse: fn(&str) -> Option<T>,
+        expected: &str,
+    ) -> Result<Option<T>> {
+        match (code, self.signal(signal, suffix)) {
+            (Some(value), _) => Ok(Some(value)),
+            (None, Some((name, v))) => parse(v).map(Some).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidTarget,
+                    format!("{name}={v:?}: expected {expected}"),
+                )
+            }),
+            (None, None) => Ok(None),
+        }
+    }
+
     /// The per-signal variable, else the general one, with the name read.
     fn signal(&self, signal: Signal, suffix: &str) -> Option<(String, &str)> {
         let specific = format!("OTEL_EXPORTER_OTLP_{}_{suffix}", signal.env());
@@ -324,38 +347,33 @@ impl OtlpOutputBuilder {
                 None => Protocol::default(),
             },
         };
-        let gzip = match self.gzip {
-            Some(g) => g,
-            None => match env.signal(signal, "COMPRESSION") {
-                Some((name, v)) => match v.to_ascii_lowercase().as_str() {
-                    "gzip" => true,
-                    "none" => false,
-                    other => {
-                        return Err(Error::new(
-                            ErrorKind::InvalidTarget,
-                            format!("{name}={other:?}: expected gzip or none"),
-                        ));
-                    }
+        let gzip = env
+            .setting(
+                signal,
+                self.gzip,
+                "COMPRESSION",
+                |v| match v.to_ascii_lowercase().as_str() {
+                    "gzip" => Some(true),
+                    "none" => Some(false),
+                    _ => None,
                 },
-                None => false,
-            },
-        };
-        let timeout = match self.timeout {
-            Some(t) => t,
-            None => match env.signal(signal, "TIMEOUT") {
-                Some((name, v)) => match v.parse::<u64>() {
-                    Ok(0) => DEFAULT_OTLP_TIMEOUT,
-                    Ok(ms) => Duration::from_millis(ms),
-                    Err(_) => {
-                        return Err(Error::new(
-                            ErrorKind::InvalidTarget,
-                            format!("{name}={v:?}: expected a whole number of milliseconds"),
-                        ));
-                    }
+                "gzip or none",
+            )?
+            .unwrap_or(false);
+        let timeout = env
+            .setting(
+                signal,
+                self.timeout,
+                "TIMEOUT",
+                |v| {
+                    v.parse::<u64>().ok().map(|ms| match ms {
+                        0 => DEFAULT_OTLP_TIMEOUT,
+                        ms => Duration::from_millis(ms),
+                    })
                 },
-                None => DEFAULT_OTLP_TIMEOUT,
-            },
-        };
+                "a whole number of milliseconds",
+            )?
+            .unwrap_or(DEFAULT_OTLP_TIMEOUT);
         let ca_file = self.ca_file.clone().or_else(|| {
             env.signal(signal, "CERTIFICATE")
                 .map(|(_, v)| PathBuf::from(v))

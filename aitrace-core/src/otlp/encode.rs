@@ -383,18 +383,6 @@ fn extras(record: &Record) -> [Option<Extra<'_>>; 4] {
     ]
 }
 
-/// Writes protobuf requests.
-#[derive(Default)]
-pub(crate) struct Protobuf {
-    sizes: Vec<usize>,
-}
-
-impl std::fmt::Debug for Protobuf {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Protobuf")
-    }
-}
-
 /// One record's attributes: a range of a list shared by the batch (its
 /// fields, each key once) and its extras.
 struct Attrs<'a> {
@@ -605,85 +593,74 @@ fn put_scope(buf: &mut Vec<u8>, name: Option<&str>) {
     }
 }
 
-impl Protobuf {
-    /// `ExportLogsServiceRequest` of `records` into `buf`.
-    pub(crate) fn logs(&mut self, records: &[&Record], resource: &[u8], buf: &mut Vec<u8>) {
-        let mut flat = Vec::with_capacity(records.len() * 4);
-        let attrs: Vec<Attrs<'_>> = records
-            .iter()
-            .map(|r| Attrs::of_event(r, &mut flat))
-            .collect();
-        self.sizes.clear();
-        self.sizes.extend(
-            records
-                .iter()
-                .zip(&attrs)
-                .map(|(r, a)| log_record_size(r, a, &flat)),
-        );
-        let groups = groups(records.iter().map(|r| r.logger()));
-        let scope_logs: Vec<usize> = groups
-            .iter()
-            .map(|(name, members)| {
-                len_field(1, scope_size(*name))
-                    + members
-                        .iter()
-                        .map(|&i| len_field(2, self.sizes[i]))
-                        .sum::<usize>()
-            })
-            .collect();
-        let resource_logs = len_field(1, resource.len())
-            + scope_logs.iter().map(|&n| len_field(2, n)).sum::<usize>();
-        buf.reserve(len_field(1, resource_logs));
-        put_len(buf, 1, resource_logs);
-        put_bytes(buf, 1, resource);
-        for ((name, members), size) in groups.iter().zip(&scope_logs) {
-            put_len(buf, 2, *size);
-            put_scope(buf, *name);
-            for &i in members {
-                put_len(buf, 2, self.sizes[i]);
-                put_log_record(buf, records[i], &attrs[i], &flat);
-            }
+/// Writes a request's one `ResourceLogs`/`ResourceSpans`: the resource,
+/// then a scope message per logger holding its items (field 2 at both
+/// levels). `sizes[i]` is item `i`'s size; `put_item` writes it.
+fn put_request(
+    buf: &mut Vec<u8>,
+    resource: &[u8],
+    groups: &[(Option<&str>, Vec<usize>)],
+    sizes: &[usize],
+    mut put_item: impl FnMut(&mut Vec<u8>, usize),
+) {
+    let scopes: Vec<usize> = groups
+        .iter()
+        .map(|(name, members)| {
+            len_field(1, scope_size(*name))
+                + members
+                    .iter()
+                    .map(|&i| len_field(2, sizes[i]))
+                    .sum::<usize>()
+        })
+        .collect();
+    let total =
+        len_field(1, resource.len()) + scopes.iter().map(|&n| len_field(2, n)).sum::<usize>();
+    buf.reserve(len_field(1, total));
+    put_len(buf, 1, total);
+    put_bytes(buf, 1, resource);
+    for ((name, members), size) in groups.iter().zip(&scopes) {
+        put_len(buf, 2, *size);
+        put_scope(buf, *name);
+        for &i in members {
+            put_len(buf, 2, sizes[i]);
+            put_item(buf, i);
         }
     }
+}
 
-    /// `ExportTraceServiceRequest` of `spans` into `buf`.
-    pub(crate) fn traces(&mut self, spans: &[SpanParts<'_>], resource: &[u8], buf: &mut Vec<u8>) {
-        let mut flat = Vec::new();
-        let attrs: Vec<Attrs<'_>> = spans.iter().map(|s| Attrs::of_span(s, &mut flat)).collect();
-        let statuses: Vec<Option<String>> = spans.iter().map(|s| status(s.end)).collect();
-        self.sizes.clear();
-        self.sizes.extend(
-            spans
-                .iter()
-                .zip(&attrs)
-                .zip(&statuses)
-                .map(|((s, a), st)| span_size(s, a, &flat, st.as_deref())),
-        );
-        let groups = groups(spans.iter().map(|s| s.end.logger()));
-        let scope_spans: Vec<usize> = groups
-            .iter()
-            .map(|(name, members)| {
-                len_field(1, scope_size(*name))
-                    + members
-                        .iter()
-                        .map(|&i| len_field(2, self.sizes[i]))
-                        .sum::<usize>()
-            })
-            .collect();
-        let resource_spans = len_field(1, resource.len())
-            + scope_spans.iter().map(|&n| len_field(2, n)).sum::<usize>();
-        buf.reserve(len_field(1, resource_spans));
-        put_len(buf, 1, resource_spans);
-        put_bytes(buf, 1, resource);
-        for ((name, members), size) in groups.iter().zip(&scope_spans) {
-            put_len(buf, 2, *size);
-            put_scope(buf, *name);
-            for &i in members {
-                put_len(buf, 2, self.sizes[i]);
-                put_span(buf, &spans[i], &attrs[i], &flat, statuses[i].as_deref());
-            }
-        }
-    }
+/// `ExportLogsServiceRequest` of `records` as protobuf into `buf`.
+pub(crate) fn logs_protobuf(records: &[&Record], resource: &[u8], buf: &mut Vec<u8>) {
+    let mut flat = Vec::with_capacity(records.len() * 4);
+    let attrs: Vec<Attrs<'_>> = records
+        .iter()
+        .map(|r| Attrs::of_event(r, &mut flat))
+        .collect();
+    let sizes: Vec<usize> = records
+        .iter()
+        .zip(&attrs)
+        .map(|(r, a)| log_record_size(r, a, &flat))
+        .collect();
+    let groups = groups(records.iter().map(|r| r.logger()));
+    put_request(buf, resource, &groups, &sizes, |buf, i| {
+        put_log_record(buf, records[i], &attrs[i], &flat);
+    });
+}
+
+/// `ExportTraceServiceRequest` of `spans` as protobuf into `buf`.
+pub(crate) fn traces_protobuf(spans: &[SpanParts<'_>], resource: &[u8], buf: &mut Vec<u8>) {
+    let mut flat = Vec::new();
+    let attrs: Vec<Attrs<'_>> = spans.iter().map(|s| Attrs::of_span(s, &mut flat)).collect();
+    let statuses: Vec<Option<String>> = spans.iter().map(|s| status(s.end)).collect();
+    let sizes: Vec<usize> = spans
+        .iter()
+        .zip(&attrs)
+        .zip(&statuses)
+        .map(|((s, a), st)| span_size(s, a, &flat, st.as_deref()))
+        .collect();
+    let groups = groups(spans.iter().map(|s| s.end.logger()));
+    put_request(buf, resource, &groups, &sizes, |buf, i| {
+        put_span(buf, &spans[i], &attrs[i], &flat, statuses[i].as_deref());
+    });
 }
 
 // -------------------------------------------------------------------- JSON
@@ -952,7 +929,7 @@ mod tests {
     fn logs(records: &[Record]) -> ExportLogsServiceRequest {
         let refs: Vec<&Record> = records.iter().collect();
         let mut pb = Vec::new();
-        Protobuf::default().logs(&refs, &resource_protobuf(&resource()), &mut pb);
+        logs_protobuf(&refs, &resource_protobuf(&resource()), &mut pb);
         let from_pb = ExportLogsServiceRequest::decode(&pb[..]).expect("protobuf");
         // Byte for byte what prost writes for the same message.
         assert_eq!(from_pb.encode_to_vec(), pb);
@@ -968,7 +945,7 @@ mod tests {
         let mut open = OpenSpans::default();
         let (spans, _) = open.spans(records, true);
         let mut pb = Vec::new();
-        Protobuf::default().traces(&spans, &resource_protobuf(&resource()), &mut pb);
+        traces_protobuf(&spans, &resource_protobuf(&resource()), &mut pb);
         let from_pb = ExportTraceServiceRequest::decode(&pb[..]).expect("protobuf");
         assert_eq!(from_pb.encode_to_vec(), pb);
         let mut json = Vec::new();

@@ -2,8 +2,6 @@
 //! which statuses are retried, `Retry-After`, `partialSuccess`, and the
 //! `google.rpc.Status` an error answer carries.
 
-use std::io::Read;
-
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use parking_lot::Mutex;
@@ -13,12 +11,9 @@ use super::config::{OtlpOutputBuilder, Protocol, Signal, SignalConfig};
 use super::convert::{self, OpenSpans};
 use super::encode;
 use crate::error::{Error, ErrorKind, Result};
+use crate::http::RawAnswer;
 use crate::record::Record;
 
-/// How much of an error answer's message is kept.
-const ERROR_TEXT_PREFIX: usize = 512;
-/// The most of an answer's body that is read.
-const MAX_ANSWER_BYTES: u64 = 64 * 1024;
 /// The largest request body a thread keeps for reuse.
 const MAX_KEPT_BODY: usize = 8 << 20;
 
@@ -122,11 +117,9 @@ impl OtlpSender {
                     if !spans.is_empty() {
                         let refused =
                             self.post(traces, Signal::Traces, |protocol, body| match protocol {
-                                Protocol::HttpProtobuf => encode::Protobuf::default().traces(
-                                    &spans,
-                                    &self.resource_protobuf,
-                                    body,
-                                ),
+                                Protocol::HttpProtobuf => {
+                                    encode::traces_protobuf(&spans, &self.resource_protobuf, body);
+                                }
                                 Protocol::HttpJson => {
                                     encode::traces_json(&spans, &self.resource_json, body);
                                 }
@@ -143,7 +136,7 @@ impl OtlpSender {
         if !logs.is_empty() {
             let sent = self.post(&self.logs, Signal::Logs, |protocol, body| match protocol {
                 Protocol::HttpProtobuf => {
-                    encode::Protobuf::default().logs(&logs, &self.resource_protobuf, body);
+                    encode::logs_protobuf(&logs, &self.resource_protobuf, body);
                 }
                 Protocol::HttpJson => encode::logs_json(&logs, &self.resource_json, body),
             });
@@ -193,41 +186,21 @@ impl OtlpSender {
     ) -> Result<Option<Rejection>> {
         let config = &endpoint.config;
         let url = crate::http::redact_url(&config.url);
-        let mut request = endpoint
-            .agent
-            .post(&config.url)
-            .content_type(config.protocol.content_type());
-        for (name, value) in &config.headers {
-            request = request.header(name, value);
-        }
-        let compressed;
-        let body = if config.gzip {
-            compressed = crate::http::gzip(body);
-            request = request.header("Content-Encoding", "gzip");
-            &compressed[..]
-        } else {
-            body
-        };
-        let mut response = request
-            .send(body)
-            .map_err(|e| crate::http::transport_error(&url, e))?;
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(crate::http::parse_retry_after);
-        let json_answer = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.to_ascii_lowercase().contains("json"));
-        let mut text = Vec::new();
-        let read = response
-            .body_mut()
-            .as_reader()
-            .take(MAX_ANSWER_BYTES)
-            .read_to_end(&mut text);
+        let RawAnswer {
+            status,
+            retry_after,
+            json: json_answer,
+            body: text,
+            read,
+        } = crate::http::post_raw(
+            &endpoint.agent,
+            &config.url,
+            &url,
+            config.protocol.content_type(),
+            config.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            config.gzip,
+            body,
+        )?;
         if !(200..300).contains(&status) {
             let message = error_message(&text, json_answer);
             return Err(Error::new(
@@ -379,12 +352,9 @@ fn error_message(body: &[u8], json: bool) -> String {
         Some(message) => message,
         None => String::from_utf8_lossy(body).into_owned(),
     };
-    let mut prefix: String = text.trim().chars().take(ERROR_TEXT_PREFIX).collect();
-    if prefix.len() < text.trim().len() {
-        prefix.push('…');
-    }
+    let prefix = crate::http::text_prefix(&text);
     if prefix.is_empty() {
-        prefix.push_str("(no body)");
+        return "(no body)".to_owned();
     }
     prefix
 }
