@@ -10,20 +10,12 @@
 use std::hint::black_box;
 
 use aitrace_benches::otel_batch_provider;
+use aitrace_benches::tracing_event;
 use aitrace_core::{BufferedLogger, Output};
 use tracing_subscriber::prelude::*;
 
 const EVENTS: u64 = 20_000;
 const CHUNK: u64 = 4096;
-
-fn tracing_event() {
-    tracing::info!(
-        order_id = 42i64,
-        user = "u2",
-        total = 469.74f64,
-        "checkout_started"
-    );
-}
 
 /// Allocations per event made by `event` on this thread, `clear` run
 /// between chunks without being counted.

@@ -9,6 +9,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use aitrace_benches::otel_batch_provider;
+use aitrace_benches::tracing_event;
 use aitrace_core::{BufferedLogger, Output, Redactor};
 use criterion::{Criterion, criterion_group, criterion_main};
 use slog::Drain;
@@ -40,15 +41,6 @@ fn timed_in_chunks(log: &BufferedLogger, iters: u64, mut event: impl FnMut()) ->
         left -= n;
     }
     total
-}
-
-fn tracing_event() {
-    tracing::info!(
-        order_id = 42i64,
-        user = "u2",
-        total = 469.74f64,
-        "checkout_started"
-    );
 }
 
 struct NoopLayer;

@@ -33,12 +33,7 @@ fn drive(sink: &Sink, dispatch: &tracing::Dispatch, flush: impl FnOnce()) -> Run
         let _span = tracing::info_span!("request").entered();
         while started.elapsed() < WINDOW {
             for _ in 0..256 {
-                tracing::info!(
-                    order_id = 42i64,
-                    user = "u2",
-                    total = 469.74f64,
-                    "checkout_started"
-                );
+                aitrace_benches::tracing_event();
             }
             emitted += 256;
         }

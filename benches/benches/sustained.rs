@@ -22,12 +22,7 @@ fn emit(dispatch: &tracing::Dispatch) {
     tracing::dispatcher::with_default(dispatch, || {
         let _span = tracing::info_span!("request").entered();
         for _ in 0..EVENTS {
-            tracing::info!(
-                order_id = 42i64,
-                user = "u2",
-                total = 469.74f64,
-                "checkout_started"
-            );
+            aitrace_benches::tracing_event();
         }
     });
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use aitrace_benches::otel_batch_provider;
+use aitrace_benches::tracing_event;
 use aitrace_core::{BufferedLogger, Output};
 use tracing_subscriber::prelude::*;
 
@@ -19,15 +20,6 @@ fn core_event(log: &BufferedLogger) {
         .field("user", "u2")
         .field("total", 469.74f64)
         .emit();
-}
-
-fn tracing_event() {
-    tracing::info!(
-        order_id = 42i64,
-        user = "u2",
-        total = 469.74f64,
-        "checkout_started"
-    );
 }
 
 /// One thread's work: PER_THREAD tracing events inside a span, through `dispatch`.

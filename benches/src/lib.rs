@@ -10,6 +10,18 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::logs::{LogBatch, LogExporter, SdkLoggerProvider};
 
+/// The standard event every bench emits through `tracing`: an INFO event
+/// with a message and three fields (an integer, a short string, a float).
+#[inline]
+pub fn tracing_event() {
+    tracing::info!(
+        order_id = 42i64,
+        user = "u2",
+        total = 469.74f64,
+        "checkout_started"
+    );
+}
+
 /// An exporter that drops every batch: the floor of the OpenTelemetry path.
 #[derive(Debug, Default)]
 pub struct NoopExporter;
