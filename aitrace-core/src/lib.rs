@@ -93,6 +93,7 @@
 
 pub mod adapter;
 mod buffer;
+mod clock;
 pub mod context;
 mod decode;
 mod delivery;

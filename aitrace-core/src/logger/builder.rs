@@ -328,6 +328,7 @@ impl Builder {
     }
 
     fn assemble(&self) -> Result<BufferedLogger> {
+        crate::clock::warm_up();
         let outputs = if self.outputs.is_empty() {
             vec![Output::from_env().unwrap_or_else(|err| {
                 eprintln!("aitrace: {err}; writing to stdout instead");
