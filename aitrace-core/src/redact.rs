@@ -7,9 +7,11 @@
 //! may edit or drop each record first. [`Redaction`] runs both for a logger.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::diagnostics::Diagnostics;
 use crate::error::{Error, ErrorKind, Result};
@@ -219,8 +221,12 @@ impl Redactor {
                 record.set_event(event);
             }
         }
-        for (key, value) in record.fields_mut() {
-            if self.keys.matches(key.as_bytes()) {
+        for (key, value) in record.raw_fields_mut() {
+            let sensitive = match key {
+                Cow::Borrowed(key) => self.keys.matches_static(key),
+                Cow::Owned(key) => self.keys.matches(key.as_bytes()),
+            };
+            if sensitive {
                 *value = redacted();
             } else if self.may_hold_secrets(value) {
                 self.redact_value(value, 0);
@@ -298,6 +304,38 @@ struct KeyNames {
     /// Bit `b` is set when some name ends with the byte `b`: most keys are
     /// turned away by this one test.
     last_bytes: u128,
+    /// Unique to this set of names (a change takes a new one): what the
+    /// per-thread cache of verdicts is keyed by.
+    id: u64,
+}
+
+/// The source of [`KeyNames::id`].
+static NEXT_NAMES_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A verdict on a `'static` key: the key's address and length (a static
+/// string never changes, so they name its text), the names' id.
+#[derive(Clone, Copy)]
+struct CachedVerdict {
+    key: (usize, usize),
+    names: u64,
+    sensitive: bool,
+}
+
+const VERDICT_SLOTS: usize = 64;
+
+thread_local! {
+    /// Verdicts on the `'static` keys this thread has seen lately, by
+    /// address: the keys of a program's events are few and fixed, and
+    /// looking one up here is cheaper than matching it again.
+    static VERDICTS: [Cell<CachedVerdict>; VERDICT_SLOTS] = const {
+        [const {
+            Cell::new(CachedVerdict {
+                key: (0, 0),
+                names: 0,
+                sensitive: false,
+            })
+        }; VERDICT_SLOTS]
+    };
 }
 
 impl KeyNames {
@@ -307,11 +345,17 @@ impl KeyNames {
             allowed: Vec::new(),
             starts: [0; 129],
             last_bytes: 0,
+            id: 0,
         };
         for name in names {
             keys.insert(name);
         }
+        keys.renew_id();
         keys
+    }
+
+    fn renew_id(&mut self) {
+        self.id = NEXT_NAMES_ID.fetch_add(1, Ordering::Relaxed);
     }
 
     fn folded(name: &str) -> Box<[u8]> {
@@ -329,6 +373,7 @@ impl KeyNames {
             self.names.push(name);
             self.reindex();
         }
+        self.renew_id();
     }
 
     fn remove(&mut self, name: &str) {
@@ -338,6 +383,7 @@ impl KeyNames {
         if !name.is_empty() && !self.allowed.contains(&name) {
             self.allowed.push(name);
         }
+        self.renew_id();
     }
 
     fn reindex(&mut self) {
@@ -368,6 +414,29 @@ impl KeyNames {
             .iter()
             .any(|name| ends_with_word(&key[..=end], name))
             && !self.allowed.iter().any(|allowed| folds_to(key, allowed))
+    }
+
+    /// [`matches`](Self::matches) for a key that lives for the whole
+    /// program, through this thread's cache of verdicts.
+    #[inline]
+    fn matches_static(&self, key: &'static str) -> bool {
+        let address = (key.as_ptr() as usize, key.len());
+        let slot = ((address.0 >> 3) ^ address.1) % VERDICT_SLOTS;
+        VERDICTS
+            .try_with(|verdicts| {
+                let cached = verdicts[slot].get();
+                if cached.key == address && cached.names == self.id {
+                    return cached.sensitive;
+                }
+                let sensitive = self.matches(key.as_bytes());
+                verdicts[slot].set(CachedVerdict {
+                    key: address,
+                    names: self.id,
+                    sensitive,
+                });
+                sensitive
+            })
+            .unwrap_or_else(|_| self.matches(key.as_bytes()))
     }
 
     /// The names that end with the byte `last`, or with any non-ASCII
@@ -620,6 +689,45 @@ impl fmt::Debug for Redaction {
 mod tests {
     use super::*;
     use crate::level::Level;
+
+    #[test]
+    fn cached_verdicts_on_static_keys_follow_the_redactor_and_the_key() {
+        // More keys than cache slots, so slots are shared and replaced.
+        let keys: Vec<(&'static str, bool)> = (0..3 * VERDICT_SLOTS)
+            .map(|i| {
+                let sensitive = i % 3 == 0;
+                let name = if sensitive { "password" } else { "total" };
+                let key: &'static str = Box::leak(format!("k{i}_{name}").into_boxed_str());
+                (key, sensitive)
+            })
+            .collect();
+        let strict = Redactor::default();
+        let lenient = Redactor::default().allow_key("password");
+        let check = |redactor: &Redactor, key: &'static str, expected: bool| {
+            let mut record = Record::builder(Level::Info, "e").field(key, "v").build();
+            redactor.redact(&mut record);
+            assert_eq!(record.field(key) == Some(&redacted()), expected, "{key}");
+        };
+        // One redactor over many keys (slots shared between keys), then the
+        // two in turn (slots shared between redactors).
+        for (redactor, lenient) in [(&strict, false), (&lenient, true), (&strict, false)] {
+            for _round in 0..3 {
+                for &(key, sensitive) in &keys {
+                    check(redactor, key, sensitive && !lenient);
+                }
+            }
+        }
+        for &(key, sensitive) in &keys {
+            check(&strict, key, sensitive);
+            check(&lenient, key, false);
+        }
+        // An owned key with the same text gets the same verdict.
+        let mut record = Record::builder(Level::Info, "e")
+            .field(String::from("k0_password"), "v")
+            .build();
+        strict.redact(&mut record);
+        assert_eq!(record.field("k0_password"), Some(&redacted()));
+    }
 
     #[test]
     fn default_keys_match_by_suffix_at_word_boundaries() {
