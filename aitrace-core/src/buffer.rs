@@ -183,6 +183,7 @@ impl Buffer {
     }
 
     /// Buffers a record, or drops it as the overflow policy says.
+    #[inline(always)]
     pub(crate) fn push(&self, record: Record) {
         let mut shard = self.shard().lock();
         shard.captured += 1;

@@ -3,13 +3,7 @@
 use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// A time as nanoseconds since the Unix epoch, clamped to what a `u64` holds
-/// (years 1970 to 2554).
-fn nanos_since_epoch(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
-
+use crate::clock::{nanos_since_epoch, now_nanos};
 use crate::ids::{SpanId, TraceId};
 use crate::level::Level;
 use crate::value::Value;
@@ -171,7 +165,7 @@ impl Record {
     pub fn builder(level: Level, event: impl Into<Cow<'static, str>>) -> RecordBuilder {
         RecordBuilder {
             record: Record {
-                timestamp: nanos_since_epoch(SystemTime::now()),
+                timestamp: now_nanos(),
                 level,
                 provisional: false,
                 span_end: false,
@@ -375,6 +369,11 @@ impl Record {
     }
 
     #[inline]
+    pub(crate) fn raw_fields_mut(&mut self) -> &mut [(Cow<'static, str>, Value)] {
+        self.fields.as_mut_slice()
+    }
+
+    #[inline]
     pub(crate) fn set_context(&mut self, context: Option<SpanContext>) {
         self.context = context;
     }
@@ -522,8 +521,20 @@ impl RecordBuilder {
         self.record.context = Some(context);
     }
 
-    /// Adds a user field through a mutable reference (for visitors).
+    /// Sets the logger, target or module name through a mutable reference.
     #[inline]
+    pub fn set_logger(&mut self, logger: impl Into<Cow<'static, str>>) {
+        self.record.logger = Some(logger.into());
+    }
+
+    /// Sets the call site through a mutable reference.
+    #[inline]
+    pub fn set_location(&mut self, location: Location) {
+        self.record.location = location;
+    }
+
+    /// Adds a user field through a mutable reference (for visitors).
+    #[inline(always)]
     pub fn push_field(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<Value>) {
         self.record.fields.push((key.into(), value.into()));
     }

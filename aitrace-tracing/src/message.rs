@@ -13,6 +13,7 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
 
 /// The most callsites whose message is kept.
@@ -21,13 +22,39 @@ pub(crate) const MAX_CALLSITES: usize = 8192;
 const MAX_LEN: usize = 256;
 
 /// Per callsite: its constant message, or `None` once it changed.
-type Cache = HashMap<usize, Option<&'static str>>;
+type Cache = HashMap<usize, Option<&'static str>, BuildHasherDefault<AddressHasher>>;
+
+/// Hashes a callsite address with one multiplication: the keys are
+/// addresses of statics, not chosen by anyone who could make them collide,
+/// and SipHash was a tenth of capturing an event.
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        // The table uses both ends of the hash; the product's low bits are
+        // as poor as the address's (statics are aligned), so fold the high
+        // half in.
+        let h = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = h ^ (h >> 32);
+    }
+}
 
 static SHARED: Mutex<Option<Cache>> = Mutex::new(None);
 
 thread_local! {
     /// This thread's copy of what it has looked up, and a buffer to format in.
-    static LOCAL: RefCell<(Cache, String)> = RefCell::new((HashMap::new(), String::new()));
+    static LOCAL: RefCell<(Cache, String)> = RefCell::new((Cache::default(), String::new()));
 }
 
 /// The message `value` of the event at `callsite` (the address of its
@@ -56,7 +83,7 @@ pub(crate) fn message(callsite: usize, value: &dyn fmt::Debug) -> Cow<'static, s
                     cache.insert(callsite, None);
                     if let Ok(mut shared) = SHARED.lock() {
                         shared
-                            .get_or_insert_with(HashMap::new)
+                            .get_or_insert_with(Cache::default)
                             .insert(callsite, None);
                     }
                     Cow::Owned(text.clone())
@@ -72,7 +99,7 @@ fn shared(callsite: usize, text: &str) -> Option<&'static str> {
     let Ok(mut shared) = SHARED.lock() else {
         return None;
     };
-    let shared = shared.get_or_insert_with(HashMap::new);
+    let shared = shared.get_or_insert_with(Cache::default);
     if let Some(known) = shared.get(&callsite) {
         return *known;
     }

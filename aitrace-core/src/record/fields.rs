@@ -60,11 +60,13 @@ impl Fields {
         self.as_slice().len()
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push(&mut self, field: Field) {
         match self {
             Fields::Inline { len, items } if usize::from(*len) < INLINE_FIELDS => {
-                items[usize::from(*len)] = field;
+                // The slot holds `EMPTY`, which owns nothing: forgetting it
+                // saves the call that would drop it.
+                std::mem::forget(std::mem::replace(&mut items[usize::from(*len)], field));
                 *len += 1;
             }
             _ => {
