@@ -21,7 +21,7 @@ pub struct EventBuilder<'a> {
 
 impl EventBuilder<'_> {
     /// Adds a typed user field.
-    #[inline]
+    #[inline(always)]
     pub fn field(mut self, key: impl Into<Cow<'static, str>>, value: impl Into<Value>) -> Self {
         if let Some(builder) = &mut self.builder {
             builder.push_field(key, value);
@@ -57,7 +57,7 @@ impl EventBuilder<'_> {
     }
 
     /// Buffers the event.
-    #[inline]
+    #[inline(always)]
     pub fn emit(self) {
         if let Some(builder) = self.builder {
             self.logger.capture(builder.build());
@@ -78,7 +78,7 @@ impl BufferedLogger {
     /// # log.clear();
     /// ```
     #[track_caller]
-    #[inline]
+    #[inline(always)]
     pub fn event(&self, level: Level, name: impl Into<Cow<'static, str>>) -> EventBuilder<'_> {
         self.event_at(
             level,
@@ -89,7 +89,7 @@ impl BufferedLogger {
 
     /// Starts an event at `level` with an explicit location (for macros and
     /// frontends that know the function name).
-    #[inline]
+    #[inline(always)]
     pub fn event_at(
         &self,
         level: Level,
@@ -121,7 +121,7 @@ impl BufferedLogger {
 
     /// Starts an `info` event located at the caller.
     #[track_caller]
-    #[inline]
+    #[inline(always)]
     pub fn info(&self, name: impl Into<Cow<'static, str>>) -> EventBuilder<'_> {
         self.event(Level::Info, name)
     }
