@@ -1,8 +1,10 @@
 //! Encoding records as the JSON the aitrace tools read (WIRE_FORMAT.md §1).
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
 use serde::ser::SerializeMap;
@@ -205,6 +207,8 @@ fn for_each_user_field(layout: Layout, record: &Record, mut f: impl FnMut(&str, 
 /// through `serde_json`. The output is byte-for-byte what the `serde` path
 /// writes (a test checks it); this one is the hot path of every HTTP batch.
 fn write_namespaced(out: &mut Vec<u8>, r: &Record) {
+    // Room for a typical record at once, not a capacity check per piece.
+    out.reserve(512);
     out.push(b'{');
     let mut first = true;
     for_each_user_field(Layout::Namespaced, r, |key, value| {
@@ -214,15 +218,13 @@ fn write_namespaced(out: &mut Vec<u8>, r: &Record) {
         first = false;
         write_json_str(out, key);
         out.push(b':');
-        let _ = serde_json::to_writer(&mut *out, &Encode { value, depth: 0 });
+        write_value(out, value);
     });
     if !first {
         out.push(b',');
     }
     out.extend_from_slice(b"\"__tracer_meta__\":{\"timestamp\":\"");
-    let mut ts = StackStr::<32>::new();
-    let _ = write!(ts, "{}", humantime::format_rfc3339_micros(r.timestamp()));
-    out.extend_from_slice(ts.as_str().as_bytes());
+    write_timestamp(out, r.timestamp_nanos());
     out.extend_from_slice(b"\",\"event\":");
     write_json_str(out, r.event());
     out.extend_from_slice(b",\"level\":\"");
@@ -234,13 +236,13 @@ fn write_namespaced(out: &mut Vec<u8>, r: &Record) {
     }
     if let Some(ctx) = r.span_context() {
         out.extend_from_slice(b",\"trace_id\":\"");
-        out.extend_from_slice(hex_id::<32>(&ctx.trace_id().to_bytes()).as_str().as_bytes());
+        out.extend_from_slice(hex_id::<32>(&ctx.trace_id().to_bytes()).as_bytes());
         out.extend_from_slice(b"\",\"span_id\":\"");
-        out.extend_from_slice(hex_id::<16>(&ctx.span_id().to_bytes()).as_str().as_bytes());
+        out.extend_from_slice(hex_id::<16>(&ctx.span_id().to_bytes()).as_bytes());
         match ctx.parent_span_id() {
             Some(parent) => {
                 out.extend_from_slice(b"\",\"parent_span_id\":\"");
-                out.extend_from_slice(hex_id::<16>(&parent.to_bytes()).as_str().as_bytes());
+                out.extend_from_slice(hex_id::<16>(&parent.to_bytes()).as_bytes());
                 out.push(b'"');
             }
             None => out.extend_from_slice(b"\",\"parent_span_id\":null"),
@@ -253,9 +255,7 @@ fn write_namespaced(out: &mut Vec<u8>, r: &Record) {
     }
     if let Some(line) = loc.line() {
         out.extend_from_slice(b",\"line\":");
-        let mut digits = StackStr::<12>::new();
-        let _ = write!(digits, "{line}");
-        out.extend_from_slice(digits.as_str().as_bytes());
+        out.extend_from_slice(itoa::Buffer::new().format(line).as_bytes());
     }
     if let Some(function) = loc.function() {
         out.extend_from_slice(b",\"function\":");
@@ -266,15 +266,127 @@ fn write_namespaced(out: &mut Vec<u8>, r: &Record) {
     }
     if let Some(id) = r.record_id() {
         out.extend_from_slice(b",\"record_id\":\"");
-        out.extend_from_slice(hex_id::<16>(&id.get().to_be_bytes()).as_str().as_bytes());
+        out.extend_from_slice(hex_id::<16>(&id.get().to_be_bytes()).as_bytes());
         out.push(b'"');
     }
     out.extend_from_slice(b"}}");
 }
 
-/// A JSON string, escaped by `serde_json`.
+/// A JSON string: copied between quotes when nothing in it needs escaping
+/// (keys, names, paths, most values), else escaped by `serde_json`.
+#[inline]
 fn write_json_str(out: &mut Vec<u8>, text: &str) {
-    let _ = serde_json::to_writer(&mut *out, text);
+    if !needs_escape(text.as_bytes()) {
+        out.reserve(text.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *out, text);
+    }
+}
+
+/// Whether some byte of `text` has to be escaped in JSON (a control
+/// character, `"` or `\\`), looked at eight bytes at a time. It may say yes
+/// for a text that needs nothing (the caller then asks `serde_json`), never
+/// no for one that does.
+#[inline]
+fn needs_escape(text: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A byte below `n` (n <= 0x80) borrows into its own top bit.
+    let below = |w: u64, n: u8| w.wrapping_sub(u64::from(n) * ONES) & !w & HIGH;
+    let has = |w: u64| {
+        below(w, 0x20)
+            | below(w ^ (u64::from(b'"') * ONES), 1)
+            | below(w ^ (u64::from(b'\\') * ONES), 1)
+            != 0
+    };
+    let mut chunks = text.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        if has(u64::from_le_bytes(word)) {
+            return true;
+        }
+    }
+    (chunks.remainder().iter()).any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
+/// A field value: scalars and strings written here, the rest (floats,
+/// bytes, nested values, the fallbacks) by `serde_json` through [`Encode`],
+/// byte for byte the same as the `serde` path.
+#[inline]
+fn write_value(out: &mut Vec<u8>, value: &crate::value::Value) {
+    use crate::value::Value;
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::I64(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
+        Value::U64(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
+        Value::Str(text) => write_json_str(out, text),
+        _ => {
+            let _ = serde_json::to_writer(&mut *out, &Encode { value, depth: 0 });
+        }
+    }
+}
+
+/// The RFC 3339 UTC time, to the microsecond, of `nanos` since the epoch:
+/// the date and time of day formatted by `humantime` once per second per
+/// thread, the microseconds appended here (a batch's records mostly share
+/// their second).
+fn write_timestamp(out: &mut Vec<u8>, nanos: u64) {
+    thread_local! {
+        /// The last second formatted, and its `YYYY-MM-DDTHH:MM:SS`.
+        static SECOND: Cell<(u64, [u8; 19])> = const { Cell::new((u64::MAX, [0; 19])) };
+    }
+    let (secs, micros) = (nanos / 1_000_000_000, (nanos % 1_000_000_000) / 1000);
+    let prefix = SECOND
+        .try_with(|cell| {
+            let (known, text) = cell.get();
+            if known == secs {
+                return Some(text);
+            }
+            let text = second_text(secs)?;
+            cell.set((secs, text));
+            Some(text)
+        })
+        .ok()
+        .flatten();
+    match prefix {
+        Some(prefix) => {
+            out.extend_from_slice(&prefix);
+            let mut tail = *b".000000Z";
+            let mut left = micros;
+            for digit in tail[1..7].iter_mut().rev() {
+                *digit = b'0' + (left % 10) as u8;
+                left /= 10;
+            }
+            out.extend_from_slice(&tail);
+        }
+        None => {
+            // Past year 9999, where the text is longer: humantime all the way.
+            let time = UNIX_EPOCH + Duration::from_nanos(nanos);
+            let _ = std::io::Write::write_fmt(
+                out,
+                format_args!("{}", humantime::format_rfc3339_micros(time)),
+            );
+        }
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of a whole second since the epoch, by `humantime`
+/// (`None` when it is not 19 bytes long).
+fn second_text(secs: u64) -> Option<[u8; 19]> {
+    let mut text = StackStr::<32>::new();
+    let time = UNIX_EPOCH + Duration::from_secs(secs);
+    write!(text, "{}", humantime::format_rfc3339_seconds(time)).ok()?;
+    // `…SSZ`: the 19 bytes before the zone.
+    let bytes = text.as_bytes();
+    (bytes.len() == 20)
+        .then(|| bytes[..19].try_into().ok())
+        .flatten()
 }
 
 struct Timestamp<'a>(&'a Record);
@@ -304,6 +416,10 @@ impl<const N: usize> StackStr<N> {
             buf: [0; N],
             len: 0,
         }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
     }
 
     fn as_str(&self) -> &str {
@@ -558,6 +674,51 @@ mod tests {
                 String::from_utf8(reference).unwrap()
             );
         }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_hand_written_writer_matches_serde_for_any_fields_and_time(
+            event in ".{0,12}",
+            key in ".{0,8}",
+            text in "(.|[\\x00-\\x1f\"\\\\\\x7f]){0,24}",
+            n in proptest::prelude::any::<i64>(),
+            u in proptest::prelude::any::<u64>(),
+            f in proptest::prelude::any::<f64>(),
+            flag in proptest::prelude::any::<bool>(),
+            secs in 0u64..20_000_000_000,
+            nanos in 0u32..1_000_000_000,
+        ) {
+            let record = Record::builder(Level::Info, event)
+                .timestamp(UNIX_EPOCH + Duration::new(secs, nanos))
+                .field(key, text.as_str())
+                .field("n", n)
+                .field("u", u)
+                .field("f", f)
+                .field("flag", flag)
+                .field("null", Value::Null)
+                .build();
+            let (mut fast, mut reference) = (Vec::new(), Vec::new());
+            write_namespaced(&mut fast, &record);
+            Layout::Namespaced.write_with_serde(&mut reference, &record);
+            proptest::prop_assert_eq!(
+                String::from_utf8(fast).unwrap(),
+                String::from_utf8(reference).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn needs_escape_finds_every_byte_that_needs_it_at_every_position() {
+        for byte in 0..=u8::MAX {
+            let must = byte < 0x20 || byte == b'"' || byte == b'\\';
+            for at in 0..17 {
+                let mut text = vec![b'a'; 17];
+                text[at] = byte;
+                assert_eq!(needs_escape(&text), must, "byte {byte:#x} at {at}");
+            }
+        }
+        assert!(!needs_escape("naïve ünïcode ✓".as_bytes()));
     }
 
     #[test]
