@@ -102,6 +102,12 @@ pub(crate) struct Buffer {
     /// Tells the delivery thread a batch is ready (or room is needed); a
     /// channel of one, so ringing a bell already rung costs nothing.
     doorbell: OnceLock<crossbeam_channel::Sender<()>>,
+    /// Set when the bell is rung, cleared when the delivery thread hears it
+    /// (before it drains): while set, capturing threads need not ring, and
+    /// they read this flag instead of the channel's state, which the
+    /// delivery thread writes at every receive (a cache line passed back
+    /// and forth at every record past the batch trigger).
+    bell_pending: std::sync::atomic::AtomicBool,
     space_lock: Mutex<()>,
     space: Condvar,
     waiting: AtomicUsize,
@@ -145,6 +151,7 @@ impl Buffer {
             published: AtomicUsize::new(0),
             batch_trigger: batch_trigger.max(1),
             doorbell: OnceLock::new(),
+            bell_pending: std::sync::atomic::AtomicBool::new(false),
             space_lock: Mutex::new(()),
             space: Condvar::new(),
             waiting: AtomicUsize::new(0),
@@ -169,9 +176,21 @@ impl Buffer {
 
     /// Tells the delivery thread to drain a batch.
     pub(crate) fn wake_sender(&self) {
+        if self.bell_pending.load(Ordering::Relaxed) {
+            return;
+        }
         if let Some(bell) = self.doorbell.get() {
+            self.bell_pending.store(true, Ordering::Relaxed);
             let _ = bell.try_send(());
         }
+    }
+
+    /// The delivery thread heard the bell; called before it drains, so a
+    /// record pushed after that drain rings again. (A capturing thread that
+    /// still reads `true` pushed under a shard lock the drain takes after
+    /// this store, so the drain sees its record.)
+    pub(crate) fn bell_heard(&self) {
+        self.bell_pending.store(false, Ordering::Relaxed);
     }
 
     fn shard(&self) -> &Mutex<ShardState> {
@@ -423,13 +442,19 @@ impl Buffer {
         // that finds no room.
         let mut left = limit.saturating_sub(usize::from(dropped > 0)).min(total);
         if taken.len() == 1 {
+            // One shard: its records move into batches a run at a time
+            // (one copy each, not two through `pop_front`).
             let deque = &mut taken[0].1;
-            while left > 0 {
-                let Some(record) = deque.pop_front() else {
-                    break;
-                };
-                emit(record, &mut batches, &mut current);
-                left -= 1;
+            while left > 0 && !deque.is_empty() {
+                let n = (batch_size - current.len()).min(left).min(deque.len());
+                current.extend(deque.drain(..n));
+                left -= n;
+                if current.len() == batch_size {
+                    batches.push(std::mem::replace(
+                        &mut current,
+                        Vec::with_capacity(batch_size),
+                    ));
+                }
             }
         } else if taken.len() > 1 {
             let mut heap: BinaryHeap<Reverse<(u64, usize)>> = taken

@@ -3,15 +3,18 @@
 //! message and three fields: an integer, a short string, a float) inside one
 //! active span, through each pipeline.
 //!
-//! `cargo bench -p aitrace-benches --bench capture`
+//! `cargo bench -p aitrace-benches --bench capture` runs criterion's
+//! groups, then the ratio the targets are stated in: the tracing layer
+//! against OpenTelemetry's appender and batch processor, alternated
+//! [`RUNS`] times in this one process (`-- ratio` runs only that; a
+//! criterion filter or option skips it).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use aitrace_benches::otel_batch_provider;
-use aitrace_benches::tracing_event;
+use aitrace_benches::{RUNS, Target, otel_batch_provider, print_ratios, tracing_event};
 use aitrace_core::{BufferedLogger, Output, Redactor};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use slog::Drain;
 use tracing_subscriber::prelude::*;
 
@@ -27,7 +30,13 @@ fn aitrace_logger() -> BufferedLogger {
 }
 
 /// Times `iters` events in chunks, clearing the aitrace buffer between them.
-fn timed_in_chunks(log: &BufferedLogger, iters: u64, mut event: impl FnMut()) -> Duration {
+fn timed_in_chunks(log: &BufferedLogger, iters: u64, event: impl FnMut()) -> Duration {
+    timed_chunks(iters, event, || log.clear())
+}
+
+/// Times `iters` events in chunks of [`CHUNK`], calling `between` (not
+/// timed) after each.
+fn timed_chunks(iters: u64, mut event: impl FnMut(), mut between: impl FnMut()) -> Duration {
     let mut total = Duration::ZERO;
     let mut left = iters;
     while left > 0 {
@@ -37,10 +46,52 @@ fn timed_in_chunks(log: &BufferedLogger, iters: u64, mut event: impl FnMut()) ->
             event();
         }
         total += started.elapsed();
-        log.clear();
+        between();
         left -= n;
     }
     total
+}
+
+/// The capture ratio, run by run: each pipeline emits the standard event
+/// inside a span, [`RATIO_EVENTS`] timed after a tenth as many untimed, in
+/// chunks (the aitrace buffer is cleared between chunks, untimed);
+/// pipelines alternated.
+fn capture_ratio() {
+    const RATIO_EVENTS: u64 = 2_000_000;
+    let log = aitrace_logger();
+    let ours = tracing::Dispatch::new(
+        tracing_subscriber::registry().with(aitrace_tracing::AitraceLayer::new(log.clone())),
+    );
+    let provider = otel_batch_provider();
+    let theirs =
+        tracing::Dispatch::new(tracing_subscriber::registry().with(
+            opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(&provider),
+        ));
+    let ns_per_event = |dispatch: &tracing::Dispatch| {
+        tracing::dispatcher::with_default(dispatch, || {
+            let _span = tracing::info_span!("request").entered();
+            timed_chunks(RATIO_EVENTS / 10, tracing_event, || log.clear());
+            let took = timed_chunks(RATIO_EVENTS, tracing_event, || log.clear());
+            took.as_nanos() as f64 / RATIO_EVENTS as f64
+        })
+    };
+    let (mut a, mut o) = (Vec::new(), Vec::new());
+    for run in 1..=RUNS {
+        a.push(ns_per_event(&ours));
+        o.push(ns_per_event(&theirs));
+        println!(
+            "capture run {run}: aitrace-tracing {:.0} ns/event, opentelemetry-appender-tracing (batch) {:.0} ns/event",
+            a[run - 1],
+            o[run - 1]
+        );
+    }
+    print_ratios(
+        "capture, aitrace-tracing / OpenTelemetry appender + batch",
+        &a,
+        &o,
+        Target::AtMost(0.30),
+    );
+    let _ = provider.shutdown();
 }
 
 struct NoopLayer;
@@ -224,4 +275,15 @@ criterion_group! {
         .sample_size(30);
     targets = tracing_benches, log_benches, slog_benches, core_benches
 }
-criterion_main!(benches);
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let only_ratio = args.iter().any(|a| a == "ratio");
+    let filtered = args.iter().any(|a| !a.starts_with('-'));
+    if !only_ratio {
+        benches();
+        Criterion::default().configure_from_args().final_summary();
+    }
+    if only_ratio || !(filtered || args.iter().any(|a| a == "--list" || a == "--test")) {
+        capture_ratio();
+    }
+}

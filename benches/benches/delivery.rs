@@ -5,18 +5,18 @@
 //! `opentelemetry-otlp` in both encodings, all fed the same event through their tracing layers
 //! by one thread at full speed for a fixed time, then flushed.
 //!
-//! `cargo bench -p aitrace-benches --bench delivery`
+//! `cargo bench -p aitrace-benches --bench delivery` ([`RUNS`] runs, each
+//! trying every configuration in turn; ratios are given run by run)
 
 use std::time::{Duration, Instant};
 
-use aitrace_benches::Sink;
+use aitrace_benches::{RUNS, Sink, Target, median, print_ratios};
 use aitrace_core::{BufferedLogger, Output, OverflowPolicy};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::logs::{BatchConfigBuilder, BatchLogProcessor, SdkLoggerProvider};
 use tracing_subscriber::prelude::*;
 
 const WINDOW: Duration = Duration::from_secs(3);
-const RUNS: usize = 3;
 
 struct Run {
     emitted: u64,
@@ -126,28 +126,28 @@ fn otel(sink: &Sink, protocol: Protocol) -> Run {
     run
 }
 
-fn median(mut runs: Vec<Run>, name: &str) -> f64 {
-    runs.sort_by(|a, b| {
-        let rate = |r: &Run| r.received as f64 / r.elapsed.as_secs_f64();
-        rate(a).total_cmp(&rate(b))
-    });
-    let run = &runs[runs.len() / 2];
-    let rate = run.received as f64 / run.elapsed.as_secs_f64();
+/// Records per second the sink received.
+fn rate(run: &Run) -> f64 {
+    run.received as f64 / run.elapsed.as_secs_f64()
+}
+
+fn print_run(name: &str, run: &Run) {
     println!(
-        "{name:<40} {:>8.0} records/s delivered   ({} emitted, {} received in {:.2}s)",
-        rate,
+        "  {name:<40} {:>8.0} records/s delivered   ({} emitted, {} received in {:.2}s)",
+        rate(run),
         run.emitted,
         run.received,
         run.elapsed.as_secs_f64()
     );
-    rate
 }
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    println!("delivery: one thread emitting for {WINDOW:?}, then a flush; median of {RUNS} runs");
+    println!(
+        "delivery: one thread emitting for {WINDOW:?}, then a flush; {RUNS} runs of every configuration"
+    );
     let sink = Sink::start();
     // One configuration, once (for a profiler): DELIVERY_ONLY=http|gzip|
     // otel-json|otlp-json|otlp-proto|otel-proto.
@@ -161,47 +161,71 @@ fn main() {
             "otlp-proto" => aitrace_otlp(&sink, aitrace_core::Protocol::HttpProtobuf),
             other => panic!("DELIVERY_ONLY={other}: unknown"),
         };
-        median(vec![run], &only);
+        print_run(&only, &run);
         return;
     }
-    let plain = median(
-        (0..RUNS).map(|_| aitrace(&sink, false)).collect(),
-        "aitrace HTTP JSON",
+    type Config<'a> = (&'static str, Box<dyn Fn() -> Run + 'a>);
+    let configs: Vec<Config<'_>> = vec![
+        ("aitrace HTTP JSON", Box::new(|| aitrace(&sink, false))),
+        (
+            "aitrace HTTP JSON + gzip",
+            Box::new(|| aitrace(&sink, true)),
+        ),
+        (
+            "OpenTelemetry batch + OTLP/HTTP JSON",
+            Box::new(|| otel(&sink, Protocol::HttpJson)),
+        ),
+        (
+            "aitrace OTLP/HTTP JSON",
+            Box::new(|| aitrace_otlp(&sink, aitrace_core::Protocol::HttpJson)),
+        ),
+        (
+            "aitrace OTLP/HTTP protobuf",
+            Box::new(|| aitrace_otlp(&sink, aitrace_core::Protocol::HttpProtobuf)),
+        ),
+        (
+            "OpenTelemetry batch + OTLP/HTTP protobuf",
+            Box::new(|| otel(&sink, Protocol::HttpBinary)),
+        ),
+    ];
+    let mut rates = vec![Vec::new(); configs.len()];
+    for run in 1..=RUNS {
+        println!("run {run}:");
+        for ((name, config), rates) in configs.iter().zip(&mut rates) {
+            let run = config();
+            print_run(name, &run);
+            rates.push(rate(&run));
+        }
+    }
+    println!("medians:");
+    for ((name, _), rates) in configs.iter().zip(&rates) {
+        println!("  {name:<40} {:>8.0} records/s", median(rates));
+    }
+    let [plain, gzip, otel_json, ours_json, ours_proto, otel_proto] = &rates[..] else {
+        unreachable!("six configurations")
+    };
+    print_ratios(
+        "delivery, aitrace HTTP JSON / OpenTelemetry OTLP/HTTP JSON",
+        plain,
+        otel_json,
+        Target::AtLeast(3.0),
     );
-    let gzip = median(
-        (0..RUNS).map(|_| aitrace(&sink, true)).collect(),
-        "aitrace HTTP JSON + gzip",
+    print_ratios(
+        "delivery, aitrace HTTP JSON + gzip / OpenTelemetry OTLP/HTTP JSON",
+        gzip,
+        otel_json,
+        Target::AtLeast(3.0),
     );
-    let otlp = median(
-        (0..RUNS).map(|_| otel(&sink, Protocol::HttpJson)).collect(),
-        "OpenTelemetry batch + OTLP/HTTP JSON",
+    print_ratios(
+        "OTLP output, aitrace / opentelemetry-otlp, JSON",
+        ours_json,
+        otel_json,
+        Target::AtLeast(2.0),
     );
-    let ours_json = median(
-        (0..RUNS)
-            .map(|_| aitrace_otlp(&sink, aitrace_core::Protocol::HttpJson))
-            .collect(),
-        "aitrace OTLP/HTTP JSON",
-    );
-    let ours_proto = median(
-        (0..RUNS)
-            .map(|_| aitrace_otlp(&sink, aitrace_core::Protocol::HttpProtobuf))
-            .collect(),
-        "aitrace OTLP/HTTP protobuf",
-    );
-    let otlp_proto = median(
-        (0..RUNS)
-            .map(|_| otel(&sink, Protocol::HttpBinary))
-            .collect(),
-        "OpenTelemetry batch + OTLP/HTTP protobuf",
-    );
-    println!(
-        "ratio aitrace/OTLP: {:.2}x (gzip {:.2}x)",
-        plain / otlp,
-        gzip / otlp
-    );
-    println!(
-        "ratio aitrace OTLP output/opentelemetry-otlp: JSON {:.2}x, protobuf {:.2}x",
-        ours_json / otlp,
-        ours_proto / otlp_proto
+    print_ratios(
+        "OTLP output, aitrace / opentelemetry-otlp, protobuf",
+        ours_proto,
+        otel_proto,
+        Target::AtLeast(2.0),
     );
 }

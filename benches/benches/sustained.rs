@@ -11,12 +11,11 @@
 
 use std::time::{Duration, Instant};
 
-use aitrace_benches::otel_batch_provider;
+use aitrace_benches::{RUNS, Target, median, otel_batch_provider, print_ratios};
 use aitrace_core::{BufferedLogger, Output, OverflowPolicy};
 use tracing_subscriber::prelude::*;
 
 const EVENTS: u32 = 500_000;
-const RUNS: usize = 3;
 
 fn emit(dispatch: &tracing::Dispatch) {
     tracing::dispatcher::with_default(dispatch, || {
@@ -64,11 +63,6 @@ fn otel() -> (f64, String) {
     (elapsed.as_nanos() as f64 / f64::from(EVENTS), String::new())
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -76,6 +70,18 @@ fn main() {
     println!(
         "sustained: {EVENTS} events through each tracing layer, then a flush; {RUNS} runs each, alternated"
     );
+    // One pipeline, five times (for a profiler): SUSTAINED_ONLY=aitrace|otel.
+    if let Ok(only) = std::env::var("SUSTAINED_ONLY") {
+        for _ in 0..5 {
+            let ns = match only.as_str() {
+                "aitrace" => aitrace().0,
+                "otel" => otel().0,
+                other => panic!("SUSTAINED_ONLY={other}: unknown"),
+            };
+            println!("{only}: {ns:.0} ns/event");
+        }
+        return;
+    }
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for run in 1..=RUNS {
         let (a, stats) = aitrace();
@@ -87,9 +93,15 @@ fn main() {
         ours.push(a);
         theirs.push(o);
     }
-    let (a, o) = (median(ours), median(theirs));
     println!(
-        "median: aitrace {a:.0} ns/event, OpenTelemetry {o:.0} ns/event, aitrace ÷ OpenTelemetry {:.2}",
-        a / o
+        "median: aitrace {:.0} ns/event, OpenTelemetry {:.0} ns/event",
+        median(&ours),
+        median(&theirs)
+    );
+    print_ratios(
+        "sustained capture + JSON encoding, aitrace / OpenTelemetry batch (no-op exporter)",
+        &ours,
+        &theirs,
+        Target::AtMost(0.70),
     );
 }

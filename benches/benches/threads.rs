@@ -1,18 +1,19 @@
 //! Two threads capturing at once against one: events per second for the
 //! aitrace core API, the aitrace tracing layer and OpenTelemetry's batch path.
 //!
-//! `cargo bench -p aitrace-benches --bench threads`
+//! `cargo bench -p aitrace-benches --bench threads` (one and two threads
+//! alternated, [`RUNS`] runs each; the scaling is given run by run)
 
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use aitrace_benches::otel_batch_provider;
-use aitrace_benches::tracing_event;
+use aitrace_benches::{Target, median, otel_batch_provider, print_ratios, tracing_event};
 use aitrace_core::{BufferedLogger, Output};
 use tracing_subscriber::prelude::*;
 
 const PER_THREAD: usize = 200_000;
 const RUNS: usize = 5;
+const _: () = assert!(RUNS >= aitrace_benches::RUNS);
 
 fn core_event(log: &BufferedLogger) {
     log.info("checkout_started")
@@ -35,15 +36,28 @@ fn in_tracing(dispatch: &tracing::Dispatch) -> Box<dyn Fn() + Send + Sync> {
     })
 }
 
-/// Median events per second with `threads` threads each making PER_THREAD
-/// events inside a span, started together.
+/// Events per second, run by run, with one thread and with two, each
+/// thread making PER_THREAD events inside a span, started together; the
+/// one- and two-thread runs alternate.
 fn measure(
-    threads: usize,
     setup: impl Fn() -> Box<dyn Fn() + Send + Sync>,
     after_run: impl Fn(),
-) -> f64 {
-    let mut rates = Vec::with_capacity(RUNS);
+) -> (Vec<f64>, Vec<f64>) {
+    let (mut one, mut two) = (Vec::with_capacity(RUNS), Vec::with_capacity(RUNS));
     for _ in 0..RUNS {
+        one.push(run(1, &setup, &after_run));
+        two.push(run(2, &setup, &after_run));
+    }
+    (one, two)
+}
+
+/// Events per second in one run with `threads` threads.
+fn run(
+    threads: usize,
+    setup: &impl Fn() -> Box<dyn Fn() + Send + Sync>,
+    after_run: &impl Fn(),
+) -> f64 {
+    {
         let work: Arc<dyn Fn() + Send + Sync> = Arc::from(setup());
         let barrier = Arc::new(Barrier::new(threads + 1));
         let handles: Vec<_> = (0..threads)
@@ -62,19 +76,38 @@ fn measure(
         }
         let elapsed = started.elapsed();
         after_run();
-        rates.push((threads * PER_THREAD) as f64 / elapsed.as_secs_f64());
+        (threads * PER_THREAD) as f64 / elapsed.as_secs_f64()
     }
-    rates.sort_by(f64::total_cmp);
-    rates[RUNS / 2]
 }
 
-fn report(name: &str, one: f64, two: f64) {
+fn report(name: &str, (one, two): (Vec<f64>, Vec<f64>), target: Option<f64>) {
+    let (m1, m2) = (median(&one), median(&two));
     println!(
-        "{name:<44} 1 thread {:>6.2} M/s   2 threads {:>6.2} M/s   scaling {:.2}x",
-        one / 1e6,
-        two / 1e6,
-        two / one
+        "{name:<44} 1 thread {:>6.2} M/s   2 threads {:>6.2} M/s   (medians)",
+        m1 / 1e6,
+        m2 / 1e6,
     );
+    match target {
+        Some(target) => {
+            print_ratios(
+                &format!("two threads / one, {name}"),
+                &two,
+                &one,
+                Target::AtLeast(target),
+            );
+        }
+        None => {
+            let runs: Vec<String> = two
+                .iter()
+                .zip(&one)
+                .map(|(b, a)| format!("{:.2}", b / a))
+                .collect();
+            println!(
+                "two threads / one, {name}: runs {} (no target)",
+                runs.join(" ")
+            );
+        }
+    }
 }
 
 fn main() {
@@ -90,29 +123,26 @@ fn main() {
         .output(Output::file("/dev/null"))
         .capacity(4 * PER_THREAD)
         .build();
-    let core = |threads| {
-        measure(
-            threads,
-            || {
-                let log = log.clone();
-                Box::new(move || {
-                    log.span("request").in_scope(|_| {
-                        for _ in 0..PER_THREAD {
-                            core_event(&log);
-                        }
-                    });
-                })
-            },
-            || log.clear(),
-        )
-    };
-    report("aitrace-core API", core(1), core(2));
+    let core = measure(
+        || {
+            let log = log.clone();
+            Box::new(move || {
+                log.span("request").in_scope(|_| {
+                    for _ in 0..PER_THREAD {
+                        core_event(&log);
+                    }
+                });
+            })
+        },
+        || log.clear(),
+    );
+    report("aitrace-core API", core, Some(1.8));
 
     let dispatch = tracing::Dispatch::new(
         tracing_subscriber::registry().with(aitrace_tracing::AitraceLayer::new(log.clone())),
     );
-    let layer = |threads| measure(threads, || in_tracing(&dispatch), || log.clear());
-    report("aitrace-tracing layer", layer(1), layer(2));
+    let layer = measure(|| in_tracing(&dispatch), || log.clear());
+    report("aitrace-tracing layer", layer, Some(1.8));
 
     let provider = otel_batch_provider();
     let dispatch =
@@ -120,15 +150,12 @@ fn main() {
             opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(&provider),
         ));
     // The batch thread drains its queue between runs.
-    let otel = |threads| {
-        measure(
-            threads,
-            || in_tracing(&dispatch),
-            || {
-                std::thread::sleep(Duration::from_millis(50));
-            },
-        )
-    };
-    report("opentelemetry-appender-tracing (batch)", otel(1), otel(2));
+    let otel = measure(
+        || in_tracing(&dispatch),
+        || {
+            std::thread::sleep(Duration::from_millis(50));
+        },
+    );
+    report("opentelemetry-appender-tracing (batch)", otel, None);
     let _ = provider.shutdown();
 }

@@ -22,6 +22,62 @@ pub fn tracing_event() {
     );
 }
 
+/// How many runs each comparison makes inside one bench invocation, its
+/// peers alternated run by run; the ratio quoted is their median.
+pub const RUNS: usize = 3;
+
+/// The median of `values` (the upper middle one for an even count; 0 for
+/// none).
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// What a ratio must be.
+#[derive(Clone, Copy, Debug)]
+pub enum Target {
+    /// At most this (a cost: lower is better).
+    AtMost(f64),
+    /// At least this (a rate: higher is better).
+    AtLeast(f64),
+}
+
+impl Target {
+    fn holds(self, ratio: f64) -> bool {
+        match self {
+            Target::AtMost(t) => ratio <= t,
+            Target::AtLeast(t) => ratio >= t,
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::AtMost(t) => write!(f, "<= {t}"),
+            Target::AtLeast(t) => write!(f, ">= {t}"),
+        }
+    }
+}
+
+/// Prints `ours ÷ theirs` run by run (the two lists are measured in the
+/// same runs, alternated), the median ratio, and in how many runs `target`
+/// holds. Returns the median ratio.
+pub fn print_ratios(label: &str, ours: &[f64], theirs: &[f64], target: Target) -> f64 {
+    let ratios: Vec<f64> = ours.iter().zip(theirs).map(|(a, b)| a / b).collect();
+    let runs: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+    let held = ratios.iter().filter(|&&r| target.holds(r)).count();
+    let median = median(&ratios);
+    println!(
+        "RATIO {label}: runs {}, median {median:.2}; target {target}: {} in {held} of {} runs",
+        runs.join(" "),
+        if held == ratios.len() { "met" } else { "held" },
+        ratios.len()
+    );
+    median
+}
+
 /// An exporter that drops every batch: the floor of the OpenTelemetry path.
 #[derive(Debug, Default)]
 pub struct NoopExporter;

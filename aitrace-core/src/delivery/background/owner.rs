@@ -114,7 +114,10 @@ impl Owner {
                     Ok(command) => self.handle(command),
                     Err(_) => break self.abandon(), // every handle is gone
                 },
-                recv(doorbell) -> _ => self.bell = true,
+                recv(doorbell) -> _ => {
+                    self.buffer.bell_heard();
+                    self.bell = true;
+                }
                 default(wake.saturating_duration_since(now)) => {}
             }
             // Take whatever else arrived before looking around again.
