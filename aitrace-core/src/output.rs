@@ -471,7 +471,12 @@ impl HttpOutputBuilder {
         self
     }
 
-    /// How long one request may take in all ([`DEFAULT_REQUEST_TIMEOUT`](crate::DEFAULT_REQUEST_TIMEOUT) by default).
+    /// How long each step of a request may take once connected: sending
+    /// it, waiting for the answer, reading the answer
+    /// ([`DEFAULT_REQUEST_TIMEOUT`](crate::DEFAULT_REQUEST_TIMEOUT) by
+    /// default). A request that hangs is cut off after at most about three
+    /// times this; looking up the host name is bounded by the system
+    /// resolver's own timeouts.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
         self

@@ -283,7 +283,9 @@ impl OtlpOutputBuilder {
         self
     }
 
-    /// How long one export request may take in all.
+    /// How long each step of one export request may take once connected
+    /// (sending it, waiting for the answer, reading it), as for
+    /// [`HttpOutputBuilder::request_timeout`](crate::HttpOutputBuilder::request_timeout).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
