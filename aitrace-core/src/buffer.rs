@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::record::Record;
 
@@ -202,48 +202,18 @@ impl Buffer {
     }
 
     /// Buffers a record, or drops it as the overflow policy says.
-    #[inline(always)]
+    #[inline]
     pub(crate) fn push(&self, record: Record) {
         let mut shard = self.shard().lock();
         shard.captured += 1;
-        if self.is_full(&shard) {
-            match self.overflow {
-                OverflowPolicy::DropNewest => {
-                    shard.dropped += 1;
-                    drop(shard);
-                    self.wake_sender();
-                    return;
-                }
-                OverflowPolicy::DropOldest => {
-                    shard.dropped += 1;
-                    if shard.records.pop_front().is_some() {
-                        shard.records.push_back(record);
-                        shard.removed += 1;
-                        shard.added += 1;
-                    }
-                    drop(shard);
-                    self.wake_sender();
-                    return;
-                }
-                OverflowPolicy::Block(_) if self.undrained.load(Ordering::Relaxed) => {
-                    shard.dropped += 1;
-                    return;
-                }
-                OverflowPolicy::Block(timeout) => {
-                    // Not counted while it waits: a stats snapshot meanwhile
-                    // must find it neither captured nor anywhere else.
-                    shard.captured -= 1;
-                    drop(shard);
-                    self.wake_sender();
-                    shard = self.wait_for_space(timeout);
-                    shard.captured += 1;
-                    if self.is_full(&shard) {
-                        shard.dropped += 1;
-                        return;
-                    }
-                }
+        let (mut shard, record) = if self.is_full(&shard) {
+            match self.overflow(shard, record) {
+                Some(room) => room,
+                None => return,
             }
-        }
+        } else {
+            (shard, record)
+        };
         shard.records.push_back(record);
         shard.added += 1;
         shard.unpublished += 1;
@@ -256,6 +226,54 @@ impl Buffer {
         drop(shard);
         if ready {
             self.wake_sender();
+        }
+    }
+
+    /// The overflow policy, applied to `record` with its shard full: `None`
+    /// when the record was dropped or placed, else the shard with room.
+    #[cold]
+    #[inline(never)]
+    fn overflow<'a>(
+        &'a self,
+        mut shard: MutexGuard<'a, ShardState>,
+        record: Record,
+    ) -> Option<(MutexGuard<'a, ShardState>, Record)> {
+        match self.overflow {
+            OverflowPolicy::DropNewest => {
+                shard.dropped += 1;
+                drop(shard);
+                self.wake_sender();
+                None
+            }
+            OverflowPolicy::DropOldest => {
+                shard.dropped += 1;
+                if shard.records.pop_front().is_some() {
+                    shard.records.push_back(record);
+                    shard.removed += 1;
+                    shard.added += 1;
+                }
+                drop(shard);
+                self.wake_sender();
+                None
+            }
+            OverflowPolicy::Block(_) if self.undrained.load(Ordering::Relaxed) => {
+                shard.dropped += 1;
+                None
+            }
+            OverflowPolicy::Block(timeout) => {
+                // Not counted while it waits: a stats snapshot meanwhile
+                // must find it neither captured nor anywhere else.
+                shard.captured -= 1;
+                drop(shard);
+                self.wake_sender();
+                let mut shard = self.wait_for_space(timeout);
+                shard.captured += 1;
+                if self.is_full(&shard) {
+                    shard.dropped += 1;
+                    return None;
+                }
+                Some((shard, record))
+            }
         }
     }
 

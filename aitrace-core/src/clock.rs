@@ -18,8 +18,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// system clock again.
 const RESYNC_NANOS: u64 = 10_000_000;
 
-/// The counter, calibrated once per process (well under a millisecond,
-/// done when the first logger is built).
+/// The counter, calibrated once per process when the first logger is built
+/// (quanta measures it against the OS clock for 0.5 ms here, and for up to
+/// 200 ms where the counter is hard to pin down).
 static COUNTER: OnceLock<quanta::Clock> = OnceLock::new();
 
 /// A thread's reading of the system clock and of the counter at one moment,
@@ -61,13 +62,17 @@ pub(crate) fn now_nanos() -> u64 {
     ANCHOR
         .try_with(|cell| {
             let previous = cell.get();
-            let (mut anchor, since) = match previous {
-                Some(a) if raw >= a.counter => match counter.delta_as_nanos(a.counter, raw) {
-                    since if since < RESYNC_NANOS => (a, since),
-                    _ => (anchored(raw, a.last), 0),
-                },
-                _ => (anchored(raw, previous.map_or(0, |a| a.last)), 0),
+            let mut anchor = match previous {
+                Some(a)
+                    if raw >= a.counter
+                        && counter.delta_as_nanos(a.counter, raw) < RESYNC_NANOS =>
+                {
+                    a
+                }
+                _ => anchored(raw, previous.map_or(0, |a| a.last)),
             };
+            // 0 when the anchor is newer than `raw` (just made): its time.
+            let since = counter.delta_as_nanos(anchor.counter, raw);
             let mut now = anchor.wall.saturating_add(since);
             if now < anchor.last && anchor.last - now < RESYNC_NANOS {
                 now = anchor.last;
@@ -79,11 +84,39 @@ pub(crate) fn now_nanos() -> u64 {
         .unwrap_or_else(|_| nanos_since_epoch(SystemTime::now()))
 }
 
+/// A new anchor: the system clock read between two readings of the
+/// counter, kept only when they are close (the thread was not preempted
+/// between them, which would put every later stamp ahead by as long), and
+/// tied to their midpoint.
 #[cold]
 fn anchored(counter: u64, last: u64) -> Anchor {
+    /// How far apart the two counter readings may be.
+    const TIGHT_NANOS: u64 = 2_000;
+    let Some(clock) = COUNTER.get() else {
+        return Anchor {
+            counter,
+            wall: nanos_since_epoch(SystemTime::now()),
+            last,
+        };
+    };
+    let mut best = None;
+    for _ in 0..4 {
+        let before = clock.raw();
+        let wall = nanos_since_epoch(SystemTime::now());
+        let after = clock.raw();
+        let spread = clock.delta_as_nanos(before, after);
+        let midpoint = before + (after.saturating_sub(before)) / 2;
+        if best.is_none_or(|(s, _, _)| spread < s) {
+            best = Some((spread, midpoint, wall));
+        }
+        if spread <= TIGHT_NANOS {
+            break;
+        }
+    }
+    let (_, counter, wall) = best.unwrap_or((0, counter, nanos_since_epoch(SystemTime::now())));
     Anchor {
         counter,
-        wall: nanos_since_epoch(SystemTime::now()),
+        wall,
         last,
     }
 }

@@ -287,9 +287,8 @@ fn write_json_str(out: &mut Vec<u8>, text: &str) {
 }
 
 /// Whether some byte of `text` has to be escaped in JSON (a control
-/// character, `"` or `\\`), looked at eight bytes at a time. It may say yes
-/// for a text that needs nothing (the caller then asks `serde_json`), never
-/// no for one that does.
+/// character, `"` or `\\`), looked at eight bytes at a time (exact: a
+/// borrow only runs on from a byte that matches).
 #[inline]
 fn needs_escape(text: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
@@ -366,12 +365,12 @@ fn write_timestamp(out: &mut Vec<u8>, nanos: u64) {
             out.extend_from_slice(&tail);
         }
         None => {
-            // Past year 9999, where the text is longer: humantime all the way.
+            // Not reached (a record's time ends in 2554, long before
+            // humantime's text changes shape), but written whole if it is.
+            let mut text = StackStr::<40>::new();
             let time = UNIX_EPOCH + Duration::from_nanos(nanos);
-            let _ = std::io::Write::write_fmt(
-                out,
-                format_args!("{}", humantime::format_rfc3339_micros(time)),
-            );
+            let _ = write!(text, "{}", humantime::format_rfc3339_micros(time));
+            out.extend_from_slice(text.as_bytes());
         }
     }
 }

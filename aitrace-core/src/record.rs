@@ -521,6 +521,12 @@ impl RecordBuilder {
         self.record.context = Some(context);
     }
 
+    /// Reserves room for `n` more fields through a mutable reference.
+    #[inline]
+    pub fn reserve(&mut self, n: usize) {
+        self.record.fields.reserve(n);
+    }
+
     /// Sets the logger, target or module name through a mutable reference.
     #[inline]
     pub fn set_logger(&mut self, logger: impl Into<Cow<'static, str>>) {

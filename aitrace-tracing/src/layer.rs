@@ -442,6 +442,7 @@ where
         let mut builder = Record::builder(level, meta.name());
         builder.set_logger(meta.target());
         builder.set_location(location_of(meta));
+        builder.reserve(meta.fields().len().saturating_sub(1));
         let mut visitor = FieldVisitor {
             fields: Sink::Record(&mut builder),
             message: None,

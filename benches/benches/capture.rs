@@ -7,7 +7,8 @@
 //! groups, then the ratio the targets are stated in: the tracing layer
 //! against OpenTelemetry's appender and batch processor, alternated
 //! [`RUNS`] times in this one process (`-- ratio` runs only that; a
-//! criterion filter or option skips it).
+//! criterion filter skips it, and so does `cargo test`, which runs the
+//! groups once each as a check).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -263,6 +264,19 @@ fn core_benches(c: &mut Criterion) {
             });
             log.set_min_level(aitrace_core::Level::Trace);
         });
+        group.bench_function("filtered out, event! macro", |b| {
+            log.set_min_level(aitrace_core::Level::Warn);
+            b.iter(|| {
+                aitrace_core::info!(
+                    log,
+                    "checkout_started",
+                    order_id = 42i64,
+                    user = "u2",
+                    total = 469.74f64
+                );
+            });
+            log.set_min_level(aitrace_core::Level::Trace);
+        });
     });
     group.finish();
 }
@@ -278,12 +292,14 @@ criterion_group! {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let only_ratio = args.iter().any(|a| a == "ratio");
+    // `cargo bench` passes `--bench`; `cargo test` does not.
+    let benching = args.iter().any(|a| a == "--bench");
     let filtered = args.iter().any(|a| !a.starts_with('-'));
     if !only_ratio {
         benches();
         Criterion::default().configure_from_args().final_summary();
     }
-    if only_ratio || !(filtered || args.iter().any(|a| a == "--list" || a == "--test")) {
+    if only_ratio || (benching && !filtered) {
         capture_ratio();
     }
 }

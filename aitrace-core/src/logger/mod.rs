@@ -172,7 +172,7 @@ impl BufferedLogger {
     /// hook and the [`Redactor`] run, so the buffer only ever holds
     /// redacted records. When the buffer is full the
     /// [`OverflowPolicy`](crate::OverflowPolicy) applies.
-    #[inline(always)]
+    #[inline]
     pub fn capture(&self, mut record: Record) {
         if !self.enabled(record.level()) || is_sending() {
             return;

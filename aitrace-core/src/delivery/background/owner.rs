@@ -51,7 +51,7 @@ pub(super) struct Owner {
     drained: usize,
     bell: bool,
     /// No output had room at the last look: the doorbell is not listened to
-    /// (captures into a full buffer ring it all the time) until an answer
+    /// (a ring would only wake this thread to find no room) until an answer
     /// or a timer frees some.
     stalled: bool,
     next_tick: Instant,
@@ -196,6 +196,9 @@ impl Owner {
         }
         self.bell = false;
         let mut stats = self.ledger.lock();
+        // Every drain clears the pending ring, not only a heard one: a flag
+        // that somehow stayed set would otherwise silence the bell for good.
+        self.buffer.bell_heard();
         let (batches, complete) = self.buffer.drain_batches(limit, size);
         let total: usize = batches.iter().map(Vec::len).sum();
         for s in stats.iter_mut() {
