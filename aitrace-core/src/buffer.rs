@@ -423,6 +423,7 @@ impl Buffer {
         &self,
         limit: usize,
         batch_size: usize,
+        spare: &mut Vec<Vec<Record>>,
     ) -> (Vec<Vec<Record>>, bool) {
         /// The largest deque kept as a spare (records).
         const MAX_SPARE: usize = 1 << 16;
@@ -448,11 +449,19 @@ impl Buffer {
             taken_len[*i] = records.len();
         }
         let mut batches = Vec::with_capacity(total.min(limit) / batch_size + 1);
-        let mut current = Vec::with_capacity(batch_size.min(total + 1));
-        let emit = |record: Record, batches: &mut Vec<Vec<Record>>, current: &mut Vec<Record>| {
+        // A reused vector when one is spare, else a new one of `n`.
+        let fresh = |spare: &mut Vec<Vec<Record>>, n: usize| match spare.pop() {
+            Some(v) if v.capacity() >= n => v,
+            _ => Vec::with_capacity(n),
+        };
+        let mut current = fresh(spare, batch_size.min(total + 1));
+        let emit = |record: Record,
+                    batches: &mut Vec<Vec<Record>>,
+                    current: &mut Vec<Record>,
+                    spare: &mut Vec<Vec<Record>>| {
             current.push(record);
             if current.len() == batch_size {
-                batches.push(std::mem::replace(current, Vec::with_capacity(batch_size)));
+                batches.push(std::mem::replace(current, fresh(spare, batch_size)));
             }
         };
         let dropped = self.take_unreported_drops();
@@ -468,10 +477,7 @@ impl Buffer {
                 current.extend(deque.drain(..n));
                 left -= n;
                 if current.len() == batch_size {
-                    batches.push(std::mem::replace(
-                        &mut current,
-                        Vec::with_capacity(batch_size),
-                    ));
+                    batches.push(std::mem::replace(&mut current, fresh(spare, batch_size)));
                 }
             }
         } else if taken.len() > 1 {
@@ -486,7 +492,7 @@ impl Buffer {
                 };
                 let deque = &mut taken[k].1;
                 if let Some(record) = deque.pop_front() {
-                    emit(record, &mut batches, &mut current);
+                    emit(record, &mut batches, &mut current, spare);
                     left -= 1;
                 }
                 if let Some(next) = deque.front() {
@@ -496,7 +502,7 @@ impl Buffer {
         }
         if dropped > 0 {
             self.reports.fetch_add(1, Ordering::Relaxed);
-            emit(dropped_report(dropped), &mut batches, &mut current);
+            emit(dropped_report(dropped), &mut batches, &mut current, spare);
         }
         if !current.is_empty() {
             batches.push(current);
@@ -650,13 +656,13 @@ mod tests {
         for i in 0..10u64 {
             buffer.push(Record::builder(Level::Info, "r").field("i", i).build());
         }
-        let (batches, complete) = buffer.drain_batches(7, 3);
+        let (batches, complete) = buffer.drain_batches(7, 3, &mut Vec::new());
         assert!(!complete);
         let sizes: Vec<_> = batches.iter().map(Vec::len).collect();
         assert_eq!(sizes, [3, 3, 1]);
         assert_eq!(batches[2][0].field("i"), Some(&6u64.into()));
         buffer.push(Record::builder(Level::Info, "r").field("i", 10u64).build());
-        let (batches, complete) = buffer.drain_batches(usize::MAX, 100);
+        let (batches, complete) = buffer.drain_batches(usize::MAX, 100, &mut Vec::new());
         assert!(complete);
         let rest: Vec<_> = batches[0].iter().map(|r| r.field("i").cloned()).collect();
         let want: Vec<_> = (7..=10u64).map(|i| Some(i.into())).collect();

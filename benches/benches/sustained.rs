@@ -11,7 +11,9 @@
 
 use std::time::{Duration, Instant};
 
-use aitrace_benches::{RUNS, Target, median, otel_batch_provider, print_ratios};
+use std::sync::atomic::Ordering;
+
+use aitrace_benches::{OTEL_EXPORTED, RUNS, Target, median, otel_batch_provider, print_ratios};
 use aitrace_core::{BufferedLogger, Output, OverflowPolicy};
 use tracing_subscriber::prelude::*;
 
@@ -55,12 +57,20 @@ fn otel() -> (f64, String) {
         tracing::Dispatch::new(tracing_subscriber::registry().with(
             opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(&provider),
         ));
+    let before = OTEL_EXPORTED.load(Ordering::Relaxed);
     let started = Instant::now();
     emit(&dispatch);
     let _ = provider.force_flush();
     let elapsed = started.elapsed();
     let _ = provider.shutdown();
-    (elapsed.as_nanos() as f64 / f64::from(EVENTS), String::new())
+    let exported = OTEL_EXPORTED.load(Ordering::Relaxed) - before;
+    (
+        elapsed.as_nanos() as f64 / f64::from(EVENTS),
+        format!(
+            "exported {exported}, dropped {}",
+            u64::from(EVENTS) - exported
+        ),
+    )
 }
 
 fn main() {
@@ -85,9 +95,9 @@ fn main() {
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for run in 1..=RUNS {
         let (a, stats) = aitrace();
-        let (o, _) = otel();
+        let (o, otel_stats) = otel();
         println!(
-            "run {run}: aitrace {a:>7.0} ns/event ({stats}), OpenTelemetry {o:>7.0} ns/event, ratio {:.2}",
+            "run {run}: aitrace {a:>7.0} ns/event ({stats}), OpenTelemetry {o:>7.0} ns/event ({otel_stats}), ratio {:.2}",
             a / o
         );
         ours.push(a);

@@ -89,6 +89,24 @@ const APPROX_RECORD_BYTES: u64 = 1024;
 pub(super) struct Books<'a> {
     pub(super) stats: &'a mut OutputStats,
     pub(super) diagnostics: &'a Diagnostics,
+    /// Where a delivered batch's vector goes for reuse.
+    pub(super) spare: &'a mut Vec<Vec<Record>>,
+}
+
+/// The most emptied batch vectors kept for reuse.
+const MAX_SPARE_BATCHES: usize = 8;
+
+impl Books<'_> {
+    /// Keeps a settled batch's vector for the next drain, when no one else
+    /// holds the batch (another output may still be sending it).
+    fn recycle(&mut self, records: Arc<Vec<Record>>) {
+        if self.spare.len() < MAX_SPARE_BATCHES {
+            if let Ok(mut records) = Arc::try_unwrap(records) {
+                records.clear();
+                self.spare.push(records);
+            }
+        }
+    }
 }
 
 impl Lane {
@@ -274,10 +292,11 @@ impl Lane {
                 let rejected = delivery.rejected.min(count);
                 let rejection = delivery.rejection.as_deref();
                 match flight.work {
-                    Work::Batch(_) => {
+                    Work::Batch(batch) => {
                         books
                             .stats
                             .acknowledge(count as u64, rejected as u64, false, rejection);
+                        books.recycle(batch.records);
                     }
                     Work::Replay { file, .. } => {
                         if let Some(spool) = self.spool.as_mut() {

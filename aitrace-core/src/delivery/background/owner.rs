@@ -56,6 +56,10 @@ pub(super) struct Owner {
     stalled: bool,
     next_tick: Instant,
     closing: Option<(Instant, Arc<Ticket>)>,
+    /// Emptied batch vectors, reused by the next drains: a batch is some
+    /// hundred kilobytes, and a fresh one each time meant page faults (and,
+    /// with glibc, memory mapped and unmapped) at every batch.
+    spare: Vec<Vec<crate::record::Record>>,
 }
 
 impl Owner {
@@ -85,6 +89,7 @@ impl Owner {
             stalled: false,
             next_tick,
             closing: None,
+            spare: Vec::new(),
         }
     }
 
@@ -144,6 +149,7 @@ impl Owner {
                         let mut books = Books {
                             stats: &mut stats[lane.index],
                             diagnostics: &self.diagnostics,
+                            spare: &mut self.spare,
                         };
                         lane.stop_retrying(&mut books);
                     }
@@ -158,6 +164,7 @@ impl Owner {
                 let mut books = Books {
                     stats: &mut stats[lane.index],
                     diagnostics: &self.diagnostics,
+                    spare: &mut self.spare,
                 };
                 lane.answered(job, outcome, Instant::now(), retry, &mut books);
             }
@@ -199,7 +206,7 @@ impl Owner {
         // Every drain clears the pending ring, not only a heard one: a flag
         // that somehow stayed set would otherwise silence the bell for good.
         self.buffer.bell_heard();
-        let (batches, complete) = self.buffer.drain_batches(limit, size);
+        let (batches, complete) = self.buffer.drain_batches(limit, size, &mut self.spare);
         let total: usize = batches.iter().map(Vec::len).sum();
         for s in stats.iter_mut() {
             s.in_flight += total as u64;
@@ -220,6 +227,7 @@ impl Owner {
                 let mut books = Books {
                     stats: &mut stats[lane.index],
                     diagnostics: &self.diagnostics,
+                    spare: &mut self.spare,
                 };
                 lane.offer(batch.clone(), queue_limit, &mut books);
             }
@@ -241,6 +249,7 @@ impl Owner {
             let mut books = Books {
                 stats: &mut stats[lane.index],
                 diagnostics: &self.diagnostics,
+                spare: &mut self.spare,
             };
             lane.pump(now, &mut books);
         }
@@ -318,6 +327,7 @@ impl Owner {
             let mut books = Books {
                 stats: &mut stats[lane.index],
                 diagnostics: &self.diagnostics,
+                spare: &mut self.spare,
             };
             set_aside = set_aside.max(lane.abandon(&mut books));
         }

@@ -58,9 +58,13 @@ pub(super) fn run(lane: usize, output: &Output, jobs: &Receiver<Job>, answers: &
         if body.capacity() > MAX_KEPT_BODY {
             body = Vec::new();
         }
+        // Let go of the batch before answering, so the delivery thread
+        // holds the last reference and can reuse its vector.
+        let Job { id, load } = job;
+        drop(load);
         let answer = Command::Sent {
             lane,
-            job: job.id,
+            job: id,
             outcome,
         };
         if answers.send(answer).is_err() {
