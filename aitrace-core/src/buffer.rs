@@ -206,14 +206,17 @@ impl Buffer {
     pub(crate) fn push(&self, record: Record) {
         let mut shard = self.shard().lock();
         shard.captured += 1;
-        let (mut shard, record) = if self.is_full(&shard) {
-            match self.overflow(shard, record) {
-                Some(room) => room,
-                None => return,
-            }
-        } else {
-            (shard, record)
-        };
+        if self.is_full(&shard) {
+            return self.overflow(shard, record);
+        }
+        // The record moves once, into its slot (not through a tuple or a
+        // binding shared with the overflow path: each was a copy of it).
+        self.append(shard, record);
+    }
+
+    /// Appends to a shard that has room, and rings when a batch is ready.
+    #[inline]
+    fn append(&self, mut shard: MutexGuard<'_, ShardState>, record: Record) {
         shard.records.push_back(record);
         shard.added += 1;
         shard.unpublished += 1;
@@ -229,21 +232,15 @@ impl Buffer {
         }
     }
 
-    /// The overflow policy, applied to `record` with its shard full: `None`
-    /// when the record was dropped or placed, else the shard with room.
+    /// The overflow policy, applied to `record` with its shard full.
     #[cold]
     #[inline(never)]
-    fn overflow<'a>(
-        &'a self,
-        mut shard: MutexGuard<'a, ShardState>,
-        record: Record,
-    ) -> Option<(MutexGuard<'a, ShardState>, Record)> {
+    fn overflow(&self, mut shard: MutexGuard<'_, ShardState>, record: Record) {
         match self.overflow {
             OverflowPolicy::DropNewest => {
                 shard.dropped += 1;
                 drop(shard);
                 self.wake_sender();
-                None
             }
             OverflowPolicy::DropOldest => {
                 shard.dropped += 1;
@@ -254,11 +251,9 @@ impl Buffer {
                 }
                 drop(shard);
                 self.wake_sender();
-                None
             }
             OverflowPolicy::Block(_) if self.undrained.load(Ordering::Relaxed) => {
                 shard.dropped += 1;
-                None
             }
             OverflowPolicy::Block(timeout) => {
                 // Not counted while it waits: a stats snapshot meanwhile
@@ -270,9 +265,9 @@ impl Buffer {
                 shard.captured += 1;
                 if self.is_full(&shard) {
                     shard.dropped += 1;
-                    return None;
+                } else {
+                    self.append(shard, record);
                 }
-                Some((shard, record))
             }
         }
     }

@@ -61,18 +61,23 @@ impl Fields {
     }
 
     #[inline(always)]
-    pub(crate) fn push(&mut self, field: Field) {
+    pub(crate) fn push(&mut self, (key, value): Field) {
         match self {
             Fields::Inline { len, items } if usize::from(*len) < INLINE_FIELDS => {
                 // The slot holds `EMPTY`, which owns nothing: forgetting it
-                // saves the call that would drop it.
-                std::mem::forget(std::mem::replace(&mut items[usize::from(*len)], field));
+                // saves the call that would drop it. Key and value are
+                // stored apart, each straight into the slot: a whole field
+                // assembled on the stack first was read back before its
+                // parts were written (a store-forwarding stall per field).
+                let slot = &mut items[usize::from(*len)];
+                std::mem::forget(std::mem::replace(&mut slot.0, key));
+                std::mem::forget(std::mem::replace(&mut slot.1, value));
                 *len += 1;
             }
             _ => {
                 self.reserve(1);
                 if let Fields::Heap(v) = self {
-                    v.push(field);
+                    v.push((key, value));
                 }
             }
         }
