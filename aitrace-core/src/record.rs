@@ -145,6 +145,7 @@ impl Location {
 /// assert_eq!(record.field("total"), Some(&Value::F64(469.74)));
 /// ```
 #[derive(Clone, Debug, PartialEq)]
+#[repr(align(64))]
 pub struct Record {
     /// Nanoseconds since the Unix epoch (8 bytes instead of `SystemTime`'s 16).
     timestamp: u64,

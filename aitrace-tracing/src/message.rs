@@ -10,10 +10,9 @@
 //! are owned strings, as before.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
 
 /// The most callsites whose message is kept.
@@ -22,91 +21,105 @@ pub(crate) const MAX_CALLSITES: usize = 8192;
 const MAX_LEN: usize = 256;
 
 /// Per callsite: its constant message, or `None` once it changed.
-type Cache = HashMap<usize, Option<&'static str>, BuildHasherDefault<AddressHasher>>;
-
-/// Hashes a callsite address with one multiplication: the keys are
-/// addresses of statics, not chosen by anyone who could make them collide,
-/// and SipHash was a tenth of capturing an event.
-#[derive(Default)]
-struct AddressHasher(u64);
-
-impl Hasher for AddressHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        // The table uses both ends of the hash; the product's low bits are
-        // as poor as the address's (statics are aligned), so fold the high
-        // half in.
-        let h = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        self.0 = h ^ (h >> 32);
-    }
-}
+type Cache = HashMap<usize, Option<&'static str>>;
 
 static SHARED: Mutex<Option<Cache>> = Mutex::new(None);
 
+/// What a thread remembers of one callsite: its address and kept message
+/// (`None`: the message changes, format it).
+type Slot = Cell<(usize, Option<&'static str>)>;
+
+const SLOTS: usize = 64;
+
 thread_local! {
-    /// This thread's copy of what it has looked up, and a buffer to format in.
-    static LOCAL: RefCell<(Cache, String)> = RefCell::new((Cache::default(), String::new()));
+    /// The callsites this thread has seen lately, by address (a miss asks
+    /// the shared map): one index and one comparison per event.
+    static LOCAL: [Slot; SLOTS] = const { [const { Cell::new((0, None)) }; SLOTS] };
+}
+
+/// Compares what is formatted with `expected`, without keeping it.
+struct Compare<'a> {
+    expected: &'a [u8],
+    at: usize,
+    same: bool,
+}
+
+impl fmt::Write for Compare<'_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let end = self.at + text.len();
+        if self.same && self.expected.get(self.at..end) == Some(text.as_bytes()) {
+            self.at = end;
+            Ok(())
+        } else {
+            self.same = false;
+            Err(fmt::Error) // stop formatting: it differs
+        }
+    }
+}
+
+/// Whether `value` formats to exactly `kept`.
+fn formats_to(value: &dyn fmt::Debug, kept: &str) -> bool {
+    let mut compare = Compare {
+        expected: kept.as_bytes(),
+        at: 0,
+        same: true,
+    };
+    write!(compare, "{value:?}").is_ok() && compare.same && compare.at == kept.len()
+}
+
+/// `value` formatted; a `Debug` that fails leaves what it wrote (no panic).
+fn text_of(value: &dyn fmt::Debug) -> String {
+    let mut text = String::new();
+    let _ = write!(text, "{value:?}");
+    text
 }
 
 /// The message `value` of the event at `callsite` (the address of its
 /// static metadata).
 pub(crate) fn message(callsite: usize, value: &dyn fmt::Debug) -> Cow<'static, str> {
-    LOCAL
+    let slot = (callsite >> 4) % SLOTS;
+    let known = LOCAL
         .try_with(|local| {
-            let Ok(mut local) = local.try_borrow_mut() else {
-                return Cow::Owned(format!("{value:?}")); // formatting logged
-            };
-            let (cache, text) = &mut *local;
-            text.clear();
-            let _ = write!(text, "{value:?}");
-            let known = match cache.get(&callsite) {
-                Some(known) => *known,
-                None => {
-                    let known = shared(callsite, text);
-                    cache.insert(callsite, known);
-                    known
-                }
-            };
-            match known {
-                Some(kept) if kept == text.as_str() => Cow::Borrowed(kept),
-                Some(_) => {
-                    // The message changed: stop comparing at this callsite.
-                    cache.insert(callsite, None);
-                    if let Ok(mut shared) = SHARED.lock() {
-                        shared
-                            .get_or_insert_with(Cache::default)
-                            .insert(callsite, None);
-                    }
-                    Cow::Owned(text.clone())
-                }
-                None => Cow::Owned(text.clone()),
+            let (address, known) = local[slot].get();
+            if address == callsite {
+                return known;
             }
+            let known = shared(callsite, value);
+            local[slot].set((callsite, known));
+            known
         })
-        .unwrap_or_else(|_| Cow::Owned(format!("{value:?}")))
+        .unwrap_or(None);
+    match known {
+        Some(kept) if formats_to(value, kept) => Cow::Borrowed(kept),
+        Some(_) => {
+            // The message changed: stop comparing at this callsite.
+            let _ = LOCAL.try_with(|local| local[slot].set((callsite, None)));
+            if let Ok(mut shared) = SHARED.lock() {
+                shared
+                    .get_or_insert_with(HashMap::new)
+                    .insert(callsite, None);
+            }
+            Cow::Owned(text_of(value))
+        }
+        None => Cow::Owned(text_of(value)),
+    }
 }
 
-/// The process-wide entry of a callsite, made from `text` on first sight.
-fn shared(callsite: usize, text: &str) -> Option<&'static str> {
+/// The process-wide entry of a callsite, made from `value`'s text on first
+/// sight.
+fn shared(callsite: usize, value: &dyn fmt::Debug) -> Option<&'static str> {
+    let text = text_of(value);
     let Ok(mut shared) = SHARED.lock() else {
         return None;
     };
-    let shared = shared.get_or_insert_with(Cache::default);
+    let shared = shared.get_or_insert_with(HashMap::new);
     if let Some(known) = shared.get(&callsite) {
         return *known;
     }
     if shared.len() >= MAX_CALLSITES || text.len() > MAX_LEN {
         return None;
     }
-    let kept: &'static str = Box::leak(text.to_owned().into_boxed_str());
+    let kept: &'static str = Box::leak(text.into_boxed_str());
     shared.insert(callsite, Some(kept));
     Some(kept)
 }
@@ -147,6 +160,33 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    #[test]
+    fn a_message_that_only_starts_or_ends_like_the_kept_one_is_its_own() {
+        for (site, other) in [(0x4000, "ab"), (0x4100, "abcd"), (0x4200, "abd")] {
+            assert!(matches!(
+                message(site, &format_args!("abc")),
+                Cow::Borrowed("abc")
+            ));
+            let m = message(site, &format_args!("{other}"));
+            assert_eq!(m, other);
+            assert!(matches!(m, Cow::Owned(_)));
+        }
+    }
+
+    #[test]
+    fn a_debug_that_fails_gives_what_it_wrote_without_panicking() {
+        struct Fails;
+        impl fmt::Debug for Fails {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("part")?;
+                Err(fmt::Error)
+            }
+        }
+        for _ in 0..3 {
+            assert_eq!(message(0x5000, &Fails), "part");
+        }
     }
 
     #[test]
