@@ -468,25 +468,40 @@ where
         if let Some(span_context) = span_context {
             builder.set_span_context(span_context);
         }
-        let record = builder.build();
         if level == Level::Error {
-            if let Some(span) = &ctx.event_span(event) {
-                let mut extensions = span.extensions_mut();
-                if let Some(state) = extensions
-                    .get_mut::<SpanData>()
-                    .and_then(|data| data.layer_mut(self.id))
-                {
-                    // `#[instrument(err)]` puts the error in an `error` field.
-                    state
-                        .error
-                        .get_or_insert_with(|| match record.field(ERROR_FIELD) {
-                            Some(Value::Str(text)) => text.to_string(),
-                            _ => record.event().to_owned(),
-                        });
-                }
+            let record = builder.build();
+            self.note_error(event, &ctx, &record);
+            self.logger.capture(record);
+        } else {
+            // Built in the call: one copy of the record fewer.
+            self.logger.capture(builder.build());
+        }
+    }
+}
+
+impl AitraceLayer {
+    /// Remembers an error event's text on its span (the span's `.end`
+    /// record and the OTLP span status carry it).
+    #[cold]
+    fn note_error<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>, record: &Record)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        if let Some(span) = &ctx.event_span(event) {
+            let mut extensions = span.extensions_mut();
+            if let Some(state) = extensions
+                .get_mut::<SpanData>()
+                .and_then(|data| data.layer_mut(self.id))
+            {
+                // `#[instrument(err)]` puts the error in an `error` field.
+                state
+                    .error
+                    .get_or_insert_with(|| match record.field(ERROR_FIELD) {
+                        Some(Value::Str(text)) => text.to_string(),
+                        _ => record.event().to_owned(),
+                    });
             }
         }
-        self.logger.capture(record);
     }
 }
 
