@@ -120,9 +120,22 @@ fn len_field(field: u32, n: usize) -> usize {
     key_len(field) + varint_len(n as u64) + n
 }
 
+#[inline]
 fn put_len(buf: &mut Vec<u8>, field: u32, n: usize) {
-    put_key(buf, field, LEN);
-    put_varint(buf, n as u64);
+    // Key and length gathered on the stack, then appended at once (not a
+    // capacity check per byte).
+    let mut bytes = [0u8; 15];
+    let mut at = 0;
+    for mut v in [u64::from(field << 3 | u32::from(LEN)), n as u64] {
+        while v >= 0x80 {
+            bytes[at] = (v as u8) | 0x80;
+            v >>= 7;
+            at += 1;
+        }
+        bytes[at] = v as u8;
+        at += 1;
+    }
+    buf.extend_from_slice(&bytes[..at]);
 }
 
 fn put_bytes(buf: &mut Vec<u8>, field: u32, bytes: &[u8]) {
@@ -259,9 +272,10 @@ fn put_any(buf: &mut Vec<u8>, value: &Value, depth: usize) {
 }
 
 fn put_key_value(buf: &mut Vec<u8>, field: u32, key: &str, value: &Value, depth: usize) {
-    put_len(buf, field, key_value_size(key, value, depth));
+    let any = any_size(value, depth);
+    put_len(buf, field, len_field(1, key.len()) + len_field(2, any));
     put_bytes(buf, 1, key.as_bytes());
-    put_len(buf, 2, any_size(value, depth));
+    put_len(buf, 2, any);
     put_any(buf, value, depth);
 }
 
