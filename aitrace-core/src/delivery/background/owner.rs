@@ -102,6 +102,10 @@ impl Owner {
                     break self.abandon();
                 }
             }
+            // Senders first: an idle sender with a batch queued starts it
+            // before the buffer is drained (which moves every record), then
+            // again after, for what the drain queued.
+            self.pump(now);
             self.dispatch(now);
             self.pump(now);
             self.settle_flushes(now);
