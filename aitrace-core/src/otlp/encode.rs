@@ -474,17 +474,6 @@ fn ids(record: &Record) -> Option<([u8; 16], [u8; 8])> {
         .map(|cx| (cx.trace_id().to_bytes(), cx.span_id().to_bytes()))
 }
 
-fn log_record_size(record: &Record, attrs: &Attrs<'_>, flat: &[Field<'_>]) -> usize {
-    let (_, text) = severity(record.level());
-    let mut n = 9 + 2 + len_field(3, text.len()) + 9; // times, severity number
-    n += len_field(5, len_field(1, record.event().len()));
-    n += attrs.size(flat, 6);
-    if ids(record).is_some() {
-        n += 5 + len_field(9, 16) + len_field(10, 8);
-    }
-    n
-}
-
 fn put_log_record(buf: &mut Vec<u8>, record: &Record, attrs: &Attrs<'_>, flat: &[Field<'_>]) {
     let (number, text) = severity(record.level());
     let time = record.timestamp_nanos();
@@ -643,20 +632,52 @@ fn put_request(
 }
 
 /// `ExportLogsServiceRequest` of `records` as protobuf into `buf`.
+///
+/// Each record is written once, into a scratch buffer kept by the thread,
+/// and its size read off the result; then the request is framed around
+/// them (a separate pass to size every attribute cost about as much as
+/// writing it).
 pub(crate) fn logs_protobuf(records: &[&Record], resource: &[u8], buf: &mut Vec<u8>) {
+    /// The largest scratch buffer a thread keeps.
+    const MAX_KEPT: usize = 8 << 20;
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let kept = SCRATCH.try_with(|scratch| {
+        let Ok(mut bodies) = scratch.try_borrow_mut() else {
+            return false;
+        };
+        put_logs(records, resource, buf, &mut bodies);
+        if bodies.capacity() > MAX_KEPT {
+            *bodies = Vec::new();
+        }
+        true
+    });
+    if kept != Ok(true) {
+        put_logs(records, resource, buf, &mut Vec::new());
+    }
+}
+
+/// [`logs_protobuf`] with the record bodies written in `bodies` first.
+fn put_logs(records: &[&Record], resource: &[u8], buf: &mut Vec<u8>, bodies: &mut Vec<u8>) {
+    bodies.clear();
     let mut flat = Vec::with_capacity(records.len() * 4);
     let attrs: Vec<Attrs<'_>> = records
         .iter()
         .map(|r| Attrs::of_event(r, &mut flat))
         .collect();
-    let sizes: Vec<usize> = records
+    let mut ends = Vec::with_capacity(records.len());
+    for (record, attrs) in records.iter().zip(&attrs) {
+        put_log_record(bodies, record, attrs, &flat);
+        ends.push(bodies.len());
+    }
+    let sizes: Vec<usize> = ends
         .iter()
-        .zip(&attrs)
-        .map(|(r, a)| log_record_size(r, a, &flat))
+        .scan(0, |start, &end| Some(end - std::mem::replace(start, end)))
         .collect();
     let groups = groups(records.iter().map(|r| r.logger()));
     put_request(buf, resource, &groups, &sizes, |buf, i| {
-        put_log_record(buf, records[i], &attrs[i], &flat);
+        buf.extend_from_slice(&bodies[ends[i] - sizes[i]..ends[i]]);
     });
 }
 
