@@ -20,51 +20,62 @@ pub(crate) const MAX_CALLSITES: usize = 8192;
 /// The longest message kept.
 const MAX_LEN: usize = 256;
 
-/// Per callsite: its constant message, or `None` once it changed.
-type Cache = HashMap<usize, Option<&'static str>>;
+/// What is known of a callsite's message.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Known {
+    /// Every event so far had this text.
+    Kept(&'static str),
+    /// It changed (or is too long to keep): format it.
+    Varies,
+}
+
+/// Per callsite address, process-wide.
+type Cache = HashMap<usize, Known>;
 
 static SHARED: Mutex<Option<Cache>> = Mutex::new(None);
 
-/// What a thread remembers of one callsite: its address and kept message
-/// (`None`: the message changes, format it).
-type Slot = Cell<(usize, Option<&'static str>)>;
+/// One callsite a thread remembers: its address and what is known.
+type Slot = Cell<(usize, Known)>;
 
-const SLOTS: usize = 64;
+/// Pairs of slots (two ways per set).
+const SETS: usize = 64;
 
 thread_local! {
-    /// The callsites this thread has seen lately, by address (a miss asks
-    /// the shared map): one index and one comparison per event.
-    static LOCAL: [Slot; SLOTS] = const { [const { Cell::new((0, None)) }; SLOTS] };
+    /// The callsites this thread has seen lately, two per set of their
+    /// address (most recent first): an index and a comparison or two per
+    /// event; a miss asks the shared map, without formatting anything.
+    static LOCAL: [Slot; 2 * SETS] =
+        const { [const { Cell::new((0, Known::Varies)) }; 2 * SETS] };
 }
 
-/// Compares what is formatted with `expected`, without keeping it.
-struct Compare<'a> {
-    expected: &'a [u8],
+/// Compares what is formatted with the kept text while it matches, and
+/// from the first difference keeps the text instead: one formatting pass,
+/// and a writer that never fails (a `Display` may unwrap its writes).
+struct Compare {
+    kept: &'static str,
     at: usize,
-    same: bool,
+    text: Option<String>,
 }
 
-impl fmt::Write for Compare<'_> {
-    fn write_str(&mut self, text: &str) -> fmt::Result {
-        let end = self.at + text.len();
-        if self.same && self.expected.get(self.at..end) == Some(text.as_bytes()) {
-            self.at = end;
-            Ok(())
-        } else {
-            self.same = false;
-            Err(fmt::Error) // stop formatting: it differs
+impl fmt::Write for Compare {
+    fn write_str(&mut self, part: &str) -> fmt::Result {
+        match &mut self.text {
+            Some(text) => text.push_str(part),
+            None => {
+                let end = self.at + part.len();
+                if self.kept.as_bytes().get(self.at..end) == Some(part.as_bytes()) {
+                    self.at = end;
+                } else {
+                    // `at` ends a run of whole `&str`s: a char boundary.
+                    let mut text = String::with_capacity(end);
+                    text.push_str(self.kept.get(..self.at).unwrap_or_default());
+                    text.push_str(part);
+                    self.text = Some(text);
+                }
+            }
         }
+        Ok(())
     }
-}
-
-/// Whether `value` formats to exactly `kept`.
-fn formats_to(value: &dyn fmt::Debug, kept: &str) -> bool {
-    let mut compare = Compare {
-        expected: kept.as_bytes(),
-        at: 0,
-        same: true,
-    };
-    write!(compare, "{value:?}").is_ok() && compare.same && compare.at == kept.len()
 }
 
 /// `value` formatted; a `Debug` that fails leaves what it wrote (no panic).
@@ -75,53 +86,99 @@ fn text_of(value: &dyn fmt::Debug) -> String {
 }
 
 /// The message `value` of the event at `callsite` (the address of its
-/// static metadata).
+/// static metadata). `value` is formatted exactly once.
 pub(crate) fn message(callsite: usize, value: &dyn fmt::Debug) -> Cow<'static, str> {
-    let slot = (callsite >> 4) % SLOTS;
-    let known = LOCAL
-        .try_with(|local| {
-            let (address, known) = local[slot].get();
-            if address == callsite {
-                return known;
+    match lookup(callsite) {
+        Some(Known::Kept(kept)) => {
+            let mut compare = Compare {
+                kept,
+                at: 0,
+                text: None,
+            };
+            let _ = write!(compare, "{value:?}");
+            match compare.text {
+                None if compare.at == kept.len() => Cow::Borrowed(kept),
+                text => {
+                    // The message changed: stop comparing at this callsite.
+                    remember(callsite, None);
+                    Cow::Owned(text.unwrap_or_else(|| kept[..compare.at].to_owned()))
+                }
             }
-            let known = shared(callsite, value);
-            local[slot].set((callsite, known));
-            known
-        })
-        .unwrap_or(None);
-    match known {
-        Some(kept) if formats_to(value, kept) => Cow::Borrowed(kept),
-        Some(_) => {
-            // The message changed: stop comparing at this callsite.
-            let _ = LOCAL.try_with(|local| local[slot].set((callsite, None)));
-            if let Ok(mut shared) = SHARED.lock() {
-                shared
-                    .get_or_insert_with(HashMap::new)
-                    .insert(callsite, None);
-            }
-            Cow::Owned(text_of(value))
         }
-        None => Cow::Owned(text_of(value)),
+        Some(Known::Varies) => Cow::Owned(text_of(value)),
+        None => {
+            let text = text_of(value);
+            match remember(callsite, Some(&text)) {
+                Known::Kept(kept) if kept == text => Cow::Borrowed(kept),
+                _ => Cow::Owned(text),
+            }
+        }
     }
 }
 
-/// The process-wide entry of a callsite, made from `value`'s text on first
-/// sight.
-fn shared(callsite: usize, value: &dyn fmt::Debug) -> Option<&'static str> {
-    let text = text_of(value);
-    let Ok(mut shared) = SHARED.lock() else {
-        return None;
+/// What this thread, else the process, knows of `callsite`.
+fn lookup(callsite: usize) -> Option<Known> {
+    let set = (callsite >> 4) % SETS * 2;
+    LOCAL
+        .try_with(|local| {
+            let (first, second) = (local[set].get(), local[set + 1].get());
+            if first.0 == callsite {
+                return Some(first.1);
+            }
+            if second.0 == callsite {
+                local[set].swap(&local[set + 1]); // most recent first
+                return Some(second.1);
+            }
+            let known = SHARED
+                .lock()
+                .ok()?
+                .as_ref()
+                .and_then(|shared| shared.get(&callsite).copied())?;
+            local[set + 1].set(first);
+            local[set].set((callsite, known));
+            Some(known)
+        })
+        .ok()
+        .flatten()
+}
+
+/// Records what was seen at `callsite` (its first text, or `None`: it
+/// changed), process-wide and on this thread, and returns what is in
+/// force: a text kept first (by another thread) stays, a change wins over a
+/// text. A text is kept (copied once, for good) only while fewer than
+/// [`MAX_CALLSITES`] callsites are and if it is at most [`MAX_LEN`] bytes;
+/// otherwise the callsite counts as varying.
+fn remember(callsite: usize, seen: Option<&str>) -> Known {
+    let known = match SHARED.lock() {
+        Ok(mut shared) => {
+            let shared = shared.get_or_insert_with(HashMap::new);
+            match (shared.get(&callsite).copied(), seen) {
+                (Some(Known::Kept(kept)), Some(_)) => Known::Kept(kept),
+                (Some(Known::Varies), _) => Known::Varies,
+                (None, Some(text)) if shared.len() < MAX_CALLSITES && text.len() <= MAX_LEN => {
+                    let kept = Known::Kept(Box::leak(text.to_owned().into_boxed_str()));
+                    shared.insert(callsite, kept);
+                    kept
+                }
+                (None, Some(_)) => Known::Varies, // not recorded: the map stays bounded
+                (_, None) => {
+                    shared.insert(callsite, Known::Varies);
+                    Known::Varies
+                }
+            }
+        }
+        Err(_) => Known::Varies,
     };
-    let shared = shared.get_or_insert_with(HashMap::new);
-    if let Some(known) = shared.get(&callsite) {
-        return *known;
-    }
-    if shared.len() >= MAX_CALLSITES || text.len() > MAX_LEN {
-        return None;
-    }
-    let kept: &'static str = Box::leak(text.into_boxed_str());
-    shared.insert(callsite, Some(kept));
-    Some(kept)
+    let set = (callsite >> 4) % SETS * 2;
+    let _ = LOCAL.try_with(|local| {
+        if local[set + 1].get().0 == callsite {
+            local[set].swap(&local[set + 1]);
+        } else if local[set].get().0 != callsite {
+            local[set + 1].set(local[set].get());
+        }
+        local[set].set((callsite, known));
+    });
+    known
 }
 
 #[cfg(test)]
@@ -186,6 +243,68 @@ mod tests {
         }
         for _ in 0..3 {
             assert_eq!(message(0x5000, &Fails), "part");
+        }
+    }
+
+    /// Formats as "once" the first time and panics after, like itertools'
+    /// `Format`.
+    struct Once(Cell<bool>);
+    impl fmt::Debug for Once {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            assert!(!self.0.replace(true), "formatted twice");
+            f.write_str("once")
+        }
+    }
+
+    #[test]
+    fn every_event_formats_its_message_exactly_once() {
+        let site = 0x6000;
+        // First sight, then kept and equal, then kept and different.
+        for text in ["once", "once"] {
+            let m = message(site, &Once(Cell::new(false)));
+            assert_eq!(m, text);
+        }
+        struct Other(Cell<bool>);
+        impl fmt::Debug for Other {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                assert!(!self.0.replace(true), "formatted twice");
+                f.write_str("on")?;
+                f.write_str("ce more")
+            }
+        }
+        assert_eq!(message(site, &Other(Cell::new(false))), "once more");
+        assert_eq!(message(site, &Once(Cell::new(false))), "once");
+    }
+
+    #[test]
+    fn a_display_that_unwraps_its_writes_does_not_panic_when_the_text_changes() {
+        struct Unwraps(&'static str);
+        impl fmt::Debug for Unwraps {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                for part in self.0.split_inclusive(' ') {
+                    f.write_str(part).unwrap();
+                }
+                Ok(())
+            }
+        }
+        let site = 0x7000;
+        assert_eq!(message(site, &Unwraps("a b c")), "a b c");
+        assert_eq!(message(site, &Unwraps("a x c")), "a x c");
+    }
+
+    #[test]
+    fn callsites_that_share_a_set_each_keep_their_own_message() {
+        // Same set (address >> 4 modulo SETS), three of them for two ways.
+        let sites = [0x8000, 0x8000 + 16 * SETS, 0x8000 + 32 * SETS];
+        for round in 0..4 {
+            for (i, site) in sites.iter().enumerate() {
+                let text = format!("site {i}");
+                let m = message(*site, &format_args!("{text}"));
+                assert_eq!(m, text, "round {round}");
+                if round > 0 {
+                    assert!(matches!(m, Cow::Borrowed(_)), "round {round}: {m:?}");
+                }
+            }
         }
     }
 
