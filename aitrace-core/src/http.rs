@@ -11,8 +11,8 @@ use crate::error::{Error, ErrorKind, Result};
 
 /// How long connecting to an ingest server may take, by default.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long each step of a request (sending it, waiting for the answer,
-/// reading the answer) may take, by default.
+/// How long each step of a request (sending its head, sending its body,
+/// waiting for the answer, reading the answer) may take, by default.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The environment variable naming a PEM file of CAs an `https://` target
 /// string's HTTP output trusts instead of the system's.
@@ -103,9 +103,14 @@ impl HttpSender {
         )?;
         if !(200..300).contains(&status) {
             let prefix = text_prefix(&String::from_utf8_lossy(&text));
+            let hint = if (300..400).contains(&status) {
+                " (redirects are not followed: give the output the final URL)"
+            } else {
+                ""
+            };
             return Err(Error::new(
                 ErrorKind::HttpStatus,
-                format!("{} answered HTTP {status}: {prefix}", self.redacted),
+                format!("{} answered HTTP {status}{hint}: {prefix}", self.redacted),
             )
             .with_status(status)
             .with_retry_after(retry_after));
@@ -220,6 +225,10 @@ pub(crate) fn agent(
     let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(connect_timeout))
+        // A redirect is an error to report, not to follow: ureq would
+        // follow a 301-303 answer to the POST with a GET, whose 200 would
+        // look like a delivery.
+        .max_redirects(0)
         // Each step, not the whole call: with a global (or per-call)
         // timeout, ureq resolves the host on a thread it starts for every
         // request, pooled connection or not, which cost this thread a

@@ -471,12 +471,13 @@ impl HttpOutputBuilder {
         self
     }
 
-    /// How long each step of a request may take once connected: sending
-    /// it, waiting for the answer, reading the answer
+    /// How long each step of a request may take once connected: sending its
+    /// head, sending its body, waiting for the answer, reading the answer
     /// ([`DEFAULT_REQUEST_TIMEOUT`](crate::DEFAULT_REQUEST_TIMEOUT) by
-    /// default). A request that hangs is cut off after at most about three
-    /// times this; looking up the host name is bounded by the system
-    /// resolver's own timeouts.
+    /// default). A request that hangs is cut off after at most four times
+    /// this, plus the connect timeout; looking up the host name (done for
+    /// every request) is bounded by the system resolver's own timeouts.
+    /// Redirects are not followed: a 3xx answer is an error.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
         self

@@ -216,3 +216,68 @@ fn send_logs_sends_once_without_a_buffer() {
     let err = send_logs(&records, "http://[::1").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidTarget);
 }
+
+/// A server that answers every POST with a redirect to `/elsewhere`, and
+/// anything else (the GET a redirect would be followed with) with 200.
+fn redirecting_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/api/ingest", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut writer = stream;
+            loop {
+                let mut request_line = String::new();
+                if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                log.lock().unwrap().push(request_line.trim().to_owned());
+                let answer = if request_line.starts_with("POST") {
+                    "HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n"
+                } else {
+                    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+                };
+                if writer.write_all(answer.as_bytes()).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn a_redirect_is_an_error_not_a_delivery() {
+    let (url, seen) = redirecting_server();
+    let log = http_logger(&url);
+    log.info("step").emit();
+    let err = log.flush().expect_err("a 302 is not a delivery");
+    assert_eq!(err.kind(), ErrorKind::HttpStatus, "{err}");
+    assert_eq!(err.status(), Some(302), "{err}");
+    assert!(
+        err.to_string().contains("redirects are not followed"),
+        "{err}"
+    );
+    assert_eq!(log.stats().delivered, 0);
+    // The redirect was not followed with a GET.
+    let requests = seen.lock().unwrap().clone();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert!(requests[0].starts_with("POST /api/ingest"), "{requests:?}");
+}

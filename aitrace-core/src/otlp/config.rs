@@ -9,8 +9,9 @@ use crate::value::Value;
 
 /// The base endpoint when none is configured (OTLP/HTTP's default port).
 pub const DEFAULT_OTLP_ENDPOINT: &str = "http://localhost:4318";
-/// How long one export request may take when `OTEL_EXPORTER_OTLP_TIMEOUT`
-/// does not say (the specification's default, 10 s).
+/// How long each step of one export request may take when
+/// `OTEL_EXPORTER_OTLP_TIMEOUT` does not say (the specification's default,
+/// 10 s; see [`OtlpOutputBuilder::timeout`]).
 pub const DEFAULT_OTLP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How an OTLP output encodes its requests.
@@ -284,8 +285,8 @@ impl OtlpOutputBuilder {
     }
 
     /// How long each step of one export request may take once connected
-    /// (sending it, waiting for the answer, reading it), as for
-    /// [`HttpOutputBuilder::request_timeout`](crate::HttpOutputBuilder::request_timeout).
+    /// (sending its head and body, waiting for the answer, reading it), as
+    /// for [`HttpOutputBuilder::request_timeout`](crate::HttpOutputBuilder::request_timeout).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
