@@ -499,7 +499,9 @@ impl Buffer {
             self.reports.fetch_add(1, Ordering::Relaxed);
             emit(dropped_report(dropped), &mut batches, &mut current, spare);
         }
-        if !current.is_empty() {
+        if current.is_empty() {
+            spare.push(current); // taken for nothing: back for the next drain
+        } else {
             batches.push(current);
         }
         let mut complete = true;
@@ -643,6 +645,44 @@ mod tests {
         // Room again after the drain.
         buffer.push(at(1, "again"));
         assert_eq!(buffer.len(), 1);
+    }
+
+    #[test]
+    fn drain_batches_reuses_spare_vectors_and_loses_nothing() {
+        let buffer = unbounded();
+        let numbers = |batches: &[Vec<Record>]| -> Vec<u64> {
+            (batches.iter().flatten())
+                .map(|r| match r.field("i") {
+                    Some(crate::Value::U64(i)) => *i,
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        };
+        // A spare big enough, one too small, and a drain that ends exactly
+        // on a full batch (its next vector is taken for nothing).
+        let roomy = Vec::with_capacity(3);
+        let roomy_at = roomy.as_ptr();
+        let mut spare = vec![Vec::with_capacity(1), roomy];
+        for i in 0..6u64 {
+            buffer.push(Record::builder(Level::Info, "r").field("i", i).build());
+        }
+        let (batches, complete) = buffer.drain_batches(usize::MAX, 3, &mut spare);
+        assert!(complete);
+        assert_eq!(numbers(&batches), [0, 1, 2, 3, 4, 5]);
+        assert_eq!(
+            batches[0].as_ptr(),
+            roomy_at,
+            "the roomy spare is used first"
+        );
+        assert_eq!(spare.len(), 1, "the unused vector goes back: {spare:?}");
+        assert!(spare[0].is_empty() && spare[0].capacity() >= 3);
+        // The vector put back is used by the next drain.
+        let back_at = spare[0].as_ptr();
+        buffer.push(Record::builder(Level::Info, "r").field("i", 6u64).build());
+        let (batches, _) = buffer.drain_batches(usize::MAX, 3, &mut spare);
+        assert_eq!(numbers(&batches), [6]);
+        assert_eq!(batches[0].as_ptr(), back_at);
+        assert_eq!(buffer.len(), 0);
     }
 
     #[test]

@@ -532,3 +532,38 @@ fn after_shutdown_block_drops_at_once() {
     );
     assert!(log.stats().dropped_overflow > 0);
 }
+
+/// Batch vectors are reused once every output has delivered them: two
+/// outputs, many small batches over several drains, each output gets every
+/// record exactly once, with its own contents.
+#[test]
+fn two_outputs_get_every_record_once_while_batch_vectors_are_reused() {
+    let (a, b) = (FaultServer::start(), FaultServer::start());
+    let log = BufferedLogger::builder()
+        .output(http(&a.url, Duration::from_secs(2)))
+        .output(http(&b.url, Duration::from_secs(2)))
+        .background(true)
+        .batch_size(10)
+        .flush_interval(Duration::from_secs(3600))
+        .flush_timeout(WAIT)
+        .build();
+    let mut want = Vec::new();
+    for wave in 0..5 {
+        for i in 0..200 {
+            let n = wave * 1000 + i;
+            log.info("work").field("n", n).emit();
+            want.push(n);
+        }
+        log.flush().expect("flush");
+    }
+    for server in [&a, &b] {
+        let mut got: Vec<i64> = server
+            .records()
+            .iter()
+            .map(|r| r["n"].as_i64().expect("n"))
+            .collect();
+        got.sort_unstable();
+        assert_eq!(got, want, "every record once, on {}", server.url);
+    }
+    assert_eq!(log.stats().delivered, 2 * want.len() as u64);
+}

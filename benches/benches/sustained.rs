@@ -68,7 +68,7 @@ fn otel() -> (f64, String) {
         elapsed.as_nanos() as f64 / f64::from(EVENTS),
         format!(
             "exported {exported}, dropped {}",
-            u64::from(EVENTS) - exported
+            u64::from(EVENTS).saturating_sub(exported)
         ),
     )
 }

@@ -46,9 +46,11 @@ fn measure(
     let (mut one, mut two) = (Vec::with_capacity(RUNS), Vec::with_capacity(RUNS));
     // Untimed first: every run starts new threads, which land on other
     // buffer shards; the first runs on a shard grow its queue (page faults,
-    // reallocation), which a running program has long paid. Two rounds of
-    // each warm every shard a run can land on.
-    for _ in 0..2 {
+    // reallocation), which a running program has long paid. Each round
+    // starts three threads; the buffer has two shards per core (at least
+    // four), and threads take them in turn, so these rounds reach them all.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    for _ in 0..(2 * cores).max(4).div_ceil(3) + 1 {
         run(1, &setup, &after_run);
         run(2, &setup, &after_run);
     }

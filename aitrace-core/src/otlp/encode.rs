@@ -638,8 +638,9 @@ fn put_request(
 /// them (a separate pass to size every attribute cost about as much as
 /// writing it).
 pub(crate) fn logs_protobuf(records: &[&Record], resource: &[u8], buf: &mut Vec<u8>) {
-    /// The largest scratch buffer a thread keeps.
-    const MAX_KEPT: usize = 8 << 20;
+    /// The largest scratch buffer a thread keeps (a flush without a
+    /// background sender encodes on the application's thread).
+    const MAX_KEPT: usize = 1 << 20;
     thread_local! {
         static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }

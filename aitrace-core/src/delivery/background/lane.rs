@@ -93,17 +93,23 @@ pub(super) struct Books<'a> {
     pub(super) spare: &'a mut Vec<Vec<Record>>,
 }
 
-/// The most emptied batch vectors kept for reuse.
+/// The most emptied batch vectors kept for reuse, and the most memory
+/// they may hold together (outside the buffer's capacity).
 const MAX_SPARE_BATCHES: usize = 8;
+const MAX_SPARE_BYTES: usize = 4 << 20;
 
 impl Books<'_> {
     /// Keeps a settled batch's vector for the next drain, when no one else
     /// holds the batch (another output may still be sending it).
     fn recycle(&mut self, records: Arc<Vec<Record>>) {
+        let bytes = |v: &Vec<Record>| v.capacity() * size_of::<Record>();
+        let kept: usize = self.spare.iter().map(bytes).sum();
         if self.spare.len() < MAX_SPARE_BATCHES {
             if let Ok(mut records) = Arc::try_unwrap(records) {
-                records.clear();
-                self.spare.push(records);
+                if kept + bytes(&records) <= MAX_SPARE_BYTES {
+                    records.clear();
+                    self.spare.push(records);
+                }
             }
         }
     }
