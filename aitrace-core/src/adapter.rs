@@ -21,6 +21,15 @@ use crate::record::SpanContext;
 pub use crate::propagation::RemoteTraceGuard;
 pub use crate::sending::is_sending;
 
+/// The time a record made now would be stamped with (the core's clock),
+/// for a frontend that captures records later or on another thread and
+/// must stamp them with the time of the call instead (`aitrace-slog`'s
+/// `CaptureContext`, in front of `slog-async`). Pass it to
+/// [`RecordBuilder::timestamp`](crate::RecordBuilder::timestamp).
+pub fn now() -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_nanos(crate::clock::now_nanos())
+}
+
 /// Makes `context` the current span on this thread, for a frontend whose
 /// spans have their own enter/exit calls (a `tracing` layer's `on_enter`).
 /// Pair each call with [`pop_current`]. Code that can hold a guard should

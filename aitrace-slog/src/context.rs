@@ -14,15 +14,23 @@ use slog::{BorrowedKV, Drain, Key, OwnedKVList, Record, RecordStatic, SingleKV};
 /// as a string.
 pub const CONTEXT_KEY: &str = "aitrace.context";
 
-/// A drain that adds the span current on the logging thread to each record,
-/// for an [`AitraceDrain`](crate::AitraceDrain) that captures records on
-/// another thread.
+/// The record key under which [`CaptureContext`] carries the time of the
+/// logging call, in nanoseconds since the Unix epoch (a `u64`).
+/// [`AitraceDrain`](crate::AitraceDrain) stamps the record with it instead
+/// of the time its worker thread got to it, and does not write it as a
+/// user field; other drains see it as a number.
+pub const TIME_KEY: &str = "aitrace.time";
+
+/// A drain that adds the span current on the logging thread, and the time
+/// of the call, to each record, for an [`AitraceDrain`](crate::AitraceDrain)
+/// that captures records on another thread.
 ///
 /// `slog-async` (or any drain that hands records to another thread) calls
-/// the drains behind it on its worker thread, where no span is current. Put
-/// `CaptureContext` in front of it: it runs on the logging thread and puts
-/// the span's ids in the record's own key-values (under [`CONTEXT_KEY`]),
-/// which `slog-async` copies on the logging thread.
+/// the drains behind it on its worker thread, where no span is current and
+/// the time is later (often after the span ended). Put `CaptureContext` in
+/// front of it: it runs on the logging thread and puts the span's ids and
+/// the time in the record's own key-values (under [`CONTEXT_KEY`] and
+/// [`TIME_KEY`]), which `slog-async` copies on the logging thread.
 ///
 /// ```
 /// use aitrace_core::BufferedLogger;
@@ -61,8 +69,11 @@ impl<D: Drain> Drain for CaptureContext<D> {
     type Err = D::Err;
 
     fn log(&self, record: &Record<'_>, values: &OwnedKVList) -> Result<D::Ok, D::Err> {
+        let now = aitrace_core::adapter::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
         let kv = (
-            record.kv(),
+            (record.kv(), SingleKV(TIME_KEY, now)),
             SingleKV(CONTEXT_KEY, Carried(context::current())),
         );
         let rstatic = RecordStatic {

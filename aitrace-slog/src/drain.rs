@@ -2,11 +2,12 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::time::{Duration, UNIX_EPOCH};
 
 use aitrace_core::{BufferedLogger, Level, Record, SpanContext, Value};
 use slog::{Drain, KV, Key, OwnedKVList};
 
-use crate::context::{CONTEXT_KEY, parse_carried};
+use crate::context::{CONTEXT_KEY, TIME_KEY, parse_carried};
 
 /// A [`slog::Drain`] that turns `slog` records into aitrace records in a
 /// [`BufferedLogger`].
@@ -19,8 +20,9 @@ use crate::context::{CONTEXT_KEY, parse_carried};
 /// `filter_level()`, `Duplicate` and the other drain combinators.
 ///
 /// A record gets the ids of the span current on the thread that calls the
-/// drain, unless it carries the logging thread's span under
-/// [`CONTEXT_KEY`](crate::CONTEXT_KEY): behind `slog-async`, put a
+/// drain, and the time it does, unless it carries the logging thread's span
+/// and the time of the call under [`CONTEXT_KEY`](crate::CONTEXT_KEY) and
+/// [`TIME_KEY`](crate::TIME_KEY): behind `slog-async`, put a
 /// [`CaptureContext`](crate::CaptureContext) in front.
 #[derive(Clone, Debug)]
 pub struct AitraceDrain {
@@ -65,6 +67,7 @@ impl Drain for AitraceDrain {
         let mut fields = Fields {
             fields: Vec::new(),
             carried: None,
+            time: None,
         };
         // The logger's values come newest child first: keep the first of each key.
         let _ = values.serialize(record, &mut fields);
@@ -90,6 +93,10 @@ impl Drain for AitraceDrain {
         if let Some(Some(context)) = fields.carried {
             builder = builder.span_context(context);
         }
+        // Likewise the time of the logging call, not of this capture.
+        if let Some(nanos) = fields.time {
+            builder = builder.timestamp(UNIX_EPOCH + Duration::from_nanos(nanos));
+        }
         self.logger.capture(builder.build());
         Ok(())
     }
@@ -103,6 +110,8 @@ struct Fields {
     fields: Vec<(Cow<'static, str>, Value)>,
     /// The logging thread's span, from a [`CONTEXT_KEY`] value.
     carried: Option<Option<SpanContext>>,
+    /// The time of the logging call, from a [`TIME_KEY`] value.
+    time: Option<u64>,
 }
 
 impl Fields {
@@ -139,9 +148,17 @@ impl slog::Serializer for Fields {
     emit!(
         emit_usize: usize, emit_isize: isize, emit_bool: bool, emit_char: char,
         emit_u8: u8, emit_i8: i8, emit_u16: u16, emit_i16: i16, emit_u32: u32,
-        emit_i32: i32, emit_f32: f32, emit_u64: u64, emit_i64: i64, emit_f64: f64,
+        emit_i32: i32, emit_f32: f32, emit_i64: i64, emit_f64: f64,
         emit_u128: u128, emit_i128: i128,
     );
+
+    fn emit_u64(&mut self, key: Key, value: u64) -> slog::Result {
+        if key == TIME_KEY {
+            self.time = Some(value);
+            return Ok(());
+        }
+        self.push(key, Value::from(value))
+    }
 
     fn emit_str(&mut self, key: Key, value: &str) -> slog::Result {
         if self.carried(key, value) {

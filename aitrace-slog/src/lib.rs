@@ -68,7 +68,7 @@
 mod context;
 mod drain;
 
-pub use context::{CONTEXT_KEY, CaptureContext};
+pub use context::{CONTEXT_KEY, CaptureContext, TIME_KEY};
 pub use drain::{AitraceDrain, level_from_slog};
 
 pub use slog;

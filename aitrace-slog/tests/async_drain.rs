@@ -143,3 +143,62 @@ fn capture_context_in_front_of_a_synchronous_drain_changes_nothing() {
     );
     assert_eq!(find(&records, "outside").span_context(), None);
 }
+
+/// Holds every record until it is opened (or five seconds pass), so the
+/// worker captures them after the span has ended.
+struct Gate<D> {
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    drain: D,
+}
+
+impl<D: Drain> Drain for Gate<D> {
+    type Ok = D::Ok;
+    type Err = D::Err;
+
+    fn log(&self, record: &slog::Record<'_>, values: &slog::OwnedKVList) -> Result<D::Ok, D::Err> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !self.open.load(std::sync::atomic::Ordering::SeqCst)
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.drain.log(record, values)
+    }
+}
+
+#[test]
+fn records_through_slog_async_keep_the_time_they_were_logged() {
+    let log = logger();
+    let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let gate = Gate {
+        open: open.clone(),
+        drain: AitraceDrain::new(log.clone()),
+    };
+    let worker = slog_async::Async::new(gate.fuse()).build().fuse();
+    let root = Logger::root(CaptureContext::new(worker).fuse(), o!());
+    log.span("job").in_scope(|_| {
+        for i in 0..20u64 {
+            slog::info!(root, "step"; "i" => i);
+        }
+    });
+    // Only now does the worker get to them.
+    std::thread::sleep(Duration::from_millis(20));
+    open.store(true, std::sync::atomic::Ordering::SeqCst);
+    let records = wait_for(&log, 22);
+    let (start, end) = (find(&records, "job.start"), find(&records, "job.end"));
+    let steps: Vec<&Record> = records.iter().filter(|r| r.event() == "step").collect();
+    assert_eq!(steps.len(), 20);
+    for step in steps {
+        assert!(
+            start.timestamp() <= step.timestamp() && step.timestamp() <= end.timestamp(),
+            "a step is stamped outside its span: {:?} not in {:?}..={:?}",
+            step.timestamp(),
+            start.timestamp(),
+            end.timestamp()
+        );
+        assert!(
+            step.field(aitrace_slog::TIME_KEY).is_none(),
+            "the carried time is not a field"
+        );
+    }
+}
