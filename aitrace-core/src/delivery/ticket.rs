@@ -24,6 +24,9 @@ struct TicketState {
     result: Option<Result<FlushReport>>,
     /// The one task to wake: replaced, never accumulated, on each poll.
     waker: Option<Waker>,
+    /// The waiter stopped waiting (its timeout passed, or the future was
+    /// dropped) before an outcome came: no one will read it.
+    abandoned: bool,
 }
 
 impl Ticket {
@@ -42,6 +45,19 @@ impl Ticket {
         }
     }
 
+    /// Whether the waiter gave up before an outcome came.
+    pub(crate) fn is_abandoned(&self) -> bool {
+        self.state.lock().abandoned
+    }
+
+    /// The waiter stops waiting (unless an outcome already came).
+    fn abandon(&self) {
+        let mut state = self.state.lock();
+        if state.result.is_none() {
+            state.abandoned = true;
+        }
+    }
+
     /// Wakes the async waiter without an outcome (its deadline passed).
     pub(crate) fn nudge(&self) {
         if let Some(waker) = self.state.lock().waker.take() {
@@ -57,7 +73,9 @@ impl Ticket {
                 break;
             }
         }
-        state.result.take()
+        let result = state.result.take();
+        state.abandoned = result.is_none();
+        result
     }
 
     fn poll(&self, cx: &TaskContext<'_>) -> Option<Result<FlushReport>> {
@@ -153,11 +171,23 @@ impl Future for FlushFuture {
                 left,
             } => match ticket.poll(cx) {
                 Some(result) => result,
-                None if Instant::now() >= *deadline => Err(timed_out(*timeout, left())),
+                None if Instant::now() >= *deadline => {
+                    ticket.abandon();
+                    Err(timed_out(*timeout, left()))
+                }
                 None => return Poll::Pending,
             },
         };
         self.state = FutureState::Ready(None);
         Poll::Ready(result)
+    }
+}
+
+impl Drop for FlushFuture {
+    fn drop(&mut self) {
+        // Dropped while waiting: no one reads the outcome.
+        if let FutureState::Waiting { ticket, .. } = &self.state {
+            ticket.abandon();
+        }
     }
 }

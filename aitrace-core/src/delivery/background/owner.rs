@@ -264,7 +264,7 @@ impl Owner {
     fn settle_flushes(&mut self, now: Instant) {
         let oldest = self.lanes.iter().filter_map(Lane::oldest_unsettled).min();
         let settled = |f: &PendingFlush| f.through.is_some_and(|t| oldest.is_none_or(|o| o > t));
-        if self.flushes.iter().any(settled) {
+        if (self.flushes.iter()).any(|f| settled(f) && !f.ticket.is_abandoned()) {
             let report = self.report();
             self.flushes.retain(|f| {
                 if settled(f) {
@@ -274,6 +274,11 @@ impl Owner {
                     true
                 }
             });
+        } else {
+            // Only flushes whose callers gave up are settled: no one reads
+            // their report, so what happened stays counted for the next
+            // one (a later flush's, or the shutdown's).
+            self.flushes.retain(|f| !settled(f));
         }
         for flush in &mut self.flushes {
             if flush.wake_at.is_some_and(|at| now >= at) {
