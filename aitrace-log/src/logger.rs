@@ -80,8 +80,13 @@ impl Log for AitraceLogger {
             Some(text) => Cow::Borrowed(text),
             None => Cow::Owned(record.args().to_string()),
         };
-        let mut builder = Record::builder(level_from_log(record.level()), event)
-            .logger(record.target().to_owned());
+        // The target is usually the module path, which `log` gives as a
+        // `'static` string: borrow that instead of copying the target.
+        let target: Cow<'static, str> = match record.module_path_static() {
+            Some(module) if module == record.target() => Cow::Borrowed(module),
+            _ => Cow::Owned(record.target().to_owned()),
+        };
+        let mut builder = Record::builder(level_from_log(record.level()), event).logger(target);
         builder = match record.file_static() {
             Some(file) => builder.file(file),
             None => match record.file() {
