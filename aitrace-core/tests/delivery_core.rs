@@ -568,10 +568,9 @@ fn two_outputs_get_every_record_once_while_batch_vectors_are_reused() {
     assert_eq!(log.stats().delivered, 2 * want.len() as u64);
 }
 
-/// A flush whose caller gave up (its timeout passed) must not take the
-/// report of what happened next: the shutdown reports those records.
-#[test]
-fn a_shutdown_after_a_flush_timed_out_reports_what_was_dropped() {
+/// A background logger holding `n` records for a server that never
+/// answers (each batch of 10 fails after 300 ms, without retries or spool).
+fn hanging_logger(n: usize, flush_timeout: Duration) -> (FaultServer, BufferedLogger) {
     let server = FaultServer::start();
     server.set_default(Fault::Hang);
     let log = BufferedLogger::builder()
@@ -580,47 +579,46 @@ fn a_shutdown_after_a_flush_timed_out_reports_what_was_dropped() {
         .batch_size(10)
         .flush_interval(Duration::from_secs(3600))
         .retry(RetryPolicy::default().max_attempts(1))
-        .flush_timeout(Duration::from_millis(50))
+        .flush_timeout(flush_timeout)
         .build();
-    emit(&log, 25);
-    let err = log
-        .flush()
-        .expect_err("the flush gives up before the server times out");
-    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
+    emit(&log, n);
+    (server, log)
+}
+
+/// Waits until `n` records were dropped, then shuts down and checks the
+/// shutdown's report says so.
+fn shutdown_once_dropped(log: &BufferedLogger, n: u64) -> aitrace_core::FlushReport {
     let deadline = Instant::now() + WAIT;
-    while log.stats().dropped < 25 {
+    while log.stats().dropped < n {
         assert!(Instant::now() < deadline, "{:?}", log.stats());
         std::thread::sleep(Duration::from_millis(10));
     }
     let report = log.shutdown(Duration::from_secs(5)).expect("shutdown");
     let dropped: usize = report.deliveries().iter().map(|d| d.dropped()).sum();
-    assert_eq!(dropped, 25, "{report:?}");
+    assert_eq!(dropped as u64, n, "{report:?}");
+    report
+}
+
+/// A flush whose caller gave up (its timeout passed) must not take the
+/// report of what happened next: the shutdown reports those records.
+#[test]
+fn a_shutdown_after_a_flush_timed_out_reports_what_was_dropped() {
+    let (_server, log) = hanging_logger(25, Duration::from_millis(50));
+    let err = log
+        .flush()
+        .expect_err("the flush gives up before the server times out");
+    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
+    let report = shutdown_once_dropped(&log, 25);
     assert_eq!(report.records(), 25, "{report:?}");
 }
 
 /// The same for an async flush whose future is dropped while it waits.
 #[test]
 fn a_shutdown_after_a_dropped_flush_future_reports_what_was_dropped() {
-    let server = FaultServer::start();
-    server.set_default(Fault::Hang);
-    let log = BufferedLogger::builder()
-        .output(http(&server.url, Duration::from_millis(300)))
-        .background(true)
-        .batch_size(10)
-        .flush_interval(Duration::from_secs(3600))
-        .retry(RetryPolicy::default().max_attempts(1))
-        .build();
-    emit(&log, 25);
+    let (_server, log) = hanging_logger(25, WAIT);
     let mut future = Box::pin(log.flush_async());
     let mut cx = Context::from_waker(Waker::noop());
     assert!(future.as_mut().poll(&mut cx).is_pending());
     drop(future);
-    let deadline = Instant::now() + WAIT;
-    while log.stats().dropped < 25 {
-        assert!(Instant::now() < deadline, "{:?}", log.stats());
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let report = log.shutdown(Duration::from_secs(5)).expect("shutdown");
-    let dropped: usize = report.deliveries().iter().map(|d| d.dropped()).sum();
-    assert_eq!(dropped, 25, "{report:?}");
+    shutdown_once_dropped(&log, 25);
 }

@@ -204,28 +204,32 @@ fn main() {
     let [plain, gzip, otel_json, ours_json, ours_proto, otel_proto] = &rates[..] else {
         unreachable!("six configurations")
     };
-    print_ratios(
-        "delivery, aitrace HTTP JSON / OpenTelemetry OTLP/HTTP JSON",
-        plain,
-        otel_json,
-        Target::AtLeast(3.0),
-    );
-    print_ratios(
-        "delivery, aitrace HTTP JSON + gzip / OpenTelemetry OTLP/HTTP JSON",
-        gzip,
-        otel_json,
-        Target::AtLeast(3.0),
-    );
-    print_ratios(
-        "OTLP output, aitrace / opentelemetry-otlp, JSON",
-        ours_json,
-        otel_json,
-        Target::AtLeast(2.0),
-    );
-    print_ratios(
-        "OTLP output, aitrace / opentelemetry-otlp, protobuf",
-        ours_proto,
-        otel_proto,
-        Target::AtLeast(2.0),
-    );
+    for (label, ours, theirs, target) in [
+        (
+            "delivery, aitrace HTTP JSON / OpenTelemetry OTLP/HTTP JSON",
+            plain,
+            otel_json,
+            3.0,
+        ),
+        (
+            "delivery, aitrace HTTP JSON + gzip / OpenTelemetry OTLP/HTTP JSON",
+            gzip,
+            otel_json,
+            3.0,
+        ),
+        (
+            "OTLP output, aitrace / opentelemetry-otlp, JSON",
+            ours_json,
+            otel_json,
+            2.0,
+        ),
+        (
+            "OTLP output, aitrace / opentelemetry-otlp, protobuf",
+            ours_proto,
+            otel_proto,
+            2.0,
+        ),
+    ] {
+        print_ratios(label, ours, theirs, Target::AtLeast(target));
+    }
 }
