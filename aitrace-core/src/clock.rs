@@ -85,9 +85,9 @@ pub(crate) fn now_nanos() -> u64 {
 }
 
 /// A new anchor: the system clock read between two readings of the
-/// counter, kept only when they are close (the thread was not preempted
-/// between them, which would put every later stamp ahead by as long), and
-/// tied to their midpoint.
+/// counter and tied to their midpoint, the closest pair of up to four tries
+/// (far apart, the thread was preempted between them, which would put every
+/// later stamp ahead by as long); two within 2 µs end the tries.
 #[cold]
 fn anchored(counter: u64, last: u64) -> Anchor {
     /// How far apart the two counter readings may be.
