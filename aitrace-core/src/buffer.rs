@@ -102,8 +102,8 @@ pub(crate) struct Buffer {
     /// Tells the delivery thread a batch is ready (or room is needed); a
     /// channel of one, so ringing a bell already rung costs nothing.
     doorbell: OnceLock<crossbeam_channel::Sender<()>>,
-    /// Set when the bell is rung, cleared when the delivery thread hears it
-    /// (before it drains): while set, capturing threads need not ring, and
+    /// Set when the bell is rung, cleared by the delivery thread before
+    /// every drain: while set, capturing threads need not ring, and
     /// they read this flag instead of the channel's state, which the
     /// delivery thread writes at every receive (a cache line passed back
     /// and forth at every record past the batch trigger).
@@ -185,11 +185,11 @@ impl Buffer {
         }
     }
 
-    /// The delivery thread heard the bell; called before it drains, so a
-    /// record pushed after that drain rings again. (A capturing thread that
-    /// still reads `true` pushed under a shard lock the drain takes after
-    /// this store, so the drain sees its record.)
-    pub(crate) fn bell_heard(&self) {
+    /// Called by the delivery thread before every drain, so a record pushed
+    /// after that drain rings again. (A capturing thread that still reads
+    /// `true` pushed under a shard lock the drain takes after this store,
+    /// so the drain sees its record.)
+    pub(crate) fn clear_ring(&self) {
         self.bell_pending.store(false, Ordering::Relaxed);
     }
 

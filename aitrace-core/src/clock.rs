@@ -69,7 +69,7 @@ pub(crate) fn now_nanos() -> u64 {
                 {
                     a
                 }
-                _ => anchored(raw, previous.map_or(0, |a| a.last)),
+                _ => anchored(counter, previous.map_or(0, |a| a.last)),
             };
             // 0 when the anchor is newer than `raw` (just made): its time.
             let since = counter.delta_as_nanos(anchor.counter, raw);
@@ -89,31 +89,24 @@ pub(crate) fn now_nanos() -> u64 {
 /// (far apart, the thread was preempted between them, which would put every
 /// later stamp ahead by as long); two within 2 µs end the tries.
 #[cold]
-fn anchored(counter: u64, last: u64) -> Anchor {
+fn anchored(clock: &quanta::Clock, last: u64) -> Anchor {
     /// How far apart the two counter readings may be.
     const TIGHT_NANOS: u64 = 2_000;
-    let Some(clock) = COUNTER.get() else {
-        return Anchor {
-            counter,
-            wall: nanos_since_epoch(SystemTime::now()),
-            last,
-        };
-    };
-    let mut best = None;
-    for _ in 0..4 {
+    let read = || {
         let before = clock.raw();
         let wall = nanos_since_epoch(SystemTime::now());
         let after = clock.raw();
-        let spread = clock.delta_as_nanos(before, after);
-        let midpoint = before + (after.saturating_sub(before)) / 2;
-        if best.is_none_or(|(s, _, _)| spread < s) {
-            best = Some((spread, midpoint, wall));
-        }
-        if spread <= TIGHT_NANOS {
+        let midpoint = before + after.saturating_sub(before) / 2;
+        (clock.delta_as_nanos(before, after), midpoint, wall)
+    };
+    let mut best = read();
+    for _ in 1..4 {
+        if best.0 <= TIGHT_NANOS {
             break;
         }
+        best = best.min(read());
     }
-    let (_, counter, wall) = best.unwrap_or((0, counter, nanos_since_epoch(SystemTime::now())));
+    let (_, counter, wall) = best;
     Anchor {
         counter,
         wall,

@@ -118,28 +118,39 @@ pub(crate) fn message(callsite: usize, value: &dyn fmt::Debug) -> Cow<'static, s
 
 /// What this thread, else the process, knows of `callsite`.
 fn lookup(callsite: usize) -> Option<Known> {
-    let set = (callsite >> 4) % SETS * 2;
-    LOCAL
-        .try_with(|local| {
-            let (first, second) = (local[set].get(), local[set + 1].get());
-            if first.0 == callsite {
-                return Some(first.1);
-            }
-            if second.0 == callsite {
-                local[set].swap(&local[set + 1]); // most recent first
-                return Some(second.1);
-            }
-            let known = SHARED
-                .lock()
-                .ok()?
-                .as_ref()
-                .and_then(|shared| shared.get(&callsite).copied())?;
-            local[set + 1].set(first);
-            local[set].set((callsite, known));
+    let local = LOCAL.try_with(|local| {
+        let set = &local[set_of(callsite)..][..2];
+        let at = set.iter().position(|slot| slot.get().0 == callsite)?;
+        let hit = set[at].get().1;
+        if at > 0 {
+            put_first(set, callsite, hit);
+        }
+        Some(hit)
+    });
+    match local {
+        Ok(Some(known)) => Some(known),
+        _ => {
+            let shared = SHARED.lock().ok()?;
+            let known = shared.as_ref()?.get(&callsite).copied()?;
+            let _ =
+                LOCAL.try_with(|local| put_first(&local[set_of(callsite)..][..2], callsite, known));
             Some(known)
-        })
-        .ok()
-        .flatten()
+        }
+    }
+}
+
+/// The first of the two slots of `callsite`'s set in [`LOCAL`].
+fn set_of(callsite: usize) -> usize {
+    (callsite >> 4) % SETS * 2
+}
+
+/// Makes `callsite` the first (most recent) entry of its two-slot `set`,
+/// the other entry second: the slot that held it, or the older one, goes.
+fn put_first(set: &[Slot], callsite: usize, known: Known) {
+    if set[0].get().0 != callsite {
+        set[1].set(set[0].get());
+    }
+    set[0].set((callsite, known));
 }
 
 /// Records what was seen at `callsite` (its first text, or `None`: it
@@ -169,15 +180,7 @@ fn remember(callsite: usize, seen: Option<&str>) -> Known {
         }
         Err(_) => Known::Varies,
     };
-    let set = (callsite >> 4) % SETS * 2;
-    let _ = LOCAL.try_with(|local| {
-        if local[set + 1].get().0 == callsite {
-            local[set].swap(&local[set + 1]);
-        } else if local[set].get().0 != callsite {
-            local[set + 1].set(local[set].get());
-        }
-        local[set].set((callsite, known));
-    });
+    let _ = LOCAL.try_with(|local| put_first(&local[set_of(callsite)..][..2], callsite, known));
     known
 }
 

@@ -13,7 +13,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use aitrace_benches::{RUNS, Target, otel_batch_provider, print_ratios, tracing_event};
+use aitrace_benches::{RUNS, Target, core_event, otel_batch_provider, print_ratios, tracing_event};
 use aitrace_core::{BufferedLogger, Output, Redactor};
 use criterion::{Criterion, criterion_group};
 use slog::Drain;
@@ -219,14 +219,6 @@ fn slog_benches(c: &mut Criterion) {
     group.finish();
 }
 
-fn core_event(log: &BufferedLogger) {
-    log.info("checkout_started")
-        .field("order_id", 42i64)
-        .field("user", "u2")
-        .field("total", 469.74f64)
-        .emit();
-}
-
 fn core_benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("core");
     // The default logger redacts sensitive keys; these two show what
@@ -255,13 +247,7 @@ fn core_benches(c: &mut Criterion) {
         });
         group.bench_function("filtered out (below min level)", |b| {
             log.set_min_level(aitrace_core::Level::Warn);
-            b.iter(|| {
-                log.info("checkout_started")
-                    .field("order_id", 42i64)
-                    .field("user", "u2")
-                    .field("total", 469.74f64)
-                    .emit();
-            });
+            b.iter(|| core_event(&log));
             log.set_min_level(aitrace_core::Level::Trace);
         });
         group.bench_function("filtered out, event! macro", |b| {

@@ -7,21 +7,15 @@
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use aitrace_benches::{Target, median, otel_batch_provider, print_ratios, tracing_event};
+use aitrace_benches::{
+    Target, core_event, median, otel_batch_provider, print_ratios, tracing_event,
+};
 use aitrace_core::{BufferedLogger, Output};
 use tracing_subscriber::prelude::*;
 
 const PER_THREAD: usize = 200_000;
 const RUNS: usize = 5;
 const _: () = assert!(RUNS >= aitrace_benches::RUNS);
-
-fn core_event(log: &BufferedLogger) {
-    log.info("checkout_started")
-        .field("order_id", 42i64)
-        .field("user", "u2")
-        .field("total", 469.74f64)
-        .emit();
-}
 
 /// One thread's work: PER_THREAD tracing events inside a span, through `dispatch`.
 fn in_tracing(dispatch: &tracing::Dispatch) -> Box<dyn Fn() + Send + Sync> {
@@ -67,27 +61,25 @@ fn run(
     setup: &impl Fn() -> Box<dyn Fn() + Send + Sync>,
     after_run: &impl Fn(),
 ) -> f64 {
-    {
-        let work: Arc<dyn Fn() + Send + Sync> = Arc::from(setup());
-        let barrier = Arc::new(Barrier::new(threads + 1));
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                let (work, barrier) = (work.clone(), barrier.clone());
-                std::thread::spawn(move || {
-                    barrier.wait();
-                    work();
-                })
+    let work: Arc<dyn Fn() + Send + Sync> = Arc::from(setup());
+    let barrier = Arc::new(Barrier::new(threads + 1));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (work, barrier) = (work.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                work();
             })
-            .collect();
-        barrier.wait();
-        let started = Instant::now();
-        for h in handles {
-            h.join().unwrap();
-        }
-        let elapsed = started.elapsed();
-        after_run();
-        (threads * PER_THREAD) as f64 / elapsed.as_secs_f64()
+        })
+        .collect();
+    barrier.wait();
+    let started = Instant::now();
+    for h in handles {
+        h.join().unwrap();
     }
+    let elapsed = started.elapsed();
+    after_run();
+    (threads * PER_THREAD) as f64 / elapsed.as_secs_f64()
 }
 
 fn report(name: &str, (one, two): (Vec<f64>, Vec<f64>), target: Option<f64>) {

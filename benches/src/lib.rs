@@ -22,6 +22,16 @@ pub fn tracing_event() {
     );
 }
 
+/// The standard event through the core's own API.
+#[inline]
+pub fn core_event(log: &aitrace_core::BufferedLogger) {
+    log.info("checkout_started")
+        .field("order_id", 42i64)
+        .field("user", "u2")
+        .field("total", 469.74f64)
+        .emit();
+}
+
 /// How many runs each comparison makes inside one bench invocation, its
 /// peers alternated run by run; the ratio quoted is their median.
 pub const RUNS: usize = 3;

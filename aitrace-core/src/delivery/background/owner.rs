@@ -123,10 +123,7 @@ impl Owner {
                     Ok(command) => self.handle(command),
                     Err(_) => break self.abandon(), // every handle is gone
                 },
-                recv(doorbell) -> _ => {
-                    self.buffer.bell_heard();
-                    self.bell = true;
-                }
+                recv(doorbell) -> _ => self.bell = true,
                 default(wake.saturating_duration_since(now)) => {}
             }
             // Take whatever else arrived before looking around again.
@@ -207,9 +204,7 @@ impl Owner {
         }
         self.bell = false;
         let mut stats = self.ledger.lock();
-        // Every drain clears the pending ring, not only a heard one: a flag
-        // that somehow stayed set would otherwise silence the bell for good.
-        self.buffer.bell_heard();
+        self.buffer.clear_ring();
         let (batches, complete) = self.buffer.drain_batches(limit, size, &mut self.spare);
         let total: usize = batches.iter().map(Vec::len).sum();
         for s in stats.iter_mut() {
