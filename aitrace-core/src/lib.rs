@@ -125,6 +125,7 @@ mod record;
 mod redact;
 mod report;
 mod retry;
+mod scratch;
 mod sending;
 mod span;
 mod spool;

@@ -12,6 +12,7 @@ use crate::file;
 use crate::http::{self, HttpSender};
 use crate::record::Record;
 use crate::report::Delivery;
+use crate::scratch::{MAX_KEPT_BODY, Scratch, with_scratch};
 
 /// The environment variable that chooses the output when none is set in code.
 pub const TARGET_ENV: &str = "LOG_TRG";
@@ -334,17 +335,11 @@ impl Output {
                 sender.post(payload.array.unwrap_or_default())?.ingested
             }
             Kind::Http(sender) => {
-                HTTP_BODY
-                    .with(|body| {
-                        let mut body = body.borrow_mut();
-                        lines_to_array_into(payload.lines, &mut body);
-                        let answer = sender.post(&body);
-                        if body.capacity() > MAX_KEPT_BODY {
-                            *body = Vec::new();
-                        }
-                        answer
-                    })?
-                    .ingested
+                with_scratch(&HTTP_BODY, MAX_KEPT_BODY, |body| {
+                    lines_to_array_into(payload.lines, body);
+                    sender.post(body)
+                })?
+                .ingested
             }
             #[cfg(feature = "otlp")]
             Kind::Otlp(sender) => {
@@ -389,11 +384,8 @@ impl Output {
     }
 }
 
-/// The largest request body a thread keeps for reuse.
-const MAX_KEPT_BODY: usize = 8 << 20;
-
 thread_local! {
-    static HTTP_BODY: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    static HTTP_BODY: Scratch = const { Scratch::new(Vec::new()) };
 }
 
 /// Turns JSON Lines into one JSON array in `body` (cleared first). Encoded

@@ -17,6 +17,7 @@ use base64::Engine as _;
 use super::convert::{CODE_FILE, CODE_FUNCTION, CODE_LINE, RECORD_ID, severity};
 use crate::level::Level;
 use crate::record::Record;
+use crate::scratch::{Scratch, with_scratch};
 use crate::value::{MAX_VALUE_DEPTH, Value};
 use crate::wire::{DURATION_FIELD, ERROR_FIELD};
 
@@ -642,26 +643,15 @@ pub(crate) fn logs_protobuf(records: &[&Record], resource: &[u8], buf: &mut Vec<
     /// background sender encodes on the application's thread).
     const MAX_KEPT: usize = 1 << 20;
     thread_local! {
-        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        static BODIES: Scratch = const { Scratch::new(Vec::new()) };
     }
-    let kept = SCRATCH.try_with(|scratch| {
-        let Ok(mut bodies) = scratch.try_borrow_mut() else {
-            return false;
-        };
-        put_logs(records, resource, buf, &mut bodies);
-        if bodies.capacity() > MAX_KEPT {
-            *bodies = Vec::new();
-        }
-        true
+    with_scratch(&BODIES, MAX_KEPT, |bodies| {
+        put_logs(records, resource, buf, bodies);
     });
-    if kept != Ok(true) {
-        put_logs(records, resource, buf, &mut Vec::new());
-    }
 }
 
 /// [`logs_protobuf`] with the record bodies written in `bodies` first.
 fn put_logs(records: &[&Record], resource: &[u8], buf: &mut Vec<u8>, bodies: &mut Vec<u8>) {
-    bodies.clear();
     let mut flat = Vec::with_capacity(records.len() * 4);
     let attrs: Vec<Attrs<'_>> = records
         .iter()

@@ -13,9 +13,7 @@ use super::encode;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::RawAnswer;
 use crate::record::Record;
-
-/// The largest request body a thread keeps for reuse.
-const MAX_KEPT_BODY: usize = 8 << 20;
+use crate::scratch::{MAX_KEPT_BODY, Scratch, with_scratch};
 
 /// `google.rpc.Status`, the body of an OTLP error answer. Only the fields
 /// read here; prost skips the rest (`details`).
@@ -56,7 +54,7 @@ pub(crate) struct OtlpSender {
 }
 
 thread_local! {
-    static BODY: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    static BODY: Scratch = const { Scratch::new(Vec::new()) };
 }
 
 impl OtlpSender {
@@ -166,15 +164,9 @@ impl OtlpSender {
         signal: Signal,
         encode: impl FnOnce(Protocol, &mut Vec<u8>),
     ) -> Result<Option<Rejection>> {
-        BODY.with(|body| {
-            let mut body = body.borrow_mut();
-            body.clear();
-            encode(endpoint.config.protocol, &mut body);
-            let answer = self.post_body(endpoint, signal, &body);
-            if body.capacity() > MAX_KEPT_BODY {
-                *body = Vec::new();
-            }
-            answer
+        with_scratch(&BODY, MAX_KEPT_BODY, |body| {
+            encode(endpoint.config.protocol, body);
+            self.post_body(endpoint, signal, body)
         })
     }
 

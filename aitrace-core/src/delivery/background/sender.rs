@@ -11,6 +11,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::output::{Output, Payload};
 use crate::record::Record;
 use crate::report::Delivery;
+use crate::scratch::MAX_KEPT_BODY;
 use crate::sending::mark_sending_thread;
 
 /// What to send.
@@ -35,9 +36,6 @@ pub(super) struct Job {
     pub(super) id: u64,
     pub(super) load: Load,
 }
-
-/// The largest request body the thread keeps for reuse.
-const MAX_KEPT_BODY: usize = 8 << 20;
 
 pub(super) fn run(lane: usize, output: &Output, jobs: &Receiver<Job>, answers: &Sender<Command>) {
     mark_sending_thread();
