@@ -242,6 +242,17 @@ impl From<Cow<'_, str>> for Value {
     }
 }
 
+/// Raw bytes, written as hex. A `Vec<u8>` goes through the `Vec<T>`
+/// conversion like any other vector and becomes an array of numbers; pass
+/// `&bytes[..]` for hex.
+///
+/// ```
+/// use aitrace_core::Value;
+///
+/// let bytes = vec![0xab_u8, 0x01];
+/// assert_eq!(Value::from(&bytes[..]), Value::Bytes([0xab, 0x01].into()));
+/// assert_eq!(Value::from(bytes), Value::Array([Value::U64(0xab), Value::U64(1)].into()));
+/// ```
 impl From<&[u8]> for Value {
     fn from(b: &[u8]) -> Self {
         Value::Bytes(b.into())
