@@ -1,21 +1,11 @@
 //! Spans that continue a trace from another process (`traceparent`), and the
 //! headers the current span passes on.
 
-use aitrace_core::{BufferedLogger, Level, Output, Record, TraceParent, context};
+use aitrace_core::{BufferedLogger, Level, Output, TraceParent, context};
+use aitrace_testkit::{find, memory_logger};
 
 fn logger() -> BufferedLogger {
-    let (output, _memory) = Output::in_memory();
-    BufferedLogger::builder()
-        .output(output)
-        .min_level(Level::Trace)
-        .build()
-}
-
-fn find<'a>(records: &'a [Record], event: &str) -> &'a Record {
-    records
-        .iter()
-        .find(|r| r.event() == event)
-        .unwrap_or_else(|| panic!("no {event}"))
+    memory_logger(Level::Trace).0
 }
 
 /// A remote parent with its own trace id, so tests running at once in this

@@ -1,28 +1,10 @@
 //! Spans, lifecycle records, trace contexts and carrying context across threads.
 
 use aitrace_core::{BufferedLogger, InMemoryOutput, Level, Output, Record, SpanContext, context};
+use aitrace_testkit::{find, memory_logger};
 
 fn logger() -> (BufferedLogger, InMemoryOutput) {
-    let (output, memory) = Output::in_memory();
-    (
-        BufferedLogger::builder()
-            .output(output)
-            .min_level(Level::Trace)
-            .build(),
-        memory,
-    )
-}
-
-fn find<'a>(records: &'a [Record], event: &str) -> &'a Record {
-    records
-        .iter()
-        .find(|r| r.event() == event)
-        .unwrap_or_else(|| {
-            panic!(
-                "no {event} in {:?}",
-                records.iter().map(Record::event).collect::<Vec<_>>()
-            )
-        })
+    memory_logger(Level::Trace)
 }
 
 fn validate(log: &BufferedLogger, items: usize) {

@@ -2,11 +2,11 @@
 
 use aitrace_core::{BufferedLogger, Level, Output, Value};
 use aitrace_log::AitraceLogger;
+use aitrace_testkit::memory_logger;
 use log::{LevelFilter, Log};
 
 fn logger() -> BufferedLogger {
-    let (output, _memory) = Output::in_memory();
-    BufferedLogger::builder().output(output).build()
+    memory_logger(Level::Info).0
 }
 
 #[test]

@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
-use aitrace_core::{BufferedLogger, Output, Record, SpanContext, Value, context};
+use aitrace_core::{BufferedLogger, Level, Record, SpanContext, Value, context};
 use aitrace_slog::{AitraceDrain, CONTEXT_KEY, CaptureContext};
+use aitrace_testkit::{find, memory_logger};
 use slog::{Drain, Logger, o};
 
 fn logger() -> BufferedLogger {
-    let (output, _memory) = Output::in_memory();
-    BufferedLogger::builder().output(output).build()
+    memory_logger(Level::Info).0
 }
 
 /// Waits until `log` holds `n` records, for at most five seconds.
@@ -24,13 +24,6 @@ fn wait_for(log: &BufferedLogger, n: usize) -> Vec<Record> {
         std::thread::yield_now();
     }
     log.records()
-}
-
-fn find<'a>(records: &'a [Record], event: &str) -> &'a Record {
-    records
-        .iter()
-        .find(|r| r.event() == event)
-        .unwrap_or_else(|| panic!("no {event}"))
 }
 
 #[test]

@@ -2,11 +2,11 @@
 
 use aitrace_core::{BufferedLogger, Level, Output, Record, Value};
 use aitrace_slog::AitraceDrain;
+use aitrace_testkit::memory_logger;
 use slog::{Drain, Logger, o};
 
 fn logger() -> BufferedLogger {
-    let (output, _memory) = Output::in_memory();
-    BufferedLogger::builder().output(output).build()
+    memory_logger(Level::Info).0
 }
 
 #[test]

@@ -1,29 +1,13 @@
 //! The tracing layer, under `with_default` (no global state).
 
 use aitrace_core::{BufferedLogger, Level, Output, Record, Value};
+use aitrace_testkit::{find, memory_logger};
 use aitrace_tracing::AitraceLayer;
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 use tracing_subscriber::prelude::*;
 
 fn logger() -> BufferedLogger {
-    let (output, _memory) = Output::in_memory();
-    // Every level: the tests choose with tracing's own filters.
-    BufferedLogger::builder()
-        .output(output)
-        .min_level(Level::Trace)
-        .build()
-}
-
-fn find<'a>(records: &'a [Record], event: &str) -> &'a Record {
-    records
-        .iter()
-        .find(|r| r.event() == event)
-        .unwrap_or_else(|| {
-            panic!(
-                "no {event} in {:?}",
-                records.iter().map(Record::event).collect::<Vec<_>>()
-            )
-        })
+    memory_logger(Level::Trace).0
 }
 
 #[derive(Debug)]

@@ -6,9 +6,8 @@
 
 use std::process::Command;
 
-use aitrace_core::{
-    BufferedLogger, Level, Output, Record, SpanContext, SpanId, TraceId, TraceParent,
-};
+use aitrace_core::{BufferedLogger, Level, Record, SpanContext, SpanId, TraceId, TraceParent};
+use aitrace_testkit::{find, memory_logger};
 use aitrace_tracing::AitraceLayer;
 use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
@@ -16,11 +15,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::prelude::*;
 
 fn logger() -> BufferedLogger {
-    let (output, _memory) = Output::in_memory();
-    BufferedLogger::builder()
-        .output(output)
-        .min_level(Level::Trace)
-        .build()
+    memory_logger(Level::Trace).0
 }
 
 struct Otel {
@@ -68,24 +63,12 @@ fn exported_span(exported: &[(String, SpanContext)], name: &str) -> SpanContext 
     found[0].1
 }
 
-fn record<'a>(records: &'a [Record], event: &str) -> &'a Record {
-    records
-        .iter()
-        .find(|r| r.event() == event)
-        .unwrap_or_else(|| {
-            panic!(
-                "no {event} in {:?}",
-                records.iter().map(Record::event).collect::<Vec<_>>()
-            )
-        })
-}
-
 /// Asserts both lifecycle records of span `name` carry `expected`.
 fn assert_span_records(records: &[Record], name: &str, expected: SpanContext) {
     for suffix in ["start", "end"] {
         let event = format!("{name}.{suffix}");
         assert_eq!(
-            record(records, &event).span_context(),
+            find(records, &event).span_context(),
             Some(&expected),
             "{event}"
         );
@@ -129,7 +112,7 @@ fn assert_nested_spans_match(records: &[Record], exported: &[(String, SpanContex
         ("batch_done", "batch"),
     ] {
         assert_eq!(
-            record(records, event).span_context(),
+            find(records, event).span_context(),
             Some(&exported_span(exported, span)),
             "{event} in {span}"
         );
@@ -188,10 +171,10 @@ fn a_span_never_entered_keeps_consistent_ids_in_the_usual_order() {
     // the records keep aitrace's own ids, the same on both.
     assert_eq!(otel.exported().len(), 1);
     let records = log.records();
-    let start = record(&records, "never_entered.start");
+    let start = find(&records, "never_entered.start");
     assert!(start.span_context().is_some());
     assert_eq!(
-        record(&records, "never_entered.end").span_context(),
+        find(&records, "never_entered.end").span_context(),
         start.span_context()
     );
 }
@@ -234,10 +217,10 @@ fn set_parent_before_the_first_enter_still_works_and_the_records_follow() {
     // tracing-opentelemetry's API: the record is a root of the remote trace.
     let expected = SpanContext::new(handle.trace_id(), handle.span_id(), None);
     assert_span_records(&records, "handle", expected);
-    assert_eq!(record(&records, "handled").span_context(), Some(&expected));
+    assert_eq!(find(&records, "handled").span_context(), Some(&expected));
     let both = exported_span(&exported, "handle_both");
     assert_span_records(&records, "handle_both", both);
-    assert_eq!(record(&records, "handled_both").span_context(), Some(&both));
+    assert_eq!(find(&records, "handled_both").span_context(), Some(&both));
 }
 
 /// Spans with the feature on but no OpenTelemetry layer: run by
@@ -256,18 +239,18 @@ fn child_without_opentelemetry_layer() {
     });
     // The spans keep aitrace's own ids, with their parents.
     let records = log.records();
-    let first = record(&records, "first.start")
+    let first = find(&records, "first.start")
         .span_context()
         .copied()
         .unwrap();
-    let second = record(&records, "second.start")
+    let second = find(&records, "second.start")
         .span_context()
         .copied()
         .unwrap();
     assert_eq!(second.parent_span_id(), Some(first.span_id()));
     assert_eq!(second.trace_id(), first.trace_id());
-    assert_eq!(record(&records, "inside").span_context(), Some(&second));
-    assert_eq!(record(&records, "second.end").span_context(), Some(&second));
+    assert_eq!(find(&records, "inside").span_context(), Some(&second));
+    assert_eq!(find(&records, "second.end").span_context(), Some(&second));
 }
 
 #[test]
@@ -318,10 +301,10 @@ fn a_traceparent_field_is_kept_when_opentelemetry_starts_another_trace() {
     let records = log.records();
     let remote = TraceParent::parse(header).unwrap();
     for event in ["handle.start", "inside", "handle.end"] {
-        let cx = record(&records, event).span_context().copied().unwrap();
+        let cx = find(&records, event).span_context().copied().unwrap();
         assert_eq!(cx.trace_id(), remote.trace_id(), "{event}");
     }
-    let start = record(&records, "handle.start")
+    let start = find(&records, "handle.start")
         .span_context()
         .copied()
         .unwrap();

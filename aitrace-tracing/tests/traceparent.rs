@@ -2,23 +2,13 @@
 //! process, and `TraceParent::current()` inside tracing spans gives the
 //! header to pass on.
 
-use aitrace_core::{BufferedLogger, Level, Output, Record, SpanId, TraceId, TraceParent, Value};
+use aitrace_core::{BufferedLogger, Level, SpanId, TraceId, TraceParent, Value};
+use aitrace_testkit::{find, memory_logger};
 use aitrace_tracing::AitraceLayer;
 use tracing_subscriber::prelude::*;
 
 fn logger() -> BufferedLogger {
-    let (output, _memory) = Output::in_memory();
-    BufferedLogger::builder()
-        .output(output)
-        .min_level(Level::Trace)
-        .build()
-}
-
-fn record<'a>(records: &'a [Record], event: &str) -> &'a Record {
-    records
-        .iter()
-        .find(|r| r.event() == event)
-        .unwrap_or_else(|| panic!("no {event}"))
+    memory_logger(Level::Trace).0
 }
 
 fn header() -> (TraceId, SpanId, String) {
@@ -50,7 +40,7 @@ fn a_traceparent_field_makes_the_span_a_child_of_the_remote_span() {
         })
     });
     let records = log.records();
-    let start = record(&records, "handle_request.start");
+    let start = find(&records, "handle_request.start");
     assert_eq!(start.trace_id(), Some(trace));
     assert_eq!(start.parent_span_id(), Some(remote_span));
     assert_eq!(start.span_id(), Some(handle_id));
@@ -61,14 +51,14 @@ fn a_traceparent_field_makes_the_span_a_child_of_the_remote_span() {
     );
     assert_eq!(start.field("route"), Some(&Value::from("/checkout")));
     assert_eq!(
-        record(&records, "handle_request.end").span_context(),
+        find(&records, "handle_request.end").span_context(),
         start.span_context()
     );
     assert_eq!(
-        record(&records, "request_received").span_context(),
+        find(&records, "request_received").span_context(),
         start.span_context()
     );
-    let child = record(&records, "call_inventory.start");
+    let child = find(&records, "call_inventory.start");
     assert_eq!(child.trace_id(), Some(trace));
     assert_eq!(child.parent_span_id(), Some(handle_id));
     // What a client inside the child sends: same trace, the child's span,
@@ -96,12 +86,12 @@ fn a_str_field_works_and_a_bad_header_is_ignored() {
         });
     });
     let records = log.records();
-    let plain = record(&records, "plain.start");
+    let plain = find(&records, "plain.start");
     assert_eq!(plain.trace_id(), Some(trace));
     assert_eq!(plain.parent_span_id(), Some(remote_span));
-    let outer = record(&records, "outer.start");
+    let outer = find(&records, "outer.start");
     for name in ["bad.start", "debug_quoted.start"] {
-        let span = record(&records, name);
+        let span = find(&records, name);
         assert_eq!(span.trace_id(), outer.trace_id(), "{name}");
         assert_eq!(span.parent_span_id(), outer.span_id(), "{name}");
     }
@@ -119,8 +109,8 @@ fn the_current_tracing_span_gives_the_header_to_send() {
         });
     });
     let records = log.records();
-    let start = record(&records, "client.start");
-    let Some(Value::Str(sent)) = record(&records, "calling").field("traceparent") else {
+    let start = find(&records, "client.start");
+    let Some(Value::Str(sent)) = find(&records, "calling").field("traceparent") else {
         panic!("no traceparent field");
     };
     assert_eq!(

@@ -1,6 +1,7 @@
 //! Test support for the aitrace workspace: a real ingest server on
 //! 127.0.0.1 that behaves like the reference aitrace server (it stores only
-//! records with a trace and span id) or answers as told, and wire-format checks.
+//! records with a trace and span id) or answers as told, and wire-format checks;
+//! and an in-memory logger with a record lookup, for tests that read records back.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,9 +12,11 @@ use parking_lot::Mutex;
 
 mod fault;
 mod otlp;
+mod records;
 mod tls;
 pub use fault::{Fault, FaultServer, count_unique};
 pub use otlp::{OtlpAnswer, OtlpReceiver, OtlpRequest, proto};
+pub use records::{find, memory_logger};
 use serde_json::Value as Json;
 pub use tls::TlsServer;
 
