@@ -42,15 +42,18 @@ enum Command {
     /// their durations, records indented under their span, errors with their
     /// message. Reads JSON Lines (namespaced, compat or flat layout) or a JSON
     /// array; bad lines are reported on stderr with their number and skipped.
+    /// Several files are read as one: two services' files show their shared
+    /// traces as one tree.
     #[command(after_help = "Examples:\n  \
         aitrace view trace.jsonl\n  \
+        aitrace view service_a.jsonl service_b.jsonl\n  \
         cargo run --example checkout | aitrace view --level warning\n  \
         aitrace view --follow service.jsonl --grep order_id")]
     View {
-        /// A JSON Lines file or JSON array, `-` for stdin.
+        /// JSON Lines files or JSON arrays, `-` for stdin (the default).
         #[arg(default_value = "-")]
-        file: String,
-        /// Keep reading as the file grows (like `tail -f`); Ctrl-C stops.
+        files: Vec<String>,
+        /// Keep reading as the file grows (like `tail -f`; one file only); Ctrl-C stops.
         #[arg(short, long)]
         follow: bool,
         /// Stop following after this many seconds.
@@ -162,7 +165,7 @@ fn main() -> ExitCode {
 fn run(command: Command) -> Result<bool, String> {
     match command {
         Command::View {
-            file,
+            files,
             follow,
             follow_for,
             level,
@@ -175,14 +178,20 @@ fn run(command: Command) -> Result<bool, String> {
                 grep,
             };
             if follow {
+                let [file] = files.as_slice() else {
+                    return Err(format!(
+                        "--follow reads one file, not {} (view them without --follow)",
+                        files.len()
+                    ));
+                };
                 let limit = follow_for
                     .map(|s| {
                         Duration::try_from_secs_f64(s).map_err(|e| format!("--follow-for: {e}"))
                     })
                     .transpose()?;
-                view::follow(&file, &filters, limit)?;
+                view::follow(file, &filters, limit)?;
             } else {
-                view::view(&[file], &filters)?;
+                view::view(&files, &filters)?;
             }
             Ok(true)
         }

@@ -202,15 +202,21 @@ impl Trace {
                 span.items.push(Item::Event(i));
             }
         }
+        let parents: Vec<Option<usize>> = spans
+            .iter()
+            .enumerate()
+            .map(|(s, span)| {
+                span.parent
+                    .as_ref()
+                    .and_then(|p| index.get(p))
+                    .copied()
+                    .filter(|&p| p != s)
+            })
+            .collect();
+        let cyclic = on_cycles(&parents);
         let mut roots = loose;
         for s in 0..spans.len() {
-            let parent = spans[s]
-                .parent
-                .as_ref()
-                .and_then(|p| index.get(p))
-                .copied()
-                .filter(|&p| p != s && !is_ancestor(&spans, &index, s, p));
-            match parent {
+            match parents[s].filter(|_| !cyclic[s]) {
                 Some(p) => spans[p].items.push(Item::Span(s)),
                 None => {
                     spans[s].orphan = spans[s].parent.is_some();
@@ -294,17 +300,35 @@ impl Trace {
     }
 }
 
-/// Whether `candidate` is `s` or a descendant of it (parent cycles).
-fn is_ancestor(spans: &[Span], index: &HashMap<String, usize>, s: usize, candidate: usize) -> bool {
-    let mut at = Some(candidate);
-    for _ in 0..=spans.len() {
-        match at {
-            Some(a) if a == s => return true,
-            Some(a) => at = spans[a].parent.as_ref().and_then(|p| index.get(p)).copied(),
-            None => return false,
+/// Which spans sit on a circle of parents (`a`'s parent is `b`, `b`'s is
+/// `a`): those are drawn as roots, since no place in the tree fits them.
+/// Each span is walked once, so a chain of any depth costs linear time.
+fn on_cycles(parents: &[Option<usize>]) -> Vec<bool> {
+    const NEW: u8 = 0;
+    const ON_PATH: u8 = 1;
+    const DONE: u8 = 2;
+    let mut state = vec![NEW; parents.len()];
+    let mut cyclic = vec![false; parents.len()];
+    let mut path = Vec::new();
+    for start in 0..parents.len() {
+        let mut at = Some(start);
+        while let Some(s) = at.filter(|&s| state[s] == NEW) {
+            state[s] = ON_PATH;
+            path.push(s);
+            at = parents[s];
+        }
+        if let Some(s) = at.filter(|&s| state[s] == ON_PATH) {
+            // The walk came back to a span of this path: from there on, a circle.
+            let from = path.iter().rposition(|&p| p == s).unwrap_or(path.len());
+            for &p in &path[from..] {
+                cyclic[p] = true;
+            }
+        }
+        for p in path.drain(..) {
+            state[p] = DONE;
         }
     }
-    true
+    cyclic
 }
 
 /// Groups records by trace, traces in order of first arrival; records

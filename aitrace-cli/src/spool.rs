@@ -44,14 +44,37 @@ pub(crate) fn output_folders(root: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(folders)
 }
 
-/// When a batch was spooled: the micros its name starts with, else its mtime.
-fn written_at(path: &Path) -> Option<SystemTime> {
-    let name = path.file_name()?.to_str()?;
+/// When a batch was spooled: the micros its name starts with, else its
+/// mtime; an error says why neither can be shown.
+fn written_at(path: &Path) -> Result<SystemTime, String> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
     let micros: Option<u64> = name.split('-').next().and_then(|m| m.parse().ok());
     match micros {
-        Some(us) if us > 0 => Some(UNIX_EPOCH + Duration::from_micros(us)),
-        _ => std::fs::metadata(path).and_then(|m| m.modified()).ok(),
+        Some(us) if us > 0 => UNIX_EPOCH
+            .checked_add(Duration::from_micros(us))
+            .filter(|&t| showable(t))
+            .ok_or_else(|| format!("the time in its name ({us} µs) is past the year 9999")),
+        _ => {
+            let mtime = std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .map_err(|e| format!("no modification time: {e}"))?;
+            if showable(mtime) {
+                Ok(mtime)
+            } else {
+                Err("its modification time is before 1970 or past 9999".to_owned())
+            }
+        }
     }
+}
+
+/// Whether RFC 3339 can show `time` (humantime panics outside 1970..=9999).
+fn showable(time: SystemTime) -> bool {
+    const YEAR_10000: Duration = Duration::from_secs(253_402_300_800);
+    time.duration_since(UNIX_EPOCH)
+        .is_ok_and(|since| since < YEAR_10000)
 }
 
 fn count_lines(path: &Path) -> usize {
@@ -83,9 +106,21 @@ pub(crate) fn list(root: &Path) -> Result<(), String> {
             "  pending: {} batches, {records} records, {bytes} bytes",
             pending.len()
         );
-        match pending.first().and_then(|p| written_at(p)) {
-            Some(oldest) => println!(", oldest {}", humantime::format_rfc3339_seconds(oldest)),
+        let (times, unreadable): (Vec<_>, Vec<_>) = pending
+            .iter()
+            .map(|p| (p, written_at(p)))
+            .partition(|(_, time)| time.is_ok());
+        match times.iter().filter_map(|(_, t)| t.as_ref().ok()).min() {
+            Some(&oldest) => println!(", oldest {}", humantime::format_rfc3339_seconds(oldest)),
             None => println!(),
+        }
+        for (batch, time) in unreadable {
+            if let Err(why) = time {
+                println!(
+                    "    {}: time unknown: {why}",
+                    batch.file_name().unwrap_or_default().to_string_lossy()
+                );
+            }
         }
         let rejected = batches(&folder.join(REJECTED));
         println!("  rejected: {} batches", rejected.len());

@@ -3,7 +3,9 @@
 use aitrace_core::wire::META_KEY;
 use serde_json::{Map, Value as Json};
 
-use crate::input;
+use std::collections::HashSet;
+
+use crate::input::{self, Pos};
 
 /// The problems of one record, each one sentence.
 pub(crate) fn check(object: &Map<String, Json>) -> Vec<String> {
@@ -56,6 +58,10 @@ pub(crate) fn check(object: &Map<String, Json>) -> Vec<String> {
         if !is_wire_timestamp(ts) {
             problems.push(format!(
                 "timestamp {ts:?} is not UTC RFC 3339 with microseconds (2026-11-27T10:15:02.316023Z)"
+            ));
+        } else if crate::model::micros(ts).is_none_or(|us| us > LAST_MICROS) {
+            problems.push(format!(
+                "timestamp {ts:?} is past 2554-07-21T23:34:33.709551Z, the last instant a record holds (nanoseconds since 1970 in 64 bits)"
             ));
         }
     }
@@ -110,6 +116,9 @@ pub(crate) fn check(object: &Map<String, Json>) -> Vec<String> {
     problems
 }
 
+/// The last microsecond a record's timestamp can hold: `u64::MAX` nanoseconds.
+const LAST_MICROS: i128 = (u64::MAX / 1000) as i128;
+
 /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`, a real instant.
 fn is_wire_timestamp(ts: &str) -> bool {
     let b = ts.as_bytes();
@@ -134,16 +143,21 @@ fn is_hex_id(id: &str, digits: usize) -> bool {
 }
 
 /// Checks every file; prints `FILE:POS: problem` lines on stdout. Returns
-/// the number of problems.
+/// the number of problems. Files given together are one set of records:
+/// a span may start in one and end in another.
 pub(crate) fn validate(sources: &[String]) -> Result<usize, String> {
     let mut problems = 0;
     let mut records = 0;
+    let mut spans = Lifecycles::default();
     for source in sources {
         let text = input::read_source(source)?;
         for item in input::parse(&text) {
             records += 1;
             let found = match &item.object {
-                Ok(object) => check(object),
+                Ok(object) => {
+                    spans.see(object, source, item.pos);
+                    check(object)
+                }
                 Err(e) => vec![e.clone()],
             };
             for problem in found {
@@ -152,11 +166,60 @@ pub(crate) fn validate(sources: &[String]) -> Result<usize, String> {
             }
         }
     }
+    for (source, pos, problem) in spans.problems() {
+        println!("{}:{pos}: {problem}", input::name(source));
+        problems += 1;
+    }
     eprintln!(
         "aitrace: {records} records checked in {} files, {problems} problems",
         sources.len()
     );
     Ok(problems)
+}
+
+/// The span lifecycle records seen, to find a `NAME.end` whose span never
+/// started: a span its writer filtered out, or a file cut short. A viewer
+/// draws such an end as a trace of its own.
+#[derive(Default)]
+struct Lifecycles<'a> {
+    started: HashSet<(String, String)>,
+    ended: Vec<(&'a str, Pos, String, String, String)>,
+}
+
+impl<'a> Lifecycles<'a> {
+    fn see(&mut self, object: &Map<String, Json>, source: &'a str, pos: Pos) {
+        let meta = match object.get(META_KEY) {
+            Some(Json::Object(meta)) => meta,
+            _ => object,
+        };
+        let text = |key| meta.get(key).and_then(Json::as_str);
+        let (Some(event), Some(trace), Some(span)) =
+            (text("event"), text("trace_id"), text("span_id"))
+        else {
+            return;
+        };
+        let ids = (trace.to_owned(), span.to_owned());
+        if event.ends_with(".start") {
+            self.started.insert(ids);
+        } else if let Some(name) = event.strip_suffix(".end") {
+            self.ended
+                .push((source, pos, name.to_owned(), ids.0, ids.1));
+        }
+    }
+
+    fn problems(self) -> impl Iterator<Item = (&'a str, Pos, String)> {
+        let started = self.started;
+        self.ended
+            .into_iter()
+            .filter(move |(_, _, _, trace, span)| !started.contains(&(trace.clone(), span.clone())))
+            .map(|(source, pos, name, _, span)| {
+                (
+                    source,
+                    pos,
+                    format!("{name}.end has no {name}.start (span {span}): a viewer shows it as a trace of its own"),
+                )
+            })
+    }
 }
 
 #[cfg(test)]

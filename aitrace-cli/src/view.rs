@@ -129,12 +129,36 @@ fn print_trace(out: &mut impl Write, trace: &Trace, filters: &Filters) -> std::i
         write!(out, "  {ERR}ERROR{ERR:#}")?;
     }
     writeln!(out)?;
-    for item in &trace.roots {
-        print_item(out, trace, *item, 1, filters)?;
-    }
+    print_tree(out, trace, filters)?;
     writeln!(out)
 }
 
+/// Indentation stops growing at this depth; deeper lines say their depth
+/// instead, so a chain of 50,000 spans prints lines of bounded width.
+const MAX_INDENT: usize = 40;
+
+fn indent(depth: usize) -> String {
+    if depth <= MAX_INDENT {
+        "  ".repeat(depth)
+    } else {
+        format!("{}[depth {depth}] ", "  ".repeat(MAX_INDENT))
+    }
+}
+
+/// Prints a trace's tree depth first, with a stack of its own (no
+/// recursion, so no depth of nesting can overflow the thread's stack).
+fn print_tree(out: &mut impl Write, trace: &Trace, filters: &Filters) -> std::io::Result<()> {
+    let mut stack: Vec<(Item, usize)> = trace.roots.iter().rev().map(|&i| (i, 1)).collect();
+    while let Some((item, depth)) = stack.pop() {
+        print_item(out, trace, item, depth, filters)?;
+        if let Item::Span(s) = item {
+            stack.extend(trace.spans[s].items.iter().rev().map(|&i| (i, depth + 1)));
+        }
+    }
+    Ok(())
+}
+
+/// One line: an event, or a span's heading (its items are printed by [`print_tree`]).
 fn print_item(
     out: &mut impl Write,
     trace: &Trace,
@@ -142,7 +166,7 @@ fn print_item(
     depth: usize,
     filters: &Filters,
 ) -> std::io::Result<()> {
-    let indent = "  ".repeat(depth);
+    let indent = indent(depth);
     match item {
         Item::Event(i) => {
             let r = &trace.records[i];
@@ -186,11 +210,7 @@ fn print_item(
             if !start_fields.is_empty() {
                 write!(out, "  {start_fields}")?;
             }
-            writeln!(out)?;
-            for child in &span.items {
-                print_item(out, trace, *child, depth + 1, filters)?;
-            }
-            Ok(())
+            writeln!(out)
         }
     }
 }
@@ -352,7 +372,7 @@ impl FollowState {
             .trace_id
             .as_deref()
             .map_or("--------", |t| t.get(..8).unwrap_or(t));
-        let indent = "  ".repeat(depth);
+        let indent = indent(depth);
         let result = (|| {
             write!(out, "{DIM}{trace}{DIM:#} ")?;
             if let Some(name) = r.span_start() {

@@ -625,3 +625,223 @@ fn every_command_has_help_with_an_example_and_errors_are_one_line() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.starts_with("aitrace: error: bad target"), "{stderr}");
 }
+
+/// A record line in the namespaced layout.
+fn line(ts_micros: u64, event: &str, trace: &str, span: u64, parent: Option<u64>) -> String {
+    let secs = 1_795_774_502 + ts_micros / 1_000_000;
+    let time = humantime::format_rfc3339_micros(
+        std::time::UNIX_EPOCH
+            + Duration::from_secs(secs)
+            + Duration::from_micros(ts_micros % 1_000_000),
+    );
+    let parent = parent.map_or("null".to_owned(), |p| format!("\"{p:016x}\""));
+    let provisional = if event.ends_with(".start") {
+        r#","provisional":true"#
+    } else {
+        ""
+    };
+    format!(
+        r#"{{"__tracer_meta__":{{"timestamp":"{time}","event":"{event}","level":"info","trace_id":"{trace}","span_id":"{span:016x}","parent_span_id":{parent}{provisional}}}}}"#
+    )
+}
+
+#[test]
+fn view_merges_several_files_into_one_trace() {
+    // Two services' files: the caller's root span in one, the callee's span
+    // (its parent the caller's) in the other.
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("service_a.jsonl");
+    let b = dir.path().join("service_b.jsonl");
+    std::fs::write(
+        &a,
+        [
+            line(0, "checkout.start", trace, 1, None),
+            line(900, "checkout.end", trace, 1, None),
+        ]
+        .join("\n")
+            + "\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &b,
+        [
+            line(100, "price.start", trace, 2, Some(1)),
+            line(800, "price.end", trace, 2, Some(1)),
+        ]
+        .join("\n")
+            + "\n",
+    )
+    .unwrap();
+    let (out, stdout, stderr) = run(aitrace().arg("view").arg(&a).arg(&b));
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout.matches("trace ").count(), 1, "one trace: {stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let root = lines
+        .iter()
+        .find(|l| l.contains("▸ checkout"))
+        .expect("caller's span");
+    let child = lines
+        .iter()
+        .find(|l| l.contains("▸ price"))
+        .expect("callee's span");
+    let depth = |l: &str| l.len() - l.trim_start().len();
+    assert_eq!(
+        depth(child),
+        depth(root) + 2,
+        "the callee's span under the caller's:\n{stdout}"
+    );
+    assert!(!stdout.contains("not seen"), "{stdout}");
+
+    // --follow reads one growing file, and says so when given two.
+    let (out, _, stderr) = run(aitrace().args(["view", "--follow"]).arg(&a).arg(&b));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("--follow reads one file, not 2"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn view_draws_a_chain_of_ten_thousand_nested_spans() {
+    // Recursing once per level overflowed the stack at 5,000 levels in a
+    // debug build; building the tree was quadratic.
+    const DEPTH: u64 = 10_000;
+    let trace = "7902f7b02e9e2b9ce0c11a928f3e2153";
+    let mut lines = Vec::new();
+    for s in 1..=DEPTH {
+        lines.push(line(
+            s,
+            &format!("level{s}.start"),
+            trace,
+            s,
+            (s > 1).then(|| s - 1),
+        ));
+    }
+    for s in (1..=DEPTH).rev() {
+        lines.push(line(
+            3 * DEPTH - s,
+            &format!("level{s}.end"),
+            trace,
+            s,
+            (s > 1).then(|| s - 1),
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("deep.jsonl");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let started = Instant::now();
+    let (out, stdout, stderr) = run(aitrace().arg("view").arg(&file));
+    assert!(out.status.success(), "{:?} {stderr}", out.status);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(stdout.matches('▸').count(), DEPTH as usize);
+    let deepest = stdout
+        .lines()
+        .find(|l| {
+            l.contains(&format!("▸ level{DEPTH} ")) || l.ends_with(&format!("▸ level{DEPTH}"))
+        })
+        .expect("the deepest span is drawn");
+    assert!(deepest.contains(&format!("[depth {DEPTH}]")), "{deepest}");
+    assert!(
+        deepest.len() < 200,
+        "indentation stops growing: {} bytes",
+        deepest.len()
+    );
+    // Every span sits one level below the one before it.
+    let depth_of = |n: u64| {
+        let l = stdout
+            .lines()
+            .find(|l| l.ends_with(&format!("▸ level{n}")) || l.contains(&format!("▸ level{n} ")))
+            .unwrap();
+        l.len() - l.trim_start().len()
+    };
+    assert_eq!(depth_of(2), depth_of(1) + 2);
+    assert_eq!(depth_of(30), depth_of(29) + 2);
+}
+
+#[test]
+fn spool_lists_batches_whose_times_cannot_be_shown_and_names_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = spool_fixture(dir.path());
+    let record = checkout_lines()[0].to_string() + "\n";
+    // A name whose time is past the year 9999, and a file named without a
+    // time whose modification time is before 1970.
+    std::fs::write(output.join("999999999999999999-1.jsonl"), &record).unwrap();
+    let old = output.join("batch.jsonl");
+    std::fs::write(&old, &record).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(std::time::UNIX_EPOCH - Duration::from_secs(86_400))
+        .unwrap();
+    let (out, stdout, stderr) = run(aitrace().arg("spool").arg(dir.path()));
+    assert!(out.status.success(), "{:?}\n{stderr}", out.status);
+    assert!(
+        stdout.contains("  pending: 4 batches, 51 records"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(", oldest 2026-11-27T10:15:02Z"),
+        "what can be read is shown: {stdout}"
+    );
+    assert!(
+        stdout.contains("    999999999999999999-1.jsonl: time unknown: the time in its name (999999999999999999 µs) is past the year 9999"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("    batch.jsonl: time unknown: its modification time is before 1970"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  corrupt: 1 files"),
+        "the rest is still listed: {stdout}"
+    );
+}
+
+#[test]
+fn validate_flags_an_end_without_a_start_and_a_time_no_record_can_hold() {
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.jsonl");
+    let b = dir.path().join("b.jsonl");
+    // A span that starts in one file and ends in the other is whole; the
+    // `request.end` of a span whose start was never written is not.
+    std::fs::write(&a, line(0, "checkout.start", trace, 1, None) + "\n").unwrap();
+    let far = line(0, "late", trace, 1, None)
+        .replace("2026-11-27T10:15:02.000000Z", "9999-12-31T23:59:59.999999Z");
+    assert!(far.contains("9999-12-31"), "{far}");
+    std::fs::write(
+        &b,
+        [
+            line(5, "checkout.end", trace, 1, None),
+            line(7, "request.end", trace, 9, Some(1)),
+            far,
+        ]
+        .join("\n")
+            + "\n",
+    )
+    .unwrap();
+    let (out, stdout, stderr) = run(aitrace().arg("validate").arg(&a).arg(&b));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let b = b.display();
+    assert!(
+        stdout.contains(&format!(
+            "{b}:line 2: request.end has no request.start (span 0000000000000009)"
+        )),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("checkout.end has no"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{b}:line 3: timestamp \"9999-12-31T23:59:59.999999Z\" is past 2554-07-21T23:34:33.709551Z")),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("4 records checked in 2 files, 2 problems"),
+        "{stderr}"
+    );
+}
