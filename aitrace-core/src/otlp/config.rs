@@ -128,6 +128,8 @@ pub(crate) struct SignalConfig {
 /// | [`ca_file`](Self::ca_file) | `OTEL_EXPORTER_OTLP[_LOGS\|_TRACES]_CERTIFICATE`: a PEM file of trusted CAs | the system's trust store |
 /// | [`service_name`](Self::service_name) | `OTEL_SERVICE_NAME`, then `service.name` in `OTEL_RESOURCE_ATTRIBUTES` | `unknown_service:<executable>` |
 /// | [`resource_attribute`](Self::resource_attribute) | `OTEL_RESOURCE_ATTRIBUTES`: `k=v,k2=v2`, values percent-decoded | `telemetry.sdk.*` |
+/// | [`span_events`](Self::span_events) | `AITRACE_OTLP_SPAN_EVENTS`: `1` or `0` | off |
+/// | which signals are sent | `OTEL_LOGS_EXPORTER`, `OTEL_TRACES_EXPORTER`: `none` turns one off (not both) | both |
 ///
 /// A variable that cannot be read (a protocol of `grpc`, a timeout that is
 /// not a number) makes [`build`](Self::build) fail with an error naming it;
@@ -355,7 +357,8 @@ impl OtlpOutputBuilder {
 
     /// Whether span lifecycle records (`NAME.start`/`NAME.end`) are sent as
     /// OTLP spans to the traces endpoint (the default) rather than as log
-    /// records to the logs endpoint.
+    /// records to the logs endpoint; `OTEL_TRACES_EXPORTER=none` turns
+    /// them off too.
     pub fn spans(mut self, spans: bool) -> Self {
         self.spans = spans;
         self
