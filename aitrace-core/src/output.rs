@@ -294,7 +294,12 @@ impl Output {
 
     /// A short, stable name for this output, safe for a folder name.
     pub(crate) fn slug(&self) -> String {
-        let text = self.to_string();
+        let text = match &*self.kind {
+            // The name it had before `Display` named both endpoints.
+            #[cfg(feature = "otlp")]
+            Kind::Otlp(sender) => sender.slug_name().to_owned(),
+            _ => self.to_string(),
+        };
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325; // FNV-1a
         for b in text.bytes() {
             hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);

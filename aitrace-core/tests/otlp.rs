@@ -261,7 +261,7 @@ fn the_standard_environment_configures_everything() {
         );
         assert!(stdout.contains("RECORDS 3"), "{stdout}");
         assert!(
-            stdout.contains(&format!("OUTPUT otlp {}/v1/logs", rx.endpoint)),
+            stdout.contains(&format!("OUTPUT otlp {} ({protocol})", rx.endpoint)),
             "{stdout}"
         );
         let requests = rx.requests();
@@ -469,7 +469,7 @@ fn target_strings_make_otlp_outputs() {
     let out = Output::from_target("otlp+http://127.0.0.1:4318").unwrap();
     assert_eq!(
         out.to_string(),
-        "otlp http://127.0.0.1:4318/v1/logs (http/protobuf)"
+        "otlp http://127.0.0.1:4318 (http/protobuf)"
     );
     assert!(out.is_http());
     let err = Output::otlp("ftp://x").unwrap_err();
@@ -664,4 +664,310 @@ fn an_accepted_batch_whose_answer_breaks_off_is_not_sent_again() {
     assert_eq!((stats.delivered, stats.retried), (1, 0), "{stats:?}");
     drop(log);
     assert_eq!(server.join().unwrap(), 1, "sent once");
+}
+
+fn events_of(span: &aitrace_testkit::proto::trace::v1::Span) -> Vec<&str> {
+    span.events.iter().map(|e| e.name.as_str()).collect()
+}
+
+/// With span events on, each log record goes to its span as a span event
+/// too (name, time, attributes), for backends that draw events from the
+/// span (Jaeger, Phoenix, Zipkin); a span that ends in a later batch gets
+/// the events of the earlier ones.
+#[test]
+fn span_events_attach_log_records_to_their_spans() {
+    for protocol in [Protocol::HttpProtobuf, Protocol::HttpJson] {
+        let rx = OtlpReceiver::start();
+        let log = BufferedLogger::builder()
+            .output(
+                Output::otlp_builder()
+                    .endpoint(&rx.endpoint)
+                    .protocol(protocol)
+                    .span_events(true)
+                    .build()
+                    .unwrap(),
+            )
+            .build();
+        let span = log.span("checkout").enter();
+        log.warn("card_checked")
+            .field("total", 12.5)
+            .field("card", "****4242")
+            .emit();
+        log.flush().unwrap(); // the span has not ended: its event waits for it
+        assert!(rx.spans().is_empty());
+        log.info("paid").emit();
+        drop(span);
+        log.info("outside").emit();
+        log.flush().unwrap();
+        let spans = rx.spans();
+        assert_eq!(spans.len(), 1, "{spans:?}");
+        assert_eq!(events_of(&spans[0]), ["card_checked", "paid"]);
+        let checked = &spans[0].events[0];
+        let record = rx
+            .log_records()
+            .into_iter()
+            .find(|r| r.body.as_ref().and_then(|b| b.value.as_ref()) == Some(&s("card_checked")))
+            .unwrap();
+        assert_eq!(checked.time_unix_nano, record.time_unix_nano);
+        assert_eq!(
+            attr(&checked.attributes, "total"),
+            Some(&Av::DoubleValue(12.5))
+        );
+        assert_eq!(attr(&checked.attributes, "card"), Some(&s("****4242")));
+        assert_eq!(attr(&checked.attributes, "level"), Some(&s("WARN")));
+        assert!(attr(&checked.attributes, "code.file.path").is_some());
+        // Still sent as log records too.
+        assert_eq!(rx.log_records().len(), 3);
+        let stats = log.stats();
+        assert_eq!((stats.delivered, stats.dropped), (5, 0), "{stats:?}");
+    }
+}
+
+/// Without the option, spans carry no events (today's behaviour).
+#[test]
+fn span_events_are_off_by_default() {
+    let rx = OtlpReceiver::start();
+    let log = BufferedLogger::builder()
+        .output(output(&rx, Protocol::HttpProtobuf))
+        .build();
+    one_span_and_one_event(&log);
+    log.flush().unwrap();
+    assert!(rx.spans()[0].events.is_empty());
+}
+
+/// tracing-opentelemetry's special fields on a span: `otel.name`,
+/// `otel.kind`, `otel.status_code`, `otel.status_message` set the exported
+/// span's name, kind and status, and are not attributes; a kind that cannot
+/// be read stays an attribute and the span is internal.
+#[test]
+fn otel_special_fields_set_name_kind_and_status() {
+    for protocol in [Protocol::HttpProtobuf, Protocol::HttpJson] {
+        let rx = OtlpReceiver::start();
+        let log = BufferedLogger::builder()
+            .output(output(&rx, protocol))
+            .build();
+        for (name, kind) in [
+            ("a", "server"),
+            ("b", "CLIENT"),
+            ("c", "producer"),
+            ("d", "consumer"),
+            ("e", "internal"),
+            ("f", "sideways"),
+        ] {
+            log.span(name).field("otel.kind", kind).enter().end();
+        }
+        {
+            let span = log
+                .span("handler")
+                .field("otel.name", "GET /users/{id}")
+                .field("otel.kind", "server")
+                .enter();
+            span.record("otel.status_code", "error");
+            span.record("otel.status_message", "upstream timed out");
+        }
+        {
+            // `ok` wins over the error field's status.
+            let span = log.span("retried").field("otel.status_code", "OK").enter();
+            span.fail("first try failed");
+        }
+        log.flush().unwrap();
+        let spans = rx.spans();
+        let kind = |name: &str| spans.iter().find(|s| s.name == name).unwrap().kind;
+        assert_eq!(
+            ["a", "b", "c", "d", "e", "f"].map(kind),
+            [2, 3, 4, 5, 1, 1],
+            "{protocol:?}"
+        );
+        let f = spans.iter().find(|s| s.name == "f").unwrap();
+        assert_eq!(attr(&f.attributes, "otel.kind"), Some(&s("sideways")));
+        let a = spans.iter().find(|s| s.name == "a").unwrap();
+        assert!(attr(&a.attributes, "otel.kind").is_none(), "{a:?}");
+        let handler = spans.iter().find(|s| s.name == "GET /users/{id}").unwrap();
+        assert_eq!(handler.kind, 2);
+        let status = handler.status.as_ref().unwrap();
+        assert_eq!(
+            (status.code, status.message.as_str()),
+            (2, "upstream timed out")
+        );
+        assert!(
+            handler
+                .attributes
+                .iter()
+                .all(|kv| !kv.key.starts_with("otel.")),
+            "{:?}",
+            handler.attributes
+        );
+        let retried = spans.iter().find(|s| s.name == "retried").unwrap();
+        let status = retried.status.as_ref().unwrap();
+        assert_eq!(
+            (status.code, status.message.as_str()),
+            (1, ""),
+            "STATUS_CODE_OK"
+        );
+    }
+}
+
+/// The environment half: `AITRACE_OTLP_SPAN_EVENTS`, `OTEL_LOGS_EXPORTER`
+/// and `OTEL_TRACES_EXPORTER`, in a child process.
+#[test]
+#[ignore = "run by the tests below as a child process"]
+fn signals_child() {
+    let log = BufferedLogger::new();
+    for round in 0..2 {
+        {
+            let _span = log.span("job").field("round", round).enter();
+            log.info("inside").field("n", 1).emit();
+        }
+        log.info("outside").emit();
+        let _ = log.flush();
+    }
+    let stats = log.stats();
+    println!("\nOUTPUT {}", log.outputs()[0]);
+    println!(
+        "STATS delivered={} dropped={} balanced={}",
+        stats.delivered,
+        stats.dropped,
+        stats.is_balanced()
+    );
+    if let Some(why) = stats.outputs[0].last_rejection.as_deref() {
+        println!("WHY {why}");
+    }
+}
+
+fn signals_child_with(rx: &OtlpReceiver, env: &[(&str, &str)]) -> (String, String) {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["signals_child", "--exact", "--ignored", "--nocapture"])
+        .env("LOG_TRG", "otlp")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &rx.endpoint)
+        .env_remove("AITRACE_LEVEL")
+        .env_remove("RUST_LOG");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let out = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    (stdout, stderr)
+}
+
+/// `OTEL_LOGS_EXPORTER=none`: no request to `/v1/logs`. With span events
+/// on, the records inside spans arrive as span events; the others are
+/// counted as dropped, with the reason.
+#[test]
+fn logs_exporter_none_sends_no_logs_and_counts_what_it_cannot_attach() {
+    let rx = OtlpReceiver::start();
+    let (stdout, stderr) = signals_child_with(
+        &rx,
+        &[
+            ("OTEL_LOGS_EXPORTER", "none"),
+            ("AITRACE_OTLP_SPAN_EVENTS", "1"),
+        ],
+    );
+    let paths: Vec<String> = rx.requests().into_iter().map(|r| r.path).collect();
+    assert!(paths.iter().all(|p| p == "/v1/traces"), "{paths:?}");
+    let spans = rx.spans();
+    assert_eq!(spans.len(), 2, "{spans:?}");
+    assert!(
+        spans.iter().all(|s| events_of(s) == ["inside"]),
+        "{spans:?}"
+    );
+    // 8 records: 2 × (start, inside, end) delivered, 2 × outside dropped.
+    assert!(
+        stdout.contains("STATS delivered=6 dropped=2 balanced=true"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("OTEL_LOGS_EXPORTER=none"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("OUTPUT otlp {}/v1/traces", rx.endpoint)),
+        "{stdout}"
+    );
+}
+
+/// `OTEL_TRACES_EXPORTER=none`: no request to `/v1/traces`; span
+/// lifecycles go as log records, as with `.spans(false)`.
+#[test]
+fn traces_exporter_none_sends_lifecycles_as_log_records() {
+    let rx = OtlpReceiver::start();
+    let (stdout, stderr) = signals_child_with(&rx, &[("OTEL_TRACES_EXPORTER", "none")]);
+    let paths: Vec<String> = rx.requests().into_iter().map(|r| r.path).collect();
+    assert!(paths.iter().all(|p| p == "/v1/logs"), "{paths:?}");
+    assert_eq!(rx.log_records().len(), 8);
+    assert!(
+        stdout.contains("STATS delivered=8 dropped=0 balanced=true"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains(&format!("OUTPUT otlp {}/v1/logs", rx.endpoint)),
+        "{stdout}"
+    );
+}
+
+/// Both signals off: nothing could be sent, a clear error (`LOG_TRG`
+/// falls back to stdout and says why).
+#[test]
+fn both_exporters_none_is_a_clear_error() {
+    let err = Command::new(std::env::current_exe().unwrap())
+        .args(["signals_child", "--exact", "--ignored", "--nocapture"])
+        .env("LOG_TRG", "otlp")
+        .env("OTEL_LOGS_EXPORTER", "none")
+        .env("OTEL_TRACES_EXPORTER", "none")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&err.stdout),
+        String::from_utf8_lossy(&err.stderr)
+    );
+    assert!(
+        text.contains("OTEL_LOGS_EXPORTER=none and OTEL_TRACES_EXPORTER=none"),
+        "{text}"
+    );
+}
+
+/// A backend without a logs endpoint (404, 405, 415 on `/v1/logs`): one
+/// line on stderr says so and names the option, however many batches.
+#[test]
+fn a_backend_without_logs_is_named_once_on_stderr() {
+    let rx = OtlpReceiver::start();
+    let refuse = || OtlpAnswer::Status {
+        status: 405,
+        retry_after: None,
+        body: b"Method Not Allowed".to_vec(),
+        content_type: "text/plain".into(),
+    };
+    rx.script([OtlpAnswer::Ok, refuse(), OtlpAnswer::Ok, refuse()]);
+    let (stdout, stderr) = signals_child_with(&rx, &[]);
+    assert_eq!(rx.spans().len(), 2, "{stdout}\n{stderr}");
+    assert_eq!(
+        stderr.matches("takes no logs").count(),
+        1,
+        "{stdout}\n{stderr}"
+    );
+    assert!(stderr.contains("AITRACE_OTLP_SPAN_EVENTS=1"), "{stderr}");
+    assert!(stderr.contains("OTEL_LOGS_EXPORTER=none"), "{stderr}");
+}
+
+/// `Display` names where both signals go.
+#[test]
+fn display_names_both_endpoints() {
+    let out = Output::otlp_builder()
+        .logs_endpoint("http://a:4318/v1/logs")
+        .traces_endpoint("http://b:4318/v1/traces")
+        .build()
+        .unwrap();
+    assert_eq!(
+        out.to_string(),
+        "otlp http://a:4318/v1/logs + http://b:4318/v1/traces (http/protobuf)"
+    );
+    let out = Output::otlp_builder()
+        .endpoint("http://a:4318")
+        .spans(false)
+        .build()
+        .unwrap();
+    assert_eq!(
+        out.to_string(),
+        "otlp http://a:4318/v1/logs (http/protobuf)"
+    );
 }

@@ -14,6 +14,9 @@ pub const DEFAULT_OTLP_ENDPOINT: &str = "http://localhost:4318";
 /// 10 s; see [`OtlpOutputBuilder::timeout`]).
 pub const DEFAULT_OTLP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The variable that turns [span events](OtlpOutputBuilder::span_events) on.
+pub(crate) const SPAN_EVENTS_VAR: &str = "AITRACE_OTLP_SPAN_EVENTS";
+
 /// How an OTLP output encodes its requests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -86,6 +89,17 @@ impl Signal {
     }
 }
 
+/// Which signals an output sends, resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Signals {
+    /// Log records go to the logs endpoint (not `OTEL_LOGS_EXPORTER=none`).
+    pub(crate) logs: bool,
+    /// Span lifecycles go as spans to the traces endpoint.
+    pub(crate) spans: bool,
+    /// Log records go on their spans as span events too.
+    pub(crate) span_events: bool,
+}
+
 /// Everything one signal's requests need, resolved.
 #[derive(Clone, Debug)]
 pub(crate) struct SignalConfig {
@@ -114,6 +128,8 @@ pub(crate) struct SignalConfig {
 /// | [`ca_file`](Self::ca_file) | `OTEL_EXPORTER_OTLP[_LOGS\|_TRACES]_CERTIFICATE`: a PEM file of trusted CAs | the system's trust store |
 /// | [`service_name`](Self::service_name) | `OTEL_SERVICE_NAME`, then `service.name` in `OTEL_RESOURCE_ATTRIBUTES` | `unknown_service:<executable>` |
 /// | [`resource_attribute`](Self::resource_attribute) | `OTEL_RESOURCE_ATTRIBUTES`: `k=v,k2=v2`, values percent-decoded | `telemetry.sdk.*` |
+/// | [`span_events`](Self::span_events) | `AITRACE_OTLP_SPAN_EVENTS`: `1` or `0` | off |
+/// | which signals are sent | `OTEL_LOGS_EXPORTER`, `OTEL_TRACES_EXPORTER`: `none` turns one off (not both) | both |
 ///
 /// A variable that cannot be read (a protocol of `grpc`, a timeout that is
 /// not a number) makes [`build`](Self::build) fail with an error naming it;
@@ -131,6 +147,7 @@ pub struct OtlpOutputBuilder {
     pub(crate) service_name: Option<String>,
     pub(crate) resource: Vec<(String, Value)>,
     pub(crate) spans: bool,
+    pub(crate) span_events: Option<bool>,
     pub(crate) env: Env,
 }
 
@@ -145,7 +162,7 @@ impl Env {
         Env {
             vars: std::env::vars_os()
                 .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-                .filter(|(k, _)| k.starts_with("OTEL_"))
+                .filter(|(k, _)| k.starts_with("OTEL_") || k.starts_with(SPAN_EVENTS_VAR))
                 .collect(),
         }
     }
@@ -169,6 +186,30 @@ impl Env {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.trim())
             .filter(|v| !v.is_empty())
+    }
+
+    /// Whether `OTEL_LOGS_EXPORTER` or `OTEL_TRACES_EXPORTER` leaves its
+    /// signal on: unset or `otlp` is on, `none` off; another exporter
+    /// (`console`) is not one this output has, so it is taken as `otlp`
+    /// with one line on stderr.
+    fn exporter_on(&self, name: &str) -> bool {
+        let Some(list) = self.get(name) else {
+            return true;
+        };
+        let names: Vec<String> = list
+            .split(',')
+            .map(|n| n.trim().to_ascii_lowercase())
+            .filter(|n| !n.is_empty())
+            .collect();
+        if names.iter().all(|n| n == "none") {
+            return false;
+        }
+        if names.iter().any(|n| n != "otlp" && n != "none") {
+            crate::diagnostics::say_once(name, || {
+                format!("{name}={list:?}: the OTLP output sends OTLP only (or nothing with none)")
+            });
+        }
+        true
     }
 
     /// A setting: from code when given, else read from the per-signal or
@@ -240,6 +281,7 @@ impl OtlpOutputBuilder {
             service_name: None,
             resource: Vec::new(),
             spans: true,
+            span_events: None,
             env,
         }
     }
@@ -315,10 +357,68 @@ impl OtlpOutputBuilder {
 
     /// Whether span lifecycle records (`NAME.start`/`NAME.end`) are sent as
     /// OTLP spans to the traces endpoint (the default) rather than as log
-    /// records to the logs endpoint.
+    /// records to the logs endpoint; `OTEL_TRACES_EXPORTER=none` turns
+    /// them off too.
     pub fn spans(mut self, spans: bool) -> Self {
         self.spans = spans;
         self
+    }
+
+    /// Also attaches each log record to its span as a span event (its
+    /// name, time and fields, as tracing-opentelemetry does), for backends
+    /// that draw a span's events from the span itself and have no logs
+    /// endpoint: Jaeger, Zipkin, Arize Phoenix. Off by default; the
+    /// environment turns it on with `AITRACE_OTLP_SPAN_EVENTS=1`.
+    ///
+    /// A record whose span has not ended yet is remembered until its
+    /// `.end` comes (in a later batch), as the span's start is, within the
+    /// same bounds; at most 128 events go on one span, the rest are counted
+    /// in its `dropped_events_count`. A record whose span was exported in
+    /// an earlier batch, or that has no span, is only a log record.
+    ///
+    /// The records still go to the logs endpoint too, unless
+    /// `OTEL_LOGS_EXPORTER=none` turns that signal off: then a record that
+    /// can be attached to a span is delivered as its event, and the others
+    /// are counted as dropped, with the reason.
+    pub fn span_events(mut self, on: bool) -> Self {
+        self.span_events = Some(on);
+        self
+    }
+
+    /// Which signals are sent and whether span events are on: code, then
+    /// `OTEL_LOGS_EXPORTER` / `OTEL_TRACES_EXPORTER` (`none` turns a
+    /// signal off) and [`SPAN_EVENTS_VAR`].
+    pub(crate) fn signals(&self) -> Result<Signals> {
+        let logs = self.env.exporter_on("OTEL_LOGS_EXPORTER");
+        let traces = self.env.exporter_on("OTEL_TRACES_EXPORTER");
+        if !logs && !traces {
+            return Err(Error::new(
+                ErrorKind::InvalidTarget,
+                "OTEL_LOGS_EXPORTER=none and OTEL_TRACES_EXPORTER=none: \
+                 the OTLP output would send nothing; unset one, or choose another target"
+                    .to_owned(),
+            ));
+        }
+        let span_events = match (self.span_events, self.env.get(SPAN_EVENTS_VAR)) {
+            (Some(on), _) => on,
+            (None, None) => false,
+            (None, Some(v)) => match v.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" => false,
+                _ => {
+                    return Err(Error::new(
+                        ErrorKind::InvalidTarget,
+                        format!("{SPAN_EVENTS_VAR}={v:?}: expected 1 or 0 (true or false)"),
+                    ));
+                }
+            },
+        };
+        let spans = self.spans && traces;
+        Ok(Signals {
+            logs,
+            spans,
+            span_events: span_events && spans,
+        })
     }
 
     /// The settings of one signal, resolved.
@@ -673,6 +773,55 @@ mod tests {
         assert!(parse_resource_attributes("ok=1,broken").is_empty());
         assert!(parse_resource_attributes("ok=1,x=%FF").is_empty());
         assert!(parse_resource_attributes("=v").is_empty());
+    }
+
+    #[test]
+    fn exporters_and_span_events_are_read_from_the_environment() {
+        let signals = |pairs: &[(&str, &str)]| builder(pairs).signals();
+        let on = Signals {
+            logs: true,
+            spans: true,
+            span_events: false,
+        };
+        assert_eq!(signals(&[]).unwrap(), on);
+        assert_eq!(
+            signals(&[
+                ("OTEL_LOGS_EXPORTER", "otlp"),
+                ("OTEL_TRACES_EXPORTER", " ")
+            ])
+            .unwrap(),
+            on
+        );
+        assert_eq!(
+            signals(&[("OTEL_LOGS_EXPORTER", "None"), (SPAN_EVENTS_VAR, "true")]).unwrap(),
+            Signals {
+                logs: false,
+                spans: true,
+                span_events: true
+            }
+        );
+        // No spans, no span events.
+        assert_eq!(
+            signals(&[("OTEL_TRACES_EXPORTER", "none"), (SPAN_EVENTS_VAR, "1")]).unwrap(),
+            Signals {
+                logs: true,
+                spans: false,
+                span_events: false
+            }
+        );
+        // Another exporter is taken as otlp.
+        assert_eq!(signals(&[("OTEL_LOGS_EXPORTER", "console")]).unwrap(), on);
+        let err = signals(&[(SPAN_EVENTS_VAR, "maybe")]).unwrap_err();
+        assert!(err.to_string().contains(SPAN_EVENTS_VAR), "{err}");
+        // Code wins.
+        let b = builder(&[(SPAN_EVENTS_VAR, "1")]).span_events(false);
+        assert!(!b.signals().unwrap().span_events);
+        let err = signals(&[
+            ("OTEL_LOGS_EXPORTER", "none"),
+            ("OTEL_TRACES_EXPORTER", "none"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidTarget);
     }
 
     #[test]

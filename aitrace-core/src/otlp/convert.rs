@@ -1,14 +1,18 @@
 //! What becomes of each record in OTLP: events are log records, a span's
-//! `.start`/`.end` pair is one span. The severity mapping, the attribute
-//! names of the code location, and the span starts waiting for their ends.
+//! `.start`/`.end` pair is one span, and with span events on, each event
+//! is also an event of its span. The severity mapping, the attribute names
+//! of the code location, tracing-opentelemetry's `otel.*` span fields, and
+//! the span starts and events waiting for their ends.
 
 use std::collections::{HashMap, VecDeque};
+
+use std::borrow::Cow;
 
 use super::encode::SpanParts;
 use crate::level::Level;
 use crate::record::Record;
 use crate::value::Value;
-use crate::wire::DURATION_FIELD;
+use crate::wire::{DURATION_FIELD, ERROR_FIELD};
 
 /// Semantic-convention names of the code location (semconv 1.30 and later).
 pub(crate) const CODE_FILE: &str = "code.file.path";
@@ -20,6 +24,22 @@ pub(crate) const RECORD_ID: &str = "aitrace.record_id";
 
 /// The most span starts remembered while their `.end` has not come.
 const MAX_OPEN_SPANS: usize = 16_384;
+/// The most events one span carries (the OpenTelemetry SDK's default
+/// limit); the rest are counted in its `dropped_events_count`.
+pub(crate) const MAX_EVENTS_PER_SPAN: usize = 128;
+
+/// tracing-opentelemetry's special span fields: the exported span's name,
+/// kind and status, not attributes.
+pub(crate) const OTEL_NAME: &str = "otel.name";
+pub(crate) const OTEL_KIND: &str = "otel.kind";
+pub(crate) const OTEL_STATUS_CODE: &str = "otel.status_code";
+pub(crate) const OTEL_STATUS_MESSAGE: &str = "otel.status_message";
+
+/// `SpanKind` numbers of the trace protocol.
+const SPAN_KIND_INTERNAL: i32 = 1;
+/// `Status.code` numbers of the trace protocol.
+pub(crate) const STATUS_OK: i32 = 1;
+pub(crate) const STATUS_ERROR: i32 = 2;
 
 /// OpenTelemetry's severity number for a level (the log data model's
 /// TRACE 1, DEBUG 5, INFO 9, WARN 13, ERROR 17) and its short name.
@@ -63,6 +83,8 @@ struct Start {
 /// the end's fields only and a start time from its duration). And the ids of
 /// the spans exported lately, so a batch sent again after its logs request
 /// failed does not send its spans twice.
+/// With span events on, also the events whose span has not ended, bounded
+/// the same way.
 #[derive(Debug, Default)]
 pub(crate) struct OpenSpans {
     starts: HashMap<u64, Start>,
@@ -70,6 +92,31 @@ pub(crate) struct OpenSpans {
     bytes: usize,
     exported: std::collections::HashSet<u64>,
     exported_order: VecDeque<u64>,
+    waiting: HashMap<u64, Waiting>,
+    waiting_order: VecDeque<u64>,
+    waiting_bytes: usize,
+}
+
+/// The events of a span that has not ended yet.
+#[derive(Debug, Default)]
+struct Waiting {
+    records: Vec<Record>,
+    /// Events past [`MAX_EVENTS_PER_SPAN`], counted only.
+    dropped: u32,
+    bytes: usize,
+}
+
+/// What to make of one batch: its finished spans (each with its events),
+/// their ids, and the log records that could not go on a span.
+pub(crate) struct Plan<'a> {
+    pub(crate) spans: Vec<SpanParts<'a>>,
+    pub(crate) ids: Vec<u64>,
+    /// Indexes of events whose span has not ended: remembered for it by
+    /// [`OpenSpans::wait`] once the batch is sent.
+    pub(crate) wait: Vec<usize>,
+    /// How many log records went on no span (no span, or one exported in
+    /// an earlier batch); 0 with span events off.
+    pub(crate) unattached: usize,
 }
 
 /// The most bytes of span-start fields kept.
@@ -77,13 +124,15 @@ const MAX_OPEN_SPAN_BYTES: usize = 16 << 20;
 /// How many exported span ids are remembered.
 const MAX_EXPORTED: usize = 65_536;
 
-/// The records of a batch that go as log records: all of them with `spans`
+/// Whether a record of a batch is a log record: all of them with `spans`
 /// off, else all but span lifecycle records.
+fn is_log_record(record: &Record, spans: bool) -> bool {
+    !spans || !(is_span_start(record) || is_span_end(record))
+}
+
+/// The records of a batch that go as log records.
 pub(crate) fn log_records(records: &[Record], spans: bool) -> Vec<&Record> {
-    records
-        .iter()
-        .filter(|r| !spans || !(is_span_start(r) || is_span_end(r)))
-        .collect()
+    records.iter().filter(|r| is_log_record(r, spans)).collect()
 }
 
 impl OpenSpans {
@@ -134,6 +183,9 @@ impl OpenSpans {
             if let Some(start) = self.starts.remove(id) {
                 self.bytes -= start.bytes;
             }
+            if let Some(waiting) = self.waiting.remove(id) {
+                self.waiting_bytes -= waiting.bytes;
+            }
             if self.exported.insert(*id) {
                 self.exported_order.push_back(*id);
             }
@@ -145,25 +197,85 @@ impl OpenSpans {
         }
         let starts = &self.starts;
         self.order.retain(|id| starts.contains_key(id));
+        let waiting = &self.waiting;
+        self.waiting_order.retain(|id| waiting.contains_key(id));
+    }
+
+    /// Remembers the events of a sent batch whose spans have not ended
+    /// ([`Plan::wait`]), for those spans' ends. Past the bounds the events
+    /// of the span waiting longest are forgotten, with one line on stderr.
+    pub(crate) fn wait(&mut self, records: &[Record], wait: &[usize]) {
+        for &i in wait {
+            let record = &records[i];
+            let Some(id) = span_key(record) else {
+                continue;
+            };
+            if self.exported.contains(&id) {
+                continue;
+            }
+            let bytes = record.memory_size();
+            let mut forgotten = 0;
+            while !self.waiting_order.is_empty()
+                && (self.waiting.len() >= MAX_OPEN_SPANS
+                    || self.waiting_bytes + bytes > MAX_OPEN_SPAN_BYTES)
+                && !self.waiting.contains_key(&id)
+            {
+                if let Some(old) = self.waiting_order.pop_front() {
+                    if let Some(w) = self.waiting.remove(&old) {
+                        self.waiting_bytes -= w.bytes;
+                        forgotten += w.records.len();
+                    }
+                }
+            }
+            if forgotten > 0 {
+                crate::diagnostics::say_once("otlp-span-events", || {
+                    format!(
+                        "forgot {forgotten} span events of spans that have not ended \
+                         (more than {MAX_OPEN_SPANS} spans or {} MiB waiting); \
+                         they were sent as log records unless OTEL_LOGS_EXPORTER=none",
+                        MAX_OPEN_SPAN_BYTES >> 20
+                    )
+                });
+            }
+            let entry = self.waiting.entry(id).or_insert_with(|| {
+                self.waiting_order.push_back(id);
+                Waiting::default()
+            });
+            if entry.records.len() >= MAX_EVENTS_PER_SPAN {
+                entry.dropped = entry.dropped.saturating_add(1);
+                continue;
+            }
+            entry.records.push(record.clone());
+            entry.bytes += bytes;
+            self.waiting_bytes += bytes;
+        }
     }
 
     /// The spans a batch ends, not exported yet, and their ids. Span starts
     /// are remembered first, so a batch holding both ends of a span exports
-    /// it whole. With `spans` off there are none.
-    pub(crate) fn spans<'a>(
+    /// it whole. With `spans` off there are none. With `events` on, each
+    /// log record of the batch goes on its span when that ends in this
+    /// batch, waits for it ([`Plan::wait`]) when it has not ended, and is
+    /// counted in [`Plan::unattached`] otherwise.
+    pub(crate) fn plan<'a>(
         &'a mut self,
         records: &'a [Record],
         spans: bool,
-    ) -> (Vec<SpanParts<'a>>, Vec<u64>) {
+        events: bool,
+    ) -> Plan<'a> {
+        let mut plan = Plan {
+            spans: Vec::new(),
+            ids: Vec::new(),
+            wait: Vec::new(),
+            unattached: 0,
+        };
         if !spans {
-            return (Vec::new(), Vec::new());
+            return plan;
         }
         for record in records.iter().filter(|r| is_span_start(r)) {
             self.start(record);
         }
         let this = &*self;
-        let mut parts = Vec::new();
-        let mut ids = Vec::new();
         for record in records.iter().filter(|r| is_span_end(r)) {
             let Some(id) = span_key(record) else {
                 continue;
@@ -177,18 +289,55 @@ impl OpenSpans {
                 Some(start) => start.time.min(end_time),
                 None => end_time.saturating_sub(duration_nanos(record)),
             };
-            parts.push(SpanParts {
-                end: record,
-                name: record
-                    .event()
-                    .strip_suffix(".end")
-                    .unwrap_or(record.event()),
-                start_time,
-                start_fields: start.map_or(&[], |s| &s.fields[..]),
-            });
-            ids.push(id);
+            let start_fields = start.map_or(&[][..], |s| &s.fields[..]);
+            let mut parts = SpanParts::new(record, start_time, start_fields);
+            if events {
+                if let Some(waiting) = this.waiting.get(&id) {
+                    parts.events.extend(&waiting.records);
+                    parts.dropped_events = waiting.dropped;
+                }
+            }
+            plan.spans.push(parts);
+            plan.ids.push(id);
         }
-        (parts, ids)
+        if !events {
+            return plan;
+        }
+        let ending: HashMap<u64, usize> = plan
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (*id, i))
+            .collect();
+        for (i, record) in records.iter().enumerate() {
+            if !is_log_record(record, true) {
+                continue;
+            }
+            match span_key(record) {
+                Some(id) if ending.contains_key(&id) => {
+                    let span = &mut plan.spans[ending[&id]];
+                    if span.events.len() < MAX_EVENTS_PER_SPAN {
+                        span.events.push(record);
+                    } else {
+                        span.dropped_events = span.dropped_events.saturating_add(1);
+                    }
+                }
+                Some(id) if !this.exported.contains(&id) => plan.wait.push(i),
+                _ => plan.unattached += 1,
+            }
+        }
+        plan
+    }
+
+    /// [`plan`](Self::plan) without span events: the spans and their ids.
+    #[cfg(test)]
+    pub(crate) fn spans<'a>(
+        &'a mut self,
+        records: &'a [Record],
+        spans: bool,
+    ) -> (Vec<SpanParts<'a>>, Vec<u64>) {
+        let plan = self.plan(records, spans, false);
+        (plan.spans, plan.ids)
     }
 
     #[cfg(test)]
@@ -209,5 +358,75 @@ fn duration_nanos(end: &Record) -> u64 {
         (ms * 1e6) as u64
     } else {
         0
+    }
+}
+
+/// The last value of `key` in a span's end, else in its start.
+fn span_field<'a>(end: &'a Record, start: &'a [(String, Value)], key: &str) -> Option<&'a Value> {
+    end.field(key)
+        .or_else(|| start.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v))
+}
+
+/// The name, kind and status of a span, from its `.end` record, its
+/// `otel.*` fields (tracing-opentelemetry's, which win) and its `error`
+/// field; and the special fields used, so they are not also attributes.
+/// A special field that cannot be read (`otel.kind = "sideways"`) stays an
+/// attribute and changes nothing.
+pub(crate) struct SpanShape<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) kind: i32,
+    /// `(code, message)`; `None` is `STATUS_CODE_UNSET`.
+    pub(crate) status: Option<(i32, Cow<'a, str>)>,
+    pub(crate) used: [Option<&'static str>; 4],
+}
+
+pub(crate) fn span_shape<'a>(end: &'a Record, start: &'a [(String, Value)]) -> SpanShape<'a> {
+    let text = |key| span_field(end, start, key).and_then(Value::as_str);
+    let mut used = [None; 4];
+    let name = match text(OTEL_NAME).filter(|n| !n.is_empty()) {
+        Some(name) => {
+            used[0] = Some(OTEL_NAME);
+            name
+        }
+        None => end.event().strip_suffix(".end").unwrap_or(end.event()),
+    };
+    let kind = match text(OTEL_KIND).map(str::to_ascii_lowercase).as_deref() {
+        Some("internal") => Some(SPAN_KIND_INTERNAL),
+        Some("server") => Some(2),
+        Some("client") => Some(3),
+        Some("producer") => Some(4),
+        Some("consumer") => Some(5),
+        _ => None,
+    };
+    if kind.is_some() {
+        used[1] = Some(OTEL_KIND);
+    }
+    let message = text(OTEL_STATUS_MESSAGE);
+    let failed = || match end.field(ERROR_FIELD) {
+        Some(Value::Str(s)) => Some(Cow::Borrowed(&**s)),
+        Some(other) => Some(Cow::Owned(format!("{other:?}"))),
+        None if end.level() == Level::Error => Some(Cow::Borrowed("")),
+        None => None,
+    };
+    let code = text(OTEL_STATUS_CODE).map(str::to_ascii_lowercase);
+    let status = match code.as_deref() {
+        Some("ok") => Some(Some((STATUS_OK, Cow::Borrowed("")))),
+        Some("error") => Some(Some((STATUS_ERROR, failed().unwrap_or_default()))),
+        Some("unset") => Some(None),
+        _ => None,
+    };
+    if status.is_some() {
+        used[2] = Some(OTEL_STATUS_CODE);
+    }
+    let mut status = status.unwrap_or_else(|| failed().map(|m| (STATUS_ERROR, m)));
+    if let (Some((STATUS_ERROR, m)), Some(message)) = (&mut status, message) {
+        *m = Cow::Borrowed(message);
+        used[3] = Some(OTEL_STATUS_MESSAGE);
+    }
+    SpanShape {
+        name,
+        kind: kind.unwrap_or(SPAN_KIND_INTERNAL),
+        status,
+        used,
     }
 }

@@ -14,8 +14,9 @@ use std::io::Write as _;
 
 use base64::Engine as _;
 
-use super::convert::{CODE_FILE, CODE_FUNCTION, CODE_LINE, RECORD_ID, severity};
-use crate::level::Level;
+use std::borrow::Cow;
+
+use super::convert::{CODE_FILE, CODE_FUNCTION, CODE_LINE, RECORD_ID, severity, span_shape};
 use crate::record::Record;
 use crate::scratch::{Scratch, with_scratch};
 use crate::value::{MAX_VALUE_DEPTH, Value};
@@ -24,13 +25,44 @@ use crate::wire::{DURATION_FIELD, ERROR_FIELD};
 /// A field of a message: its key and value, borrowed.
 pub(crate) type Field<'a> = (&'a str, &'a Value);
 
-/// What one request carries: events, or finished spans.
+/// A finished span, as a traces request carries it.
 pub(crate) struct SpanParts<'a> {
     pub(crate) end: &'a Record,
     pub(crate) name: &'a str,
+    /// `SpanKind`: internal unless `otel.kind` says otherwise.
+    pub(crate) kind: i32,
+    /// `Status` `(code, message)`; `None` is unset.
+    pub(crate) status: Option<(i32, Cow<'a, str>)>,
+    /// The `otel.*` fields used for name, kind and status: not attributes.
+    pub(crate) used: [Option<&'static str>; 4],
     pub(crate) start_time: u64,
     /// The fields of its `.start`, when that was seen.
     pub(crate) start_fields: &'a [(String, Value)],
+    /// Its log records, as span events (span events on).
+    pub(crate) events: Vec<&'a Record>,
+    /// Its events past the limit, counted only.
+    pub(crate) dropped_events: u32,
+}
+
+impl<'a> SpanParts<'a> {
+    pub(crate) fn new(
+        end: &'a Record,
+        start_time: u64,
+        start_fields: &'a [(String, Value)],
+    ) -> Self {
+        let shape = span_shape(end, start_fields);
+        SpanParts {
+            end,
+            name: shape.name,
+            kind: shape.kind,
+            status: shape.status,
+            used: shape.used,
+            start_time,
+            start_fields,
+            events: Vec::new(),
+            dropped_events: 0,
+        }
+    }
 }
 
 /// Whether field `i` of `keys` is followed by another of the same key (the
@@ -388,22 +420,27 @@ fn put_decimal(buf: &mut Vec<u8>, mut n: u64, negative: bool) {
 }
 
 /// The extras of a record, in the order written.
-fn extras(record: &Record) -> [Option<Extra<'_>>; 4] {
+fn extras(record: &Record) -> [Option<Extra<'_>>; 5] {
     let location = record.location();
     [
         location.file().map(|f| Extra::Str(CODE_FILE, f)),
         location.line().map(|l| Extra::Int(CODE_LINE, i64::from(l))),
         location.function().map(|f| Extra::Str(CODE_FUNCTION, f)),
         record.record_id().map(|id| Extra::Hex(RECORD_ID, id.get())),
+        None,
     ]
 }
+
+/// The attribute naming a span event's level (a log record has its
+/// severity instead), as tracing-opentelemetry writes it.
+const LEVEL: &str = "level";
 
 /// One record's attributes: a range of a list shared by the batch (its
 /// fields, each key once) and its extras.
 struct Attrs<'a> {
     start: usize,
     end: usize,
-    extra: [Option<Extra<'a>>; 4],
+    extra: [Option<Extra<'a>>; 5],
 }
 
 impl<'a> Attrs<'a> {
@@ -423,6 +460,16 @@ impl<'a> Attrs<'a> {
         }
     }
 
+    /// A log record's attributes as a span event: its own, and its level
+    /// as `level` unless a field has that name.
+    fn of_span_event(record: &'a Record, flat: &mut Vec<Field<'a>>) -> Self {
+        let mut attrs = Attrs::of_event(record, flat);
+        if record.field(LEVEL).is_none() {
+            attrs.extra[4] = Some(Extra::Str(LEVEL, severity(record.level()).1));
+        }
+        attrs
+    }
+
     /// Appends a span's fields (its start's, then its end's) to `flat`.
     fn of_span(span: &'a SpanParts<'a>, flat: &mut Vec<Field<'a>>) -> Self {
         let start = flat.len();
@@ -430,11 +477,24 @@ impl<'a> Attrs<'a> {
         let extra = extras(end);
         flat.extend(span.start_fields.iter().map(|(k, v)| (k.as_str(), v)));
         flat.extend(end.raw_fields().iter().map(|(k, v)| (k.as_ref(), v)));
-        let [a, b, c, d] = extra.map(|e| e.map(|e| e.key()));
+        let [a, b, c, d, e] = extra.map(|e| e.map(|e| e.key()));
+        let [o1, o2, o3, o4] = span.used;
         dedupe_tail(
             flat,
             start,
-            &[Some(DURATION_FIELD), Some(ERROR_FIELD), a, b, c, d],
+            &[
+                Some(DURATION_FIELD),
+                Some(ERROR_FIELD),
+                a,
+                b,
+                c,
+                d,
+                e,
+                o1,
+                o2,
+                o3,
+                o4,
+            ],
         );
         Attrs {
             start,
@@ -493,50 +553,66 @@ fn put_log_record(buf: &mut Vec<u8>, record: &Record, attrs: &Attrs<'_>, flat: &
     put_fixed64(buf, 11, time);
 }
 
-/// A span's status: error with a message when it failed.
-fn status(end: &Record) -> Option<String> {
-    match end.field(ERROR_FIELD) {
-        Some(Value::Str(s)) => Some(s.to_string()),
-        Some(other) => Some(format!("{other:?}")),
-        None if end.level() == Level::Error => Some(String::new()),
-        None => None,
+/// A span's attributes and those of each of its events, in `flat`.
+struct SpanAttrs<'a> {
+    own: Attrs<'a>,
+    events: Vec<Attrs<'a>>,
+}
+
+impl<'a> SpanAttrs<'a> {
+    fn of(span: &'a SpanParts<'a>, flat: &mut Vec<Field<'a>>) -> Self {
+        SpanAttrs {
+            own: Attrs::of_span(span, flat),
+            events: span
+                .events
+                .iter()
+                .map(|r| Attrs::of_span_event(r, flat))
+                .collect(),
+        }
     }
 }
 
-fn span_size(
-    span: &SpanParts<'_>,
-    attrs: &Attrs<'_>,
-    flat: &[Field<'_>],
-    status: Option<&str>,
-) -> usize {
+/// The size of a span event (`Span.Event`) without its key and length.
+fn event_size(record: &Record, attrs: &Attrs<'_>, flat: &[Field<'_>]) -> usize {
+    let mut n = 9 + attrs.size(flat, 3); // time, attributes
+    if !record.event().is_empty() {
+        n += len_field(2, record.event().len());
+    }
+    n
+}
+
+fn span_size(span: &SpanParts<'_>, attrs: &SpanAttrs<'_>, flat: &[Field<'_>]) -> usize {
     let cx = span.end.span_context().expect("a span end has a context");
     let mut n = len_field(1, 16) + len_field(2, 8);
     if cx.parent_span_id().is_some() {
         n += len_field(4, 8);
     }
     n += len_field(5, span.name.len()) + 2 + 9 + 9; // name, kind, times
-    n += attrs.size(flat, 9);
-    if let Some(message) = status {
-        n += len_field(15, status_size(message));
+    n += attrs.own.size(flat, 9);
+    for (record, event) in span.events.iter().zip(&attrs.events) {
+        n += len_field(11, event_size(record, event, flat));
+    }
+    if span.dropped_events > 0 {
+        n += 1 + varint_len(u64::from(span.dropped_events));
+    }
+    if let Some((code, message)) = &span.status {
+        n += len_field(15, status_size(*code, message));
     }
     n + 6 // flags: field 16 is a two-byte key
 }
 
-fn status_size(message: &str) -> usize {
-    let mut n = 2; // code
+fn status_size(code: i32, message: &str) -> usize {
+    let mut n = 0;
+    if code != 0 {
+        n += 2;
+    }
     if !message.is_empty() {
         n += len_field(2, message.len());
     }
     n
 }
 
-fn put_span(
-    buf: &mut Vec<u8>,
-    span: &SpanParts<'_>,
-    attrs: &Attrs<'_>,
-    flat: &[Field<'_>],
-    status: Option<&str>,
-) {
+fn put_span(buf: &mut Vec<u8>, span: &SpanParts<'_>, attrs: &SpanAttrs<'_>, flat: &[Field<'_>]) {
     let cx = span.end.span_context().expect("a span end has a context");
     put_bytes(buf, 1, &cx.trace_id().to_bytes());
     put_bytes(buf, 2, &cx.span_id().to_bytes());
@@ -545,17 +621,29 @@ fn put_span(
     }
     put_bytes(buf, 5, span.name.as_bytes());
     put_key(buf, 6, VARINT);
-    put_varint(buf, 1); // SPAN_KIND_INTERNAL
+    put_varint(buf, span.kind as u64);
     put_fixed64(buf, 7, span.start_time);
     put_fixed64(buf, 8, span.end.timestamp_nanos());
-    attrs.put(flat, buf, 9);
-    if let Some(message) = status {
-        put_len(buf, 15, status_size(message));
+    attrs.own.put(flat, buf, 9);
+    for (record, event) in span.events.iter().zip(&attrs.events) {
+        put_len(buf, 11, event_size(record, event, flat));
+        put_fixed64(buf, 1, record.timestamp_nanos());
+        if !record.event().is_empty() {
+            put_bytes(buf, 2, record.event().as_bytes());
+        }
+        event.put(flat, buf, 3);
+    }
+    if span.dropped_events > 0 {
+        put_key(buf, 12, VARINT);
+        put_varint(buf, u64::from(span.dropped_events));
+    }
+    if let Some((code, message)) = &span.status {
+        put_len(buf, 15, status_size(*code, message));
         if !message.is_empty() {
             put_bytes(buf, 2, message.as_bytes());
         }
         put_key(buf, 3, VARINT);
-        put_varint(buf, 2); // STATUS_CODE_ERROR
+        put_varint(buf, *code as u64);
     }
     put_fixed32(buf, 16, 1); // sampled
 }
@@ -675,17 +763,15 @@ fn put_logs(records: &[&Record], resource: &[u8], buf: &mut Vec<u8>, bodies: &mu
 /// `ExportTraceServiceRequest` of `spans` as protobuf into `buf`.
 pub(crate) fn traces_protobuf(spans: &[SpanParts<'_>], resource: &[u8], buf: &mut Vec<u8>) {
     let mut flat = Vec::new();
-    let attrs: Vec<Attrs<'_>> = spans.iter().map(|s| Attrs::of_span(s, &mut flat)).collect();
-    let statuses: Vec<Option<String>> = spans.iter().map(|s| status(s.end)).collect();
+    let attrs: Vec<SpanAttrs<'_>> = spans.iter().map(|s| SpanAttrs::of(s, &mut flat)).collect();
     let sizes: Vec<usize> = spans
         .iter()
         .zip(&attrs)
-        .zip(&statuses)
-        .map(|((s, a), st)| span_size(s, a, &flat, st.as_deref()))
+        .map(|(s, a)| span_size(s, a, &flat))
         .collect();
     let groups = groups(spans.iter().map(|s| s.end.logger()));
     put_request(buf, resource, &groups, &sizes, |buf, i| {
-        put_span(buf, &spans[i], &attrs[i], &flat, statuses[i].as_deref());
+        put_span(buf, &spans[i], &attrs[i], &flat);
     });
 }
 
@@ -909,21 +995,40 @@ pub(crate) fn traces_json(spans: &[SpanParts<'_>], resource: &[u8], buf: &mut Ve
             json_str(buf, span.name);
             let _ = write!(
                 buf,
-                ",\"kind\":1,\"startTimeUnixNano\":\"{}\",\"endTimeUnixNano\":\"{}\"",
+                ",\"kind\":{},\"startTimeUnixNano\":\"{}\",\"endTimeUnixNano\":\"{}\"",
+                span.kind,
                 span.start_time,
                 span.end.timestamp_nanos()
             );
             flat.clear();
-            let attrs = Attrs::of_span(span, &mut flat);
-            json_attributes(buf, &attrs, &flat);
-            if let Some(message) = status(span.end) {
+            let attrs = SpanAttrs::of(span, &mut flat);
+            json_attributes(buf, &attrs.own, &flat);
+            if !span.events.is_empty() {
+                buf.extend_from_slice(b",\"events\":[");
+                for (e, (record, event)) in span.events.iter().zip(&attrs.events).enumerate() {
+                    if e > 0 {
+                        buf.push(b',');
+                    }
+                    buf.extend_from_slice(b"{\"timeUnixNano\":\"");
+                    put_decimal(buf, record.timestamp_nanos(), false);
+                    buf.extend_from_slice(b"\",\"name\":");
+                    json_str(buf, record.event());
+                    json_attributes(buf, event, &flat);
+                    buf.push(b'}');
+                }
+                buf.push(b']');
+            }
+            if span.dropped_events > 0 {
+                let _ = write!(buf, ",\"droppedEventsCount\":{}", span.dropped_events);
+            }
+            if let Some((code, message)) = &span.status {
                 buf.extend_from_slice(b",\"status\":{");
                 if !message.is_empty() {
                     buf.extend_from_slice(b"\"message\":");
-                    json_str(buf, &message);
+                    json_str(buf, message);
                     buf.push(b',');
                 }
-                buf.extend_from_slice(b"\"code\":2}");
+                let _ = write!(buf, "\"code\":{code}}}");
             }
             buf.push(b'}');
         }
@@ -940,6 +1045,7 @@ mod tests {
     use prost::Message as _;
 
     use super::*;
+    use crate::level::Level;
     use crate::otlp::convert::OpenSpans;
     use crate::record::SpanContext;
 
@@ -968,8 +1074,14 @@ mod tests {
     }
 
     fn traces(records: &[Record]) -> ExportTraceServiceRequest {
+        traces_with(records, false)
+    }
+
+    /// A traces request of `records`, with span events on or off, checked
+    /// as [`logs`] is.
+    fn traces_with(records: &[Record], events: bool) -> ExportTraceServiceRequest {
         let mut open = OpenSpans::default();
-        let (spans, _) = open.spans(records, true);
+        let spans = open.plan(records, true, events).spans;
         let mut pb = Vec::new();
         traces_protobuf(&spans, &resource_protobuf(&resource()), &mut pb);
         let from_pb = ExportTraceServiceRequest::decode(&pb[..]).expect("protobuf");
@@ -1171,6 +1283,104 @@ mod tests {
     }
 
     #[test]
+    fn span_events_kind_and_status_encode_as_prost_does() {
+        let cx = SpanContext::new_root();
+        let mut records = vec![
+            Record::builder(Level::Info, "call.start")
+                .span_context(cx)
+                .provisional(true)
+                .field("otel.kind", "Client")
+                .field("otel.status_code", "ok")
+                .build(),
+        ];
+        for i in 0..MAX_EVENTS + 2 {
+            records.push(
+                Record::builder(Level::Warn, if i == 0 { "" } else { "retry" })
+                    .span_context(cx)
+                    .field("i", i)
+                    .file("src/call.rs")
+                    .build(),
+            );
+        }
+        records.push(
+            Record::builder(Level::Info, "call.end")
+                .span_context(cx)
+                .field("otel.status_message", "not an error: kept")
+                .field(DURATION_FIELD, 1)
+                .span_end(true)
+                .build(),
+        );
+        let request = traces_with(&records, true);
+        let span = &request.resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!(span.kind, 3);
+        assert_eq!(span.status.as_ref().map(|s| s.code), Some(1));
+        assert_eq!(span.events.len(), MAX_EVENTS);
+        assert_eq!(span.dropped_events_count, 2);
+        assert_eq!(span.events[0].name, "");
+        assert_eq!(span.events[1].name, "retry");
+        assert_eq!(span.events[1].time_unix_nano, records[2].timestamp_nanos());
+        let a = &span.events[1].attributes;
+        assert_eq!(attr(a, "i"), Some(&Av::IntValue(1)));
+        assert_eq!(attr(a, "level"), Some(&s("WARN")));
+        assert_eq!(attr(a, CODE_FILE), Some(&s("src/call.rs")));
+        let keys: Vec<&str> = span.attributes.iter().map(|a| a.key.as_str()).collect();
+        assert_eq!(keys, ["otel.status_message"]);
+        // Off: no events.
+        let request = traces_with(&records, false);
+        assert!(
+            request.resource_spans[0].scope_spans[0].spans[0]
+                .events
+                .is_empty()
+        );
+    }
+
+    const MAX_EVENTS: usize = crate::otlp::convert::MAX_EVENTS_PER_SPAN;
+
+    #[test]
+    fn events_wait_for_a_span_that_ends_in_a_later_batch() {
+        let cx = SpanContext::new_root();
+        let first = vec![
+            Record::builder(Level::Info, "job.start")
+                .span_context(cx)
+                .provisional(true)
+                .build(),
+            Record::builder(Level::Info, "step")
+                .span_context(cx)
+                .build(),
+            Record::builder(Level::Info, "no span").build(),
+        ];
+        let mut open = OpenSpans::default();
+        let plan = open.plan(&first, true, true);
+        assert!(plan.spans.is_empty());
+        assert_eq!((plan.wait.clone(), plan.unattached), (vec![1], 1));
+        let wait = plan.wait;
+        // Sent twice (a retry): remembered once.
+        open.wait(&first, &wait);
+        let end = vec![
+            Record::builder(Level::Info, "job.end")
+                .span_context(cx)
+                .span_end(true)
+                .build(),
+            Record::builder(Level::Info, "last")
+                .span_context(cx)
+                .build(),
+        ];
+        let plan = open.plan(&end, true, true);
+        let names: Vec<&str> = plan.spans[0].events.iter().map(|r| r.event()).collect();
+        assert_eq!(names, ["step", "last"]);
+        let ids = plan.ids;
+        open.exported(&ids);
+        // After its span went, an event of it goes on no span.
+        let late = vec![
+            Record::builder(Level::Info, "late")
+                .span_context(cx)
+                .build(),
+        ];
+        let plan = open.plan(&late, true, true);
+        assert_eq!((plan.wait.len(), plan.unattached), (0, 1));
+    }
+
+    #[test]
     fn open_spans_are_bounded_and_forgotten_when_ended() {
         let mut open = OpenSpans::default();
         let starts: Vec<Record> = (0..16_384 + 10)
@@ -1226,6 +1436,8 @@ mod tests {
             logger in proptest::option::of("[a-z:]{0,8}"),
             file in proptest::option::of("[a-z/]{1,10}"),
             id in proptest::option::of(1u64..),
+            otel_key in "otel\\.(name|kind|status_code|status_message)",
+            otel_value in "(?i:server|client|ok|error|unset|x?)",
         ) {
             let cx = SpanContext::new_root().new_child();
             let mut builder = Record::builder(Level::Info, event.clone()).span_context(cx);
@@ -1261,6 +1473,17 @@ mod tests {
             let span = &request.resource_spans[0].scope_spans[0].spans[0];
             proptest::prop_assert_eq!(&span.name, &format!("{event}x"));
             proptest::prop_assert!(span.attributes.iter().all(|kv| kv.key != DURATION_FIELD));
+            // With the record as the span's event, and any `otel.*` fields.
+            let special = Record::builder(Level::Info, "y.end")
+                .span_context(cx.new_child())
+                .span_end(true)
+                .field(otel_key, otel_value)
+                .build();
+            let request = traces_with(&[record, end, special], true);
+            let spans = &request.resource_spans[0].scope_spans[0].spans;
+            proptest::prop_assert_eq!(spans.len(), 2);
+            proptest::prop_assert_eq!(spans[0].events.len(), 1);
+            proptest::prop_assert!(spans[1].events.is_empty());
         }
     }
 }

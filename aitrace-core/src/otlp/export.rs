@@ -7,7 +7,9 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse
 use parking_lot::Mutex;
 use prost::Message as _;
 
-use super::config::{OtlpOutputBuilder, Protocol, Signal, SignalConfig};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::config::{OtlpOutputBuilder, Protocol, SPAN_EVENTS_VAR, Signal, SignalConfig, Signals};
 use super::convert::{self, OpenSpans};
 use super::encode;
 use crate::error::{Error, ErrorKind, Result};
@@ -41,16 +43,22 @@ pub(crate) struct Rejection {
 /// The OTLP output's sending half: the two endpoints, the resource, and
 /// the span starts waiting for their ends.
 pub(crate) struct OtlpSender {
-    logs: Endpoint,
+    /// `None` when the logs signal is off (`OTEL_LOGS_EXPORTER=none`).
+    logs: Option<Endpoint>,
     /// `None` when span lifecycles go as log records.
     traces: Option<Endpoint>,
     /// The resource's attributes, encoded once in each encoding.
     resource_protobuf: Vec<u8>,
     resource_json: Vec<u8>,
-    spans: bool,
+    signals: Signals,
     open: Mutex<OpenSpans>,
     /// Shown in `Display` and errors.
     name: String,
+    /// What the spool folder's name is made from: the name `Display` gave
+    /// before it named both endpoints, so spooled batches are found again.
+    slug_name: String,
+    /// Whether the line about a backend without logs was said.
+    said_no_logs: AtomicBool,
 }
 
 thread_local! {
@@ -70,69 +78,107 @@ impl OtlpSender {
             )?;
             Ok(Endpoint { config, agent })
         };
-        let logs = endpoint(Signal::Logs)?;
-        let traces = if builder.spans {
-            Some(endpoint(Signal::Traces)?)
-        } else {
-            None
+        let signals = builder.signals()?;
+        let logs = signals.logs.then(|| endpoint(Signal::Logs)).transpose()?;
+        let traces = signals
+            .spans
+            .then(|| endpoint(Signal::Traces))
+            .transpose()?;
+        let name = display_name(logs.as_ref(), traces.as_ref());
+        let slug_name = match logs.as_ref().or(traces.as_ref()) {
+            Some(e) => format!(
+                "otlp {} ({})",
+                crate::http::redact_url(&e.config.url),
+                e.config.protocol.as_str()
+            ),
+            None => name.clone(),
         };
-        let name = format!(
-            "otlp {} ({})",
-            crate::http::redact_url(&logs.config.url),
-            logs.config.protocol.as_str()
-        );
         let resource = builder.resource();
         Ok(OtlpSender {
             resource_protobuf: encode::resource_protobuf(&resource),
             resource_json: encode::resource_json(&resource),
-            spans: builder.spans,
+            signals,
             open: Mutex::new(OpenSpans::default()),
             logs,
             traces,
             name,
+            slug_name,
+            said_no_logs: AtomicBool::new(false),
         })
+    }
+
+    /// What the spool folder's name is made from (stable across versions).
+    pub(crate) fn slug_name(&self) -> &str {
+        &self.slug_name
     }
 
     pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
-    /// Sends one batch: its finished spans to the traces endpoint, then its
-    /// events to the logs endpoint. A failure of either fails the batch,
-    /// which may be sent again whole (at least once), but spans already
-    /// accepted are not sent again. When the traces endpoint took the spans
-    /// and the logs endpoint refuses the events for good, the events are
-    /// counted as refused and the spans as delivered. On success, what the
-    /// servers refused in `partialSuccess` answers.
+    /// Sends one batch: its finished spans to the traces endpoint (each
+    /// with its events when span events are on), then its events to the
+    /// logs endpoint. A failure of either fails the batch, which may be
+    /// sent again whole (at least once), but spans already accepted are not
+    /// sent again. When the traces endpoint took the spans and the logs
+    /// endpoint refuses the events for good, the events are counted as
+    /// refused and the spans as delivered. With the logs signal off, the
+    /// events that go on no span are counted as refused, saying why. On
+    /// success, what the servers refused in `partialSuccess` answers.
     pub(crate) fn send(&self, records: &[Record]) -> Result<Rejection> {
-        let logs = convert::log_records(records, self.spans);
+        let Signals {
+            logs: logs_on,
+            spans,
+            span_events,
+        } = self.signals;
+        let logs = match &self.logs {
+            Some(_) => convert::log_records(records, spans),
+            None => Vec::new(),
+        };
         let mut rejection = Rejection::default();
-        let spans_sent = match &self.traces {
+        let (spans_sent, wait) = match &self.traces {
             Some(traces) => {
                 let mut open = self.open.lock();
-                let ids = {
-                    let (spans, ids) = open.spans(records, true);
-                    if !spans.is_empty() {
+                let (ids, wait, unattached) = {
+                    let plan = open.plan(records, true, span_events);
+                    if !plan.spans.is_empty() {
                         let refused =
                             self.post(traces, Signal::Traces, |protocol, body| match protocol {
                                 Protocol::HttpProtobuf => {
-                                    encode::traces_protobuf(&spans, &self.resource_protobuf, body);
+                                    encode::traces_protobuf(
+                                        &plan.spans,
+                                        &self.resource_protobuf,
+                                        body,
+                                    );
                                 }
                                 Protocol::HttpJson => {
-                                    encode::traces_json(&spans, &self.resource_json, body);
+                                    encode::traces_json(&plan.spans, &self.resource_json, body);
                                 }
                             })?;
                         rejection.add(refused);
                     }
-                    ids
+                    (plan.ids, plan.wait, plan.unattached)
                 };
                 open.exported(&ids);
-                !ids.is_empty()
+                if !logs_on {
+                    let unattached = if span_events {
+                        unattached
+                    } else {
+                        convert::log_records(records, true).len()
+                    };
+                    if unattached > 0 {
+                        rejection.add(Some(Rejection {
+                            count: unattached as u64,
+                            message: not_sent_as_logs(unattached, span_events),
+                        }));
+                    }
+                }
+                (!ids.is_empty(), wait)
             }
-            None => false,
+            None => (false, Vec::new()),
         };
-        if !logs.is_empty() {
-            let sent = self.post(&self.logs, Signal::Logs, |protocol, body| match protocol {
+        if let Some(endpoint) = self.logs.as_ref().filter(|_| !logs.is_empty()) {
+            let sent = self.post(endpoint, Signal::Logs, |protocol, body| match protocol {
                 Protocol::HttpProtobuf => {
                     encode::logs_protobuf(&logs, &self.resource_protobuf, body);
                 }
@@ -140,22 +186,58 @@ impl OtlpSender {
             });
             match sent {
                 Ok(refused) => rejection.add(refused),
-                Err(err) if spans_sent && !err.is_transient() => {
-                    rejection.add(Some(Rejection {
-                        count: logs.len() as u64,
-                        message: format!(
-                            "the spans were delivered, the log records refused: {err}"
-                        ),
-                    }));
+                Err(err) => {
+                    self.say_no_logs(&err);
+                    if spans_sent && !err.is_transient() {
+                        rejection.add(Some(Rejection {
+                            count: logs.len() as u64,
+                            message: format!(
+                                "the spans were delivered, the log records refused: {err}"
+                            ),
+                        }));
+                    } else {
+                        return Err(err);
+                    }
                 }
-                Err(err) => return Err(err),
             }
+        }
+        if !wait.is_empty() {
+            self.open.lock().wait(records, &wait);
         }
         // A refused span counts as one record, the refused at most what was sent.
         Ok(Rejection {
             count: rejection.count.min(records.len() as u64),
             ..rejection
         })
+    }
+
+    /// After the logs endpoint refused a batch: when its status says the
+    /// backend has no logs endpoint (404, 405, 415; Jaeger, Zipkin and
+    /// Phoenix have none), one line on stderr naming what to do.
+    fn say_no_logs(&self, err: &Error) {
+        if !matches!(err.status(), Some(404 | 405 | 415))
+            || self.said_no_logs.swap(true, Ordering::Relaxed)
+        {
+            return;
+        }
+        let url = self
+            .logs
+            .as_ref()
+            .map(|e| crate::http::redact_url(&e.config.url))
+            .unwrap_or_default();
+        let events = if self.signals.span_events {
+            String::new()
+        } else {
+            format!(
+                "set {SPAN_EVENTS_VAR}=1 (or OtlpOutputBuilder::span_events) to attach log \
+                 records to their spans as span events, and "
+            )
+        };
+        eprintln!(
+            "aitrace: {url} answered HTTP {}: this backend takes no logs (no /v1/logs); \
+             {events}OTEL_LOGS_EXPORTER=none to stop sending them as logs",
+            err.status().unwrap_or_default()
+        );
     }
 
     fn post(
@@ -234,6 +316,45 @@ impl Rejection {
                 self.message = format!("{}; {}", self.message, other.message);
             }
         }
+    }
+}
+
+/// Why log records were not sent with the logs signal off.
+fn not_sent_as_logs(count: usize, span_events: bool) -> String {
+    if span_events {
+        format!(
+            "OTEL_LOGS_EXPORTER=none: {count} log records not sent (no span to attach them \
+             to as span events)"
+        )
+    } else {
+        format!(
+            "OTEL_LOGS_EXPORTER=none: {count} log records not sent; {SPAN_EVENTS_VAR}=1 \
+             attaches those of a span to it as span events"
+        )
+    }
+}
+
+/// `Display` of the output: the base endpoint when both signals go to
+/// `BASE/v1/logs` and `BASE/v1/traces`, else each signal's URL.
+fn display_name(logs: Option<&Endpoint>, traces: Option<&Endpoint>) -> String {
+    let url = |e: &Endpoint| crate::http::redact_url(&e.config.url);
+    let protocol = |e: &Endpoint| e.config.protocol.as_str();
+    match (logs, traces) {
+        (Some(l), Some(t)) => {
+            let (lu, tu) = (url(l), url(t));
+            let base = lu
+                .strip_suffix("/v1/logs")
+                .filter(|base| tu.strip_suffix("/v1/traces") == Some(*base));
+            match base {
+                Some(base) if protocol(l) == protocol(t) => {
+                    format!("otlp {base} ({})", protocol(l))
+                }
+                _ if protocol(l) == protocol(t) => format!("otlp {lu} + {tu} ({})", protocol(l)),
+                _ => format!("otlp {lu} ({}) + {tu} ({})", protocol(l), protocol(t)),
+            }
+        }
+        (Some(e), None) | (None, Some(e)) => format!("otlp {} ({})", url(e), protocol(e)),
+        (None, None) => "otlp (nothing to send)".to_owned(),
     }
 }
 
@@ -403,7 +524,13 @@ fn check_url(url: &str) -> Result<()> {
 impl std::fmt::Debug for OtlpSender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OtlpSender")
-            .field("logs", &crate::http::redact_url(&self.logs.config.url))
+            .field(
+                "logs",
+                &self
+                    .logs
+                    .as_ref()
+                    .map(|l| crate::http::redact_url(&l.config.url)),
+            )
             .field(
                 "traces",
                 &self
@@ -411,7 +538,14 @@ impl std::fmt::Debug for OtlpSender {
                     .as_ref()
                     .map(|t| crate::http::redact_url(&t.config.url)),
             )
-            .field("protocol", &self.logs.config.protocol)
+            .field(
+                "protocol",
+                &self
+                    .logs
+                    .as_ref()
+                    .or(self.traces.as_ref())
+                    .map(|e| e.config.protocol),
+            )
             .finish_non_exhaustive()
     }
 }
