@@ -197,6 +197,13 @@ impl Builder {
     /// output), replayed when the output answers again, also by the next
     /// process started with the same folder. Without one, such batches are
     /// dropped and counted.
+    ///
+    /// One process owns an output's folder at a time; a second process
+    /// started with the same folder spools to an `extra-N` subfolder of its
+    /// own and says so on stderr, and the next owner of the folder replays
+    /// what such a subfolder's ended process left. The folder is written to
+    /// once at start: one that is read-only or on a full disk is an error
+    /// from [`try_build`](Self::try_build).
     pub fn spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.spool_dir = Some(dir.into());
         self
@@ -321,8 +328,8 @@ impl Builder {
     }
 
     /// The logger, or the error that kept its background delivery from
-    /// starting (a spool folder that cannot be created or read, a thread
-    /// that cannot start).
+    /// starting (a spool folder that cannot be created, read, locked or
+    /// written to, a thread that cannot start).
     pub fn try_build(self) -> Result<BufferedLogger> {
         self.assemble()
     }

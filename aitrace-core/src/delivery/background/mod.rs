@@ -148,6 +148,20 @@ impl Background {
             let mut stats = ledger.lock();
             for (index, (output, mut spool)) in outputs.iter().zip(spools).enumerate() {
                 if let Some(spool) = spool.as_mut() {
+                    if let Some(busy) = spool.busy() {
+                        let owner = match busy.owner.as_deref() {
+                            Some(pid) if pid == std::process::id().to_string() => {
+                                "another output of this process (the same target twice)".to_owned()
+                            }
+                            Some(pid) => format!("another process ({pid})"),
+                            None => "another process".to_owned(),
+                        };
+                        eprintln!(
+                            "aitrace: {output}: spool folder {} is in use by {owner}; this output spools to {}",
+                            busy.asked.display(),
+                            spool.dir().display()
+                        );
+                    }
                     let quarantined = spool.take_quarantined();
                     let s = &mut stats[index];
                     s.recovered = spool.recovered();
