@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output as ProcessOutput, Stdio};
 use std::time::{Duration, Instant};
 
 use aitrace_core::{BufferedLogger, Level, Output, RetryPolicy};
-use aitrace_testkit::{Fault, FaultServer, count_unique};
+use aitrace_testkit::{Fault, FaultServer, count_unique, dead_url};
 
 const CHILD_DIR: &str = "SPOOL_CHILD_DIR";
 const CHILD_URL: &str = "SPOOL_CHILD_URL";
@@ -181,6 +181,46 @@ fn two_processes_on_one_spool_folder_deliver_each_record_once() {
         })
         .sum::<usize>();
     assert!(told <= 1, "{said:#?}");
+}
+
+/// A child whose only output's server is down and which has no spool:
+/// every batch is dropped, far more often than the once-a-minute line says.
+#[test]
+#[ignore = "a child process of the_exit_report_gives_the_total_of_drops"]
+fn dropping_child() {
+    let url = env(CHILD_URL);
+    let log = BufferedLogger::builder()
+        .output(Output::http(&url).unwrap())
+        .background(true)
+        .batch_size(10)
+        .retry(RetryPolicy::none())
+        .min_level(Level::Info)
+        .try_build()
+        .unwrap();
+    for i in 0..500u64 {
+        log.info("work").field("i", i).emit();
+        if i % 10 == 9 {
+            let _ = log.flush();
+        }
+    }
+    drop(log);
+}
+
+#[test]
+fn the_exit_report_gives_the_total_of_drops() {
+    let out = child("dropping_child")
+        .env(CHILD_URL, dead_url())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines = stderr.matches("dropped").count();
+    assert!(lines >= 1, "{}", text(&out));
+    assert!(
+        stderr.contains("500 records dropped in all"),
+        "no total of drops at exit\n{}",
+        text(&out)
+    );
 }
 
 // ---- A spool folder that cannot be written fails try_build ----

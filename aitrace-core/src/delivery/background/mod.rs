@@ -105,6 +105,8 @@ pub(crate) struct Background {
     owner: Mutex<Option<JoinHandle<()>>>,
     /// Whether a shutdown was asked for.
     closed: std::sync::atomic::AtomicBool,
+    /// The drops told of by the last exit report (see [`Self::report_drops`]).
+    reported_drops: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Background {
@@ -210,6 +212,7 @@ impl Background {
             stopped,
             owner: Mutex::new(Some(owner)),
             closed: std::sync::atomic::AtomicBool::new(false),
+            reported_drops: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -240,6 +243,24 @@ impl Background {
             ticket.complete(Err(Self::closed_error()));
         }
         Ok(ticket)
+    }
+
+    /// As delivery stops: the total of records dropped since the logger
+    /// started, on stderr, when there were any not told of by an earlier
+    /// report (the lines printed as drops happen are rate-limited, so they
+    /// may have held most of them back).
+    fn report_drops(&self) {
+        let overflow = self.buffer.tally().dropped;
+        let line = crate::diagnostics::drops_in_all(overflow, &self.ledger.lock());
+        let Some((total, line)) = line else {
+            return;
+        };
+        let told = self
+            .reported_drops
+            .swap(total, std::sync::atomic::Ordering::SeqCst);
+        if total > told {
+            eprintln!("aitrace: {line}");
+        }
     }
 
     /// Puts what is still buffered after delivery stopped in the spools
@@ -326,6 +347,7 @@ impl Processor for Background {
                 let _ = owner.join(); // it has handed over and is returning
             }
         }
+        self.report_drops();
         result.unwrap_or_else(|| {
             Err(Error::new(
                 ErrorKind::TimedOut,
@@ -341,5 +363,6 @@ impl Processor for Background {
         // Spools handed back are written here; without them (no spool, or
         // a delivery thread that did not stop) leftovers go to a file.
         self.set_aside_leftovers();
+        self.report_drops();
     }
 }
