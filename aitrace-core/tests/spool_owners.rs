@@ -287,7 +287,7 @@ fn spool_logger(dir: &Path) -> aitrace_core::Result<BufferedLogger> {
 /// Makes `dir` (which holds the output's spool folder) unwritable: a
 /// read-only mount when this runs as root (root ignores permission bits),
 /// else permission bits. `None` when neither can be set up here.
-fn unwritable_spool() -> Option<(PathBuf, Option<Mount>, Option<tempfile::TempDir>)> {
+fn unwritable_spool() -> Option<(PathBuf, Option<Mount>, Option<Writable>)> {
     let probe = tempfile::tempdir().unwrap();
     let ro = probe.path().join("ro");
     std::fs::create_dir(&ro).unwrap();
@@ -299,7 +299,7 @@ fn unwritable_spool() -> Option<(PathBuf, Option<Mount>, Option<tempfile::TempDi
         for entry in std::fs::read_dir(&ro).unwrap() {
             set_mode(&entry.unwrap().path(), 0o500);
         }
-        return Some((ro, None, Some(probe)));
+        return Some((ro, None, Some(Writable(probe))));
     }
     let mount = match Mount::tmpfs("1m") {
         Ok(mount) => mount,
@@ -314,6 +314,29 @@ fn unwritable_spool() -> Option<(PathBuf, Option<Mount>, Option<tempfile::TempDi
         return None;
     }
     Some((mount.path.clone(), Some(mount), None))
+}
+
+/// A temporary folder whose subfolders are made writable again before it
+/// is removed.
+struct Writable(tempfile::TempDir);
+
+impl Drop for Writable {
+    fn drop(&mut self) {
+        let dirs = walk(self.0.path());
+        for dir in dirs {
+            set_mode(&dir, 0o700);
+        }
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut dirs = vec![dir.to_path_buf()];
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.path().is_dir() {
+            dirs.extend(walk(&entry.path()));
+        }
+    }
+    dirs
 }
 
 fn set_mode(path: &Path, mode: u32) {
