@@ -210,7 +210,9 @@ impl Builder {
     }
 
     /// The most bytes each output's spool holds; the oldest batches are
-    /// evicted, and counted as dropped, to make room.
+    /// evicted, and counted as dropped, to make room. Its `rejected/` and
+    /// `corrupt/` folders hold at most a quarter of it each, oldest deleted
+    /// first.
     pub fn spool_max_bytes(mut self, bytes: u64) -> Self {
         self.spool_max_bytes = Some(bytes);
         self
