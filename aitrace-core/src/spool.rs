@@ -15,10 +15,23 @@
 //! is moved to `corrupt/`, counted and never replayed.
 //!
 //! Batches the output refused for good go to `rejected/` with a `.reason`
-//! file and are not replayed; that folder has its own bound (a quarter of the
-//! spool's), its oldest batches deleted to make room.
+//! file and are not replayed. `rejected/` and `corrupt/` each have their own
+//! bound (a quarter of the spool's), their oldest files deleted to make room.
+//!
+//! One process owns a folder at a time: it holds the lock on `.lock` in it
+//! (an advisory lock the system releases when the process ends, however it
+//! ends). A process that finds the folder owned (a second replica with the
+//! same settings, a restart while the old process still drains) takes a
+//! subfolder of its own, `extra-1`, `extra-2`, … (each locked the same way),
+//! and says so once on stderr. The owner of the main folder adopts, at open,
+//! the batches of every `extra-N` no process owns (one whose process ended),
+//! so nothing is stranded there; a process that takes an `extra-N` replays
+//! what is in it as its own. Before it is used, a folder is written to once:
+//! a folder that is read-only or on a full disk is an error at start, not at
+//! the first batch.
 
 use std::collections::VecDeque;
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -33,6 +46,15 @@ pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 64 * 1024 * 1024;
 pub(crate) const REJECTED_DIR: &str = "rejected";
 /// The folder, inside an output's spool folder, of damaged files set aside.
 pub(crate) const CORRUPT_DIR: &str = "corrupt";
+/// The lock file the owner of a spool folder holds.
+pub(crate) const LOCK_FILE: &str = ".lock";
+/// The name of the subfolders, `extra-1` and up, that processes take when
+/// another owns the folder.
+pub(crate) const EXTRA_PREFIX: &str = "extra-";
+/// The most `extra-N` subfolders tried before giving up.
+const MAX_EXTRA: u32 = 16;
+/// The file written and removed at open to see that the folder takes writes.
+const WRITE_CHECK: &str = ".write-check";
 
 /// A spool file's identity, stable while the [`Spool`] that made it lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -69,14 +91,73 @@ pub(crate) struct Quarantined {
     pub(crate) reason: String,
 }
 
+/// Files set aside in a subfolder (`rejected/`, `corrupt/`), oldest first,
+/// kept within a bound by deleting the oldest.
+#[derive(Debug, Default)]
+struct SetAside {
+    files: VecDeque<(PathBuf, u64)>,
+    bytes: u64,
+}
+
+impl SetAside {
+    /// Lists what an earlier process left in `dir`.
+    fn list(dir: &Path) -> Self {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return SetAside::default();
+        };
+        let mut found: Vec<(PathBuf, u64)> = entries
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+            .filter_map(|e| Some((e.path(), e.metadata().ok()?.len())))
+            .collect();
+        found.sort();
+        SetAside {
+            bytes: found.iter().map(|(_, b)| b).sum(),
+            files: found.into(),
+        }
+    }
+
+    /// Deletes the oldest files (and their `.reason`) until `bytes` more fit
+    /// within `bound`.
+    fn make_room(&mut self, bytes: u64, bound: u64) {
+        while self.bytes + bytes > bound {
+            let Some((path, size)) = self.files.pop_front() else {
+                break;
+            };
+            let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(path.with_extension("reason"));
+            self.bytes -= size;
+        }
+    }
+
+    fn add(&mut self, path: PathBuf, bytes: u64) {
+        self.bytes += bytes;
+        self.files.push_back((path, bytes));
+    }
+}
+
+/// Where a spool is when the folder asked for was owned by another process.
+#[derive(Debug)]
+pub(crate) struct Busy {
+    /// The folder asked for.
+    pub(crate) asked: PathBuf,
+    /// What its lock file says of its owner (a process id), if anything.
+    pub(crate) owner: Option<String>,
+}
+
 #[derive(Debug)]
 pub(crate) struct Spool {
     dir: PathBuf,
+    /// Held open (and locked) while this spool owns `dir`.
+    _lock: File,
+    /// Set when `dir` is an `extra-N` subfolder because another process
+    /// owns the folder asked for.
+    busy: Option<Busy>,
     max_bytes: u64,
     files: VecDeque<SpoolFile>,
     total_bytes: u64,
-    rejected: VecDeque<(PathBuf, u64)>,
-    rejected_bytes: u64,
+    rejected: SetAside,
+    corrupt: SetAside,
     next_id: u64,
     seq: u64,
     /// Records found at open, left by an earlier process.
@@ -100,6 +181,120 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
+/// Takes the lock of the spool folder `dir` (creating both), or `None` when
+/// another process holds it.
+fn lock_dir(dir: &Path) -> Result<Option<File>> {
+    create_private_dir(dir).map_err(|e| {
+        Error::io(
+            format_args!("cannot create spool folder {}", dir.display()),
+            e,
+        )
+    })?;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let cannot = |e| {
+        Error::io(
+            format_args!("cannot write in spool folder {}", dir.display()),
+            e,
+        )
+    };
+    let file = options.open(dir.join(LOCK_FILE)).map_err(cannot)?;
+    // Called by its path: std's inherent `File::try_lock` (Rust 1.89) would
+    // otherwise be picked where it exists.
+    match fs4::FileExt::try_lock(&file) {
+        Ok(()) => {
+            // Who owns it, for the message of the next process to come;
+            // best effort (a full disk may refuse even this).
+            let _ = file.set_len(0);
+            let _ = (&file).write_all(format!("{}\n", std::process::id()).as_bytes());
+            Ok(Some(file))
+        }
+        Err(fs4::TryLockError::WouldBlock) => Ok(None),
+        Err(fs4::TryLockError::Error(e)) => Err(Error::io(
+            format_args!("cannot lock spool folder {}", dir.display()),
+            e,
+        )),
+    }
+}
+
+/// Takes the first `extra-N` subfolder of `dir` no other process owns.
+fn take_extra(dir: &Path) -> Result<(PathBuf, File)> {
+    for n in 1..=MAX_EXTRA {
+        let extra = dir.join(format!("{EXTRA_PREFIX}{n}"));
+        if let Some(lock) = lock_dir(&extra)? {
+            return Ok((extra, lock));
+        }
+    }
+    Err(Error::new(
+        ErrorKind::Io,
+        format!(
+            "spool folder {} and its {MAX_EXTRA} {EXTRA_PREFIX}N subfolders are all in use by other processes",
+            dir.display()
+        ),
+    ))
+}
+
+/// Moves into `dir` (which this process owns) the batches of each of its
+/// `extra-N` subfolders that no process owns, so they are replayed.
+fn adopt_extras(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let extra = entry.path();
+        let name = entry.file_name();
+        let is_extra = name.to_str().is_some_and(|n| n.starts_with(EXTRA_PREFIX));
+        if !is_extra || !extra.is_dir() {
+            continue;
+        }
+        let Ok(Some(_lock)) = lock_dir(&extra) else {
+            continue; // its owner is alive: its batches are its own
+        };
+        let Ok(files) = std::fs::read_dir(&extra) else {
+            continue;
+        };
+        for file in files.flatten() {
+            let path = file.path();
+            match path.extension().and_then(|e| e.to_str()) {
+                Some("jsonl") => {
+                    let target = dir.join(file.file_name());
+                    if !target.exists() {
+                        let _ = std::fs::rename(&path, target);
+                    }
+                }
+                Some("tmp") => {
+                    let _ = std::fs::remove_file(&path);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Writes (and syncs) a block in `dir`, then removes it: a folder that is
+/// read-only or on a full disk fails here.
+fn check_writable(dir: &Path) -> Result<()> {
+    let path = dir.join(WRITE_CHECK);
+    let write = || -> std::io::Result<()> {
+        let mut file = File::create(&path)?;
+        file.write_all(&[b'\n'; 4096])?;
+        file.sync_data()
+    };
+    let result = write();
+    let _ = std::fs::remove_file(&path);
+    result.map_err(|e| {
+        Error::io(
+            format_args!("cannot write in spool folder {}", dir.display()),
+            e,
+        )
+    })
+}
+
 /// Checks that `bytes` are whole JSON Lines: each line one JSON value, the
 /// last one ended by a newline. Returns the line count or what is wrong.
 pub(crate) fn check_lines(bytes: &[u8]) -> std::result::Result<u64, String> {
@@ -120,17 +315,28 @@ pub(crate) fn check_lines(bytes: &[u8]) -> std::result::Result<u64, String> {
 }
 
 impl Spool {
-    /// Opens (creating) an output's spool folder and lists what an earlier
-    /// process left there, oldest first. Leftover `.tmp` files (a crash
-    /// mid-write) are removed; damaged files are moved to `corrupt/` and
-    /// listed by [`take_quarantined`](Self::take_quarantined).
+    /// Opens (creating) an output's spool folder, taking its lock (or, when
+    /// another process holds it, an `extra-N` subfolder's: see
+    /// [`busy`](Self::busy)), checks that it takes a write, and lists what an
+    /// earlier process left there, oldest first. Leftover `.tmp` files (a
+    /// crash mid-write) are removed; damaged files are moved to `corrupt/`
+    /// and listed by [`take_quarantined`](Self::take_quarantined).
     pub(crate) fn open(dir: PathBuf, max_bytes: u64) -> Result<Self> {
-        create_private_dir(&dir).map_err(|e| {
-            Error::io(
-                format_args!("cannot create spool folder {}", dir.display()),
-                e,
-            )
-        })?;
+        let (dir, lock, busy) = match lock_dir(&dir)? {
+            Some(lock) => {
+                adopt_extras(&dir);
+                (dir, lock, None)
+            }
+            None => {
+                let owner = std::fs::read_to_string(dir.join(LOCK_FILE))
+                    .ok()
+                    .map(|text| text.trim().to_owned())
+                    .filter(|text| !text.is_empty());
+                let (extra, lock) = take_extra(&dir)?;
+                (extra, lock, Some(Busy { asked: dir, owner }))
+            }
+        };
+        check_writable(&dir)?;
         let entries = std::fs::read_dir(&dir).map_err(|e| {
             Error::io(
                 format_args!("cannot read spool folder {}", dir.display()),
@@ -138,12 +344,14 @@ impl Spool {
             )
         })?;
         let mut spool = Spool {
+            rejected: SetAside::list(&dir.join(REJECTED_DIR)),
+            corrupt: SetAside::list(&dir.join(CORRUPT_DIR)),
             dir,
+            _lock: lock,
+            busy,
             max_bytes,
             files: VecDeque::new(),
             total_bytes: 0,
-            rejected: VecDeque::new(),
-            rejected_bytes: 0,
             next_id: 0,
             seq: 0,
             recovered: 0,
@@ -180,22 +388,12 @@ impl Spool {
                 Err(reason) => spool.quarantine_path(&path, reason),
             }
         }
-        spool.list_rejected();
         Ok(spool)
     }
 
-    fn list_rejected(&mut self) {
-        let Ok(entries) = std::fs::read_dir(self.dir.join(REJECTED_DIR)) else {
-            return;
-        };
-        let mut found: Vec<(PathBuf, u64)> = entries
-            .flatten()
-            .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
-            .filter_map(|e| Some((e.path(), e.metadata().ok()?.len())))
-            .collect();
-        found.sort();
-        self.rejected_bytes = found.iter().map(|(_, b)| b).sum();
-        self.rejected = found.into();
+    /// Where this spool is when another process owned the folder asked for.
+    pub(crate) fn busy(&self) -> Option<&Busy> {
+        self.busy.as_ref()
     }
 
     fn new_id(&mut self) -> FileId {
@@ -226,7 +424,7 @@ impl Spool {
     /// Bytes in `rejected/`.
     #[cfg(test)]
     pub(crate) fn rejected_bytes(&self) -> u64 {
-        self.rejected_bytes
+        self.rejected.bytes
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -404,14 +602,7 @@ impl Spool {
                 ),
             ));
         }
-        while self.rejected_bytes + bytes > bound {
-            let Some((path, size)) = self.rejected.pop_front() else {
-                break;
-            };
-            let _ = std::fs::remove_file(&path);
-            let _ = std::fs::remove_file(path.with_extension("reason"));
-            self.rejected_bytes -= size;
-        }
+        self.rejected.make_room(bytes, bound);
         let dir = self.dir.join(REJECTED_DIR);
         create_private_dir(&dir)
             .map_err(|e| Error::io(format_args!("cannot create {}", dir.display()), e))?;
@@ -419,18 +610,28 @@ impl Spool {
         let path = dir.join(name);
         write_atomically(&path, lines)?;
         let _ = std::fs::write(path.with_extension("reason"), reason);
-        self.rejected_bytes += bytes;
-        self.rejected.push_back((path.clone(), bytes));
+        self.rejected.add(path.clone(), bytes);
         Ok(path)
     }
 
-    /// Moves a damaged file to `corrupt/` (or deletes it if it cannot be moved).
+    /// Moves a damaged file to `corrupt/` (or deletes it if it cannot be
+    /// moved, or is larger than `corrupt/` may hold). The oldest files there
+    /// are deleted to keep it within a quarter of the spool's bound, as
+    /// `rejected/` is.
     fn quarantine_path(&mut self, path: &Path, reason: String) {
         let dir = self.dir.join(CORRUPT_DIR);
         let target = dir.join(path.file_name().unwrap_or_default());
-        let moved = create_private_dir(&dir).is_ok() && std::fs::rename(path, &target).is_ok();
+        let bound = self.max_bytes / 4;
+        let bytes = std::fs::metadata(path).map_or(u64::MAX, |m| m.len());
+        if bytes <= bound {
+            self.corrupt.make_room(bytes, bound);
+        }
+        let moved = bytes <= bound
+            && create_private_dir(&dir).is_ok()
+            && std::fs::rename(path, &target).is_ok();
         if moved {
             let _ = std::fs::write(target.with_extension("reason"), &reason);
+            self.corrupt.add(target.clone(), bytes);
         } else {
             let _ = std::fs::remove_file(path);
         }

@@ -197,13 +197,22 @@ impl Builder {
     /// output), replayed when the output answers again, also by the next
     /// process started with the same folder. Without one, such batches are
     /// dropped and counted.
+    ///
+    /// One process owns an output's folder at a time; a second process
+    /// started with the same folder spools to an `extra-N` subfolder of its
+    /// own and says so on stderr, and the next owner of the folder replays
+    /// what such a subfolder's ended process left. The folder is written to
+    /// once at start: one that is read-only or on a full disk is an error
+    /// from [`try_build`](Self::try_build).
     pub fn spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.spool_dir = Some(dir.into());
         self
     }
 
     /// The most bytes each output's spool holds; the oldest batches are
-    /// evicted, and counted as dropped, to make room.
+    /// evicted, and counted as dropped, to make room. Its `rejected/` and
+    /// `corrupt/` folders hold at most a quarter of it each, oldest deleted
+    /// first.
     pub fn spool_max_bytes(mut self, bytes: u64) -> Self {
         self.spool_max_bytes = Some(bytes);
         self
@@ -321,8 +330,8 @@ impl Builder {
     }
 
     /// The logger, or the error that kept its background delivery from
-    /// starting (a spool folder that cannot be created or read, a thread
-    /// that cannot start).
+    /// starting (a spool folder that cannot be created, read, locked or
+    /// written to, a thread that cannot start).
     pub fn try_build(self) -> Result<BufferedLogger> {
         self.assemble()
     }

@@ -18,6 +18,7 @@ fn writes_lists_replays_in_order_and_evicts_the_oldest() {
     assert_eq!(spool.write(b"{\"b\":1}\n", None).unwrap().evicted, 0);
     assert_eq!(spool.pending(), 3);
     // A later process sees the same files, oldest first.
+    drop(spool);
     let mut again = Spool::open(dir.path().join("out"), 100).unwrap();
     assert_eq!((again.pending(), again.recovered()), (3, 3));
     let (id, records) = again.oldest().unwrap();
@@ -99,10 +100,90 @@ fn rejected_batches_stay_within_their_bound() {
         .count();
     assert_eq!(kept, 2);
     // A later process knows what is there and keeps the bound.
+    drop(spool);
     let mut again = Spool::open(dir.path().to_path_buf(), 400).unwrap();
     assert_eq!(again.rejected_bytes(), 98);
     again.write_rejected(batch, "again").unwrap();
     assert!(again.rejected_bytes() <= 100);
+}
+
+#[test]
+fn a_second_owner_takes_a_subfolder_that_the_next_owner_adopts() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("out");
+    let mut first = Spool::open(main.clone(), 1000).unwrap();
+    assert!(first.busy().is_none());
+    first.write(b"{\"a\":1}\n", None).unwrap();
+    // The folder is owned: the second takes extra-1 and sees none of its files.
+    let mut second = Spool::open(main.clone(), 1000).unwrap();
+    let busy = second.busy().expect("the folder is owned");
+    assert_eq!(busy.asked, main);
+    assert_eq!(busy.owner, Some(std::process::id().to_string()));
+    assert_eq!(second.dir(), main.join("extra-1"));
+    assert_eq!(second.recovered(), 0);
+    second.write(b"{\"b\":1}\n{\"b\":2}\n", None).unwrap();
+    // A third takes extra-2.
+    let third = Spool::open(main.clone(), 1000).unwrap();
+    assert_eq!(third.dir(), main.join("extra-2"));
+    // The second ends; the next owner of the main folder adopts its batches,
+    // but not those of extra-2, whose owner is alive.
+    drop(second);
+    drop(first);
+    let next = Spool::open(main.clone(), 1000).unwrap();
+    assert!(next.busy().is_none());
+    assert_eq!((next.recovered(), next.pending()), (3, 3));
+    assert_eq!(bytes_in(&main.join("extra-1")), 0);
+    drop(third);
+}
+
+/// Bytes of batch files in a spool's subfolder.
+fn bytes_in(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+                .map(|e| e.metadata().unwrap().len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn corrupt_files_stay_within_their_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let torn = b"{\"n\":\"0123456789012345678901234567890123456789\"}\n{\"n\""; // 53 bytes
+    let mut quarantined = 0;
+    // Damaged files found by three processes in turn, and one found at replay.
+    for round in 0..3 {
+        for i in 0..4 {
+            std::fs::write(dir.path().join(format!("{round}-{i}.jsonl")), torn).unwrap();
+        }
+        let mut spool = Spool::open(dir.path().to_path_buf(), 400).unwrap(); // corrupt/ holds 100
+        quarantined += spool.take_quarantined().len();
+        assert!(bytes_in(&dir.path().join(CORRUPT_DIR)) <= 100);
+        spool.write(b"{\"a\":1}\n", None).unwrap();
+        let (id, _) = spool.oldest().unwrap();
+        std::fs::write(&spool.files[0].path, torn).unwrap();
+        assert!(matches!(spool.read(id), Err(Unreadable::Corrupt(_))));
+        quarantined += spool.take_quarantined().len();
+        assert!(bytes_in(&dir.path().join(CORRUPT_DIR)) <= 100);
+    }
+    assert_eq!(quarantined, 15, "each damaged file is reported");
+    // The newest are kept, each with its reason; the oldest were deleted.
+    let kept: Vec<PathBuf> = std::fs::read_dir(dir.path().join(CORRUPT_DIR))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let batches = kept.iter().filter(|p| p.extension().unwrap() == "jsonl");
+    assert_eq!(batches.count(), 1, "{kept:?}");
+    assert_eq!(kept.len(), 2, "the batch and its reason: {kept:?}");
+    // A file larger than the bound is deleted, not kept.
+    std::fs::write(dir.path().join("9-big.jsonl"), [b'x'; 200]).unwrap();
+    let mut spool = Spool::open(dir.path().to_path_buf(), 400).unwrap();
+    assert_eq!(spool.take_quarantined().len(), 1);
+    assert!(!dir.path().join("9-big.jsonl").exists());
+    assert!(bytes_in(&dir.path().join(CORRUPT_DIR)) <= 100);
 }
 
 // ---- The model-based test, in the manner of Vector's disk buffer tests ----

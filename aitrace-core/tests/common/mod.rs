@@ -22,9 +22,8 @@ pub(crate) fn emit(log: &BufferedLogger, n: usize) {
     }
 }
 
-/// The per-output folders under a spool root.
-pub(crate) fn output_dirs(root: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(root)
+fn subfolders(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
         .map(|entries| {
             entries
                 .map(|e| e.unwrap().path())
@@ -32,6 +31,20 @@ pub(crate) fn output_dirs(root: &Path) -> Vec<PathBuf> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The per-output folders under a spool root, and the `extra-N` folders
+/// in them (where a second owner of an output's folder spools: the same
+/// output added twice).
+pub(crate) fn output_dirs(root: &Path) -> Vec<PathBuf> {
+    let mut dirs = subfolders(root);
+    let extras = dirs.iter().flat_map(|d| subfolders(d)).filter(|p| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("extra-"))
+    });
+    dirs.extend(extras.collect::<Vec<_>>());
+    dirs
 }
 
 /// JSON Lines in the spool files below `root` (not `rejected/` or `corrupt/`).

@@ -105,6 +105,8 @@ pub(crate) struct Background {
     owner: Mutex<Option<JoinHandle<()>>>,
     /// Whether a shutdown was asked for.
     closed: std::sync::atomic::AtomicBool,
+    /// The drops told of by the last exit report (see [`Self::report_drops`]).
+    reported_drops: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Background {
@@ -148,6 +150,20 @@ impl Background {
             let mut stats = ledger.lock();
             for (index, (output, mut spool)) in outputs.iter().zip(spools).enumerate() {
                 if let Some(spool) = spool.as_mut() {
+                    if let Some(busy) = spool.busy() {
+                        let owner = match busy.owner.as_deref() {
+                            Some(pid) if pid == std::process::id().to_string() => {
+                                "another output of this process (the same target twice)".to_owned()
+                            }
+                            Some(pid) => format!("another process ({pid})"),
+                            None => "another process".to_owned(),
+                        };
+                        eprintln!(
+                            "aitrace: {output}: spool folder {} is in use by {owner}; this output spools to {}",
+                            busy.asked.display(),
+                            spool.dir().display()
+                        );
+                    }
                     let quarantined = spool.take_quarantined();
                     let s = &mut stats[index];
                     s.recovered = spool.recovered();
@@ -196,6 +212,7 @@ impl Background {
             stopped,
             owner: Mutex::new(Some(owner)),
             closed: std::sync::atomic::AtomicBool::new(false),
+            reported_drops: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -226,6 +243,24 @@ impl Background {
             ticket.complete(Err(Self::closed_error()));
         }
         Ok(ticket)
+    }
+
+    /// As delivery stops: the total of records dropped since the logger
+    /// started, on stderr, when there were any not told of by an earlier
+    /// report (the lines printed as drops happen are rate-limited, so they
+    /// may have held most of them back).
+    fn report_drops(&self) {
+        let overflow = self.buffer.tally().dropped;
+        let line = crate::diagnostics::drops_in_all(overflow, &self.ledger.lock());
+        let Some((total, line)) = line else {
+            return;
+        };
+        let told = self
+            .reported_drops
+            .swap(total, std::sync::atomic::Ordering::SeqCst);
+        if total > told {
+            eprintln!("aitrace: {line}");
+        }
     }
 
     /// Puts what is still buffered after delivery stopped in the spools
@@ -312,6 +347,7 @@ impl Processor for Background {
                 let _ = owner.join(); // it has handed over and is returning
             }
         }
+        self.report_drops();
         result.unwrap_or_else(|| {
             Err(Error::new(
                 ErrorKind::TimedOut,
@@ -327,5 +363,6 @@ impl Processor for Background {
         // Spools handed back are written here; without them (no spool, or
         // a delivery thread that did not stop) leftovers go to a file.
         self.set_aside_leftovers();
+        self.report_drops();
     }
 }
