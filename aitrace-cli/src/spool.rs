@@ -7,6 +7,8 @@ use crate::send::{Sender, Summary};
 
 const REJECTED: &str = "rejected";
 const CORRUPT: &str = "corrupt";
+/// The subfolders a process spools to while another holds the output folder.
+const EXTRA_PREFIX: &str = "extra-";
 
 /// The `.jsonl` files directly in `dir`, oldest name first.
 fn batches(dir: &Path) -> Vec<PathBuf> {
@@ -24,10 +26,27 @@ fn batches(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// The output folders of a spool root: its subfolders, or the folder itself
-/// when it holds batches (an output folder given directly).
+/// when it holds batches (an output folder given directly); after each, the
+/// `extra-N` subfolders a second process spooled to while another held it.
 pub(crate) fn output_folders(root: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut folders = Vec::new();
+    if !batches(root).is_empty() || root.join(REJECTED).is_dir() || root.join(CORRUPT).is_dir() {
+        folders.push(root.to_path_buf());
+        folders.extend(extras(root));
+    }
+    for folder in subfolders(root)? {
+        if !is_extra(&folder) {
+            folders.push(folder.clone());
+            folders.extend(extras(&folder));
+        }
+    }
+    Ok(folders)
+}
+
+/// The subfolders of `dir` but `rejected/` and `corrupt/`, by name.
+fn subfolders(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let entries =
-        std::fs::read_dir(root).map_err(|e| format!("cannot read {}: {e}", root.display()))?;
+        std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     let mut folders: Vec<PathBuf> = entries
         .flatten()
         .map(|e| e.path())
@@ -38,10 +57,23 @@ pub(crate) fn output_folders(root: &Path) -> Result<Vec<PathBuf>, String> {
         })
         .collect();
     folders.sort();
-    if !batches(root).is_empty() || root.join(REJECTED).is_dir() || root.join(CORRUPT).is_dir() {
-        folders.insert(0, root.to_path_buf());
-    }
     Ok(folders)
+}
+
+fn is_extra(folder: &Path) -> bool {
+    folder
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(EXTRA_PREFIX))
+}
+
+/// An output folder's `extra-N` subfolders.
+fn extras(output: &Path) -> Vec<PathBuf> {
+    subfolders(output)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|f| is_extra(f))
+        .collect()
 }
 
 /// When a batch was spooled: the micros its name starts with, else its

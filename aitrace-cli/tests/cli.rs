@@ -845,3 +845,51 @@ fn validate_flags_an_end_without_a_start_and_a_time_no_record_can_hold() {
         "{stderr}"
     );
 }
+
+#[test]
+fn spool_lists_and_replays_the_folder_a_second_process_spooled_to() {
+    // A second process on one spool folder spools to `<output>/extra-N`.
+    let dir = tempfile::tempdir().unwrap();
+    let output = spool_fixture(dir.path());
+    let extra = output.join("extra-1");
+    std::fs::create_dir(&extra).unwrap();
+    let lines = checkout_lines();
+    std::fs::write(
+        extra.join("00001795774509000000-0000000043-000001.jsonl"),
+        format!("{}\n{}\n", lines[0], lines[1]),
+    )
+    .unwrap();
+    let (out, stdout, stderr) = run(aitrace().arg("spool").arg(dir.path()));
+    assert!(out.status.success(), "{stderr}");
+    let listed = stdout
+        .split_once(&format!("{}\n", extra.display()))
+        .unwrap_or_else(|| panic!("extra-1 listed: {stdout}"))
+        .1;
+    assert!(
+        listed.starts_with("  pending: 1 batches, 2 records"),
+        "{stdout}"
+    );
+    // Given the output folder itself, too.
+    let (_, stdout, _) = run(aitrace().arg("spool").arg(&output));
+    assert!(
+        stdout.contains(&format!(
+            "{}\n  pending: 1 batches, 2 records",
+            extra.display()
+        )),
+        "{stdout}"
+    );
+
+    let server = IngestServer::start(Answer::Reference);
+    let (out, _, stderr) =
+        run(aitrace()
+            .arg("spool")
+            .arg(dir.path())
+            .args(["--replay", "--to", &server.url]));
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(server.records().len(), 49 + 2, "{stderr}");
+    assert!(
+        !extra
+            .join("00001795774509000000-0000000043-000001.jsonl")
+            .exists()
+    );
+}
