@@ -229,7 +229,10 @@ mod tests {
     fn bad_escapes_are_invalid_targets() {
         // Not another host: a path relative to the working folder.
         let output = crate::Output::from_target("file://otherhost/var/log/app.jsonl").unwrap();
-        assert_eq!(output.path(), Some(Path::new("otherhost/var/log/app.jsonl")));
+        assert_eq!(
+            output.path(),
+            Some(Path::new("otherhost/var/log/app.jsonl"))
+        );
         for bad in [
             "file:///var/log/a%2.jsonl",
             "file:///var/log/a%zz.jsonl",

@@ -172,7 +172,8 @@ impl Output {
         Output::new(Kind::Otlp(Box::new(sender)))
     }
 
-    /// The output a target string names; see the table above.
+    /// The output a target string names; see the table above. One target:
+    /// a comma is part of it ([`Output::from_target_list`] reads a list).
     pub fn from_target(target: &str) -> Result<Self> {
         Output::from_target_at(target, SystemTime::now())
     }

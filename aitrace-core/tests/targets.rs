@@ -16,8 +16,14 @@ use serde_json::Value as Json;
 /// the parent's environment.
 fn child(name: &str, dir: &Path) -> Command {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([name, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-        .current_dir(dir);
+    cmd.args([
+        name,
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .current_dir(dir);
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy().into_owned();
         if key.starts_with("OTEL_") || key.starts_with("AITRACE_") || key == "RUST_LOG" {
@@ -66,19 +72,20 @@ fn flush_child() {
     println!(); // after libtest's `test flush_child ... `
     let log = BufferedLogger::new();
     for n in 0..3 {
-        log.span("job").in_scope(|_| log.info("step").field("n", n).emit());
+        log.span("job")
+            .in_scope(|_| log.info("step").field("n", n).emit());
     }
     let report = log.flush().unwrap();
-    println!(
-        "\nFLUSHED {} to {}",
-        report.records(),
-        log.outputs().len()
-    );
+    println!("\nFLUSHED {} to {}", report.records(), log.outputs().len());
 }
 
 #[test]
 fn stdout_and_stderr_name_the_streams() {
-    for (target, shown) in [("stdout", "stdout"), ("STDERR", "stderr"), (" stderr ", "stderr")] {
+    for (target, shown) in [
+        ("stdout", "stdout"),
+        ("STDERR", "stderr"),
+        (" stderr ", "stderr"),
+    ] {
         let output = Output::from_target(target).unwrap();
         assert_eq!(output.path(), None, "{target:?} is not a file");
         assert_eq!(output.to_string(), shown);
@@ -105,7 +112,10 @@ fn a_file_uri_without_a_leading_slash_is_relative_to_the_working_folder() {
         ("file://logs.jsonl", "logs.jsonl"),
         ("file://logs/a.jsonl", "logs/a.jsonl"),
         ("FILE://my%20logs/b.jsonl", "my logs/b.jsonl"),
-        ("file://otherhost/var/log/app.jsonl", "otherhost/var/log/app.jsonl"),
+        (
+            "file://otherhost/var/log/app.jsonl",
+            "otherhost/var/log/app.jsonl",
+        ),
         ("file://localhost/var/log/app.jsonl", "/var/log/app.jsonl"),
         ("file:///var/log/app.jsonl", "/var/log/app.jsonl"),
     ] {
@@ -143,8 +153,8 @@ fn log_trg_takes_a_comma_separated_list_each_target_live() {
 #[test]
 fn a_bad_entry_in_the_list_is_skipped_and_named() {
     let dir = tempfile::tempdir().unwrap();
-    let (stdout, stderr) = run(child("flush_child", dir.path())
-        .env("LOG_TRG", "otlp+http://,file://good.jsonl"));
+    let (stdout, stderr) =
+        run(child("flush_child", dir.path()).env("LOG_TRG", "otlp+http://,file://good.jsonl"));
     assert!(stdout.contains("FLUSHED 9 to 1"), "{stdout}\n{stderr}");
     assert!(
         stderr.contains("no host") && stderr.contains("LOG_TRG"),

@@ -155,7 +155,9 @@ fn env_flag(name: &str) -> Option<bool> {
         "1" | "true" | "yes" | "on" => Some(true),
         "0" | "false" | "no" | "off" => Some(false),
         _ => {
-            eprintln!("aitrace: ignoring {name}={text:?}: expected 1, true, yes, on, 0, false, no or off");
+            eprintln!(
+                "aitrace: ignoring {name}={text:?}: expected 1, true, yes, on, 0, false, no or off"
+            );
             None
         }
     }
@@ -416,11 +418,7 @@ impl Builder {
                 .filter(|v| !v.is_empty() && !self.no_spool_env)
                 .map(PathBuf::from)
         });
-        let trigger = if background {
-            batch_size
-        } else {
-            usize::MAX
-        };
+        let trigger = if background { batch_size } else { usize::MAX };
         let buffer = Arc::new(Buffer::new(capacity, self.overflow, trigger));
         let ledger = Arc::new(Ledger::new(outputs.iter().map(ToString::to_string)));
         let processor: Box<dyn Processor> = if background {
