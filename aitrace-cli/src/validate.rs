@@ -113,6 +113,14 @@ pub(crate) fn check(object: &Map<String, Json>) -> Vec<String> {
         Some(Json::Bool(false)) => {}
         Some(other) => problems.push(format!("provisional is {other}, not a boolean")),
     }
+    // What the wire rules allow, the library must read back: a timestamp
+    // outside 1970..2554 is well formed but no record holds it.
+    if problems.is_empty() {
+        let text = Json::Object(object.clone()).to_string();
+        if let Err(err) = aitrace_core::Record::from_json(&text) {
+            problems.push(err.to_string());
+        }
+    }
     problems
 }
 
@@ -239,6 +247,18 @@ mod tests {
             Vec::<String>::new()
         );
         assert_eq!(problems(&format!("{{{meta}}}")), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_timestamp_a_record_cannot_hold_is_a_problem() {
+        for ts in ["9999-12-31T23:59:59.999999Z", "1969-12-31T23:59:59.999999Z"] {
+            let p = problems(&format!(
+                r#"{{"__tracer_meta__":{{"timestamp":"{ts}","event":"e","level":"info"}}}}"#
+            ));
+            assert_eq!(p.len(), 1, "{ts}: {p:?}");
+            assert!(ts.starts_with("1969") || p[0].contains("2554"), "{p:?}");
+            assert!(p[0].contains(ts), "{p:?}");
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! that resend, convert or render records written earlier.
 
 use std::num::NonZeroU64;
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value as Json};
 
@@ -215,11 +215,27 @@ fn parse_span_id(key: &str, hex: &str) -> Result<SpanId> {
     SpanId::from_hex(hex).ok_or_else(|| invalid(format!("{key} {hex:?} is not 16 hex digits")))
 }
 
-/// RFC 3339 in UTC (`Z`), any fraction of a second.
+/// RFC 3339 in UTC (`Z`), any fraction of a second, from 1970 to
+/// [`LATEST_TIMESTAMP`]: a record holds nanoseconds since the Unix epoch in
+/// 64 bits, and a time outside is refused rather than moved.
 fn parse_timestamp(text: &str) -> Result<SystemTime> {
-    humantime::parse_rfc3339(text)
-        .map_err(|e| invalid(format!("timestamp {text:?} is not RFC 3339 UTC: {e}")))
+    let time = humantime::parse_rfc3339(text)
+        .map_err(|e| invalid(format!("timestamp {text:?} is not RFC 3339 UTC: {e}")))?;
+    let fits = time
+        .duration_since(UNIX_EPOCH)
+        .is_ok_and(|since| u64::try_from(since.as_nanos()).is_ok());
+    if !fits {
+        return Err(invalid(format!(
+            "timestamp {text:?} is outside what a record holds \
+             (1970-01-01T00:00:00Z to {LATEST_TIMESTAMP})"
+        )));
+    }
+    Ok(time)
 }
+
+/// The latest instant a record holds: `u64::MAX` nanoseconds after the Unix
+/// epoch.
+const LATEST_TIMESTAMP: &str = "2554-07-21T23:34:33.709551615Z";
 
 #[cfg(test)]
 mod tests {

@@ -46,9 +46,11 @@ pub(crate) fn is_file_uri(target: &str) -> bool {
 
 /// The local path a `file:` URI names (RFC 8089): `file:///abs/path`,
 /// `file://localhost/abs/path` or `file:/abs/path`, with percent-escapes
-/// (`%20`) decoded. Another host, a relative path, a query or fragment, a
-/// malformed escape or one that decodes to invalid UTF-8 or NUL is an
-/// `InvalidTarget` error.
+/// (`%20`) decoded. After `file://`, a path that does not begin with `/` or
+/// `localhost/` is relative to the working folder, as users write it
+/// (`file://logs.jsonl` is `logs.jsonl`). An empty or otherwise relative
+/// path, a query or fragment, a malformed escape or one that decodes to
+/// invalid UTF-8 or NUL is an `InvalidTarget` error.
 pub(crate) fn path_from_file_uri(uri: &str) -> Result<String> {
     let invalid = |why: &str| {
         Error::new(
@@ -59,23 +61,23 @@ pub(crate) fn path_from_file_uri(uri: &str) -> Result<String> {
     let rest = uri.get(5..).unwrap_or_default();
     let path = match rest.strip_prefix("//") {
         Some(authority_and_path) => {
-            let (host, path) = authority_and_path.split_at(
+            let localhost = authority_and_path
+                .get(..10)
+                .is_some_and(|host| host.eq_ignore_ascii_case("localhost/"));
+            if localhost {
+                &authority_and_path[9..]
+            } else if authority_and_path.is_empty() {
+                return Err(invalid("the path is empty"));
+            } else {
+                // `/abs`, or relative to the working folder.
                 authority_and_path
-                    .find('/')
-                    .unwrap_or(authority_and_path.len()),
-            );
-            if !host.is_empty() && !host.eq_ignore_ascii_case("localhost") {
-                return Err(invalid(&format!(
-                    "host {host:?} is not this machine (write file:///path or file://localhost/path)"
-                )));
             }
-            path
         }
         None => rest,
     };
-    if !path.starts_with('/') {
+    if !path.starts_with('/') && !rest.starts_with("//") {
         return Err(invalid(
-            "the path must be absolute (file:///path); write a relative path without `file:`",
+            "write file:///abs/path, or file://rel/path for a path relative to the working folder",
         ));
     }
     if path.contains(['?', '#']) {
@@ -224,8 +226,13 @@ mod tests {
     }
 
     #[test]
-    fn file_uris_of_other_hosts_and_bad_escapes_are_invalid_targets() {
-        assert!(invalid_target("file://otherhost/var/log/app.jsonl").contains("otherhost"));
+    fn bad_escapes_are_invalid_targets() {
+        // Not another host: a path relative to the working folder.
+        let output = crate::Output::from_target("file://otherhost/var/log/app.jsonl").unwrap();
+        assert_eq!(
+            output.path(),
+            Some(Path::new("otherhost/var/log/app.jsonl"))
+        );
         for bad in [
             "file:///var/log/a%2.jsonl",
             "file:///var/log/a%zz.jsonl",

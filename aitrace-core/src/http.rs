@@ -50,13 +50,7 @@ impl HttpSender {
     ) -> Result<Self> {
         let (url, userinfo) = split_userinfo(url);
         let redacted = redact(&url, userinfo.is_some());
-        url.parse::<ureq::http::Uri>().map_err(|e| {
-            Error::new(
-                ErrorKind::InvalidTarget,
-                format!("invalid URL {redacted}: {e}"),
-            )
-        })?;
-        check_scheme(&url, &redacted)?;
+        check_url(&url, &redacted, "URL")?;
         let agent = agent(connect_timeout, request_timeout, ca_file)?;
         let authorization = userinfo.map(|info| {
             let info = percent_decode(&info);
@@ -131,12 +125,69 @@ impl fmt::Debug for HttpSender {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpSender")
             .field("url", &self.redacted)
-            .field(
-                "headers",
-                &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
-            )
+            .field("headers", &RedactedHeaders(&self.headers))
             .finish_non_exhaustive()
     }
+}
+
+/// Headers as `Debug` shows them: each name, with `"[REDACTED]"` for its
+/// value (API keys and tokens travel in them).
+pub(crate) struct RedactedHeaders<'a>(pub(crate) &'a [(String, String)]);
+
+impl fmt::Debug for RedactedHeaders<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(
+                self.0
+                    .iter()
+                    .map(|(name, _)| (name.as_str(), crate::redact::REDACTED)),
+            )
+            .finish()
+    }
+}
+
+/// Checks that `url` (without user-info; `redacted` is how messages show
+/// it) is an `http(s)://` URL with a host, a port up to 65535 if it has
+/// one, and the features it needs: an error now rather than a request to
+/// somewhere else later. `what` names it in messages ("URL", "OTLP
+/// endpoint").
+pub(crate) fn check_url(url: &str, redacted: &str, what: &str) -> Result<()> {
+    let invalid = |why: String| {
+        Err(Error::new(
+            ErrorKind::InvalidTarget,
+            format!("invalid {what} {redacted}: {why}"),
+        ))
+    };
+    let Some(scheme_end) = url.find("://") else {
+        return invalid("expected http:// or https://".to_owned());
+    };
+    if !["http", "https"]
+        .iter()
+        .any(|s| url[..scheme_end].eq_ignore_ascii_case(s))
+    {
+        return invalid("expected http:// or https://".to_owned());
+    }
+    let rest = &url[scheme_end + 3..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let (host, port) = match authority.rfind(':') {
+        // `[::1]` and `[::1]:8000`: the port is after the bracket.
+        Some(colon) if !authority[colon..].contains(']') => {
+            (&authority[..colon], Some(&authority[colon + 1..]))
+        }
+        _ => (authority, None),
+    };
+    if host.is_empty() {
+        return invalid("it has no host".to_owned());
+    }
+    if let Some(port) = port.filter(|p| !p.is_empty()) {
+        if !port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u16>().is_err() {
+            return invalid(format!("the port {port:?} is not a number from 0 to 65535"));
+        }
+    }
+    if let Err(e) = url.parse::<ureq::http::Uri>() {
+        return invalid(e.to_string());
+    }
+    check_scheme(url, redacted)
 }
 
 /// The start of an error answer's text for a message: trimmed, at most
@@ -436,7 +487,7 @@ fn parse_ingested(body: &[u8]) -> Option<usize> {
 }
 
 /// Splits `scheme://user:pass@host/...` into the URL without user-info and the user-info.
-fn split_userinfo(url: &str) -> (String, Option<String>) {
+pub(crate) fn split_userinfo(url: &str) -> (String, Option<String>) {
     let Some(scheme_end) = url.find("://") else {
         return (url.to_owned(), None);
     };

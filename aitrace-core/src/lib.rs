@@ -185,6 +185,8 @@ pub mod env {
     pub use crate::filter::{LEVEL_ENV, RUST_LOG_ENV};
     pub use crate::http::CA_FILE_ENV;
     pub use crate::location::PROJECT_ROOT_ENV;
-    pub use crate::logger::{BATCH_SIZE_ENV, CAPACITY_ENV, FLUSH_INTERVAL_ENV, SPOOL_DIR_ENV};
+    pub use crate::logger::{
+        BACKGROUND_ENV, BATCH_SIZE_ENV, CAPACITY_ENV, FLUSH_INTERVAL_ENV, SPOOL_DIR_ENV,
+    };
     pub use crate::output::TARGET_ENV;
 }

@@ -1,4 +1,5 @@
-//! Where flushed records go: stdout, a JSON Lines file, an HTTP ingest server.
+//! Where flushed records go: stdout or stderr, a JSON Lines file, an HTTP
+//! ingest server, an OTLP collector.
 
 use std::fmt;
 use std::io::Write;
@@ -14,7 +15,8 @@ use crate::record::Record;
 use crate::report::Delivery;
 use crate::scratch::{MAX_KEPT_BODY, Scratch, with_scratch};
 
-/// The environment variable that chooses the output when none is set in code.
+/// The environment variable that chooses the outputs when none is set in
+/// code: one target string, or several separated by commas.
 pub const TARGET_ENV: &str = "LOG_TRG";
 
 /// One destination for flushed records.
@@ -24,13 +26,20 @@ pub const TARGET_ENV: &str = "LOG_TRG";
 ///
 /// | target string | output |
 /// |---|---|
-/// | empty or `-` | standard output, JSON Lines |
+/// | empty, `-` or `stdout` (any case) | standard output, JSON Lines |
+/// | `stderr` (any case) | standard error, JSON Lines |
 /// | `http://…`, `https://…` | HTTP ingest endpoint, a JSON array per batch; `AITRACE_CA_FILE` names a PEM file of CAs to trust instead of the system's |
 /// | `otlp` | OTLP/HTTP to an OpenTelemetry Collector, configured by the standard `OTEL_EXPORTER_OTLP_*` variables ([`Output::otlp_builder`]) |
 /// | `otlp+http://host:4318`, `otlp+https://…` | the same, with that base endpoint (`/v1/logs`, `/v1/traces` appended) |
 /// | ending in `.html` (any case) | a self-contained HTML trace report ([`write_html_report`](crate::write_html_report)) at that path (expanded as below, `file://` too), rewritten whole at every flush from every record this output has seen: it keeps them in memory, some 300 to 500 bytes each |
-/// | `file:///abs/path`, `file://localhost/abs/path` | a JSON Lines file at that local path (RFC 8089): percent-escapes such as `%20` decoded, then as below; another host, a relative path or a malformed escape is an [`InvalidTarget`](ErrorKind::InvalidTarget) error |
-/// | anything else | a JSON Lines file: `~` expanded, `<YYYYMMDD_HHMMSS>` replaced by the time the output was made (UTC), folders created, appended, created `0600` |
+/// | `file:///abs/path`, `file://localhost/abs/path` | a JSON Lines file at that local path (RFC 8089): percent-escapes such as `%20` decoded, then as below; a malformed escape, a query or a fragment is an [`InvalidTarget`](ErrorKind::InvalidTarget) error |
+/// | `file://logs.jsonl`, `file://logs/a.jsonl` | after `file://`, a path that does not begin with `/` or `localhost/` is relative to the working folder (`./logs.jsonl`), decoded as above |
+/// | anything else | a JSON Lines file: `~` expanded, `<YYYYMMDD_HHMMSS>` replaced by the time the output was made (UTC), folders created, appended, created `0600` (a file named `stdout` is `./stdout`) |
+///
+/// `LOG_TRG` may name several targets separated by commas, each one output
+/// ([`Output::list_from_env`], [`Output::from_target_list`]); a comma inside
+/// a URL is written `%2C`. An `http://` URL must have a host, and a port, if
+/// it has one, up to 65535.
 ///
 /// # Examples
 ///
@@ -38,6 +47,9 @@ pub const TARGET_ENV: &str = "LOG_TRG";
 /// use aitrace_core::Output;
 ///
 /// assert_eq!(Output::from_target("-").unwrap().to_string(), "stdout");
+/// assert_eq!(Output::from_target("stderr").unwrap().to_string(), "stderr");
+/// let both = Output::from_target_list("stdout, file://logs.jsonl").unwrap();
+/// assert_eq!(both[1].path(), Some(std::path::Path::new("logs.jsonl")));
 /// let http = Output::from_target("http://user:pw@localhost:8000/api/ingest").unwrap();
 /// assert_eq!(http.to_string(), "http://***@localhost:8000/api/ingest");
 /// ```
@@ -49,6 +61,7 @@ pub struct Output {
 
 enum Kind {
     Stdout,
+    Stderr,
     File(PathBuf),
     Html(crate::html::HtmlFile),
     Http(HttpSender),
@@ -76,6 +89,11 @@ impl Output {
     /// Standard output, JSON Lines.
     pub fn stdout() -> Self {
         Output::new(Kind::Stdout)
+    }
+
+    /// Standard error, JSON Lines (the target string `stderr`).
+    pub fn stderr() -> Self {
+        Output::new(Kind::Stderr)
     }
 
     /// A JSON Lines file at exactly `path` (no `~` or timestamp expansion;
@@ -154,15 +172,19 @@ impl Output {
         Output::new(Kind::Otlp(Box::new(sender)))
     }
 
-    /// The output a target string names; see the table above.
+    /// The output a target string names; see the table above. One target:
+    /// a comma is part of it ([`Output::from_target_list`] reads a list).
     pub fn from_target(target: &str) -> Result<Self> {
         Output::from_target_at(target, SystemTime::now())
     }
 
     pub(crate) fn from_target_at(target: &str, start: SystemTime) -> Result<Self> {
         let target = target.trim();
-        if target.is_empty() || target == "-" {
+        if target.is_empty() || target == "-" || target.eq_ignore_ascii_case("stdout") {
             return Ok(Output::stdout());
+        }
+        if target.eq_ignore_ascii_case("stderr") {
+            return Ok(Output::stderr());
         }
         let lower = target.get(..8).unwrap_or(target).to_ascii_lowercase();
         if lower.starts_with("http://") || lower.starts_with("https://") {
@@ -190,11 +212,64 @@ impl Output {
         })
     }
 
-    /// The output `LOG_TRG` names; stdout when it is unset or empty.
+    /// The outputs a comma-separated list of target strings names, in
+    /// order (as `LOG_TRG` holds them; write a comma inside a URL as
+    /// `%2C`). Empty entries are skipped; a list with none is stdout. The
+    /// first entry that cannot be used is the error.
+    pub fn from_target_list(list: &str) -> Result<Vec<Self>> {
+        Output::from_target_list_at(list, SystemTime::now())
+            .into_iter()
+            .collect()
+    }
+
+    /// Each entry's output or error, in order; stdout for a list of none.
+    fn from_target_list_at(list: &str, start: SystemTime) -> Vec<Result<Self>> {
+        let outputs: Vec<Result<Self>> = list
+            .split(',')
+            .filter(|entry| !entry.trim().is_empty())
+            .map(|entry| Output::from_target_at(entry, start))
+            .collect();
+        if outputs.is_empty() {
+            return vec![Ok(Output::stdout())];
+        }
+        outputs
+    }
+
+    /// The output `LOG_TRG` names; stdout when it is unset or empty. A
+    /// list of several targets is an error here: read it with
+    /// [`Output::list_from_env`].
     pub fn from_env() -> Result<Self> {
+        let mut outputs = Output::list_from_env()?;
+        match outputs.len() {
+            1 => Ok(outputs.remove(0)),
+            n => Err(Error::new(
+                ErrorKind::InvalidTarget,
+                format!("{TARGET_ENV} names {n} targets: read them with Output::list_from_env"),
+            )),
+        }
+    }
+
+    /// The outputs `LOG_TRG` names (one, or several separated by commas,
+    /// as for [`Output::from_target_list`]); stdout when it is unset or
+    /// empty.
+    pub fn list_from_env() -> Result<Vec<Self>> {
+        Output::from_target_list(&Output::target_env()?)
+    }
+
+    /// Each output `LOG_TRG` names, or the error that entry gave: a logger
+    /// keeps the outputs it can use and names the others on stderr.
+    pub(crate) fn each_from_env() -> Vec<Result<Self>> {
+        match Output::target_env() {
+            Ok(list) => Output::from_target_list_at(&list, SystemTime::now()),
+            Err(err) => vec![Err(err)],
+        }
+    }
+
+    /// `LOG_TRG`, empty when unset.
+    fn target_env() -> Result<String> {
         match std::env::var(TARGET_ENV) {
-            Ok(target) => Output::from_target(&target),
-            Err(std::env::VarError::NotPresent) => Ok(Output::stdout()),
+            Ok(list) => Ok(list),
+            Err(std::env::VarError::NotPresent) => Ok(String::new()),
             Err(std::env::VarError::NotUnicode(_)) => Err(Error::new(
                 ErrorKind::InvalidTarget,
                 format!("{TARGET_ENV} is not valid UTF-8"),
@@ -306,6 +381,7 @@ impl Output {
         }
         let kind = match &*self.kind {
             Kind::Stdout => "stdout",
+            Kind::Stderr => "stderr",
             Kind::File(_) => "file",
             Kind::Html(_) => "html",
             Kind::Http(_) => "http",
@@ -326,6 +402,13 @@ impl Output {
                 out.write_all(payload.lines)
                     .and_then(|()| out.flush())
                     .map_err(|e| Error::io("cannot write to stdout", e))?;
+                None
+            }
+            Kind::Stderr => {
+                let mut out = std::io::stderr().lock();
+                out.write_all(payload.lines)
+                    .and_then(|()| out.flush())
+                    .map_err(|e| Error::io("cannot write to stderr", e))?;
                 None
             }
             Kind::File(path) => {
@@ -413,6 +496,7 @@ impl fmt::Display for Output {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &*self.kind {
             Kind::Stdout => f.write_str("stdout"),
+            Kind::Stderr => f.write_str("stderr"),
             Kind::File(path) => write!(f, "{}", path.display()),
             Kind::Html(html) => write!(f, "{}", html.path().display()),
             Kind::Http(sender) => f.write_str(sender.redacted_url()),
@@ -433,8 +517,8 @@ impl fmt::Debug for Output {
     }
 }
 
-/// Settings of an HTTP output; see [`Output::http_builder`].
-#[derive(Debug)]
+/// Settings of an HTTP output; see [`Output::http_builder`]. Its `Debug`
+/// shows neither the URL's user-info nor header values.
 #[must_use = "call `build` to get the output"]
 pub struct HttpOutputBuilder {
     url: String,
@@ -444,6 +528,20 @@ pub struct HttpOutputBuilder {
     layout: Layout,
     gzip: bool,
     ca_file: Option<PathBuf>,
+}
+
+impl fmt::Debug for HttpOutputBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpOutputBuilder")
+            .field("url", &http::redact_url(&self.url))
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("headers", &http::RedactedHeaders(&self.headers))
+            .field("layout", &self.layout)
+            .field("gzip", &self.gzip)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
 }
 
 impl HttpOutputBuilder {

@@ -335,6 +335,11 @@ fn parse_trace_state(header: &str) -> Option<String> {
         if member.is_empty() {
             continue; // empty members are allowed
         }
+        // The limit first: a header of many members must not cost a scan
+        // of them all for each (they came from another process).
+        if members.len() == MAX_TRACE_STATE_MEMBERS {
+            return None;
+        }
         let (key, value) = member.split_once('=')?;
         if !is_trace_state_key(key)
             || !is_trace_state_value(value)
@@ -343,9 +348,6 @@ fn parse_trace_state(header: &str) -> Option<String> {
             return None;
         }
         members.push((key, member));
-    }
-    if members.len() > MAX_TRACE_STATE_MEMBERS {
-        return None;
     }
     let joined_len = |members: &[(&str, &str)]| {
         members.iter().map(|(_, m)| m.len() + 1).sum::<usize>() - usize::from(!members.is_empty())

@@ -121,9 +121,16 @@ fn quickstart_honours_a_file_uri_target() {
     assert!(out.stdout.is_empty());
     let records = parse_lines(&std::fs::read_to_string(&path).unwrap());
     assert_eq!(records.len(), 10);
-    // A remote host is refused with a clear line, and stdout is used instead.
-    let out = run(example("quickstart").env("LOG_TRG", "file://otherhost/x.jsonl"));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("otherhost"));
+    // Without a leading `/`, relative to the working folder, as users write it.
+    let out = run(example("quickstart")
+        .current_dir(dir.path())
+        .env("LOG_TRG", "file://rel/x.jsonl"));
+    assert!(out.stdout.is_empty());
+    let records = parse_lines(&std::fs::read_to_string(dir.path().join("rel/x.jsonl")).unwrap());
+    assert_eq!(records.len(), 10);
+    // A malformed one is refused with a clear line, and stdout is used instead.
+    let out = run(example("quickstart").env("LOG_TRG", "file:///x%zz.jsonl"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("x%zz"));
     assert_eq!(parse_lines(&String::from_utf8_lossy(&out.stdout)).len(), 10);
 }
 

@@ -13,7 +13,7 @@ use crate::delivery::{Background, BackgroundConfig, Direct, OnFailure, Processor
 use crate::error::Result;
 use crate::filter::{DEFAULT_MIN_LEVEL, Filter};
 use crate::level::Level;
-use crate::output::Output;
+use crate::output::{Output, TARGET_ENV};
 use crate::record::Record;
 use crate::redact::{Hook, Redaction, Redactor, Verdict};
 use crate::retry::{BreakerPolicy, RetryPolicy};
@@ -24,12 +24,12 @@ use crate::stats::Ledger;
 ///
 /// | setting | default | environment |
 /// |---|---|---|
-/// | [`output`](Self::output) / [`target`](Self::target) | stdout | `LOG_TRG` ([`env::TARGET_ENV`](crate::env::TARGET_ENV)) |
+/// | [`output`](Self::output) / [`target`](Self::target) | stdout | `LOG_TRG` ([`env::TARGET_ENV`](crate::env::TARGET_ENV)): one target string or several, comma-separated |
 /// | [`min_level`](Self::min_level) / [`filter`](Self::filter) | [`DEFAULT_MIN_LEVEL`](crate::DEFAULT_MIN_LEVEL) (`info`) | `AITRACE_LEVEL`, else `RUST_LOG` (a level or directives: [`Filter`]) |
 /// | [`on_failure`](Self::on_failure) | [`OnFailure::Retain`] | |
 /// | [`capacity`](Self::capacity) | [`DEFAULT_CAPACITY`] records ([`DEFAULT_BACKGROUND_CAPACITY`] with a background sender) | `AITRACE_CAPACITY` |
 /// | [`overflow`](Self::overflow) | [`OverflowPolicy::DropNewest`] | |
-/// | [`background`](Self::background) | off (flush on the calling thread) | |
+/// | [`background`](Self::background) | off (flush on the calling thread) | `AITRACE_BACKGROUND`: `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off` |
 /// | [`batch_size`](Self::batch_size) | [`DEFAULT_BATCH_SIZE`] | `AITRACE_BATCH_SIZE` |
 /// | [`flush_interval`](Self::flush_interval) | [`DEFAULT_FLUSH_INTERVAL`] | `AITRACE_FLUSH_INTERVAL_MS` |
 /// | [`retry`](Self::retry) | [`RetryPolicy::default`] | |
@@ -43,7 +43,10 @@ use crate::stats::Ledger;
 /// | [`before_send`](Self::before_send) | none | |
 ///
 /// Values set in code win over the environment. The retry, breaker and spool
-/// settings apply to background delivery.
+/// settings apply to background delivery, which a long-running service
+/// wants: without it, records are sent only when the program flushes (or
+/// exits), so a server's output stays empty while it runs.
+/// `AITRACE_BACKGROUND=1` turns it on without a code change.
 ///
 /// # Examples
 ///
@@ -72,7 +75,7 @@ pub struct Builder {
     on_failure: OnFailure,
     capacity: Option<usize>,
     overflow: OverflowPolicy,
-    background: bool,
+    background: Option<bool>,
     batch_size: Option<usize>,
     flush_interval: Option<Duration>,
     retry: RetryPolicy,
@@ -96,6 +99,10 @@ pub const BATCH_SIZE_ENV: &str = "AITRACE_BATCH_SIZE";
 pub const FLUSH_INTERVAL_ENV: &str = "AITRACE_FLUSH_INTERVAL_MS";
 /// The environment variable for [`Builder::spool_dir`].
 pub const SPOOL_DIR_ENV: &str = "AITRACE_SPOOL_DIR";
+/// The environment variable for [`Builder::background`]: `1`, `true`,
+/// `yes` or `on` turns background delivery on, `0`, `false`, `no` or `off`
+/// leaves it off.
+pub const BACKGROUND_ENV: &str = "AITRACE_BACKGROUND";
 
 /// Records per batch, by default (background delivery).
 pub const DEFAULT_BATCH_SIZE: usize = 512;
@@ -106,6 +113,26 @@ pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a shutdown (the last handle's drop, a [`DeliveryGuard`](crate::DeliveryGuard)) may take, by default.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The outputs `LOG_TRG` names: each entry that cannot be used is left out
+/// with a line on stderr saying why; stdout when none can.
+fn outputs_from_env() -> Vec<Output> {
+    let outputs: Vec<Output> = Output::each_from_env()
+        .into_iter()
+        .filter_map(|entry| match entry {
+            Ok(output) => Some(output),
+            Err(err) => {
+                eprintln!("aitrace: {err}; leaving this {TARGET_ENV} entry out");
+                None
+            }
+        })
+        .collect();
+    if outputs.is_empty() {
+        eprintln!("aitrace: writing to stdout instead");
+        return vec![Output::stdout()];
+    }
+    outputs
+}
+
 /// A positive number from the environment; anything else is ignored with a
 /// line on stderr (a capacity or batch of 0 would drop every record).
 fn env_number<T: std::str::FromStr + PartialEq + Default>(name: &str) -> Option<T> {
@@ -114,6 +141,23 @@ fn env_number<T: std::str::FromStr + PartialEq + Default>(name: &str) -> Option<
         Ok(value) if value != T::default() => Some(value),
         _ => {
             eprintln!("aitrace: ignoring {name}={text:?}: not a positive number");
+            None
+        }
+    }
+}
+
+/// A yes or no from the environment; anything else is ignored with a line
+/// on stderr.
+fn env_flag(name: &str) -> Option<bool> {
+    let text = std::env::var(name).ok()?;
+    match text.trim().to_ascii_lowercase().as_str() {
+        "" => None,
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => {
+            eprintln!(
+                "aitrace: ignoring {name}={text:?}: expected 1, true, yes, on, 0, false, no or off"
+            );
             None
         }
     }
@@ -163,9 +207,13 @@ impl Builder {
     }
 
     /// Delivers from a background thread: application threads never do
-    /// I/O and never need an async runtime.
+    /// I/O and never need an async runtime, and records are sent as they
+    /// come (every [`flush_interval`](Self::flush_interval) or
+    /// [`batch_size`](Self::batch_size) records), which is what a
+    /// long-running service wants. Off by default, or as
+    /// `AITRACE_BACKGROUND` says when this is not called.
     pub fn background(mut self, background: bool) -> Self {
-        self.background = background;
+        self.background = Some(background);
         self
     }
 
@@ -320,7 +368,7 @@ impl Builder {
                 builder.no_spool_env = true;
                 builder.assemble().unwrap_or_else(|err| {
                     eprintln!("aitrace: {err}; delivering on the calling thread");
-                    builder.background = false;
+                    builder.background = Some(false);
                     builder
                         .assemble()
                         .unwrap_or_else(|_| unreachable!("direct delivery starts no thread"))
@@ -339,13 +387,14 @@ impl Builder {
     fn assemble(&self) -> Result<BufferedLogger> {
         crate::clock::warm_up();
         let outputs = if self.outputs.is_empty() {
-            vec![Output::from_env().unwrap_or_else(|err| {
-                eprintln!("aitrace: {err}; writing to stdout instead");
-                Output::stdout()
-            })]
+            outputs_from_env()
         } else {
             self.outputs.clone()
         };
+        let background = self
+            .background
+            .or_else(|| env_flag(BACKGROUND_ENV))
+            .unwrap_or(false);
         let filter = self.filter.clone().unwrap_or_else(|| {
             Filter::from_env()
                 .unwrap_or_else(|err| {
@@ -357,7 +406,7 @@ impl Builder {
         let capacity = self
             .capacity
             .or_else(|| env_number(CAPACITY_ENV))
-            .unwrap_or(if self.background {
+            .unwrap_or(if background {
                 DEFAULT_BACKGROUND_CAPACITY
             } else {
                 DEFAULT_CAPACITY
@@ -378,14 +427,10 @@ impl Builder {
                 .filter(|v| !v.is_empty() && !self.no_spool_env)
                 .map(PathBuf::from)
         });
-        let trigger = if self.background {
-            batch_size
-        } else {
-            usize::MAX
-        };
+        let trigger = if background { batch_size } else { usize::MAX };
         let buffer = Arc::new(Buffer::new(capacity, self.overflow, trigger));
         let ledger = Arc::new(Ledger::new(outputs.iter().map(ToString::to_string)));
-        let processor: Box<dyn Processor> = if self.background {
+        let processor: Box<dyn Processor> = if background {
             let config = BackgroundConfig {
                 batch_size,
                 interval,

@@ -101,7 +101,7 @@ pub(crate) struct Signals {
 }
 
 /// Everything one signal's requests need, resolved.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct SignalConfig {
     pub(crate) url: String,
     pub(crate) protocol: Protocol,
@@ -109,6 +109,19 @@ pub(crate) struct SignalConfig {
     pub(crate) gzip: bool,
     pub(crate) timeout: Duration,
     pub(crate) ca_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for SignalConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignalConfig")
+            .field("url", &crate::http::redact_url(&self.url))
+            .field("protocol", &self.protocol)
+            .field("headers", &crate::http::RedactedHeaders(&self.headers))
+            .field("gzip", &self.gzip)
+            .field("timeout", &self.timeout)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
 }
 
 /// Settings of an OTLP output; see [`Output::otlp_builder`](crate::Output::otlp_builder).
@@ -132,8 +145,11 @@ pub(crate) struct SignalConfig {
 /// | which signals are sent | `OTEL_LOGS_EXPORTER`, `OTEL_TRACES_EXPORTER`: `none` turns one off (not both) | both |
 ///
 /// A variable that cannot be read (a protocol of `grpc`, a timeout that is
-/// not a number) makes [`build`](Self::build) fail with an error naming it;
-/// a malformed entry in a `k=v` list is skipped with one line on stderr.
+/// not a number, an endpoint without a host) makes [`build`](Self::build)
+/// fail with an error naming it; a malformed entry in a `k=v` list is
+/// skipped with one line on stderr, and a header whose name or value
+/// cannot be sent is an error. Neither the messages nor `Debug` show a
+/// header's value or an endpoint's user-info.
 #[must_use = "call `build` to get the output"]
 pub struct OtlpOutputBuilder {
     pub(crate) endpoint: Option<String>,
@@ -248,16 +264,14 @@ impl Env {
 
 impl std::fmt::Debug for OtlpOutputBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Header values are secrets (API keys): names only.
+        // Header values are secrets (API keys), and so is user-info.
+        let url = |url: &Option<String>| url.as_deref().map(crate::http::redact_url);
         f.debug_struct("OtlpOutputBuilder")
-            .field("endpoint", &self.endpoint)
-            .field("logs_endpoint", &self.logs_endpoint)
-            .field("traces_endpoint", &self.traces_endpoint)
+            .field("endpoint", &url(&self.endpoint))
+            .field("logs_endpoint", &url(&self.logs_endpoint))
+            .field("traces_endpoint", &url(&self.traces_endpoint))
             .field("protocol", &self.protocol)
-            .field(
-                "headers",
-                &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
-            )
+            .field("headers", &crate::http::RedactedHeaders(&self.headers))
             .field("gzip", &self.gzip)
             .field("timeout", &self.timeout)
             .field("ca_file", &self.ca_file)
@@ -428,21 +442,27 @@ impl OtlpOutputBuilder {
             Signal::Logs => &self.logs_endpoint,
             Signal::Traces => &self.traces_endpoint,
         };
+        // A base endpoint is checked before `/v1/…` is appended, so that
+        // `http://` does not become a request to the host `v1`.
+        let base = |base: &str, from: &str| -> Result<String> {
+            check_endpoint(base, from)?;
+            Ok(signal_url(base, signal))
+        };
         let url = match (specific, &self.endpoint) {
             (Some(url), _) => url.clone(),
-            (None, Some(base)) => signal_url(base, signal),
+            (None, Some(endpoint)) => base(endpoint, "endpoint")?,
             (None, None) => {
                 let name = format!("OTEL_EXPORTER_OTLP_{}_ENDPOINT", signal.env());
                 match env.get(&name) {
                     Some(url) => url.to_owned(),
-                    None => signal_url(
-                        env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-                            .unwrap_or(DEFAULT_OTLP_ENDPOINT),
-                        signal,
-                    ),
+                    None => match env.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+                        Some(endpoint) => base(endpoint, "OTEL_EXPORTER_OTLP_ENDPOINT")?,
+                        None => signal_url(DEFAULT_OTLP_ENDPOINT, signal),
+                    },
                 }
             }
         };
+        check_endpoint(&url, "endpoint")?;
         let protocol = match self.protocol {
             Some(p) => p,
             None => match env.signal(signal, "PROTOCOL") {
@@ -484,6 +504,7 @@ impl OtlpOutputBuilder {
         let mut headers = Vec::new();
         if let Some((name, list)) = env.signal(signal, "HEADERS") {
             headers = parse_key_values(list, &name);
+            check_headers(&headers, &name)?;
         }
         for (k, v) in &self.headers {
             headers.retain(|(name, _): &(String, String)| !name.eq_ignore_ascii_case(k));
@@ -551,6 +572,38 @@ fn unknown_service() -> String {
         Some(exe) => format!("unknown_service:{exe}"),
         None => "unknown_service".to_owned(),
     }
+}
+
+/// An OTLP endpoint is an `http(s)://` URL with a host (and a port up to
+/// 65535); the error names where it came from, never its user-info.
+fn check_endpoint(url: &str, from: &str) -> Result<()> {
+    let redacted = crate::http::redact_url(url);
+    let what = format!("OTLP {from}");
+    let (url, _) = crate::http::split_userinfo(url.trim());
+    crate::http::check_url(&url, &redacted, &what)
+}
+
+/// Headers read from `from` must be sendable; the error says which entry
+/// and whether its name or value is wrong, and never shows the value, nor
+/// the name, which holds the secret when a `:` was written for the `=`.
+fn check_headers(headers: &[(String, String)], from: &str) -> Result<()> {
+    for (i, (name, value)) in headers.iter().enumerate() {
+        let what = if ureq::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            "name"
+        } else if ureq::http::HeaderValue::from_str(value).is_err() {
+            "value"
+        } else {
+            continue;
+        };
+        return Err(Error::new(
+            ErrorKind::InvalidTarget,
+            format!(
+                "{from}: the header of entry {} has an invalid {what} (not shown: it may be a secret)",
+                i + 1
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `BASE` + `/v1/logs`, with exactly one slash between.
