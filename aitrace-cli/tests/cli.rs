@@ -837,7 +837,7 @@ fn validate_flags_an_end_without_a_start_and_a_time_no_record_can_hold() {
     );
     assert!(!stdout.contains("checkout.end has no"), "{stdout}");
     assert!(
-        stdout.contains(&format!("{b}:line 3: timestamp \"9999-12-31T23:59:59.999999Z\" is past 2554-07-21T23:34:33.709551Z")),
+        stdout.contains(&format!("{b}:line 3: timestamp \"9999-12-31T23:59:59.999999Z\" is outside what a record holds (1970-01-01T00:00:00Z to 2554-07-21T23:34:33.709551615Z)")),
         "{stdout}"
     );
     assert!(
