@@ -47,7 +47,9 @@ pub const TRACESTATE_FIELD: &str = "tracestate";
 ///   a name given with `name:` stays.
 /// * An `ERROR` event inside a span (as `#[instrument(err)]` emits) ends the
 ///   span at `error` level with the event's `error` field, or its message,
-///   in `error`.
+///   in `error`. So does a panic that unwinds through it (an `#[instrument]`
+///   function that panics), with the panic's message (`"panicked"` when the
+///   payload is not a string); see [`aitrace_core::SpanGuard`] for how.
 /// * While a span is entered it is `aitrace_core`'s current span on that
 ///   thread, so `log`, `slog` and core-API records inside it carry its ids.
 ///
@@ -82,6 +84,7 @@ pub struct AitraceLayer {
 impl AitraceLayer {
     /// A layer that writes into `logger`'s buffer.
     pub fn new(logger: BufferedLogger) -> Self {
+        adapter::watch_panics();
         AitraceLayer {
             logger,
             id: LayerId::next(),
@@ -365,6 +368,7 @@ where
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
+        adapter::watch_panics();
         self.settle_ids(&span, true);
         let mut extensions = span.extensions_mut();
         let Some(data) = extensions.get_mut::<SpanData>() else {
@@ -414,6 +418,9 @@ where
         }
         if !self.logger.enabled_for(data.level, meta.target()) {
             return; // a span the filter does not keep writes nothing, failed or not
+        }
+        if let Some(panic) = adapter::panic_error() {
+            state.error.get_or_insert(panic);
         }
         let level = if state.error.is_some() {
             Level::Error

@@ -567,3 +567,44 @@ fn a_span_the_logger_filters_out_writes_nothing_even_when_an_error_happens_insid
     assert_eq!(server_end.level(), Level::Info);
     assert_eq!(server_end.field("error"), None);
 }
+
+#[tracing::instrument]
+fn pick(sku: &str) {
+    let _bin = tracing::info_span!("bin", sku).entered();
+    panic!("no stock for {sku}");
+}
+
+#[test]
+fn a_panic_ends_the_spans_it_unwinds_through_at_error_with_its_message() {
+    let log = logger();
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let outcome = std::panic::catch_unwind(|| pick("A1"));
+        assert!(outcome.is_err(), "the panic carries on");
+        let outcome = std::panic::catch_unwind(|| {
+            tracing::info_span!("odd").in_scope(|| std::panic::panic_any(42))
+        });
+        assert!(outcome.is_err());
+        tracing::info_span!("calm").in_scope(|| {});
+    });
+    let records = log.records();
+    for (event, error) in [
+        ("bin.end", Some("no stock for A1")),
+        ("pick.end", Some("no stock for A1")),
+        ("odd.end", Some("panicked")),
+        ("calm.end", None),
+    ] {
+        let end = find(&records, event);
+        assert_eq!(
+            end.field("error"),
+            error.map(Value::from).as_ref(),
+            "{event}"
+        );
+        let level = if error.is_some() {
+            Level::Error
+        } else {
+            Level::Info
+        };
+        assert_eq!(end.level(), level, "{event}");
+    }
+}
