@@ -194,25 +194,38 @@ impl AitraceLayer {
         let parent = if attrs.is_contextual() {
             None
         } else {
-            span.scope().skip(1).find_map(|ancestor| {
-                let kept = {
-                    let extensions = ancestor.extensions();
-                    let data = extensions.get::<SpanData>()?;
-                    self.logger
-                        .enabled_for(data.level, ancestor.metadata().target())
-                };
-                if !kept {
-                    return None;
-                }
-                self.settle_ids(&ancestor, true);
-                let extensions = ancestor.extensions();
-                extensions.get::<SpanData>().map(|data| data.context)
-            })
+            self.nearest_kept(span.scope().skip(1))
         };
         match parent {
             Some(parent) => parent.new_child(),
             None => context::new_span(),
         }
+    }
+
+    /// The ids of the first of `spans` (a span and its ancestors, innermost
+    /// first) that this layer's logger keeps: a span it filters out writes
+    /// nothing, so it cannot hold records or be a parent in the tree.
+    fn nearest_kept<'a, S>(
+        &self,
+        mut spans: impl Iterator<Item = SpanRef<'a, S>>,
+    ) -> Option<SpanContext>
+    where
+        S: for<'b> LookupSpan<'b> + 'a,
+    {
+        spans.find_map(|span| {
+            let kept = {
+                let extensions = span.extensions();
+                let data = extensions.get::<SpanData>()?;
+                self.logger
+                    .enabled_for(data.level, span.metadata().target())
+            };
+            if !kept {
+                return None;
+            }
+            self.settle_ids(&span, true);
+            let extensions = span.extensions();
+            extensions.get::<SpanData>().map(|data| data.context)
+        })
     }
 
     /// With the `opentelemetry` feature, the first time a span's ids are
@@ -474,10 +487,10 @@ where
         let span_context = if event.is_contextual() {
             context::current()
         } else {
-            event.parent().and_then(|id| ctx.span(id)).and_then(|span| {
-                self.settle_ids(&span, true);
-                span.extensions().get::<SpanData>().map(|d| d.context)
-            })
+            // An explicit parent, or the nearest ancestor of it the logger keeps.
+            (event.parent())
+                .and_then(|id| ctx.span(id))
+                .and_then(|span| self.nearest_kept(span.scope()))
         };
         match message {
             Some(message) => builder.set_event(message),

@@ -608,3 +608,35 @@ fn a_panic_ends_the_spans_it_unwinds_through_at_error_with_its_message() {
         assert_eq!(end.level(), level, "{event}");
     }
 }
+
+#[test]
+fn an_event_whose_explicit_parent_is_filtered_out_belongs_to_the_nearest_kept_span() {
+    let (output, memory) = Output::in_memory();
+    let log = BufferedLogger::builder()
+        .output(output)
+        .min_level(Level::Info)
+        .build();
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let server = tracing::info_span!("server");
+        let request = tracing::debug_span!(parent: &server, "request");
+        tracing::error!(parent: &request, "response failed");
+        let lone = tracing::debug_span!(parent: None, "request");
+        tracing::error!(parent: &lone, "lone failure");
+    });
+    log.flush().unwrap();
+    let records = memory.records();
+    let events: Vec<_> = records.iter().map(|r| r.event().to_owned()).collect();
+    assert!(
+        !events.iter().any(|e| e.starts_with("request.")),
+        "{events:?}"
+    );
+    let server = find(&records, "server.end").span_context().copied();
+    assert!(server.is_some());
+    assert_eq!(
+        find(&records, "response failed").span_context().copied(),
+        server,
+        "the ids of the nearest kept ancestor"
+    );
+    assert_eq!(find(&records, "lone failure").span_context(), None);
+}
