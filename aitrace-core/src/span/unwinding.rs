@@ -15,7 +15,7 @@ use std::sync::Once;
 /// What a span that a panic ends says when the panic's payload is not a
 /// string (`std::panic::panic_any`), or when another hook replaced ours
 /// without calling it.
-pub(crate) const UNKNOWN_PANIC: &str = "panicked";
+const UNKNOWN_PANIC: &str = "panicked";
 
 thread_local! {
     /// The message of the last panic on this thread, while it unwinds.
