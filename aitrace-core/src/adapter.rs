@@ -10,7 +10,8 @@
 //! so records from every frontend on the thread share the same ids.
 //! One whose spans can start from a remote parent (a `traceparent` field)
 //! uses [`remote_child`]; one that finds its setup wrong says so once with
-//! [`diagnose`].
+//! [`diagnose`]. One whose spans can end in a panic names it with
+//! [`panic_error`].
 
 use crate::ids::SpanId;
 use crate::level::Level;
@@ -65,6 +66,25 @@ pub fn on_level_change(
 /// [`SpanBuilder::remote_parent`](crate::SpanBuilder::remote_parent).
 pub fn remote_child(parent: &TraceParent) -> (SpanContext, RemoteTraceGuard) {
     crate::propagation::remote_child(parent)
+}
+
+/// Keeps [`panic_error`] right: installs, once per process, the panic hook
+/// that keeps each thread's last panic message (it calls the hook set
+/// before it), and forgets the message of an earlier panic that was
+/// caught, so no panic is named by another's message. Call it when the
+/// frontend is set up (`AitraceLayer::new`) and each time one of its spans
+/// is entered (`on_enter`); core spans do the same. Cheap: a thread-local
+/// and the panic count.
+pub fn watch_panics() {
+    crate::span::unwinding::span_entered();
+}
+
+/// For a frontend's span ending now: `Some` of its `error` text when this
+/// thread is unwinding from a panic (the panic's message when it is a
+/// `&str` or `String`, else `"panicked"`), `None` when it is not
+/// panicking. What core spans write in the same case.
+pub fn panic_error() -> Option<String> {
+    crate::span::unwinding::panic_error()
 }
 
 /// Prints `aitrace: MESSAGE` on stderr, for a problem the user must fix in

@@ -14,6 +14,8 @@ use crate::record::{Location, Record, SpanContext};
 use crate::report::FlushReport;
 use crate::value::Value;
 
+pub(crate) mod unwinding;
+
 /// The user field on a `.end` record that holds the span's duration.
 pub const DURATION_FIELD: &str = "duration_ms";
 /// The user field on a failed span's `.end` record that holds the error.
@@ -155,6 +157,7 @@ impl<'a> SpanBuilder<'a> {
             start.push_field(key, value);
         }
         logger.capture(start.build());
+        unwinding::span_entered();
         SpanGuard {
             logger: logger.clone(),
             name: self.name,
@@ -169,7 +172,8 @@ impl<'a> SpanBuilder<'a> {
     }
 
     /// Runs `f` inside the span; a panic in `f` ends the span at `error`
-    /// level and carries on unwinding. The lifecycle records' `function` is
+    /// level, with the panic's message in `error`, and carries on
+    /// unwinding. The lifecycle records' `function` is
     /// the path of the function `f` is written in (`shop::checkout` for a
     /// closure in `fn checkout` of module `shop`), unless
     /// [`function`](Self::function) set one.
@@ -203,6 +207,13 @@ struct EndState {
 /// An open span: current on this thread until it drops, when it writes
 /// `NAME.end` with its duration (at `error` level if it failed or a panic is
 /// unwinding through it). Not `Send`.
+///
+/// A span a panic unwinds through has the panic's message in `error` when
+/// it is a `&str` or a `String` (what `panic!` and `expect` make), and
+/// `"panicked"` otherwise. The message comes from a panic hook the first
+/// span installs, once per process, which calls the hook that was there
+/// before; a hook set later that does not call the one it replaced leaves
+/// `"panicked"`.
 pub struct SpanGuard {
     logger: BufferedLogger,
     name: Cow<'static, str>,
@@ -251,8 +262,8 @@ impl Drop for SpanGuard {
             return; // a span the filter does not keep writes nothing
         }
         let EndState { mut error, fields } = std::mem::take(&mut *self.end.borrow_mut());
-        if error.is_none() && std::thread::panicking() {
-            error = Some("panicked".to_owned());
+        if let Some(panic) = unwinding::panic_error() {
+            error.get_or_insert(panic);
         }
         let level = if error.is_some() {
             Level::Error

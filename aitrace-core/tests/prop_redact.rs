@@ -2,7 +2,10 @@
 //! built-in pattern on, never panics, still encodes to valid JSON in every
 //! layout, leaves no sensitive top-level key unredacted, and is idempotent;
 //! any name a user adds matches itself;
-//! key matching agrees with a model of "a default name at a word boundary".
+//! key matching agrees with a model of "a default name at a word boundary";
+//! any Luhn-valid card number, bare or grouped, anywhere in a message or a
+//! string at any depth, is redacted, and digit strings that fail the Luhn
+//! check are kept.
 
 use aitrace_core::wire::REDACTED;
 use aitrace_core::{DEFAULT_REDACTED_KEYS, Layout, Level, Record, Redactor, Value};
@@ -21,6 +24,8 @@ fn text() -> impl Strategy<Value = String> {
         Just("://u:".to_owned()),
         Just("@".to_owned()),
         Just(REDACTED.to_owned()),
+        Just("4242 4242 4242 4242".to_owned()),
+        "[0-9]{13,19}",
         "[A-Za-z0-9._=&?/+-]{0,24}",
     ];
     prop::collection::vec(piece, 0..6).prop_map(|parts| parts.concat())
@@ -129,5 +134,142 @@ proptest! {
         };
         let key = format!("{key}{suffix}");
         prop_assert_eq!(Redactor::default().is_sensitive_key(&key), suffix.is_empty(), "{}", key);
+    }
+}
+
+/// The Luhn check digit that completes `digits`.
+fn luhn_check_digit(digits: &[u8]) -> u8 {
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            let d = u32::from(d);
+            match (i % 2, d * 2) {
+                (1, _) => d,
+                (_, doubled) if doubled > 9 => doubled - 9,
+                (_, doubled) => doubled,
+            }
+        })
+        .sum();
+    ((10 - sum % 10) % 10) as u8
+}
+
+/// A 13 to 19 digit number whose last digit passes the Luhn check when
+/// `valid`, and fails it otherwise.
+fn card_digits(valid: bool) -> impl Strategy<Value = String> {
+    (prop::collection::vec(0u8..10, 12..=18), 1u8..10).prop_map(move |(mut digits, off)| {
+        let check = luhn_check_digit(&digits);
+        digits.push(if valid { check } else { (check + off) % 10 });
+        digits.iter().map(|d| char::from(b'0' + d)).collect()
+    })
+}
+
+/// `digits` bare, or in groups as cards are printed (4-4-4-4, 4-6-5, …;
+/// groups of 3 to 6 digits) joined by a space or a dash.
+fn grouped(digits: String) -> impl Strategy<Value = String> {
+    let n = digits.len();
+    let layouts = prop_oneof![Just(0), Just(4), Just(6)];
+    (layouts, prop::sample::select(vec![" ", "-"])).prop_map(move |(layout, sep)| {
+        let mut sizes = match layout {
+            0 => return digits.clone(),
+            4 => vec![4; n / 4],
+            _ => vec![4, 6],
+        };
+        let rest = n - sizes.iter().sum::<usize>();
+        match rest {
+            0 => {}
+            1 | 2 => *sizes.last_mut().unwrap() += rest,
+            3..=6 => sizes.push(rest),
+            _ => {
+                sizes.push(rest - 4);
+                sizes.push(4);
+            }
+        }
+        let mut groups = Vec::new();
+        let mut at = 0;
+        for size in sizes {
+            groups.push(&digits[at..at + size]);
+            at += size;
+        }
+        groups.join(sep)
+    })
+}
+
+/// A character that ends a number: not a letter or a digit.
+fn boundary() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec![
+        " ", ",", ":", "=", "(", ")", "\"", "\n", "/", "#", ";", ".",
+    ])
+}
+
+/// `inner` nested `depth` levels down in objects and arrays.
+fn nested(inner: Value, depth: usize) -> Value {
+    (0..depth).fold(inner, |value, level| {
+        if level % 2 == 0 {
+            Value::Array(vec![Value::Null, value].into())
+        } else {
+            Value::Object(vec![("payment".to_owned(), value)].into())
+        }
+    })
+}
+
+/// Built once: compiling the patterns is slow in a debug build.
+static CARDS: std::sync::LazyLock<Redactor> =
+    std::sync::LazyLock::new(|| Redactor::none().with_common_value_patterns());
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// A Luhn-valid number of card length, bare or grouped, anywhere in the
+    /// message or in a string at any depth, never reaches the output.
+    #[test]
+    fn any_luhn_valid_card_number_anywhere_is_redacted(
+        number in card_digits(true).prop_flat_map(grouped),
+        prefix in any::<String>(),
+        before in boundary(),
+        after in boundary(),
+        suffix in any::<String>(),
+        in_message in any::<bool>(),
+        depth in 0usize..5,
+    ) {
+        let text = format!("{prefix}{before}{number}{after}{suffix}");
+        let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+        let mut record = Record::builder(Level::Info, if in_message { text.clone() } else { "paid".to_owned() })
+            .field("detail", nested(Value::from(text.clone()), depth))
+            .build();
+        CARDS.redact(&mut record);
+        let json = Layout::Namespaced.to_json(&record);
+        let parsed: Json = serde_json::from_str(&json).unwrap();
+        let written = format!("{} {}", parsed["__tracer_meta__"]["event"], parsed["detail"]);
+        prop_assert!(!written.contains(&number), "{} in {}", number, written);
+        prop_assert!(!written.contains(&digits), "{} in {}", digits, written);
+        prop_assert!(written.contains(REDACTED), "{}", written);
+    }
+
+    /// A number of card length that fails the Luhn check (an order id, a
+    /// timestamp) is kept as it is.
+    #[test]
+    fn digit_strings_that_fail_the_luhn_check_are_kept(
+        number in card_digits(false).prop_flat_map(grouped),
+        prefix in prop::sample::select(vec!["", "order ", "id=", "ts:", "(", "ref #", "sent_at=", "n/"]),
+        suffix in prop::sample::select(vec!["", " ok", ")", ";", ".", ", next", "\n"]),
+        in_message in any::<bool>(),
+        depth in 0usize..5,
+    ) {
+        // A grouped number also holds shorter runs of whole groups; keep
+        // to the ones with no such run of card length.
+        let groups: Vec<&str> = number.split([' ', '-']).collect();
+        let digits: usize = groups.iter().map(|g| g.len()).sum();
+        let shorter_run_of_card_length = groups.len() > 1
+            && (digits - groups[0].len() >= 13 || digits - groups[groups.len() - 1].len() >= 13);
+        prop_assume!(!shorter_run_of_card_length);
+        let text = format!("{prefix}{number}{suffix}");
+        let original = Record::builder(Level::Info, if in_message { text.clone() } else { "paid".to_owned() })
+            .field("detail", nested(Value::from(text), depth))
+            .build();
+        let mut record = original.clone();
+        CARDS.redact(&mut record);
+        prop_assert_eq!(record, original);
     }
 }

@@ -129,6 +129,83 @@ fn value_patterns_redact_matches_in_values_and_the_event_name() {
     assert_eq!(record["plain"], "nothing to hide");
 }
 
+/// Whether `digits` (separators skipped) pass the Luhn check.
+fn luhn_valid(digits: &str) -> bool {
+    let digits = digits
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .map(|b| u32::from(b - b'0'));
+    let sum: u32 = digits
+        .rev()
+        .enumerate()
+        .map(|(i, d)| match (i % 2, d * 2) {
+            (0, _) => d,
+            (_, doubled) if doubled > 9 => doubled - 9,
+            (_, doubled) => doubled,
+        })
+        .sum();
+    sum % 10 == 0
+}
+
+#[test]
+fn common_value_patterns_redact_card_numbers_in_the_message_and_at_every_depth() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.jsonl");
+    let log = file_logger(
+        &path,
+        Some(Redactor::default().with_common_value_patterns()),
+    );
+    let cards = [
+        "4242 4242 4242 4242",
+        "4000000000000002",
+        "5555-5555-5555-4444",
+        "3782 822463 10005",
+        "30569309025904",
+    ];
+    // Order ids and timestamps of card length that fail the Luhn check.
+    let kept = ["4000000000000003", "1700000000000", "1234-5678-9012-3456"];
+    for number in cards {
+        assert!(luhn_valid(number), "{number}");
+    }
+    for number in kept {
+        assert!(!luhn_valid(number), "{number}");
+    }
+    log.info(format!("paid with {} today", cards[0]))
+        .field("card", cards[1])
+        .field(
+            "payment",
+            Value::from_serialize(
+                &json!({"method": [{"number": cards[2], "note": format!("amex ({})", cards[3])}]}),
+            ),
+        )
+        .field("pan", format!("pan={};", cards[4]))
+        .field("order_id", kept[0])
+        .field("sent_at_ms", kept[1])
+        .field("ref", format!("ref {}", kept[2]))
+        .emit();
+    log.flush().unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    for number in cards {
+        let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+        assert!(
+            !text.contains(number) && !text.contains(&digits),
+            "{number} in {text}"
+        );
+    }
+    let record = &lines(&path)[0];
+    assert_eq!(
+        record["__tracer_meta__"]["event"],
+        "paid with [REDACTED] today"
+    );
+    assert_eq!(record["card"], REDACTED);
+    assert_eq!(record["payment"]["method"][0]["number"], REDACTED);
+    assert_eq!(record["payment"]["method"][0]["note"], "amex ([REDACTED])");
+    assert_eq!(record["pan"], "pan=[REDACTED];");
+    assert_eq!(record["order_id"], kept[0]);
+    assert_eq!(record["sent_at_ms"], kept[1]);
+    assert_eq!(record["ref"], format!("ref {}", kept[2]));
+}
+
 #[test]
 fn the_default_redactor_leaves_string_values_alone() {
     let log = BufferedLogger::builder()

@@ -126,7 +126,49 @@ fn a_panic_ends_the_span_at_error_and_carries_on() {
     let records = log.records();
     let end = find(&records, "explodes.end");
     assert_eq!(end.level(), Level::Error);
-    assert_eq!(end.field("error"), Some(&"panicked".into()));
+    assert_eq!(end.field("error"), Some(&"boom".into()));
+}
+
+#[test]
+fn a_panic_s_message_is_the_error_of_every_span_it_unwinds_through() {
+    let (log, _memory) = logger();
+    let unwind = |f: &dyn Fn()| {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        assert!(outcome.is_err());
+    };
+    // A formatted message (a `String` payload), through two spans.
+    unwind(&|| {
+        log.span("order").in_scope(|_| {
+            let _pay = log.span("pay").enter();
+            panic!("card {} declined", 7);
+        })
+    });
+    // A payload that is not a string, after a caught panic: nothing stale.
+    unwind(&|| log.span("odd").in_scope(|_| std::panic::panic_any(42)));
+    // A span that ends normally after a caught panic has no error.
+    log.span("calm").in_scope(|_| {
+        let _ = std::panic::catch_unwind(|| panic!("caught inside"));
+    });
+    let records = log.records();
+    for (event, error) in [
+        ("pay.end", Some("card 7 declined")),
+        ("order.end", Some("card 7 declined")),
+        ("odd.end", Some("panicked")),
+        ("calm.end", None),
+    ] {
+        let end = find(&records, event);
+        assert_eq!(
+            end.field("error"),
+            error.map(Into::into).as_ref(),
+            "{event}"
+        );
+        let level = if error.is_some() {
+            Level::Error
+        } else {
+            Level::Info
+        };
+        assert_eq!(end.level(), level, "{event}");
+    }
 }
 
 #[test]

@@ -42,8 +42,14 @@ pub const TRACESTATE_FIELD: &str = "tracestate";
 ///   is written when it is first entered, so it carries the fields recorded
 ///   until then; fields recorded later go on its `.end` record, with
 ///   `duration_ms`.
+/// * An event without a message is named `error` when it has an `error`
+///   field, else after its target (tracing would name it `event FILE:LINE`);
+///   a name given with `name:` stays.
 /// * An `ERROR` event inside a span (as `#[instrument(err)]` emits) ends the
-///   span at `error` level with the event's message in `error`.
+///   span at `error` level with the event's `error` field, or its message,
+///   in `error`. So does a panic that unwinds through it (an `#[instrument]`
+///   function that panics), with the panic's message (`"panicked"` when the
+///   payload is not a string); see [`aitrace_core::SpanGuard`] for how.
 /// * While a span is entered it is `aitrace_core`'s current span on that
 ///   thread, so `log`, `slog` and core-API records inside it carry its ids.
 ///
@@ -54,8 +60,11 @@ pub const TRACESTATE_FIELD: &str = "tracestate";
 /// [`aitrace_core::Filter`]), in addition to tracing's filters: to keep
 /// `debug` records with a `DEBUG` per-layer filter, lower the logger's level
 /// too (`min_level`, `AITRACE_LEVEL` or `RUST_LOG`). A span the logger's
-/// filter does not keep writes no records and is not made current, so
-/// records and spans inside it belong to the span around it.
+/// filter does not keep writes no records, whatever happens inside it (an
+/// `ERROR` event in tower-http's `DEBUG` `request` span writes no
+/// `request.end`), and is not made current, so records and spans inside it
+/// belong to the nearest kept span around it, which an error inside does
+/// not fail.
 ///
 /// Several layers can sit on one registry (each with its own logger and
 /// filter, say). A span gets one set of ids, picked by the first layer that
@@ -75,6 +84,7 @@ pub struct AitraceLayer {
 impl AitraceLayer {
     /// A layer that writes into `logger`'s buffer.
     pub fn new(logger: BufferedLogger) -> Self {
+        adapter::watch_panics();
         AitraceLayer {
             logger,
             id: LayerId::next(),
@@ -184,25 +194,38 @@ impl AitraceLayer {
         let parent = if attrs.is_contextual() {
             None
         } else {
-            span.scope().skip(1).find_map(|ancestor| {
-                let kept = {
-                    let extensions = ancestor.extensions();
-                    let data = extensions.get::<SpanData>()?;
-                    self.logger
-                        .enabled_for(data.level, ancestor.metadata().target())
-                };
-                if !kept {
-                    return None;
-                }
-                self.settle_ids(&ancestor, true);
-                let extensions = ancestor.extensions();
-                extensions.get::<SpanData>().map(|data| data.context)
-            })
+            self.nearest_kept(span.scope().skip(1))
         };
         match parent {
             Some(parent) => parent.new_child(),
             None => context::new_span(),
         }
+    }
+
+    /// The ids of the first of `spans` (a span and its ancestors, innermost
+    /// first) that this layer's logger keeps: a span it filters out writes
+    /// nothing, so it cannot hold records or be a parent in the tree.
+    fn nearest_kept<'a, S>(
+        &self,
+        mut spans: impl Iterator<Item = SpanRef<'a, S>>,
+    ) -> Option<SpanContext>
+    where
+        S: for<'b> LookupSpan<'b> + 'a,
+    {
+        spans.find_map(|span| {
+            let kept = {
+                let extensions = span.extensions();
+                let data = extensions.get::<SpanData>()?;
+                self.logger
+                    .enabled_for(data.level, span.metadata().target())
+            };
+            if !kept {
+                return None;
+            }
+            self.settle_ids(&span, true);
+            let extensions = span.extensions();
+            extensions.get::<SpanData>().map(|data| data.context)
+        })
     }
 
     /// With the `opentelemetry` feature, the first time a span's ids are
@@ -358,6 +381,7 @@ where
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
+        adapter::watch_panics();
         self.settle_ids(&span, true);
         let mut extensions = span.extensions_mut();
         let Some(data) = extensions.get_mut::<SpanData>() else {
@@ -404,6 +428,12 @@ where
         let meta = span.metadata();
         if !state.start_written {
             self.write_start(meta, data, &mut state);
+        }
+        if !self.logger.enabled_for(data.level, meta.target()) {
+            return; // a span the filter does not keep writes nothing, failed or not
+        }
+        if let Some(panic) = adapter::panic_error() {
+            state.error.get_or_insert(panic);
         }
         let level = if state.error.is_some() {
             Level::Error
@@ -457,13 +487,14 @@ where
         let span_context = if event.is_contextual() {
             context::current()
         } else {
-            event.parent().and_then(|id| ctx.span(id)).and_then(|span| {
-                self.settle_ids(&span, true);
-                span.extensions().get::<SpanData>().map(|d| d.context)
-            })
+            // An explicit parent, or the nearest ancestor of it the logger keeps.
+            (event.parent())
+                .and_then(|id| ctx.span(id))
+                .and_then(|span| self.nearest_kept(span.scope()))
         };
-        if let Some(message) = message {
-            builder.set_event(message);
+        match message {
+            Some(message) => builder.set_event(message),
+            None => name_without_message(&mut builder, meta),
         }
         if let Some(span_context) = span_context {
             builder.set_span_context(span_context);
@@ -489,10 +520,19 @@ impl AitraceLayer {
     {
         if let Some(span) = &ctx.event_span(event) {
             let mut extensions = span.extensions_mut();
-            if let Some(state) = extensions
-                .get_mut::<SpanData>()
-                .and_then(|data| data.layer_mut(self.id))
+            let Some(data) = extensions.get_mut::<SpanData>() else {
+                return;
+            };
+            // A span the filter does not keep writes nothing, and the spans
+            // around it did not fail: the event, under the nearest kept
+            // span, is what tells.
+            if !self
+                .logger
+                .enabled_for(data.level, span.metadata().target())
             {
+                return;
+            }
+            if let Some(state) = data.layer_mut(self.id) {
                 // `#[instrument(err)]` puts the error in an `error` field.
                 state
                     .error
@@ -502,6 +542,27 @@ impl AitraceLayer {
                     });
             }
         }
+    }
+}
+
+/// Names an event that has no message: tracing makes up
+/// `event FILE:LINE`, which tells a reader little. `error` when it has an
+/// `error` field (what `#[instrument(err)]` emits), else its target; a name
+/// given with `name:` stays.
+#[cold]
+fn name_without_message(builder: &mut RecordBuilder, meta: &'static Metadata<'static>) {
+    let made_up = || {
+        let rest = meta.name().strip_prefix("event ")?;
+        let line = rest.strip_prefix(meta.file()?)?.strip_prefix(':')?;
+        Some(line.parse::<u32>().ok()? == meta.line()?)
+    };
+    if made_up() != Some(true) {
+        return; // `Record::builder` already took `meta.name()`
+    }
+    if meta.fields().field(ERROR_FIELD).is_some() {
+        builder.set_event(ERROR_FIELD);
+    } else {
+        builder.set_event(meta.target());
     }
 }
 

@@ -30,7 +30,7 @@
 //!
 //! | tracing | aitrace record |
 //! |---|---|
-//! | event `message` | `event` |
+//! | event `message` | `event` (without one: `error` if it has an `error` field, as `#[instrument(err)]` emits, else the target) |
 //! | other fields | user fields, typed (integers, floats, bools, strings; `Debug` text otherwise) |
 //! | target | `logger` |
 //! | file, line, module path | `file`, `line`, `function` |

@@ -45,9 +45,9 @@ fn events_keep_field_types_levels_and_location() {
         find(&records, "answered fine").field("answer"),
         Some(&Value::I64(42))
     );
-    // An event without a message is named after its callsite.
+    // An event without a message is named after its target.
     let unnamed = records.iter().find(|r| r.field("code").is_some()).unwrap();
-    assert!(unnamed.event().starts_with("event "), "{}", unnamed.event());
+    assert_eq!(unnamed.event(), module_path!());
     assert!(
         aitrace_core::Layout::Namespaced
             .to_json(warn)
@@ -465,4 +465,178 @@ fn secrets_in_events_and_span_fields_are_redacted_before_the_output() {
     assert_eq!(event("signed_in")["token_count"], 812);
     assert_eq!(event("login.start")["api_key"], "[REDACTED]");
     assert_eq!(event("login.start")["user"], "u2");
+}
+
+#[tracing::instrument(err)]
+fn refund(order_id: &str) -> Result<(), String> {
+    Err(format!("no payment for {order_id}"))
+}
+
+#[test]
+fn an_event_without_a_message_is_named_error_or_after_its_target() {
+    let log = logger();
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        refund("o7").unwrap_err();
+        tracing::warn!(target: "shop::stock", sku = "A1");
+        tracing::info!(name: "restocked", sku = "A2");
+        tracing::error!(error = "disk full");
+    });
+    let records = log.records();
+    let events: Vec<_> = records.iter().map(Record::event).collect();
+    assert!(
+        !events.iter().any(|e| e.starts_with("event ")),
+        "no made-up callsite names: {events:?}"
+    );
+    // `#[instrument(err)]` emits `error = %e` and no message.
+    let failed = records
+        .iter()
+        .find(|r| r.field("error") == Some(&Value::from("no payment for o7")))
+        .unwrap();
+    assert_eq!(failed.event(), "error");
+    assert_eq!(failed.level(), Level::Error);
+    assert_eq!(find(&records, "refund.end").level(), Level::Error);
+    assert_eq!(
+        records
+            .iter()
+            .find(|r| r.field("error") == Some(&Value::from("disk full")))
+            .unwrap()
+            .event(),
+        "error"
+    );
+    assert_eq!(
+        find(&records, "shop::stock").field("sku"),
+        Some(&Value::from("A1"))
+    );
+    // A name given with `name:` is the user's, and stays.
+    assert_eq!(
+        find(&records, "restocked").field("sku"),
+        Some(&Value::from("A2"))
+    );
+}
+
+/// The shape tower-http's `TraceLayer` has: a `DEBUG` span `request`, an
+/// `ERROR` event inside it when the response fails, a logger at `info`.
+#[test]
+fn a_span_the_logger_filters_out_writes_nothing_even_when_an_error_happens_inside_it() {
+    let (output, memory) = Output::in_memory();
+    let log = BufferedLogger::builder()
+        .output(output)
+        .min_level(Level::Info)
+        .build();
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        // No kept span around it.
+        tracing::debug_span!(target: "tower_http::trace::make_span", "request", method = "GET")
+            .in_scope(|| {
+                tracing::error!(target: "tower_http::trace::on_failure", latency = 3, "response failed");
+            });
+        // Inside a kept span.
+        tracing::info_span!("server").in_scope(|| {
+            tracing::debug_span!("request", method = "POST").in_scope(|| {
+                tracing::error!(classification = "Status code: 500", "response failed");
+            });
+        });
+    });
+    log.flush().unwrap();
+    let records = memory.records();
+    let events: Vec<_> = records.iter().map(|r| r.event().to_owned()).collect();
+    assert!(
+        !events.iter().any(|e| e.starts_with("request.")),
+        "a filtered span wrote a record: {events:?}"
+    );
+    assert_eq!(
+        events,
+        [
+            "response failed",
+            "server.start",
+            "response failed",
+            "server.end"
+        ]
+    );
+    let failures: Vec<_> = records
+        .iter()
+        .filter(|r| r.event() == "response failed")
+        .collect();
+    assert!(failures.iter().all(|r| r.level() == Level::Error));
+    assert_eq!(failures[0].span_context(), None, "no kept span around it");
+    let server = find(&records, "server.start").span_context().copied();
+    assert_eq!(failures[1].span_context().copied(), server);
+    // The kept span around it did not fail: only the event says so.
+    let server_end = find(&records, "server.end");
+    assert_eq!(server_end.level(), Level::Info);
+    assert_eq!(server_end.field("error"), None);
+}
+
+#[tracing::instrument]
+fn pick(sku: &str) {
+    let _bin = tracing::info_span!("bin", sku).entered();
+    panic!("no stock for {sku}");
+}
+
+#[test]
+fn a_panic_ends_the_spans_it_unwinds_through_at_error_with_its_message() {
+    let log = logger();
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let outcome = std::panic::catch_unwind(|| pick("A1"));
+        assert!(outcome.is_err(), "the panic carries on");
+        let outcome = std::panic::catch_unwind(|| {
+            tracing::info_span!("odd").in_scope(|| std::panic::panic_any(42))
+        });
+        assert!(outcome.is_err());
+        tracing::info_span!("calm").in_scope(|| {});
+    });
+    let records = log.records();
+    for (event, error) in [
+        ("bin.end", Some("no stock for A1")),
+        ("pick.end", Some("no stock for A1")),
+        ("odd.end", Some("panicked")),
+        ("calm.end", None),
+    ] {
+        let end = find(&records, event);
+        assert_eq!(
+            end.field("error"),
+            error.map(Value::from).as_ref(),
+            "{event}"
+        );
+        let level = if error.is_some() {
+            Level::Error
+        } else {
+            Level::Info
+        };
+        assert_eq!(end.level(), level, "{event}");
+    }
+}
+
+#[test]
+fn an_event_whose_explicit_parent_is_filtered_out_belongs_to_the_nearest_kept_span() {
+    let (output, memory) = Output::in_memory();
+    let log = BufferedLogger::builder()
+        .output(output)
+        .min_level(Level::Info)
+        .build();
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let server = tracing::info_span!("server");
+        let request = tracing::debug_span!(parent: &server, "request");
+        tracing::error!(parent: &request, "response failed");
+        let lone = tracing::debug_span!(parent: None, "request");
+        tracing::error!(parent: &lone, "lone failure");
+    });
+    log.flush().unwrap();
+    let records = memory.records();
+    let events: Vec<_> = records.iter().map(|r| r.event().to_owned()).collect();
+    assert!(
+        !events.iter().any(|e| e.starts_with("request.")),
+        "{events:?}"
+    );
+    let server = find(&records, "server.end").span_context().copied();
+    assert!(server.is_some());
+    assert_eq!(
+        find(&records, "response failed").span_context().copied(),
+        server,
+        "the ids of the nearest kept ancestor"
+    );
+    assert_eq!(find(&records, "lone failure").span_context(), None);
 }

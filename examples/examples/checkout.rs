@@ -1,13 +1,15 @@
 //! A port of the Python aitrace e-commerce test: several orders, each in its
 //! own trace context, with nested steps and typed fields; one order's payment
-//! is declined. Writes to stdout, or wherever `LOG_TRG` points.
+//! is declined. Writes to stdout, or wherever `LOG_TRG` points. Card
+//! numbers are redacted at capture (`card=[REDACTED]`) by the common value
+//! patterns.
 //!
 //! ```sh
 //! cargo run -p aitrace-examples --example checkout
 //! LOG_TRG=http://localhost:8000/api/ingest cargo run -p aitrace-examples --example checkout
 //! ```
 
-use aitrace_core::{BufferedLogger, Value, info};
+use aitrace_core::{BufferedLogger, Redactor, Value, info};
 
 struct Item {
     sku: &'static str,
@@ -138,7 +140,10 @@ fn simulate_checkout(log: &BufferedLogger, order: &Order) -> Result<(), String> 
 }
 
 fn main() {
-    let log = BufferedLogger::new();
+    // Card numbers (and tokens, passwords in URLs, …) never reach the output.
+    let log = BufferedLogger::builder()
+        .redactor(Redactor::default().with_common_value_patterns())
+        .build();
     let orders = vec![
         Order {
             id: "o1001",

@@ -187,7 +187,14 @@ fn assert_one_tree(records: &[&Json]) -> String {
 #[test]
 fn checkout_writes_one_tree_per_order_with_the_declined_payment_at_error() {
     let out = run(&mut example("checkout"));
-    let records = parse_lines(&String::from_utf8(out.stdout).unwrap());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    for card in ["4242424242424242", "4000000000000002", "5555555555554444"] {
+        assert!(
+            !stdout.contains(card),
+            "card {card} written in full:\n{stdout}"
+        );
+    }
+    let records = parse_lines(&stdout);
     records.iter().for_each(assert_wire_record);
     let mut traces: Vec<String> = Vec::new();
     for r in &records {
@@ -228,7 +235,7 @@ fn checkout_writes_one_tree_per_order_with_the_declined_payment_at_error() {
             .unwrap();
         if i == 1 {
             assert_eq!(meta(payment_end)["level"], "error");
-            assert_eq!(payment_end["error"], "card 4000000000000002 declined");
+            assert_eq!(payment_end["error"], "card [REDACTED] declined");
             assert_eq!(meta(root_end)["level"], "error");
             assert!(
                 !in_trace
@@ -247,6 +254,11 @@ fn checkout_writes_one_tree_per_order_with_the_declined_payment_at_error() {
     assert_eq!(started["items"][0]["sku"], "BOOK-42");
     assert_eq!(started["total"], 25.0);
     assert_eq!(meta(started)["function"], "checkout");
+    let requested = records
+        .iter()
+        .find(|r| meta(r)["event"] == "payment_requested")
+        .unwrap();
+    assert_eq!(requested["card"], "[REDACTED]", "redaction at work");
 }
 
 #[test]

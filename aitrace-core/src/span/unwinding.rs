@@ -1,0 +1,76 @@
+//! The message of the panic unwinding through a span, for its `error`
+//! field.
+//!
+//! A span learns that it ends in a panic from `std::thread::panicking()`
+//! in its `Drop`, which does not say what the panic was. So a panic hook,
+//! installed once per process when the first span opens and calling the
+//! hook that was there before, keeps the message of the last panic on each
+//! thread; a span that ends while its thread unwinds reads it. Spans
+//! forget it when they are entered or end outside a panic, so a message
+//! never outlives its panic by much.
+
+use std::cell::Cell;
+use std::sync::Once;
+
+/// What a span that a panic ends says when the panic's payload is not a
+/// string (`std::panic::panic_any`), or when another hook replaced ours
+/// without calling it.
+const UNKNOWN_PANIC: &str = "panicked";
+
+thread_local! {
+    /// The message of the last panic on this thread, while it unwinds.
+    static MESSAGE: Cell<Option<String>> = const { Cell::new(None) };
+}
+
+static INSTALL: Once = Once::new();
+
+/// Called as a span is entered: installs the hook (once per process), and
+/// forgets the message of a panic that is over (caught), so that a later
+/// panic the hook does not see (another hook replaced it) is not named
+/// after it.
+#[inline]
+pub(crate) fn span_entered() {
+    if std::thread::panicking() {
+        return; // a span opened by a `Drop` during unwinding: keep the message
+    }
+    let _ = MESSAGE.try_with(Cell::take);
+    install_hook();
+}
+
+/// Installs the hook, once per process. Never from a thread that is
+/// panicking (the standard library refuses that); the next call does.
+#[inline]
+pub(crate) fn install_hook() {
+    if INSTALL.is_completed() || std::thread::panicking() {
+        return;
+    }
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let message = (payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .or_else(|| payload.downcast_ref::<String>().cloned());
+            // `try_with`: a panic while the thread's locals are torn down
+            // has nowhere to go, and the hook must not panic.
+            let _ = MESSAGE.try_with(|slot| slot.set(message));
+            previous(info);
+        }));
+    });
+}
+
+/// The `error` text of a span ending now: the panic's message when this
+/// thread is unwinding ([`UNKNOWN_PANIC`] when there is none), else
+/// `None`. Outside a panic it forgets the last message, so a panic caught
+/// earlier never names a later one.
+pub(crate) fn panic_error() -> Option<String> {
+    MESSAGE
+        .try_with(|slot| {
+            let message = slot.take();
+            if !std::thread::panicking() {
+                return None;
+            }
+            slot.set(message.clone()); // for the spans further out
+            Some(message.unwrap_or_else(|| UNKNOWN_PANIC.to_owned()))
+        })
+        .unwrap_or_else(|_| std::thread::panicking().then(|| UNKNOWN_PANIC.to_owned()))
+}
