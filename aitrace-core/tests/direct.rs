@@ -224,3 +224,28 @@ fn a_batch_refused_whatever_it_holds_is_set_aside_whole() {
     assert_eq!((stats.dropped, stats.rejected, stats.in_flight), (8, 8, 0));
     assert!(stats.is_balanced(), "{stats:?}");
 }
+
+/// Issue 18, item 10: `std::process::exit` runs no destructors, so a
+/// shutdown that fails writes what no output took to the fallback file
+/// itself, and the error names it; an exit right after loses nothing.
+#[test]
+fn a_failed_shutdown_writes_what_is_left_to_the_fallback_file() {
+    let log = BufferedLogger::builder()
+        .output(Output::http(&dead_url()).unwrap())
+        .build();
+    for i in 0..3 {
+        log.info("left").field("i", i).emit();
+    }
+    let err = log.shutdown(Duration::from_secs(2)).unwrap_err();
+    let path = err
+        .fallback_path()
+        .expect("the error names the file")
+        .to_owned();
+    assert_eq!(err.retained(), 0, "{err}");
+    let written = lines(&path);
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(written, 3);
+    let stats = log.stats();
+    assert_eq!((stats.dropped, stats.buffered, stats.in_flight), (3, 0, 0));
+    assert!(stats.is_balanced(), "{stats:?}");
+}

@@ -275,6 +275,37 @@ impl Direct {
         first.expect("a failure").with_retained(kept)
     }
 
+    /// Writes every record still kept for an output, and what is buffered,
+    /// to the fallback file (or an `aitrace-unsent-….jsonl`), counted as
+    /// dropped; returns `err` naming the file.
+    fn spill(&self, err: Error) -> Error {
+        let Some(mut retained) = self.retained.try_lock() else {
+            return err;
+        };
+        let batch = self.take_batch();
+        let mut unsent = Vec::new();
+        {
+            let mut books = self.ledger.lock();
+            for (owed, books) in retained.iter_mut().zip(books.iter_mut()) {
+                books.drop_in_flight((owed.len() + batch.len()) as u64);
+                unsent.append(owed);
+            }
+        }
+        unsent.extend(batch);
+        if unsent.is_empty() {
+            return err;
+        }
+        let path = match &self.on_failure {
+            OnFailure::FallbackFile(path) => path.clone(),
+            OnFailure::Retain => unsent_file_path(),
+        };
+        if report_unsent(&path, &unsent, &err.to_string()) {
+            err.with_retained(0).with_fallback_path(path)
+        } else {
+            err.with_retained(0)
+        }
+    }
+
     fn run(&self, wait: Duration) -> Result<FlushReport> {
         let Some(mut retained) = self.retained.try_lock_for(wait) else {
             return Err(Error::new(
@@ -306,8 +337,16 @@ impl Processor for Direct {
         FlushFuture::ready(self.run(timeout))
     }
 
+    /// A flush; if it fails, what no output took is written to the
+    /// fallback file as when the last handle drops, so that an exit right
+    /// after (`std::process::exit` runs no destructors) loses nothing.
     fn shutdown(&self, timeout: Duration) -> Result<FlushReport> {
-        self.run(timeout)
+        match self.run(timeout) {
+            Err(err) if err.retained() > 0 && err.kind() != ErrorKind::TimedOut => {
+                Err(self.spill(err))
+            }
+            other => other,
+        }
     }
 
     /// The last flush runs on a helper thread so that a slow output cannot
@@ -456,18 +495,25 @@ pub(super) fn unsent_file_path() -> PathBuf {
     ))
 }
 
-/// Writes records that could not be delivered to `path` and says so on stderr.
-pub(super) fn report_unsent(path: &Path, records: &[Record], why: &str) {
+/// Writes records that could not be delivered to `path` and says so on
+/// stderr; whether they were written.
+pub(super) fn report_unsent(path: &Path, records: &[Record], why: &str) -> bool {
     match write_fallback(path, records) {
-        Ok(()) => eprintln!(
-            "aitrace: {} records could not be delivered ({why}); written to {}",
-            records.len(),
-            path.display()
-        ),
-        Err(write_err) => eprintln!(
-            "aitrace: {} records lost: delivery failed ({why}) and {write_err}",
-            records.len()
-        ),
+        Ok(()) => {
+            eprintln!(
+                "aitrace: {} records could not be delivered ({why}); written to {}",
+                records.len(),
+                path.display()
+            );
+            true
+        }
+        Err(write_err) => {
+            eprintln!(
+                "aitrace: {} records lost: delivery failed ({why}) and {write_err}",
+                records.len()
+            );
+            false
+        }
     }
 }
 
