@@ -95,7 +95,7 @@ impl fmt::Display for FlushReport {
         }
         for d in self.deliveries.iter().filter(|d| d.rejected > 0) {
             if let Some(why) = &d.rejection {
-                write!(f, "; {} refused: {why}", d.output)?;
+                write!(f, "; refused: {why}")?;
             }
             if let Some(path) = &d.fallback_path {
                 write!(f, "; written to {}", path.display())?;

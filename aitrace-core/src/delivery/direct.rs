@@ -299,10 +299,11 @@ impl Direct {
             OnFailure::FallbackFile(path) => path.clone(),
             OnFailure::Retain => unsent_file_path(),
         };
+        let err = err.with_retained(0);
         if report_unsent(&path, &unsent, &err.to_string()) {
-            err.with_retained(0).with_fallback_path(path)
+            err.with_fallback_path(path)
         } else {
-            err.with_retained(0)
+            err
         }
     }
 
