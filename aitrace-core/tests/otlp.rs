@@ -584,6 +584,18 @@ fn partial_success_in_direct_mode_is_reported_as_dropped() {
         (3, 2, 2),
         "{report:?}"
     );
+    // The report's totals, and the line a caller prints (issue 18, item 9).
+    assert_eq!(
+        (report.delivered(), report.rejected(), report.dropped()),
+        (3, 2, 2)
+    );
+    assert!(!report.is_complete());
+    let line = report.to_string();
+    assert!(
+        line.starts_with("5 records: 3 delivered, 2 refused, 2 dropped")
+            && line.contains("too old"),
+        "{line}"
+    );
     let stats = log.stats();
     assert_eq!((stats.delivered, stats.dropped), (3, 2));
     assert!(stats.is_balanced());

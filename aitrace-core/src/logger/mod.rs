@@ -283,7 +283,7 @@ impl BufferedLogger {
     /// drops. Without a background sender it is a flush; when that fails,
     /// what no output took is written to the fallback file (or an
     /// `aitrace-unsent-PID-TIME.jsonl` in the temp folder), as when the last
-    /// handle drops, and the error's [`fallback_path`](Error::fallback_path)
+    /// handle drops, and the error's [`fallback_path`](crate::Error::fallback_path)
     /// names it. Call it before `std::process::exit`, which runs no
     /// destructors.
     pub fn shutdown(&self, timeout: Duration) -> Result<FlushReport> {
