@@ -137,7 +137,8 @@ impl Error {
         self.retained
     }
 
-    /// For a failed flush: the JSON Lines file the batch was written to instead.
+    /// For a failed flush or shutdown: the JSON Lines file the records were
+    /// written to instead.
     pub fn fallback_path(&self) -> Option<&Path> {
         self.fallback_path.as_deref()
     }

@@ -145,9 +145,41 @@ pub(crate) fn append(path: &Path, bytes: &[u8]) -> Result<()> {
     }
     let mut file = open_append(path)
         .map_err(|e| Error::io(format_args!("cannot open {}", path.display()), e))?;
-    file.write_all(bytes)
-        .and_then(|()| file.flush())
+    append_whole(&mut file, bytes)
         .map_err(|e| Error::io(format_args!("cannot write {}", path.display()), e))
+}
+
+/// A file that can be appended to and cut back: what [`append_whole`] needs.
+trait Appendable: Write {
+    fn len(&self) -> std::io::Result<u64>;
+    fn truncate(&mut self, len: u64) -> std::io::Result<()>;
+}
+
+impl Appendable for File {
+    fn len(&self) -> std::io::Result<u64> {
+        self.metadata().map(|m| m.len())
+    }
+
+    fn truncate(&mut self, len: u64) -> std::io::Result<()> {
+        self.set_len(len)
+    }
+}
+
+/// Appends all of `bytes` or nothing: a write that fails part way (a full
+/// disk) is cut back to the length before it, so the file never holds a
+/// partial line, and a retry writes each record once.
+fn append_whole(file: &mut impl Appendable, bytes: &[u8]) -> std::io::Result<()> {
+    let before = file.len()?;
+    let Err(err) = file.write_all(bytes).and_then(|()| file.flush()) else {
+        return Ok(());
+    };
+    match file.truncate(before) {
+        Ok(()) => Err(err),
+        Err(cut) => Err(std::io::Error::new(
+            err.kind(),
+            format!("{err}; and the partial write could not be cut back ({cut})"),
+        )),
+    }
 }
 
 fn open_append(path: &Path) -> std::io::Result<File> {
@@ -165,6 +197,76 @@ fn open_append(path: &Path) -> std::io::Result<File> {
 mod tests {
     use super::*;
     use std::time::{Duration, UNIX_EPOCH};
+
+    /// A file on a disk that fills up after `room` more bytes.
+    struct SmallDisk {
+        bytes: Vec<u8>,
+        room: usize,
+        cut_fails: bool,
+    }
+
+    impl Write for SmallDisk {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.room).min(7); // short writes, as a kernel may do
+            if n == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::StorageFull,
+                    "no space left on device",
+                ));
+            }
+            self.bytes.extend_from_slice(&buf[..n]);
+            self.room -= n;
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Appendable for SmallDisk {
+        fn len(&self) -> std::io::Result<u64> {
+            Ok(self.bytes.len() as u64)
+        }
+
+        fn truncate(&mut self, len: u64) -> std::io::Result<()> {
+            if self.cut_fails {
+                return Err(std::io::Error::other("read-only now"));
+            }
+            self.bytes.truncate(len as usize);
+            Ok(())
+        }
+    }
+
+    /// Issue 18, item 17: an append that fails part way leaves the file as
+    /// it was; one that fits is written whole.
+    #[test]
+    fn a_failed_append_is_cut_back_to_the_length_before_it() {
+        let line = b"{\"event\":\"work\"}\n".repeat(10);
+        let mut disk = SmallDisk {
+            bytes: b"{\"event\":\"before\"}\n".to_vec(),
+            room: 100,
+            cut_fails: false,
+        };
+        let before = disk.bytes.clone();
+        let err = append_whole(&mut disk, &line).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::StorageFull, "{err}");
+        assert_eq!(
+            String::from_utf8_lossy(&disk.bytes),
+            String::from_utf8_lossy(&before),
+            "no partial line is left"
+        );
+
+        disk.room = line.len();
+        append_whole(&mut disk, &line).unwrap();
+        assert_eq!(disk.bytes.len(), before.len() + line.len());
+
+        // When even the cut fails, the error says so.
+        disk.room = 3;
+        disk.cut_fails = true;
+        let err = append_whole(&mut disk, &line).unwrap_err();
+        assert!(err.to_string().contains("could not be cut back"), "{err}");
+    }
 
     #[test]
     fn timestamp_placeholder_and_home() {

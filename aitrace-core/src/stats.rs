@@ -53,8 +53,10 @@ pub struct Stats {
     pub in_flight: u64,
     /// Batches an output failed to deliver (after retries).
     pub failed_flushes: u64,
-    /// Of `dropped`, records a server accepted the request of and then
-    /// refused itself (an OTLP `partialSuccess`).
+    /// Of `dropped`, records the receiver refused: whole batches refused for
+    /// good (a 4xx other than 408 and 429, an OTLP non-retryable status),
+    /// and records of an accepted request it refused itself (an OTLP
+    /// `partialSuccess`).
     pub rejected: u64,
     /// Records in the buffer now.
     pub buffered: u64,
@@ -89,11 +91,10 @@ pub struct OutputStats {
     pub in_flight: u64,
     /// Batches that failed after retries.
     pub failed_flushes: u64,
-    /// Of `dropped`, records the server accepted the request of and then
-    /// refused itself (an OTLP `partialSuccess`).
+    /// Of `dropped`, records the receiver refused: whole batches refused for
+    /// good, and records of an accepted request (an OTLP `partialSuccess`).
     pub rejected: u64,
-    /// What the server said the last time it refused records in an
-    /// accepted request.
+    /// What the receiver said the last time it refused records.
     pub last_rejection: Option<String>,
     /// Whether the circuit breaker is open (the output is not being called).
     pub breaker_open: bool,
@@ -163,6 +164,18 @@ impl OutputStats {
         if let Some(message) = rejection {
             self.last_rejection = Some(message.to_owned());
         }
+    }
+
+    /// Records the receiver refused for good (a whole batch), with what it
+    /// said: dropped, and counted as rejected.
+    pub(crate) fn refuse(&mut self, n: u64, replayed: bool, why: &str) {
+        if replayed {
+            self.drop_spooled(n);
+        } else {
+            self.drop_in_flight(n);
+        }
+        self.rejected += n;
+        self.last_rejection = Some(why.to_owned());
     }
 
     /// Records moved from in flight to dropped.

@@ -124,7 +124,7 @@ fn transient_statuses_are_retried_honouring_retry_after() {
 fn a_refused_batch_is_not_retried_and_is_kept_with_its_reason() {
     let server = FaultServer::start();
     let spool = tempfile::tempdir().unwrap();
-    server.script([Fault::Status(400)]);
+    server.script([Fault::Status(403)]);
     let log = background(&server.url)
         .spool_dir(spool.path())
         .try_build()
@@ -149,11 +149,60 @@ fn a_refused_batch_is_not_retried_and_is_kept_with_its_reason() {
     assert!(names.iter().any(|n| n.ends_with(".reason")), "{names:?}");
     let reason_file = names.iter().find(|n| n.ends_with(".reason")).unwrap();
     let reason = std::fs::read_to_string(rejected.join(reason_file)).unwrap();
-    assert!(reason.contains("HTTP 400"), "{reason}");
+    assert!(reason.contains("HTTP 403"), "{reason}");
+    assert_eq!(
+        report.deliveries()[0].rejected(),
+        7,
+        "refused by the receiver"
+    );
+    assert_eq!(stats.rejected, 7);
     // Later batches still go through.
     emit(&log, 3);
     log.flush().unwrap();
     assert_eq!(server.records().len(), 3);
+}
+
+/// Issue 18, item 4, as direct delivery does: a batch refused for what it
+/// holds (400) is split until only the bad record is set aside.
+#[test]
+fn a_batch_refused_for_one_record_is_split_until_only_that_one_is_set_aside() {
+    let server = FaultServer::start();
+    server.set_default(Fault::RefuseEvent(400, "bad".into()));
+    let spool = tempfile::tempdir().unwrap();
+    let log = background(&server.url)
+        .spool_dir(spool.path())
+        .try_build()
+        .unwrap();
+    for i in 0..7 {
+        log.info(if i == 2 { "bad" } else { "good" })
+            .field("i", i)
+            .emit();
+    }
+    let report = log.flush().unwrap();
+    let delivery = &report.deliveries()[0];
+    assert_eq!(
+        (delivery.records(), delivery.rejected(), delivery.dropped()),
+        (6, 1, 1)
+    );
+    assert_eq!(server.records().len(), 6);
+    let rejected = std::fs::read_dir(spool.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("rejected");
+    let kept: Vec<String> = std::fs::read_dir(&rejected)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0].lines().count(), 1);
+    assert!(kept[0].contains(r#""event":"bad""#), "{kept:?}");
+    let stats = log.stats();
+    assert_eq!((stats.delivered, stats.dropped, stats.rejected), (6, 1, 1));
 }
 
 #[test]

@@ -113,3 +113,139 @@ fn the_last_handle_drop_is_bounded_and_writes_the_fallback_file() {
     );
     assert_eq!(lines(&fallback), 4);
 }
+
+fn events_of(records: &[serde_json::Value]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| r["__tracer_meta__"]["event"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Issue 18, item 4: a server answers 400 to any batch holding one bad
+/// record. The batch is split until only the bad record is refused; it is
+/// set aside once (in the fallback file, or an `aitrace-unsent-…` file by
+/// default), counted as dropped and refused, and the good records of that
+/// flush and of the next ones are delivered.
+#[test]
+fn a_refused_record_is_set_aside_once_and_the_next_flushes_deliver() {
+    let dir = tempfile::tempdir().unwrap();
+    let fallback = dir.path().join("refused.jsonl");
+    for on_failure in [OnFailure::Retain, OnFailure::FallbackFile(fallback.clone())] {
+        let server = FaultServer::start();
+        server.set_default(Fault::RefuseEvent(400, "bad".into()));
+        let log = BufferedLogger::builder()
+            .output(Output::http(&server.url).unwrap())
+            .on_failure(on_failure.clone())
+            .build();
+        for i in 0..6 {
+            log.info(if i == 4 { "bad" } else { "good" })
+                .field("i", i)
+                .emit();
+        }
+        let first = log.flush();
+        for round in 0..4 {
+            for i in 0..3 {
+                log.info("later").field("round", round).field("i", i).emit();
+            }
+            log.flush().unwrap();
+        }
+        let delivered = events_of(&server.records());
+        assert_eq!(
+            delivered.iter().filter(|e| *e == "later").count(),
+            12,
+            "every later record is delivered: {delivered:?}"
+        );
+        assert_eq!(delivered.iter().filter(|e| *e == "good").count(), 5);
+        assert!(!delivered.contains(&"bad".to_owned()));
+        let stats = log.stats();
+        assert_eq!((stats.delivered, stats.dropped), (17, 1), "{stats:?}");
+        assert_eq!(stats.rejected, 1, "{stats:?}");
+        assert!(stats.is_balanced(), "{stats:?}");
+
+        let report = first.unwrap();
+        let delivery = &report.deliveries()[0];
+        assert_eq!((delivery.records(), delivery.dropped()), (5, 1));
+        assert_eq!(delivery.rejected(), 1);
+        assert!(delivery.rejection().unwrap().contains("HTTP 400"));
+        assert_eq!(
+            (report.delivered(), report.rejected(), report.dropped()),
+            (5, 1, 1)
+        );
+        let path = delivery.fallback_path().unwrap().to_owned();
+        match &on_failure {
+            OnFailure::FallbackFile(fallback) => assert_eq!(&path, fallback),
+            _ => {
+                let name = path.file_name().unwrap().to_string_lossy();
+                assert!(name.starts_with("aitrace-unsent-"), "{}", path.display());
+            }
+        }
+        assert!(
+            report.to_string().contains(&path.display().to_string()),
+            "{report}"
+        );
+        let set_aside = std::fs::read_to_string(&path).unwrap();
+        if on_failure == OnFailure::Retain {
+            std::fs::remove_file(&path).unwrap();
+        }
+        assert_eq!(set_aside.lines().count(), 1, "{set_aside}");
+        assert!(set_aside.contains(r#""event":"bad""#), "{set_aside}");
+    }
+}
+
+/// A status that refuses any request to the endpoint (405: no such
+/// endpoint) is not split: the batch is set aside whole, in one request.
+#[test]
+fn a_batch_refused_whatever_it_holds_is_set_aside_whole() {
+    let server = FaultServer::start();
+    server.set_default(Fault::Status(405));
+    let dir = tempfile::tempdir().unwrap();
+    let fallback = dir.path().join("refused.jsonl");
+    let log = BufferedLogger::builder()
+        .output(Output::http(&server.url).unwrap())
+        .on_failure(OnFailure::FallbackFile(fallback.clone()))
+        .build();
+    for i in 0..8 {
+        log.info("work").field("i", i).emit();
+    }
+    let report = log.flush().unwrap();
+    assert_eq!(server.requests(), 1, "not split, not retried");
+    assert_eq!(
+        (report.delivered(), report.rejected(), report.dropped()),
+        (0, 8, 8)
+    );
+    assert_eq!(lines(&fallback), 8);
+    assert!(
+        report
+            .to_string()
+            .starts_with("8 records: 0 delivered, 8 refused, 8 dropped"),
+        "{report}"
+    );
+    let stats = log.stats();
+    assert_eq!((stats.dropped, stats.rejected, stats.in_flight), (8, 8, 0));
+    assert!(stats.is_balanced(), "{stats:?}");
+}
+
+/// Issue 18, item 10: `std::process::exit` runs no destructors, so a
+/// shutdown that fails writes what no output took to the fallback file
+/// itself, and the error names it; an exit right after loses nothing.
+#[test]
+fn a_failed_shutdown_writes_what_is_left_to_the_fallback_file() {
+    let log = BufferedLogger::builder()
+        .output(Output::http(&dead_url()).unwrap())
+        .build();
+    for i in 0..3 {
+        log.info("left").field("i", i).emit();
+    }
+    let err = log.shutdown(Duration::from_secs(2)).unwrap_err();
+    let path = err
+        .fallback_path()
+        .expect("the error names the file")
+        .to_owned();
+    assert_eq!(err.retained(), 0, "{err}");
+    let written = lines(&path);
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(written, 3);
+    let stats = log.stats();
+    assert_eq!((stats.dropped, stats.buffered, stats.in_flight), (3, 0, 0));
+    assert!(stats.is_balanced(), "{stats:?}");
+}

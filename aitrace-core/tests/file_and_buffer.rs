@@ -204,3 +204,147 @@ fn level_filter_drops_before_building() {
         .collect();
     assert_eq!(events, ["kept", "now kept"]);
 }
+
+/// A small tmpfs mounted in a temp folder, unmounted when dropped; `None`
+/// (with the reason printed) when this process may not mount one.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(bytes: usize) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}")])
+            .arg("tmpfs")
+            .arg(dir.path())
+            .output();
+        match mounted {
+            Ok(out) if out.status.success() => Some(SmallDisk { dir }),
+            Ok(out) => {
+                eprintln!(
+                    "skipped: cannot mount a tmpfs (needs root): {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                None
+            }
+            Err(err) => {
+                eprintln!("skipped: cannot run mount: {err}");
+                None
+            }
+        }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Fills the disk with a file of its own, leaving about `free` bytes.
+    fn fill_leaving(&self, free: u64) -> std::path::PathBuf {
+        let filler = self.path().join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![b'x'; 1024];
+        while std::io::Write::write_all(&mut file, &chunk).is_ok() {}
+        drop(file);
+        let full = std::fs::metadata(&filler).unwrap().len();
+        let _ = std::fs::File::options()
+            .write(true)
+            .open(&filler)
+            .unwrap()
+            .set_len(full.saturating_sub(free));
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+fn text_lines(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Issue 18, item 17: an append that fails on a full disk leaves the file as
+/// it was, so the retry after space is freed writes each record once and
+/// every line is JSON; and background delivery without a spool, which
+/// counts the batch as dropped, leaves none of it in the file.
+#[test]
+fn a_failed_append_on_a_full_disk_leaves_the_file_as_it_was() {
+    let Some(disk) = SmallDisk::mount(256 * 1024) else {
+        return;
+    };
+    let path = disk.path().join("trace.jsonl");
+    let log = BufferedLogger::builder()
+        .output(Output::file(&path))
+        .build();
+    log.info("before").emit();
+    log.flush().unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let filler = disk.fill_leaving(40 * 1024);
+    for i in 0..300 {
+        log.info("work")
+            .field("i", i)
+            .field("padding", "p".repeat(200))
+            .emit();
+    }
+    let err = log.flush().unwrap_err();
+    assert_eq!(err.retained(), 300, "{err}");
+    let after = std::fs::read(&path).unwrap();
+    assert!(
+        after == before,
+        "the file is as it was: {} bytes before, {} after",
+        before.len(),
+        after.len()
+    );
+
+    std::fs::remove_file(&filler).unwrap();
+    log.flush().unwrap();
+    let lines = text_lines(&path);
+    assert_eq!(lines.len(), 301, "each record once");
+    let mut seen: Vec<i64> = lines[1..]
+        .iter()
+        .map(|l| {
+            let record: Json =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+            record["i"].as_i64().unwrap()
+        })
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..300).collect::<Vec<_>>());
+
+    // Background delivery without a spool: what it counts as dropped is
+    // not in the file.
+    let bg_path = disk.path().join("background.jsonl");
+    let bg = BufferedLogger::builder()
+        .output(Output::file(&bg_path))
+        .background(true)
+        .try_build()
+        .unwrap();
+    let filler = disk.fill_leaving(40 * 1024);
+    for i in 0..300 {
+        bg.info("work")
+            .field("i", i)
+            .field("padding", "p".repeat(200))
+            .emit();
+    }
+    let report = bg.flush().unwrap();
+    let dropped = report.deliveries()[0].dropped();
+    let stats = bg.stats();
+    let in_file = text_lines(&bg_path).len();
+    assert_eq!(
+        in_file as u64 + stats.dropped,
+        300,
+        "{in_file} in the file, {dropped} reported dropped, stats {stats:?}"
+    );
+    assert_eq!(stats.delivered, in_file as u64, "{stats:?}");
+    drop(bg);
+    std::fs::remove_file(&filler).unwrap();
+}

@@ -77,11 +77,8 @@ fn an_ingested_count_below_the_batch_is_surfaced() {
 
 #[test]
 fn error_statuses_carry_status_and_body_and_keep_the_records() {
-    // Retried later (README, "Retries"): 408, 429 and every 5xx; any other
-    // 4xx is refused for good.
-    let transient = [408, 429, 500, 502, 503, 504, 599].map(|s| (s, true));
-    let refused = [400, 401, 403, 404, 405, 409, 410, 422, 451].map(|s| (s, false));
-    for (status, transient) in transient.into_iter().chain(refused) {
+    // Retried later (README, "Retries"): 408, 429 and every 5xx.
+    for status in [408, 429, 500, 502, 503, 504, 599] {
         let body = format!("{{\"detail\": \"status {status} {}\"}}", "x".repeat(2000));
         let server = IngestServer::start(Answer::Status(status, body));
         let log = http_logger(&server.url);
@@ -95,7 +92,7 @@ fn error_statuses_carry_status_and_body_and_keep_the_records() {
         assert!(text.contains(&format!("status {status} xxx")), "{text}");
         assert!(text.len() < 1000, "the body is cut: {}", text.len());
         assert_eq!(err.retained(), 2);
-        assert_eq!(err.is_transient(), transient, "HTTP {status}");
+        assert!(err.is_transient(), "HTTP {status}");
         // Nothing lost: the next flush, once the server recovers, sends both.
         server.set_answer(Answer::Reference);
         log.info("c").emit();
@@ -107,6 +104,48 @@ fn error_statuses_carry_status_and_body_and_keep_the_records() {
             .map(|r| r["__tracer_meta__"]["event"].clone())
             .collect();
         assert_eq!(events, ["a", "b", "c"]);
+    }
+}
+
+/// Any other 4xx is refused for good (issue 18, item 4): the records are
+/// set aside in the fallback file with the status and body in the report,
+/// never sent again, and the next flush delivers.
+#[test]
+fn refused_statuses_set_the_records_aside_and_the_next_flush_delivers() {
+    let dir = tempfile::tempdir().unwrap();
+    for status in [400, 401, 403, 404, 405, 409, 410, 422, 451] {
+        let fallback = dir.path().join(format!("{status}.jsonl"));
+        let body = format!("{{\"detail\": \"status {status} {}\"}}", "x".repeat(2000));
+        let server = IngestServer::start(Answer::Status(status, body));
+        let log = BufferedLogger::builder()
+            .output(Output::http(&server.url).unwrap())
+            .on_failure(OnFailure::FallbackFile(fallback.clone()))
+            .build();
+        log.info("a").emit();
+        log.info("b").emit();
+        let report = log.flush().unwrap();
+        assert_eq!(
+            (report.delivered(), report.rejected(), report.dropped()),
+            (0, 2, 2),
+            "HTTP {status}"
+        );
+        let why = report.deliveries()[0].rejection().unwrap();
+        assert!(why.contains(&format!("HTTP {status}")), "{why}");
+        assert!(why.contains(&format!("status {status} xxx")), "{why}");
+        assert!(why.len() < 1000, "the body is cut: {}", why.len());
+        let set_aside = std::fs::read_to_string(&fallback).unwrap();
+        assert_eq!(set_aside.lines().count(), 2, "HTTP {status}: {set_aside}");
+
+        server.set_answer(Answer::Reference);
+        log.info("c").emit();
+        let report = log.flush().unwrap();
+        assert_eq!(report.records(), 1);
+        let events: Vec<_> = server
+            .records()
+            .iter()
+            .map(|r| r["__tracer_meta__"]["event"].clone())
+            .collect();
+        assert_eq!(events, ["c"], "HTTP {status}");
     }
 }
 
@@ -266,15 +305,18 @@ fn redirecting_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>
 #[test]
 fn a_redirect_is_an_error_not_a_delivery() {
     let (url, seen) = redirecting_server();
-    let log = http_logger(&url);
+    let dir = tempfile::tempdir().unwrap();
+    let log = BufferedLogger::builder()
+        .output(Output::http(&url).unwrap())
+        .on_failure(OnFailure::FallbackFile(dir.path().join("refused.jsonl")))
+        .build();
     log.info("step").emit();
-    let err = log.flush().expect_err("a 302 is not a delivery");
-    assert_eq!(err.kind(), ErrorKind::HttpStatus, "{err}");
-    assert_eq!(err.status(), Some(302), "{err}");
-    assert!(
-        err.to_string().contains("redirects are not followed"),
-        "{err}"
-    );
+    // Refused for good, as a 4xx is: set aside, not sent again.
+    let report = log.flush().unwrap();
+    assert_eq!((report.delivered(), report.rejected()), (0, 1), "{report}");
+    let why = report.deliveries()[0].rejection().unwrap();
+    assert!(why.contains("HTTP 302"), "{why}");
+    assert!(why.contains("redirects are not followed"), "{why}");
     assert_eq!(log.stats().delivered, 0);
     // The redirect was not followed with a GET.
     let requests = seen.lock().unwrap().clone();

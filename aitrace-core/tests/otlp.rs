@@ -349,23 +349,39 @@ fn only_retryable_statuses_are_retried_honouring_retry_after() {
 #[test]
 fn an_error_answer_names_the_status_and_the_servers_message() {
     let rx = OtlpReceiver::start();
-    rx.script([OtlpAnswer::rpc_status(400, "timestamp out of range")]);
+    rx.script([OtlpAnswer::rpc_status(503, "overloaded")]);
+    let dir = tempfile::tempdir().unwrap();
+    let fallback = dir.path().join("refused.jsonl");
     let log = BufferedLogger::builder()
         .output(output(&rx, Protocol::HttpProtobuf))
+        .on_failure(aitrace_core::OnFailure::FallbackFile(fallback.clone()))
         .build();
     log.info("a").emit();
     let err = log.flush().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::HttpStatus);
-    assert_eq!(err.status(), Some(400));
-    assert!(!err.is_transient());
-    assert!(
-        err.to_string().contains("HTTP 400: timestamp out of range"),
-        "{err}"
-    );
-    // Kept for the next flush, which succeeds.
-    assert_eq!(err.retained(), 1);
+    assert_eq!(err.status(), Some(503));
+    assert!(err.is_transient());
+    assert!(err.to_string().contains("HTTP 503: overloaded"), "{err}");
+
+    // A non-retryable status: the report names it, the record is set aside
+    // (issue 18, item 4), never sent again.
+    let rx = OtlpReceiver::start();
+    rx.script([OtlpAnswer::rpc_status(400, "timestamp out of range")]);
+    let log = BufferedLogger::builder()
+        .output(output(&rx, Protocol::HttpProtobuf))
+        .on_failure(aitrace_core::OnFailure::FallbackFile(fallback.clone()))
+        .build();
+    log.info("a").emit();
+    let report = log.flush().unwrap();
+    let delivery = &report.deliveries()[0];
+    assert_eq!((delivery.records(), delivery.rejected()), (0, 1));
+    let why = delivery.rejection().unwrap();
+    assert!(why.contains("HTTP 400: timestamp out of range"), "{why}");
+    assert_eq!(delivery.fallback_path(), Some(fallback.as_path()));
+    log.info("b").emit();
     log.flush().unwrap();
-    assert_eq!(rx.log_records().len(), 1);
+    assert_eq!(rx.requests().len(), 2, "`a` once, then `b`");
+    assert_eq!(rx.log_records().len(), 1, "`b` accepted");
 }
 
 #[test]
@@ -583,6 +599,18 @@ fn partial_success_in_direct_mode_is_reported_as_dropped() {
         (delivery.records(), delivery.rejected(), delivery.dropped()),
         (3, 2, 2),
         "{report:?}"
+    );
+    // The report's totals, and the line a caller prints (issue 18, item 9).
+    assert_eq!(
+        (report.delivered(), report.rejected(), report.dropped()),
+        (3, 2, 2)
+    );
+    assert!(!report.is_complete());
+    let line = report.to_string();
+    assert!(
+        line.starts_with("5 records: 3 delivered, 2 refused, 2 dropped")
+            && line.contains("too old"),
+        "{line}"
     );
     let stats = log.stats();
     assert_eq!((stats.delivered, stats.dropped), (3, 2));

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use aitrace_core::{BufferedLogger, ErrorKind, Output};
+use aitrace_core::{BufferedLogger, ErrorKind, OnFailure, Output};
 use parking_lot::Mutex;
 use proptest::prelude::*;
 
@@ -159,7 +159,15 @@ proptest! {
         status in prop::sample::select(vec![200u16, 201, 204, 400, 500]),
     ) {
         let server = RawServer::start();
-        let log = logger(&server.url);
+        let dir = tempfile::tempdir().unwrap();
+        let output = Output::http_builder(&server.url)
+            .request_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let log = BufferedLogger::builder()
+            .output(output)
+            .on_failure(OnFailure::FallbackFile(dir.path().join("refused.jsonl")))
+            .build();
         let body = if status == 204 { Vec::new() } else { body };
         server.answer(status, &[], &body);
         log.info("x").emit();
@@ -173,15 +181,22 @@ proptest! {
                 .map(|n| n as usize);
             prop_assert_eq!(report.ingested(), expected);
             prop_assert_eq!(report.records(), 1);
+        } else if status == 400 {
+            // Refused for good: set aside, and the report says why.
+            let report = result.unwrap();
+            prop_assert_eq!(report.rejected(), 1, "{:?}", report);
+            let text = report.deliveries()[0].rejection().unwrap_or_default().to_owned();
+            prop_assert!(text.contains(&format!("HTTP {status}")), "{}", text);
+            // The body is quoted by its first 512 characters, at most.
+            prop_assert!(text.chars().count() < 512 + 200, "{}", text.len());
         } else {
             let err = result.unwrap_err();
             prop_assert_eq!(err.kind(), ErrorKind::HttpStatus);
             prop_assert_eq!(err.status(), Some(status));
             let text = err.to_string();
             prop_assert!(text.contains(&format!("HTTP {status}")), "{}", text);
-            // The body is quoted by its first 512 characters, at most.
             prop_assert!(text.chars().count() < 512 + 200, "{}", text.len());
-            prop_assert_eq!(err.retained(), 1);
+            prop_assert!(err.fallback_path().is_some(), "{}", text);
         }
     }
 }

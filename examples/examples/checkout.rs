@@ -9,6 +9,9 @@
 //! LOG_TRG=http://localhost:8000/api/ingest cargo run -p aitrace-examples --example checkout
 //! ```
 
+use std::process::ExitCode;
+use std::time::Duration;
+
 use aitrace_core::{BufferedLogger, Redactor, Value, info};
 
 struct Item {
@@ -139,7 +142,7 @@ fn simulate_checkout(log: &BufferedLogger, order: &Order) -> Result<(), String> 
     Ok(())
 }
 
-fn main() {
+fn main() -> ExitCode {
     // Card numbers (and tokens, passwords in URLs, …) never reach the output.
     let log = BufferedLogger::builder()
         .redactor(Redactor::default().with_common_value_patterns())
@@ -183,7 +186,7 @@ fn main() {
             card: "5555555555554444",
         },
     ];
-    let mut failed_flushes = 0;
+    let mut incomplete = false;
     for order in &orders {
         let trace = log.trace_context("process_order");
         trace.span().record("order_id", order.id);
@@ -195,22 +198,36 @@ fn main() {
                 .emit();
         }
         match trace.finish() {
-            Ok(report) => eprintln!(
-                "checkout: order {} flushed {} records to {}{}",
-                order.id,
-                report.records(),
-                log.outputs()[0],
-                report
-                    .ingested()
-                    .map_or(String::new(), |n| format!(" ({n} ingested)"))
-            ),
+            // One line: delivered, refused by the receiver, dropped, and
+            // where refused records were written.
+            Ok(report) => {
+                eprintln!(
+                    "checkout: order {} to {}: {report}",
+                    order.id,
+                    log.outputs()[0]
+                );
+                incomplete |= !report.is_complete();
+            }
             Err(err) => {
-                failed_flushes += 1;
+                incomplete = true;
                 eprintln!("checkout: order {}: flush failed: {err}", order.id);
+                // The next trace_context clears the buffer, records kept
+                // for the next flush included: write them to a file now
+                // (aitrace prints its path).
+                let _ = log.shutdown(Duration::from_secs(5));
             }
         }
     }
-    if failed_flushes > 0 {
-        std::process::exit(1);
+    // Shut down before leaving: records no output took are written to a
+    // file whose path is printed. `std::process::exit` would skip this (it
+    // runs no destructors), so main returns its exit code instead.
+    if let Err(err) = log.shutdown(Duration::from_secs(5)) {
+        incomplete = true;
+        eprintln!("checkout: shutdown: {err}");
     }
+    if incomplete {
+        eprintln!("checkout: some records were not delivered");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
 }

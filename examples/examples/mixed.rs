@@ -7,6 +7,9 @@
 //! cargo run -p aitrace-examples --example mixed
 //! ```
 
+use std::process::ExitCode;
+use std::time::Duration;
+
 use aitrace_core::BufferedLogger;
 use aitrace_slog::AitraceDrain;
 use aitrace_tracing::AitraceLayer;
@@ -74,7 +77,7 @@ fn handle_order(
     Ok(())
 }
 
-fn main() {
+fn main() -> ExitCode {
     let log = BufferedLogger::new();
     tracing_subscriber::registry()
         .with(AitraceLayer::new(log.clone()))
@@ -92,18 +95,17 @@ fn main() {
         let _ = handle_order("o2002", &[("DESK-1", 6, 379.75)], &gateway);
     });
 
-    match log.flush() {
-        Ok(report) => eprintln!(
-            "mixed: flushed {} records to {}{}",
-            report.records(),
-            log.outputs()[0],
-            report
-                .ingested()
-                .map_or(String::new(), |n| format!(" ({n} ingested)"))
-        ),
-        Err(err) => {
-            eprintln!("mixed: flush failed: {err}");
-            std::process::exit(1);
+    // The global subscriber holds a handle that never drops: shut down
+    // before leaving, so records no output took go to a file whose path is
+    // printed.
+    match log.shutdown(Duration::from_secs(5)) {
+        Ok(report) => {
+            eprintln!("mixed: flushed to {}: {report}", log.outputs()[0]);
+            if report.is_complete() {
+                return ExitCode::SUCCESS;
+            }
         }
+        Err(err) => eprintln!("mixed: flush failed: {err}"),
     }
+    ExitCode::FAILURE
 }

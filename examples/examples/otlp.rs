@@ -12,7 +12,8 @@
 //! OTEL_EXPORTER_OTLP_COMPRESSION=gzip cargo run -p aitrace-examples --example otlp
 //! ```
 //!
-//! It exits with status 1 when some record was not delivered.
+//! It prints what was delivered and refused, and exits with status 1 when
+//! some record was not delivered.
 
 use std::time::Duration;
 
@@ -48,6 +49,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let report = log.shutdown(Duration::from_secs(10))?;
+    eprintln!("shutdown: {report}");
+    // Refused counts whole batches the receiver refused (a 4xx) and records
+    // it refused in an accepted request (a partialSuccess).
     let stats = log.stats();
     eprintln!(
         "{} records: {} delivered, {} dropped ({} refused by the receiver), {} retried",
@@ -60,9 +64,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     {
         eprintln!("the receiver said: {message}");
     }
-    let _ = report;
     if stats.delivered != stats.captured {
-        std::process::exit(1);
+        return Err(format!(
+            "{} of {} records were not delivered",
+            stats.captured - stats.delivered,
+            stats.captured
+        )
+        .into());
     }
     Ok(())
 }

@@ -6,9 +6,12 @@
 //! LOG_TRG=http://localhost:8000/api/ingest cargo run -p aitrace-examples --example quickstart
 //! ```
 
+use std::process::ExitCode;
+use std::time::Duration;
+
 use aitrace_core::{BufferedLogger, info};
 
-fn main() {
+fn main() -> ExitCode {
     let log = BufferedLogger::new();
 
     let trace = log.trace_context("quickstart");
@@ -33,20 +36,24 @@ fn main() {
             });
     }
 
-    match trace.finish() {
+    // One line: delivered, refused by the receiver, dropped.
+    let complete = match trace.finish() {
         Ok(report) => {
-            let ingested = report
-                .ingested()
-                .map_or(String::new(), |n| format!(", {n} ingested"));
-            eprintln!(
-                "quickstart: flushed {} records to {}{ingested}",
-                report.records(),
-                log.outputs()[0]
-            );
+            eprintln!("quickstart: flushed to {}: {report}", log.outputs()[0]);
+            report.is_complete()
         }
         Err(err) => {
             eprintln!("quickstart: flush failed: {err}");
-            std::process::exit(1);
+            false
         }
+    };
+    if complete {
+        return ExitCode::SUCCESS;
     }
+    // Before exiting with a failure: records no output took go to a file
+    // whose path is printed (`std::process::exit` would lose them).
+    if let Err(err) = log.shutdown(Duration::from_secs(5)) {
+        eprintln!("quickstart: shutdown: {err}");
+    }
+    ExitCode::FAILURE
 }

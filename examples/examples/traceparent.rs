@@ -93,12 +93,17 @@ fn main() {
     });
     let server = server.join().expect("the server thread");
 
-    match log.flush() {
-        Ok(report) => eprintln!(
-            "traceparent: flushed {} records to {}",
-            report.records(),
-            log.outputs()[0]
-        ),
+    // The global subscriber holds a handle that never drops: shut down
+    // before any exit, so records no output took go to a file whose path
+    // is printed (`std::process::exit` runs no destructors).
+    match log.shutdown(TIMEOUT) {
+        Ok(report) if report.is_complete() => {
+            eprintln!("traceparent: flushed to {}: {report}", log.outputs()[0]);
+        }
+        Ok(report) => {
+            eprintln!("traceparent: flushed to {}: {report}", log.outputs()[0]);
+            std::process::exit(1);
+        }
         Err(err) => {
             eprintln!("traceparent: flush failed: {err}");
             std::process::exit(1);

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use aitrace_testkit::{Answer, IngestServer, assert_wire_record};
+use aitrace_testkit::{Answer, IngestServer, assert_wire_record, dead_url};
 use serde_json::Value as Json;
 
 /// The example binary `cargo test` built next to this test.
@@ -87,7 +87,10 @@ fn quickstart_writes_wire_records_to_stdout_by_default() {
         records[0]["__tracer_meta__"]["file"],
         "examples/examples/quickstart.rs"
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("flushed 10 records to stdout"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("flushed to stdout: 10 records: 10 delivered, 0 refused, 0 dropped")
+    );
 }
 
 #[test]
@@ -269,7 +272,89 @@ fn checkout_against_an_ingest_server_stores_every_record() {
     assert_eq!(server.batches().len(), 3, "one batch per order");
     let total = server.records().len();
     assert!(total > 30);
-    assert_eq!(stderr.matches(" ingested)").count(), 3, "{stderr}");
+    assert_eq!(stderr.matches(" ingested").count(), 3, "{stderr}");
+    assert_eq!(
+        stderr.matches(", 0 refused, 0 dropped").count(),
+        3,
+        "{stderr}"
+    );
+}
+
+/// The `aitrace-unsent-…` files a run left in `dir` (its `TMPDIR`), and
+/// the records in them.
+fn unsent_files(dir: &std::path::Path) -> (Vec<PathBuf>, Vec<Json>) {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("aitrace-unsent-"))
+        })
+        .collect();
+    files.sort();
+    let records = files
+        .iter()
+        .flat_map(|f| parse_lines(&std::fs::read_to_string(f).unwrap()))
+        .collect();
+    (files, records)
+}
+
+/// How many records `checkout` writes.
+fn checkout_records() -> usize {
+    let out = run(&mut example("checkout"));
+    parse_lines(&String::from_utf8(out.stdout).unwrap()).len()
+}
+
+/// Issue 18, item 10: every flush fails (no server). The example exits 1,
+/// but shuts down first: every record is in an `aitrace-unsent-…` file,
+/// whose path is printed.
+#[test]
+fn checkout_against_a_dead_server_writes_every_record_to_a_file_it_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = example("checkout")
+        .env("LOG_TRG", dead_url())
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (files, records) = unsent_files(tmp.path());
+    assert!(!files.is_empty(), "{stderr}");
+    for file in &files {
+        assert!(
+            stderr.contains(&file.display().to_string()),
+            "the path is printed: {stderr}"
+        );
+    }
+    assert_eq!(records.len(), checkout_records(), "{stderr}");
+}
+
+/// Issue 18, item 9: a receiver that refuses every batch (`405`, as a
+/// backend without the endpoint answers). The example says what was
+/// refused and where it was written, and exits 1.
+#[test]
+fn checkout_against_a_receiver_that_refuses_says_what_was_refused() {
+    let server = IngestServer::start(Answer::Status(405, "Method Not Allowed".into()));
+    let tmp = tempfile::tempdir().unwrap();
+    let out = example("checkout")
+        .env("LOG_TRG", &server.url)
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (files, records) = unsent_files(tmp.path());
+    assert_eq!(files.len(), 1, "{files:?}\n{stderr}");
+    assert_eq!(records.len(), checkout_records(), "{stderr}");
+    let refused: usize = stderr
+        .lines()
+        .filter_map(|l| l.split(": 0 delivered, ").nth(1))
+        .map(|rest| rest.split(' ').next().unwrap().parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(refused, records.len(), "{stderr}");
+    assert!(stderr.contains("HTTP 405"), "{stderr}");
+    assert!(stderr.contains(&files[0].display().to_string()), "{stderr}");
+    assert!(server.batches().is_empty());
 }
 
 #[test]
@@ -382,7 +467,7 @@ fn mixed_puts_tracing_log_and_slog_records_in_one_trace_with_right_parents() {
     assert_eq!(ends[1]["error"], "over the card limit");
     assert!(
         String::from_utf8_lossy(&out.stderr)
-            .contains(&format!("flushed {} records", records.len()))
+            .contains(&format!("{} records: {0} delivered", records.len()))
     );
 }
 
@@ -392,7 +477,7 @@ fn mixed_against_an_ingest_server_stores_every_record() {
     let out = run(example("mixed").env("LOG_TRG", &server.url));
     let n = server.records().len();
     assert!(n > 20);
-    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("({n} ingested)")));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!(", {n} ingested")));
 }
 
 #[test]
@@ -578,6 +663,39 @@ fn otlp_sends_logs_and_spans_configured_by_the_environment() {
     }
 }
 
+/// Issue 18, item 12: a receiver that refuses every request (415) makes
+/// the example say the records were refused, not only dropped.
+#[test]
+fn otlp_says_a_refused_batch_was_refused() {
+    let rx = aitrace_testkit::OtlpReceiver::start();
+    rx.script((0..20).map(|_| aitrace_testkit::OtlpAnswer::rpc_status(415, "unsupported")));
+    let out = example("otlp")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &rx.endpoint)
+        .env("OTEL_SERVICE_NAME", "shop")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(" dropped ("))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    let numbers: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    // captured, delivered, dropped, refused, retried
+    let [captured, delivered, dropped, refused, _] = numbers[..] else {
+        panic!("{line}");
+    };
+    assert!(captured > 0, "{line}");
+    assert_eq!(
+        (delivered, dropped, refused),
+        (0, captured, captured),
+        "{line}"
+    );
+}
+
 #[test]
 fn traceparent_puts_the_client_and_server_spans_in_one_trace() {
     let dir = tempfile::tempdir().unwrap();
@@ -630,7 +748,7 @@ fn traceparent_puts_the_client_and_server_spans_in_one_trace() {
         "{stderr}"
     );
     assert!(
-        stderr.contains(&format!("flushed {} records", records.len())),
+        stderr.contains(&format!("{} records: {0} delivered", records.len())),
         "{stderr}"
     );
 }

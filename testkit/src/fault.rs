@@ -32,6 +32,9 @@ pub enum Fault {
     Reset,
     /// 413 when the batch holds more than this many records, else `Ok`.
     MaxRecords(usize),
+    /// This status when the batch holds a record with this event (a bad
+    /// record), else `Ok`.
+    RefuseEvent(u16, String),
 }
 
 #[derive(Default)]
@@ -322,7 +325,19 @@ fn handle(stream: TcpStream, inner: &Inner) {
         Fault::MaxRecords(max) if records.len() > max => {
             let _ = respond(&mut writer, 413, r#"{"detail":"payload too large"}"#, None);
         }
-        Fault::MaxRecords(_) => {
+        Fault::RefuseEvent(status, event)
+            if records
+                .iter()
+                .any(|r| r["__tracer_meta__"]["event"] == event.as_str()) =>
+        {
+            let _ = respond(
+                &mut writer,
+                status,
+                r#"{"detail":"a record is not valid"}"#,
+                None,
+            );
+        }
+        Fault::MaxRecords(_) | Fault::RefuseEvent(..) => {
             let n = store(inner, records);
             let _ = respond(&mut writer, 200, &format!(r#"{{"ingested": {n}}}"#), None);
         }

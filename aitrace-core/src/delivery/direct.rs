@@ -2,15 +2,17 @@
 //! does. What an output acknowledged is never sent to it again: a failed
 //! output keeps its own unacknowledged records for the next flush.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
 
-use super::{FlushFuture, Processor};
+use super::{FlushFuture, Processor, Refusal};
 use crate::buffer::Buffer;
+use crate::diagnostics::Diagnostics;
 use crate::encode::Layout;
 use crate::error::{Error, ErrorKind, Result};
 use crate::file;
@@ -22,6 +24,15 @@ use crate::stats::Ledger;
 
 /// What a flush on the calling thread does with records an output failed
 /// to take.
+///
+/// Records an output refused for good (a 4xx other than 408 and 429, an
+/// OTLP non-retryable status) are never kept: they would block every later
+/// flush. A batch refused for what it holds (400, 413, 422) is sent again
+/// in halves until only the records at fault are refused; those are written
+/// to the fallback file, or with `Retain` to an
+/// `aitrace-unsent-PID-TIME.jsonl` file in the temp folder, counted as
+/// dropped and refused, named on stderr (once a minute per output) and in
+/// the flush's [`Delivery`](crate::Delivery).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum OnFailure {
@@ -49,6 +60,10 @@ pub(crate) struct Direct {
     /// whole flush, so flushes run one at a time.
     retained: Mutex<Vec<Vec<Record>>>,
     told_fallback: AtomicBool,
+    /// Where refused records go without a fallback file, chosen at the
+    /// first refusal.
+    set_aside_path: OnceLock<PathBuf>,
+    diagnostics: Diagnostics,
 }
 
 impl std::fmt::Debug for Direct {
@@ -84,6 +99,8 @@ impl Direct {
             retain_limit: retain_limit.max(1),
             retained,
             told_fallback: AtomicBool::new(false),
+            set_aside_path: OnceLock::new(),
+            diagnostics: Diagnostics::default(),
         }
     }
 
@@ -112,28 +129,71 @@ impl Direct {
                 deliveries.push(Delivery::named(output.to_string()));
                 continue;
             }
-            match output.send(records) {
-                Ok(delivery) => {
-                    self.ledger.lock()[i].acknowledge(
-                        records.len() as u64,
-                        delivery.rejected as u64,
-                        false,
-                        delivery.rejection.as_deref(),
-                    );
-                    owed.clear();
-                    deliveries.push(delivery);
-                }
-                Err(err) => {
+            let mut sent = send_in_parts(output, records);
+            self.ledger.lock()[i].acknowledge(
+                sent.acknowledged as u64,
+                sent.delivery.rejected as u64,
+                false,
+                sent.delivery.rejection.as_deref(),
+            );
+            for (part, err) in &sent.refused {
+                self.set_aside(i, &records[part.clone()], err, &mut sent.delivery);
+            }
+            match sent.failed {
+                None => owed.clear(),
+                Some((first_unsent, err)) => {
+                    if first_unsent > 0 {
+                        // The records before it are settled: keep the rest.
+                        let rest = records[first_unsent..].to_vec();
+                        *owed = rest;
+                    }
                     self.ledger.lock()[i].failed_flushes += 1;
-                    deliveries.push(Delivery::named(output.to_string()));
                     failures.push((i, err));
                 }
             }
+            deliveries.push(sent.delivery);
         }
         Sent {
             records: batch.len(),
             deliveries,
             failures,
+        }
+    }
+
+    /// Records output `i` refused for good: written to the fallback file
+    /// (or this logger's `aitrace-unsent-….jsonl`), never sent again,
+    /// counted as dropped and refused, and said on stderr (once a minute
+    /// per output).
+    fn set_aside(&self, i: usize, records: &[Record], err: &Error, delivery: &mut Delivery) {
+        let reason = err.to_string();
+        let path = match &self.on_failure {
+            OnFailure::FallbackFile(path) => path.clone(),
+            OnFailure::Retain => self.set_aside_path.get_or_init(unsent_file_path).clone(),
+        };
+        let written = write_fallback(&path, records);
+        {
+            let mut books = self.ledger.lock();
+            books[i].failed_flushes += 1;
+            books[i].refuse(records.len() as u64, false, &reason);
+        }
+        delivery.add_rejected(records.len(), Some(&reason));
+        let output = &self.outputs[i];
+        let count = records.len();
+        match written {
+            Ok(()) => {
+                self.diagnostics.say(&format!("rejected-{i}"), || {
+                    format!(
+                        "{output} refused {count} records, not sent again: {reason}; written to {}",
+                        path.display()
+                    )
+                });
+                delivery.fallback_path = Some(path);
+            }
+            Err(write_err) => {
+                self.diagnostics.say(&format!("rejected-lost-{i}"), || {
+                    format!("{output} refused {count} records ({reason}), and {write_err}: they are lost")
+                });
+            }
         }
     }
 
@@ -215,6 +275,38 @@ impl Direct {
         first.expect("a failure").with_retained(kept)
     }
 
+    /// Writes every record still kept for an output, and what is buffered,
+    /// to the fallback file (or an `aitrace-unsent-….jsonl`), counted as
+    /// dropped; returns `err` naming the file.
+    fn spill(&self, err: Error) -> Error {
+        let Some(mut retained) = self.retained.try_lock() else {
+            return err;
+        };
+        let batch = self.take_batch();
+        let mut unsent = Vec::new();
+        {
+            let mut books = self.ledger.lock();
+            for (owed, books) in retained.iter_mut().zip(books.iter_mut()) {
+                books.drop_in_flight((owed.len() + batch.len()) as u64);
+                unsent.append(owed);
+            }
+        }
+        unsent.extend(batch);
+        if unsent.is_empty() {
+            return err;
+        }
+        let path = match &self.on_failure {
+            OnFailure::FallbackFile(path) => path.clone(),
+            OnFailure::Retain => unsent_file_path(),
+        };
+        let err = err.with_retained(0);
+        if report_unsent(&path, &unsent, &err.to_string()) {
+            err.with_fallback_path(path)
+        } else {
+            err
+        }
+    }
+
     fn run(&self, wait: Duration) -> Result<FlushReport> {
         let Some(mut retained) = self.retained.try_lock_for(wait) else {
             return Err(Error::new(
@@ -246,8 +338,16 @@ impl Processor for Direct {
         FlushFuture::ready(self.run(timeout))
     }
 
+    /// A flush; if it fails, what no output took is written to the
+    /// fallback file as when the last handle drops, so that an exit right
+    /// after (`std::process::exit` runs no destructors) loses nothing.
     fn shutdown(&self, timeout: Duration) -> Result<FlushReport> {
-        self.run(timeout)
+        match self.run(timeout) {
+            Err(err) if err.retained() > 0 && err.kind() != ErrorKind::TimedOut => {
+                Err(self.spill(err))
+            }
+            other => other,
+        }
     }
 
     /// The last flush runs on a helper thread so that a slow output cannot
@@ -332,6 +432,60 @@ impl Processor for Direct {
     }
 }
 
+/// What sending one output its records in parts came to.
+struct PartsSent {
+    /// What the output said, refusals included.
+    delivery: Delivery,
+    /// Records in the parts the output answered 2xx to (those it
+    /// refused in an accepted request included).
+    acknowledged: usize,
+    /// Parts refused for good, with the answer.
+    refused: Vec<(Range<usize>, Error)>,
+    /// A failure that may pass: the first record not sent, and the error.
+    /// Every record from there on is unsent.
+    failed: Option<(usize, Error)>,
+}
+
+/// Sends `records` to `output`, and again in halves the parts it refuses
+/// for what they hold ([`Refusal::Split`]), as background delivery does,
+/// so that one bad record does not hold up the others. Parts go in order
+/// and stop at the first failure that may pass.
+fn send_in_parts(output: &Output, records: &[Record]) -> PartsSent {
+    let mut sent = PartsSent {
+        delivery: Delivery::named(output.to_string()),
+        acknowledged: 0,
+        refused: Vec::new(),
+        failed: None,
+    };
+    let mut parts: Vec<Range<usize>> = Vec::with_capacity(8);
+    parts.push(0..records.len());
+    while let Some(part) = parts.pop() {
+        match output.send(&records[part.clone()]) {
+            Ok(answer) => {
+                let rejected = answer.rejected.min(part.len());
+                sent.acknowledged += part.len();
+                sent.delivery
+                    .add_delivered(part.len() - rejected, answer.ingested);
+                sent.delivery
+                    .add_rejected(rejected, answer.rejection.as_deref());
+            }
+            Err(err) => match Refusal::of(&err, part.len()) {
+                Refusal::Split => {
+                    let middle = part.start + part.len() / 2;
+                    parts.push(middle..part.end);
+                    parts.push(part.start..middle);
+                }
+                Refusal::ForGood => sent.refused.push((part, err)),
+                Refusal::Transient => {
+                    sent.failed = Some((part.start, err));
+                    break;
+                }
+            },
+        }
+    }
+    sent
+}
+
 /// Where the last handle's undeliverable records go when no fallback file
 /// was configured: `$TMPDIR/aitrace-unsent-PID-TIME.jsonl`.
 pub(super) fn unsent_file_path() -> PathBuf {
@@ -342,18 +496,25 @@ pub(super) fn unsent_file_path() -> PathBuf {
     ))
 }
 
-/// Writes records that could not be delivered to `path` and says so on stderr.
-pub(super) fn report_unsent(path: &Path, records: &[Record], why: &str) {
+/// Writes records that could not be delivered to `path` and says so on
+/// stderr; whether they were written.
+pub(super) fn report_unsent(path: &Path, records: &[Record], why: &str) -> bool {
     match write_fallback(path, records) {
-        Ok(()) => eprintln!(
-            "aitrace: {} records could not be delivered ({why}); written to {}",
-            records.len(),
-            path.display()
-        ),
-        Err(write_err) => eprintln!(
-            "aitrace: {} records lost: delivery failed ({why}) and {write_err}",
-            records.len()
-        ),
+        Ok(()) => {
+            eprintln!(
+                "aitrace: {} records could not be delivered ({why}); written to {}",
+                records.len(),
+                path.display()
+            );
+            true
+        }
+        Err(write_err) => {
+            eprintln!(
+                "aitrace: {} records lost: delivery failed ({why}) and {write_err}",
+                records.len()
+            );
+            false
+        }
     }
 }
 

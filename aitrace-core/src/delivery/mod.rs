@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::report::FlushReport;
 
 mod background;
@@ -44,4 +44,36 @@ pub(crate) trait Processor: Send + Sync + std::fmt::Debug {
     /// whatever is left somewhere durable (the spool, else a fallback file).
     /// Never takes much longer than `timeout`.
     fn close(&self, timeout: Duration);
+}
+
+/// What to do with a batch an output failed to take: one answer for both
+/// deliveries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The failure may pass (no connection, a timeout, 408, 429, 5xx, an
+    /// OTLP retryable status): send the batch again later.
+    Transient,
+    /// The server refused what the batch holds (400, 413, 422) and the
+    /// batch holds more than one record: send it again at once in two
+    /// halves, so that only the records at fault are set aside.
+    Split,
+    /// Refused for good (another 4xx, an OTLP non-retryable status): set
+    /// aside with the reason and counted as dropped, never sent again.
+    ForGood,
+}
+
+impl Refusal {
+    /// How to treat `err`, the answer to a batch of `count` records.
+    ///
+    /// Statuses that refuse any request to the endpoint (401, 403, 404,
+    /// 405, 415) are not split: each half would be refused too.
+    pub(crate) fn of(err: &Error, count: usize) -> Refusal {
+        if err.is_transient() {
+            Refusal::Transient
+        } else if count > 1 && matches!(err.status(), Some(400 | 413 | 422)) {
+            Refusal::Split
+        } else {
+            Refusal::ForGood
+        }
+    }
 }

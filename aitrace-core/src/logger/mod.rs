@@ -281,7 +281,12 @@ impl BufferedLogger {
 
     /// Delivers or spools what is buffered and stops the background sender,
     /// within `timeout`; later captures stay buffered until the last handle
-    /// drops. Without a background sender it is a flush.
+    /// drops. Without a background sender it is a flush; when that fails,
+    /// what no output took is written to the fallback file (or an
+    /// `aitrace-unsent-PID-TIME.jsonl` in the temp folder), as when the last
+    /// handle drops, and the error's [`fallback_path`](crate::Error::fallback_path)
+    /// names it. Call it before `std::process::exit`, which runs no
+    /// destructors.
     pub fn shutdown(&self, timeout: Duration) -> Result<FlushReport> {
         self.shared.processor.shutdown(timeout)
     }

@@ -10,6 +10,7 @@ use std::time::Instant;
 use crossbeam_channel::Sender;
 
 use super::sender::{Job, Load};
+use crate::delivery::Refusal;
 use crate::diagnostics::Diagnostics;
 use crate::error::Error;
 use crate::output::Output;
@@ -325,8 +326,10 @@ impl Lane {
                         });
                 }
             }
-            Err(err) if err.status() == Some(413) && count > 1 => self.split(flight.work, books),
-            Err(err) if !err.is_transient() => {
+            Err(err) if Refusal::of(&err, count) == Refusal::Split => {
+                self.split(flight.work, &err, books);
+            }
+            Err(err) if Refusal::of(&err, count) == Refusal::ForGood => {
                 books.stats.failed_flushes += 1;
                 self.reject(flight.work, &err, books);
             }
@@ -357,8 +360,9 @@ impl Lane {
         }
     }
 
-    /// A server that answered 413: the work goes again in two halves.
-    fn split(&mut self, work: Work, books: &mut Books<'_>) {
+    /// A server that refused what the work holds (see [`Refusal::Split`]):
+    /// it goes again in two halves.
+    fn split(&mut self, work: Work, why: &Error, books: &mut Books<'_>) {
         match work {
             Work::Batch(batch) => {
                 let half = batch.records.len() / 2;
@@ -380,11 +384,11 @@ impl Lane {
                 let (a, b) = lines.split_at(cut);
                 let written = self.spool.as_mut().map(|spool| spool.split(file, a, b));
                 if let Some(Err(err)) = written {
-                    // Sending it whole again would meet the same 413: give
+                    // Sending it whole again would meet the same refusal: give
                     // up on it rather than loop.
                     let err = Error::new(
                         crate::ErrorKind::Io,
-                        format!("too large for the output (HTTP 413) and cannot be split: {err}"),
+                        format!("refused ({why}) and cannot be split: {err}"),
                     );
                     self.reject(Work::Replay { file, lines, count }, &err, books);
                 }
@@ -403,16 +407,16 @@ impl Lane {
                     let lines = self.output.encode_lines(&batch.records);
                     let _ = spool.write_rejected(&lines, &reason);
                 }
-                books.stats.drop_in_flight(count as u64);
+                books.stats.refuse(count as u64, false, &reason);
             }
             Work::Replay { file, .. } => {
                 if let Some(spool) = self.spool.as_mut() {
                     spool.reject(file, &reason);
                 }
-                books.stats.drop_spooled(count as u64);
+                books.stats.refuse(count as u64, true, &reason);
             }
         }
-        self.tally.dropped += count;
+        self.tally.add_rejected(count, Some(&reason));
         let output = &self.output;
         books
             .diagnostics
