@@ -80,6 +80,23 @@ pub(crate) fn drops_in_all(
     ))
 }
 
+/// As delivery stops: the line of [`drops_in_all`] on stderr, when it
+/// counts drops that no earlier call told of (`told` keeps the total told;
+/// the lines printed as drops happen are rate-limited, so they may have
+/// held most of them back).
+pub(crate) fn report_drops_in_all(
+    overflow: u64,
+    outputs: &[crate::stats::OutputStats],
+    told: &std::sync::atomic::AtomicU64,
+) {
+    let Some((total, line)) = drops_in_all(overflow, outputs) else {
+        return;
+    };
+    if total > told.swap(total, std::sync::atomic::Ordering::SeqCst) {
+        eprintln!("aitrace: {line}");
+    }
+}
+
 /// The diagnostics of the whole process, for what no logger owns (a
 /// frontend's setup, settings read from the environment); see
 /// [`crate::adapter::diagnose`].

@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
@@ -354,7 +354,22 @@ impl Processor for Direct {
     /// hold the dropping thread past `timeout`; whatever no output
     /// acknowledged by then goes to the fallback file (a send still running
     /// may deliver it too: at-least-once).
+    /// Reports the total of drops so far (the lines printed as they
+    /// happened are rate-limited), then flushes; what that flush cannot
+    /// deliver has a line of its own naming the file it went to.
     fn close(&self, timeout: Duration) {
+        let overflow = self.buffer.tally().dropped;
+        let books = self.ledger.lock();
+        crate::diagnostics::report_drops_in_all(overflow, &books, &AtomicU64::new(0));
+        drop(books);
+        self.last_flush(timeout);
+    }
+}
+
+impl Direct {
+    /// [`Processor::close`]'s flush, on a helper thread so that a slow
+    /// output cannot hold the dropping thread past `timeout`.
+    fn last_flush(&self, timeout: Duration) {
         let deadline = crate::time::from_now(timeout);
         let Some(mut retained) = self.retained.try_lock_until(deadline) else {
             eprintln!("aitrace: a flush was still running when the last handle dropped");

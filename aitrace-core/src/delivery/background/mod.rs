@@ -246,21 +246,11 @@ impl Background {
     }
 
     /// As delivery stops: the total of records dropped since the logger
-    /// started, on stderr, when there were any not told of by an earlier
-    /// report (the lines printed as drops happen are rate-limited, so they
-    /// may have held most of them back).
+    /// started, on stderr (see [`crate::diagnostics::report_drops_in_all`]).
     fn report_drops(&self) {
         let overflow = self.buffer.tally().dropped;
-        let line = crate::diagnostics::drops_in_all(overflow, &self.ledger.lock());
-        let Some((total, line)) = line else {
-            return;
-        };
-        let told = self
-            .reported_drops
-            .swap(total, std::sync::atomic::Ordering::SeqCst);
-        if total > told {
-            eprintln!("aitrace: {line}");
-        }
+        let books = self.ledger.lock();
+        crate::diagnostics::report_drops_in_all(overflow, &books, &self.reported_drops);
     }
 
     /// Puts what is still buffered after delivery stopped in the spools
