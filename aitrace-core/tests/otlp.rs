@@ -863,9 +863,13 @@ fn signals_child() {
 }
 
 fn signals_child_with(rx: &OtlpReceiver, env: &[(&str, &str)]) -> (String, String) {
+    run_child("signals_child", rx, env)
+}
+
+fn run_child(child: &str, rx: &OtlpReceiver, env: &[(&str, &str)]) -> (String, String) {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
-        .args(["signals_child", "--exact", "--ignored", "--nocapture"])
+        .args([child, "--exact", "--ignored", "--nocapture"])
         .env("LOG_TRG", "otlp")
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &rx.endpoint)
         .env_remove("AITRACE_LEVEL")
@@ -910,6 +914,57 @@ fn logs_exporter_none_sends_no_logs_and_counts_what_it_cannot_attach() {
     assert!(
         stdout.contains(&format!("OUTPUT otlp {}/v1/traces", rx.endpoint)),
         "{stdout}"
+    );
+}
+
+/// A child whose spans outlive a flush: `long` ends one batch later,
+/// `forever` never ends.
+#[test]
+#[ignore = "a child process of logs_exporter_none_counts_an_event_whose_span_ends_later_as_not_sent"]
+fn open_spans_child() {
+    let log = BufferedLogger::new();
+    let long = log.span("long").enter();
+    log.info("early").emit();
+    let _ = log.flush();
+    log.info("late").emit();
+    drop(long);
+    let _ = log.flush();
+    let forever = log.span("forever").enter();
+    log.info("lost").emit();
+    let _ = log.flush();
+    let stats = log.stats();
+    println!(
+        "\nSTATS delivered={} dropped={} balanced={}",
+        stats.delivered,
+        stats.dropped,
+        stats.is_balanced()
+    );
+    std::mem::forget(forever);
+}
+
+/// With the logs signal off, a record reaches the backend only as an event
+/// of a span that ends in its batch: one whose span ends later, or never,
+/// is counted as not sent. (It was held in memory and counted delivered,
+/// and lost when its span never ended.)
+#[test]
+fn logs_exporter_none_counts_an_event_whose_span_ends_later_as_not_sent() {
+    let rx = OtlpReceiver::start();
+    let (stdout, stderr) = run_child(
+        "open_spans_child",
+        &rx,
+        &[
+            ("OTEL_LOGS_EXPORTER", "none"),
+            ("AITRACE_OTLP_SPAN_EVENTS", "1"),
+        ],
+    );
+    let spans = rx.spans();
+    assert_eq!(spans.len(), 1, "{spans:?}");
+    assert_eq!(events_of(&spans[0]), ["late"], "{spans:?}");
+    // long.start, late, long.end and forever.start (a start is counted with
+    // its batch) delivered; early and lost were not sent.
+    assert!(
+        stdout.contains("STATS delivered=4 dropped=2 balanced=true"),
+        "{stdout}\n{stderr}"
     );
 }
 

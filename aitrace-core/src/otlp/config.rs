@@ -391,9 +391,10 @@ impl OtlpOutputBuilder {
     /// an earlier batch, or that has no span, is only a log record.
     ///
     /// The records still go to the logs endpoint too, unless
-    /// `OTEL_LOGS_EXPORTER=none` turns that signal off: then a record that
-    /// can be attached to a span is delivered as its event, and the others
-    /// are counted as dropped, with the reason.
+    /// `OTEL_LOGS_EXPORTER=none` turns that signal off: then nothing waits
+    /// in memory, a record whose span ends in the same batch is delivered
+    /// as its event, and the others (no span, a span that ends later or
+    /// never, past 128 events) are counted as dropped, with the reason.
     pub fn span_events(mut self, on: bool) -> Self {
         self.span_events = Some(on);
         self

@@ -117,6 +117,10 @@ pub(crate) struct Plan<'a> {
     /// How many log records went on no span (no span, or one exported in
     /// an earlier batch); 0 with span events off.
     pub(crate) unattached: usize,
+    /// How many of this batch's log records were past
+    /// [`MAX_EVENTS_PER_SPAN`] on their span (counted in its
+    /// `dropped_events_count`, not sent).
+    pub(crate) capped: usize,
 }
 
 /// The most bytes of span-start fields kept.
@@ -268,6 +272,7 @@ impl OpenSpans {
             ids: Vec::new(),
             wait: Vec::new(),
             unattached: 0,
+            capped: 0,
         };
         if !spans {
             return plan;
@@ -320,6 +325,7 @@ impl OpenSpans {
                         span.events.push(record);
                     } else {
                         span.dropped_events = span.dropped_events.saturating_add(1);
+                        plan.capped += 1;
                     }
                 }
                 Some(id) if !this.exported.contains(&id) => plan.wait.push(i),

@@ -139,7 +139,7 @@ impl OtlpSender {
         let (spans_sent, wait) = match &self.traces {
             Some(traces) => {
                 let mut open = self.open.lock();
-                let (ids, wait, unattached) = {
+                let (ids, mut wait, unattached) = {
                     let plan = open.plan(records, true, span_events);
                     if !plan.spans.is_empty() {
                         let refused =
@@ -157,12 +157,16 @@ impl OtlpSender {
                             })?;
                         rejection.add(refused);
                     }
-                    (plan.ids, plan.wait, plan.unattached)
+                    (plan.ids, plan.wait, plan.unattached + plan.capped)
                 };
                 open.exported(&ids);
                 if !logs_on {
+                    // Nothing else carries a record that goes on no span of
+                    // this batch: one whose span ends later is not held
+                    // (the books would call it delivered while it waits in
+                    // memory, and lose it if its span never ends).
                     let unattached = if span_events {
-                        unattached
+                        unattached + std::mem::take(&mut wait).len()
                     } else {
                         convert::log_records(records, true).len()
                     };
@@ -323,8 +327,8 @@ impl Rejection {
 fn not_sent_as_logs(count: usize, span_events: bool) -> String {
     if span_events {
         format!(
-            "OTEL_LOGS_EXPORTER=none: {count} log records not sent (no span to attach them \
-             to as span events)"
+            "OTEL_LOGS_EXPORTER=none: {count} log records not sent (no span ending in \
+             their batch to attach them to as span events, or past its 128 events)"
         )
     } else {
         format!(
