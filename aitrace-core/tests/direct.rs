@@ -249,3 +249,47 @@ fn a_failed_shutdown_writes_what_is_left_to_the_fallback_file() {
     assert_eq!((stats.dropped, stats.buffered, stats.in_flight), (3, 0, 0));
     assert!(stats.is_balanced(), "{stats:?}");
 }
+
+/// A server that refuses every request with 400 (an HTTPS port spoken to in
+/// plain HTTP answers so) would cost a batch of n records 2n − 1 requests
+/// if every refused part were split down to single records: splitting
+/// stops at its budget, and the rest is set aside whole, in both
+/// deliveries.
+#[test]
+fn splitting_a_batch_refused_whatever_it_holds_stops_at_its_budget() {
+    for background in [false, true] {
+        let server = FaultServer::start();
+        server.set_default(Fault::Status(400));
+        let dir = tempfile::tempdir().unwrap();
+        let fallback = dir.path().join("refused.jsonl");
+        let builder = BufferedLogger::builder()
+            .output(Output::http(&server.url).unwrap())
+            .on_failure(OnFailure::FallbackFile(fallback.clone()));
+        let log = if background {
+            builder.background(true).batch_size(256).build()
+        } else {
+            builder.build()
+        };
+        for i in 0..256 {
+            log.info("work").field("i", i).emit();
+        }
+        let report = log.flush().unwrap();
+        // 256 records: 8 + 4·9 = 44 more requests at most, not 511.
+        assert!(
+            (3..=45).contains(&server.requests()),
+            "background {background}: {} requests",
+            server.requests()
+        );
+        assert_eq!(report.dropped(), 256, "background {background}: {report}");
+        let stats = log.stats();
+        assert_eq!(
+            (stats.dropped, stats.rejected, stats.delivered),
+            (256, 256, 0),
+            "background {background}"
+        );
+        assert!(stats.is_balanced(), "{stats:?}");
+        if !background {
+            assert_eq!(lines(&fallback), 256, "every refused record set aside");
+        }
+    }
+}

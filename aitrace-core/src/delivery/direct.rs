@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
 
-use super::{FlushFuture, Processor, Refusal};
+use super::{FlushFuture, Processor, Refusal, split_budget};
 use crate::buffer::Buffer;
 use crate::diagnostics::Diagnostics;
 use crate::encode::Layout;
@@ -463,8 +463,9 @@ struct PartsSent {
 
 /// Sends `records` to `output`, and again in halves the parts it refuses
 /// for what they hold ([`Refusal::Split`]), as background delivery does,
-/// so that one bad record does not hold up the others. Parts go in order
-/// and stop at the first failure that may pass.
+/// so that one bad record does not hold up the others, within
+/// [`split_budget`] requests. Parts go in order and stop at the first
+/// failure that may pass.
 fn send_in_parts(output: &Output, records: &[Record]) -> PartsSent {
     let mut sent = PartsSent {
         delivery: Delivery::named(output.to_string()),
@@ -474,6 +475,7 @@ fn send_in_parts(output: &Output, records: &[Record]) -> PartsSent {
     };
     let mut parts: Vec<Range<usize>> = Vec::with_capacity(8);
     parts.push(0..records.len());
+    let mut budget = split_budget(records.len());
     while let Some(part) = parts.pop() {
         match output.send(&records[part.clone()]) {
             Ok(answer) => {
@@ -485,12 +487,13 @@ fn send_in_parts(output: &Output, records: &[Record]) -> PartsSent {
                     .add_rejected(rejected, answer.rejection.as_deref());
             }
             Err(err) => match Refusal::of(&err, part.len()) {
-                Refusal::Split => {
+                Refusal::Split if budget >= 2 => {
+                    budget -= 2;
                     let middle = part.start + part.len() / 2;
                     parts.push(middle..part.end);
                     parts.push(part.start..middle);
                 }
-                Refusal::ForGood => sent.refused.push((part, err)),
+                Refusal::Split | Refusal::ForGood => sent.refused.push((part, err)),
                 Refusal::Transient => {
                     sent.failed = Some((part.start, err));
                     break;

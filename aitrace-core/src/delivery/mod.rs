@@ -62,6 +62,15 @@ pub(crate) enum Refusal {
     ForGood,
 }
 
+/// How many more requests the parts of one refused batch of `count`
+/// records may take, in all, once it is split: enough to find a few bad
+/// records (about `2·log2(count)` requests each), not the `2·count − 1` a
+/// server that refuses every request (an HTTPS port spoken to in plain
+/// HTTP) would cost. Past it, a refused part is set aside whole.
+pub(crate) fn split_budget(count: usize) -> u32 {
+    8 + 4 * (usize::BITS - count.leading_zeros())
+}
+
 impl Refusal {
     /// How to treat `err`, the answer to a batch of `count` records.
     ///

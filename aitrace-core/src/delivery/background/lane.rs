@@ -3,14 +3,14 @@
 //! and its spool. Only the delivery thread touches a lane, so the spool has
 //! exactly one owner and every record's whereabouts change in one place.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
 use crossbeam_channel::Sender;
 
 use super::sender::{Job, Load};
-use crate::delivery::Refusal;
+use crate::delivery::{Refusal, split_budget};
 use crate::diagnostics::Diagnostics;
 use crate::error::Error;
 use crate::output::Output;
@@ -80,6 +80,9 @@ pub(super) struct Lane {
     replay_next: bool,
     /// While closing: a replay failed, so stop replaying.
     replay_failed: bool,
+    /// What is left of each split batch's [`split_budget`], by its `seq`
+    /// (its halves keep it).
+    split_budgets: HashMap<u64, u32>,
 }
 
 /// A generous guess of a record's encoded size, to cut what is set aside at
@@ -138,6 +141,7 @@ impl Lane {
             next_job: 0,
             replay_next: false,
             replay_failed: false,
+            split_budgets: HashMap::new(),
         }
     }
 
@@ -365,6 +369,10 @@ impl Lane {
     fn split(&mut self, work: Work, why: &Error, books: &mut Books<'_>) {
         match work {
             Work::Batch(batch) => {
+                if !self.spend_split(&batch) {
+                    books.stats.failed_flushes += 1;
+                    return self.reject(Work::Batch(batch), why, books);
+                }
                 let half = batch.records.len() / 2;
                 let (a, b) = batch.records.split_at(half);
                 for part in [b, a] {
@@ -394,6 +402,37 @@ impl Lane {
                 }
             }
         }
+    }
+
+    /// Takes two requests from `batch`'s [`split_budget`]; false when it
+    /// is spent, and the batch is to be set aside whole.
+    fn spend_split(&mut self, batch: &Batch) -> bool {
+        if !self.split_budgets.contains_key(&batch.seq) {
+            // Forget the budgets of batches no longer here.
+            let live = |seq: &u64| {
+                let here = |b: &Batch| b.seq == *seq;
+                self.queue.iter().any(here)
+                    || [self.current.as_ref(), self.waiting.as_ref().map(|(w, _)| w)]
+                        .into_iter()
+                        .flatten()
+                        .any(|f| matches!(&f.work, Work::Batch(b) if here(b)))
+            };
+            let stale: Vec<u64> = (self.split_budgets.keys())
+                .copied()
+                .filter(|seq| !live(seq))
+                .collect();
+            for seq in stale {
+                self.split_budgets.remove(&seq);
+            }
+        }
+        let left = (self.split_budgets)
+            .entry(batch.seq)
+            .or_insert_with(|| split_budget(batch.records.len()));
+        if *left < 2 {
+            return false;
+        }
+        *left -= 2;
+        true
     }
 
     /// Work the output refused for good: kept in `rejected/` when there is a
