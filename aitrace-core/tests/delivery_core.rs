@@ -622,3 +622,32 @@ fn a_shutdown_after_a_dropped_flush_future_reports_what_was_dropped() {
     drop(future);
     shutdown_once_dropped(&log, 25);
 }
+
+/// Without a spool, a shutdown (or the delivery guard) is a batch's last
+/// chance: a failure that may pass is retried with the usual backoff until
+/// the shutdown's deadline, not dropped at the first try. (A 503 answered
+/// once made shutdown drop every record, within milliseconds.) With a
+/// spool, what fails at shutdown goes to the spool at once, as before.
+#[test]
+fn a_shutdown_without_a_spool_retries_until_its_deadline() {
+    let server = FaultServer::start();
+    server.script([Fault::Status(503), Fault::Status(503)]);
+    let log = BufferedLogger::builder()
+        .output(http(&server.url, Duration::from_secs(2)))
+        .background(true)
+        .flush_interval(Duration::from_secs(3600))
+        .retry(
+            RetryPolicy::default()
+                .initial_backoff(Duration::from_millis(5))
+                .max_backoff(Duration::from_millis(20)),
+        )
+        .build();
+    emit(&log, 50);
+    let report = log.shutdown(WAIT).unwrap();
+    assert_eq!(server.records().len(), 50, "{report}");
+    assert_eq!(server.requests(), 3, "two 503s, then delivered");
+    assert_eq!((report.delivered(), report.dropped()), (50, 0), "{report}");
+    let stats = log.stats();
+    assert_eq!((stats.delivered, stats.dropped, stats.retried), (50, 0, 2));
+    assert!(stats.is_balanced(), "{stats:?}");
+}

@@ -276,20 +276,25 @@ impl Lane {
                 crate::ErrorKind::Closed,
                 "the output's sender thread stopped",
             );
-            self.answered(self.next_job, Err(gone), Instant::now(), None, books);
+            self.answered(self.next_job, Err(gone), Instant::now(), None, None, books);
         }
     }
 
     /// The sender's answer for job `job`. `retry` is the policy, or `None`
-    /// while closing (no retries then).
+    /// for no retries. While closing (`until` is the shutdown's deadline),
+    /// a lane with a spool retries no more (the spool keeps what failed),
+    /// and one without retries only what is due before the deadline: it
+    /// has nowhere else to put it.
     pub(super) fn answered(
         &mut self,
         job: u64,
         outcome: crate::Result<Delivery>,
         now: Instant,
         retry: Option<&RetryPolicy>,
+        until: Option<Instant>,
         books: &mut Books<'_>,
     ) {
+        let retry = retry.filter(|_| until.is_none() || self.spool.is_none());
         match &self.current {
             Some(flight) if flight.job == job => {}
             _ => return, // an answer for work already set aside
@@ -339,10 +344,11 @@ impl Lane {
             }
             Err(err) => {
                 let replay = matches!(flight.work, Work::Replay { .. });
-                if let Some(retry) = retry.filter(|r| !replay && flight.attempt < r.attempts()) {
+                let next = (retry.filter(|r| !replay && flight.attempt < r.attempts()))
+                    .map(|r| crate::time::later(now, r.backoff(flight.attempt, err.retry_after())))
+                    .filter(|at| until.is_none_or(|deadline| *at < deadline));
+                if let Some(at) = next {
                     books.stats.retried += 1;
-                    let at =
-                        crate::time::later(now, retry.backoff(flight.attempt, err.retry_after()));
                     self.waiting = Some((
                         InFlight {
                             attempt: flight.attempt + 1,
@@ -545,9 +551,14 @@ impl Lane {
         left.len()
     }
 
-    /// Shutdown begins: no more retries, so a batch waiting for one is set
-    /// aside now.
-    pub(super) fn stop_retrying(&mut self, books: &mut Books<'_>) {
+    /// Shutdown begins: a batch waiting for a retry is set aside now (in
+    /// the spool), unless this lane has no spool and the retry is due
+    /// before the `deadline`.
+    pub(super) fn stop_retrying(&mut self, deadline: Instant, books: &mut Books<'_>) {
+        let due_in_time = matches!(&self.waiting, Some((_, at)) if *at < deadline);
+        if self.spool.is_none() && due_in_time {
+            return; // no spool to keep it: the retry is its one chance
+        }
         if let Some((
             InFlight {
                 work: Work::Batch(batch),

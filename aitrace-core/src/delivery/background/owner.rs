@@ -152,14 +152,14 @@ impl Owner {
                             diagnostics: &self.diagnostics,
                             spare: &mut self.spare,
                         };
-                        lane.stop_retrying(&mut books);
+                        lane.stop_retrying(deadline, &mut books);
                     }
                 } else {
                     ticket.complete(Ok(FlushReport::default()));
                 }
             }
             Command::Sent { lane, job, outcome } => {
-                let retry = self.closing.is_none().then_some(&self.config.retry);
+                let until = self.closing.as_ref().map(|(deadline, _)| *deadline);
                 let mut stats = self.ledger.lock();
                 let lane = &mut self.lanes[lane];
                 let mut books = Books {
@@ -167,7 +167,8 @@ impl Owner {
                     diagnostics: &self.diagnostics,
                     spare: &mut self.spare,
                 };
-                lane.answered(job, outcome, Instant::now(), retry, &mut books);
+                let retry = Some(&self.config.retry);
+                lane.answered(job, outcome, Instant::now(), retry, until, &mut books);
             }
         }
     }
