@@ -269,6 +269,40 @@ fn the_exit_report_of_direct_delivery_gives_the_total_of_drops() {
     );
 }
 
+/// A child that sets a spool folder but not background delivery.
+#[test]
+#[ignore = "a child process of a_spool_folder_without_background_delivery_is_named_as_unused"]
+fn direct_spool_child() {
+    let log = BufferedLogger::builder()
+        .output(Output::stdout())
+        .spool_dir(env(CHILD_DIR))
+        .try_build()
+        .unwrap();
+    log.info("work").emit();
+}
+
+/// A spool is part of background delivery; set without it, it was ignored
+/// without a word (the folder never made, no line on stderr).
+#[test]
+fn a_spool_folder_without_background_delivery_is_named_as_unused() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let out = child("direct_spool_child")
+        .env(CHILD_DIR, &spool)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "spool folder {} not used: it takes background delivery",
+            spool.display()
+        )),
+        "{}",
+        text(&out)
+    );
+}
+
 // ---- A spool folder that cannot be written fails try_build ----
 
 /// A tmpfs mounted for one test (root only), unmounted when dropped.

@@ -252,6 +252,9 @@ impl Builder {
     /// what such a subfolder's ended process left. The folder is written to
     /// once at start: one that is read-only or on a full disk is an error
     /// from [`try_build`](Self::try_build).
+    ///
+    /// A spool is part of [background](Self::background) delivery: without
+    /// it, the folder is not used, and a line on stderr says so.
     pub fn spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.spool_dir = Some(dir.into());
         self
@@ -447,6 +450,14 @@ impl Builder {
                 config,
             )?)
         } else {
+            if let Some(dir) = &spool_dir {
+                eprintln!(
+                    "aitrace: spool folder {} not used: it takes background delivery \
+                     (.background(true) or {BACKGROUND_ENV}=1); failed batches are kept \
+                     for the next flush, then written to a fallback file",
+                    dir.display()
+                );
+            }
             Box::new(Direct::new(
                 buffer.clone(),
                 outputs.clone(),
