@@ -56,8 +56,8 @@ enum Command {
         /// Keep reading as the file grows (like `tail -f`; one file only); Ctrl-C stops.
         #[arg(short, long)]
         follow: bool,
-        /// Stop following after this many seconds.
-        #[arg(long, value_name = "SECONDS", requires = "follow")]
+        /// Follow, and stop after this many seconds (implies --follow).
+        #[arg(long, value_name = "SECONDS")]
         follow_for: Option<f64>,
         /// Show records at this level and above (trace, debug, info, warning, error).
         #[arg(short, long, value_parser = parse_level)]
@@ -177,7 +177,7 @@ fn run(command: Command) -> Result<bool, String> {
                 trace,
                 grep,
             };
-            if follow {
+            if follow || follow_for.is_some() {
                 let [file] = files.as_slice() else {
                     return Err(format!(
                         "--follow reads one file, not {} (view them without --follow)",

@@ -61,6 +61,12 @@ pub(crate) struct Sender {
 
 impl Sender {
     pub(crate) fn new(target: &str, settings: Settings) -> Result<Sender, String> {
+        if target.contains(',') {
+            // `LOG_TRG` separates targets with commas; here one is meant.
+            return Err(format!(
+                "--to takes one target, not a list: {target:?} (send to each in turn; a comma in a URL is written %2C)"
+            ));
+        }
         let output =
             Output::from_target(target).map_err(|e| format!("bad target {target:?}: {e}"))?;
         let log = BufferedLogger::builder()

@@ -106,9 +106,21 @@ pub(crate) fn view(sources: &[String], filters: &Filters) -> Result<(), String> 
         {
             continue;
         }
-        print_trace(&mut out, &trace, filters).map_err(|e| format!("cannot write: {e}"))?;
+        print_trace(&mut out, &trace, filters).map_err(write_error)?;
     }
-    out.flush().map_err(|e| format!("cannot write: {e}"))
+    match out.flush() {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(write_error(e)),
+        _ => Ok(()),
+    }
+}
+
+/// A write to stdout failed. A reader that went away (`| head`) is not an
+/// error: the rest is not wanted, so the command ends quietly (exit 0).
+fn write_error(e: std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    format!("cannot write: {e}")
 }
 
 fn print_trace(out: &mut impl Write, trace: &Trace, filters: &Filters) -> std::io::Result<()> {

@@ -893,3 +893,57 @@ fn spool_lists_and_replays_the_folder_a_second_process_spooled_to() {
             .exists()
     );
 }
+
+#[test]
+fn view_ends_quietly_when_its_reader_goes_away() {
+    // `aitrace view big.jsonl | head -1`: the pipe closes early.
+    let trace = "7902f7b02e9e2b9ce0c11a928f3e2153";
+    let lines: Vec<String> = (1..=20_000u64)
+        .map(|i| line(i, &format!("step_{i}"), trace, 1, None))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.jsonl");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let mut child = aitrace()
+        .arg("view")
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("trace "), "{first}");
+    // The read end is dropped here, as `head` exits.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?} {stderr}", out.status);
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+}
+
+#[test]
+fn follow_for_alone_follows_and_stops() {
+    let (out, stdout, stderr) = run(aitrace()
+        .args(["view", "--follow-for", "0.2"])
+        .arg(checkout()));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("process_order"), "{stdout}");
+}
+
+#[test]
+fn send_refuses_a_list_of_targets_instead_of_posting_to_a_path_with_a_comma() {
+    let server = IngestServer::start(Answer::Reference);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("m.jsonl");
+    let to = format!("{},file://{}", server.url, file.display());
+    let (out, _, stderr) = run(aitrace().arg("send").arg(checkout()).args(["--to", &to]));
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--to takes one target, not a list"),
+        "{stderr}"
+    );
+    assert!(server.records().is_empty());
+    assert!(!file.exists());
+}
