@@ -46,6 +46,15 @@ pub fn pop_current(span_id: SpanId) -> bool {
     crate::context::pop_current(span_id)
 }
 
+/// Buffers the `.end` record of a frontend's span whose `.start` the
+/// logger's filter kept, whatever the filter says now: the filter can change
+/// while a span is open ([`BufferedLogger::set_min_level`]), and a span
+/// writes both its lifecycle records or neither. Decide whether a span is
+/// kept once, when it starts, and keep to it.
+pub fn capture_span_end(logger: &BufferedLogger, record: crate::Record) {
+    logger.capture_unfiltered(record);
+}
+
 /// Calls `watch` with the most verbose level `logger` keeps (`None`: none)
 /// each time its filter changes ([`BufferedLogger::set_min_level`],
 /// [`BufferedLogger::set_filter`]), so a frontend with a global level of its

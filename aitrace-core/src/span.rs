@@ -270,9 +270,6 @@ impl Drop for SpanGuard {
         } else {
             self.level
         };
-        if !self.logger.enabled(level) {
-            return;
-        }
         let duration_ms = self.started.elapsed().as_micros() as f64 / 1000.0;
         let mut end = Record::builder(level, format!("{}.end", self.name))
             .span_context(self.context)
@@ -286,7 +283,9 @@ impl Drop for SpanGuard {
         if let Some(error) = error {
             end.push_field(ERROR_FIELD, error);
         }
-        self.logger.capture(end.build());
+        // Its `.start` was written: the `.end` too, even when the filter was
+        // raised since.
+        self.logger.capture_unfiltered(end.build());
     }
 }
 

@@ -640,3 +640,27 @@ fn an_event_whose_explicit_parent_is_filtered_out_belongs_to_the_nearest_kept_sp
     );
     assert_eq!(find(&records, "lone failure").span_context(), None);
 }
+
+#[test]
+fn a_filter_changed_while_a_span_is_open_leaves_whole_pairs_or_nothing() {
+    let (log, _memory) = memory_logger(Level::Info);
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        // Kept when it starts, then the filter is raised above it.
+        let raised = tracing::info_span!("raised");
+        raised.in_scope(|| log.set_min_level(Level::Warn));
+        drop(raised);
+        log.set_min_level(Level::Info);
+        // Filtered out when it starts, then the filter is lowered below it.
+        let lowered = tracing::debug_span!("lowered");
+        lowered.in_scope(|| {
+            log.set_min_level(Level::Debug);
+            tracing::error!("inside");
+        });
+        drop(lowered);
+    });
+    let records = log.records();
+    let names: Vec<&str> = records.iter().map(|r| r.event()).collect();
+    assert_eq!(names, ["raised.start", "raised.end", "inside"]);
+    assert!(records[2].span_context().is_none(), "not inside a span");
+}
