@@ -50,6 +50,9 @@ pub const TRACESTATE_FIELD: &str = "tracestate";
 ///   in `error`. So does a panic that unwinds through it (an `#[instrument]`
 ///   function that panics), with the panic's message (`"panicked"` when the
 ///   payload is not a string); see [`aitrace_core::SpanGuard`] for how.
+///   [`AitraceLayer::new`] installs the process-wide panic hook this takes
+///   (unless `AITRACE_PANIC_HOOK=0`; see
+///   [`aitrace_core::adapter::watch_panics`]).
 /// * While a span is entered it is `aitrace_core`'s current span on that
 ///   thread, so `log`, `slog` and core-API records inside it carry its ids.
 ///
@@ -330,6 +333,9 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
+        // Once per span, not on each enter (each poll of an instrumented
+        // future): the hook overwrites the message at each panic.
+        adapter::watch_panics();
         let meta = attrs.metadata();
         let mut state = LayerState {
             id: self.id,
@@ -388,7 +394,6 @@ where
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        adapter::watch_panics();
         self.settle_ids(&span, true);
         let mut extensions = span.extensions_mut();
         let Some(data) = extensions.get_mut::<SpanData>() else {

@@ -664,3 +664,26 @@ fn a_filter_changed_while_a_span_is_open_leaves_whole_pairs_or_nothing() {
     assert_eq!(names, ["raised.start", "raised.end", "inside"]);
     assert!(records[2].span_context().is_none(), "not inside a span");
 }
+
+#[test]
+fn a_panic_without_a_message_after_a_caught_one_in_the_same_span_says_panicked() {
+    let log = logger();
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        // Opened before the caught panic and entered again after it: no
+        // reset on enter, so the hook's overwrite is what forgets the message.
+        let span = tracing::info_span!("retry");
+        span.in_scope(|| {
+            let caught = std::panic::catch_unwind(|| panic!("first try"));
+            assert!(caught.is_err());
+        });
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            span.in_scope(|| std::panic::panic_any(42))
+        }));
+        assert!(outcome.is_err());
+    });
+    let records = log.records();
+    let end = find(&records, "retry.end");
+    assert_eq!(end.level(), Level::Error);
+    assert_eq!(end.field("error"), Some(&Value::from("panicked")));
+}

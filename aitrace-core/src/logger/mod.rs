@@ -23,7 +23,7 @@ use crate::report::FlushReport;
 use crate::sending::is_sending;
 use crate::stats::{Ledger, Stats};
 
-mod builder;
+pub(crate) mod builder;
 
 pub use builder::{
     BACKGROUND_ENV, BATCH_SIZE_ENV, Builder, CAPACITY_ENV, DEFAULT_BATCH_SIZE,
