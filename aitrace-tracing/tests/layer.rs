@@ -687,3 +687,38 @@ fn a_panic_without_a_message_after_a_caught_one_in_the_same_span_says_panicked()
     assert_eq!(end.level(), Level::Error);
     assert_eq!(end.field("error"), Some(&Value::from("panicked")));
 }
+
+#[test]
+fn card_numbers_in_integer_fields_are_redacted_with_the_common_value_patterns() {
+    let (output, memory) = Output::in_memory();
+    let log = BufferedLogger::builder()
+        .output(output)
+        .redactor(aitrace_core::Redactor::default().with_common_value_patterns())
+        .build();
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::info_span!("charge", pan = 4000000000000002i64);
+        span.in_scope(|| {
+            tracing::info!(
+                card = 4242424242424242u64,
+                order_id = 4000000000000003u64,
+                "paid"
+            );
+        });
+    });
+    drop(log.flush().unwrap());
+    let json = memory.json();
+    let text: String = json.iter().map(ToString::to_string).collect();
+    assert!(
+        !text.contains("4242424242424242") && !text.contains("4000000000000002"),
+        "{text}"
+    );
+    let event = |name: &str| {
+        json.iter()
+            .find(|r| r["__tracer_meta__"]["event"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    assert_eq!(event("paid")["card"], "[REDACTED]");
+    assert_eq!(event("paid")["order_id"], 4000000000000003u64);
+    assert_eq!(event("charge.start")["pan"], "[REDACTED]");
+}
