@@ -46,6 +46,15 @@ pub fn pop_current(span_id: SpanId) -> bool {
     crate::context::pop_current(span_id)
 }
 
+/// Buffers the `.end` record of a frontend's span whose `.start` the
+/// logger's filter kept, whatever the filter says now: the filter can change
+/// while a span is open ([`BufferedLogger::set_min_level`]), and a span
+/// writes both its lifecycle records or neither. Decide whether a span is
+/// kept once, when it starts, and keep to it.
+pub fn capture_span_end(logger: &BufferedLogger, record: crate::Record) {
+    logger.capture_unfiltered(record);
+}
+
 /// Calls `watch` with the most verbose level `logger` keeps (`None`: none)
 /// each time its filter changes ([`BufferedLogger::set_min_level`],
 /// [`BufferedLogger::set_filter`]), so a frontend with a global level of its
@@ -70,13 +79,22 @@ pub fn remote_child(parent: &TraceParent) -> (SpanContext, RemoteTraceGuard) {
 
 /// Keeps [`panic_error`] right: installs, once per process, the panic hook
 /// that keeps each thread's last panic message (it calls the hook set
-/// before it), and forgets the message of an earlier panic that was
-/// caught, so no panic is named by another's message. Call it when the
-/// frontend is set up (`AitraceLayer::new`) and each time one of its spans
-/// is entered (`on_enter`); core spans do the same. Cheap: a thread-local
-/// and the panic count.
+/// before it; every panic overwrites the message, so a caught panic never
+/// names a later one the hook sees), and forgets the message of an earlier
+/// panic that was caught, for a later one the hook does not see (another
+/// hook replaced it). Call it when the frontend is set up
+/// (`AitraceLayer::new`) and when one of its spans is created
+/// (`on_new_span`), not each time one is entered; core spans do the same.
+///
+/// Installing a hook is process-wide: `AITRACE_PANIC_HOOK=0` (also
+/// `false`, `no`, `off`; read once, see
+/// [`env::PANIC_HOOK_ENV`](crate::env::PANIC_HOOK_ENV)) leaves the
+/// process's hook alone, and spans a panic ends then say `"panicked"`.
+/// The standard library has no atomic way to chain hooks: a hook another
+/// thread sets between aitrace's `take_hook` and `set_hook` is lost, so set
+/// yours before the first span, or after (chaining aitrace's).
 pub fn watch_panics() {
-    crate::span::unwinding::span_entered();
+    crate::span::unwinding::span_opened();
 }
 
 /// For a frontend's span ending now: `Some` of its `error` text when this

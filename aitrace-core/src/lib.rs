@@ -189,4 +189,5 @@ pub mod env {
         BACKGROUND_ENV, BATCH_SIZE_ENV, CAPACITY_ENV, FLUSH_INTERVAL_ENV, SPOOL_DIR_ENV,
     };
     pub use crate::output::TARGET_ENV;
+    pub use crate::span::unwinding::PANIC_HOOK_ENV;
 }

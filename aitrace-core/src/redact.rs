@@ -180,7 +180,9 @@ impl Redactor {
     /// `3782-822463-10005`), with no letter or digit touching them. The
     /// Luhn check keeps most order ids and timestamps of the same length
     /// (nine in ten fail it; one in ten, by chance, is redacted). A string
-    /// with fewer than 13 digits is passed over after counting them.
+    /// with fewer than 13 digits is passed over after counting them. An
+    /// integer field (`card = 4242424242424242u64`, at any depth) that is
+    /// such a number is redacted whole.
     pub fn with_common_value_patterns(self) -> Self {
         self.value_patterns(COMMON_VALUE_PATTERNS, true)
             .unwrap_or_else(|_| unreachable!("the built-in patterns compile"))
@@ -252,15 +254,24 @@ impl Redactor {
         }
     }
 
-    /// Whether `value` can hold something to redact: nested keys, or a
-    /// string when value patterns are on. Saves a call per scalar field.
+    /// Whether `value` can hold something to redact: nested keys, a
+    /// string when value patterns are on, or an integer that may be a card
+    /// number. Saves a call per scalar field.
     #[inline]
     fn may_hold_secrets(&self, value: &Value) -> bool {
         match value {
             Value::Object(_) | Value::Array(_) => true,
             Value::Str(_) => self.values.is_some(),
+            Value::I64(n) => self.finds_cards() && n.unsigned_abs() >= CARD_LOWEST,
+            Value::U64(n) => self.finds_cards() && *n >= CARD_LOWEST,
             _ => false,
         }
+    }
+
+    /// Whether card numbers are redacted (the common value patterns).
+    #[inline]
+    fn finds_cards(&self) -> bool {
+        self.values.as_ref().is_some_and(|values| values.cards)
     }
 
     /// Redacts inside a field value `depth` levels down; parts the encoder
@@ -288,10 +299,20 @@ impl Redactor {
                     }
                 }
             }
+            // A card number as an integer (`card = 4242424242424242u64`).
+            Value::I64(n) if self.finds_cards() && cards::is_card_number(n.unsigned_abs()) => {
+                *value = redacted();
+            }
+            Value::U64(n) if self.finds_cards() && cards::is_card_number(*n) => {
+                *value = redacted();
+            }
             _ => {}
         }
     }
 }
+
+/// The smallest integer with a card number's 13 digits.
+const CARD_LOWEST: u64 = 1_000_000_000_000;
 
 fn redacted() -> Value {
     Value::from_static(REDACTED)

@@ -157,7 +157,7 @@ impl<'a> SpanBuilder<'a> {
             start.push_field(key, value);
         }
         logger.capture(start.build());
-        unwinding::span_entered();
+        unwinding::span_opened();
         SpanGuard {
             logger: logger.clone(),
             name: self.name,
@@ -213,7 +213,10 @@ struct EndState {
 /// `"panicked"` otherwise. The message comes from a panic hook the first
 /// span installs, once per process, which calls the hook that was there
 /// before; a hook set later that does not call the one it replaced leaves
-/// `"panicked"`.
+/// `"panicked"`. Installing it is process-wide and not atomic (a hook
+/// another thread sets meanwhile is lost); `AITRACE_PANIC_HOOK=0` leaves
+/// the process's hook alone (spans then say `"panicked"`), see
+/// [`adapter::watch_panics`](crate::adapter::watch_panics).
 pub struct SpanGuard {
     logger: BufferedLogger,
     name: Cow<'static, str>,
@@ -270,9 +273,6 @@ impl Drop for SpanGuard {
         } else {
             self.level
         };
-        if !self.logger.enabled(level) {
-            return;
-        }
         let duration_ms = self.started.elapsed().as_micros() as f64 / 1000.0;
         let mut end = Record::builder(level, format!("{}.end", self.name))
             .span_context(self.context)
@@ -286,7 +286,9 @@ impl Drop for SpanGuard {
         if let Some(error) = error {
             end.push_field(ERROR_FIELD, error);
         }
-        self.logger.capture(end.build());
+        // Its `.start` was written: the `.end` too, even when the filter was
+        // raised since.
+        self.logger.capture_unfiltered(end.build());
     }
 }
 

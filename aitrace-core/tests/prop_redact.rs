@@ -5,7 +5,7 @@
 //! key matching agrees with a model of "a default name at a word boundary";
 //! any Luhn-valid card number, bare or grouped, anywhere in a message or a
 //! string at any depth, is redacted, and digit strings that fail the Luhn
-//! check are kept.
+//! check are kept; so are integers of card length, as their decimal text.
 
 use aitrace_core::wire::REDACTED;
 use aitrace_core::{DEFAULT_REDACTED_KEYS, Layout, Level, Record, Redactor, Value};
@@ -271,5 +271,36 @@ proptest! {
         let mut record = original.clone();
         CARDS.redact(&mut record);
         prop_assert_eq!(record, original);
+    }
+
+    /// An integer field of card length (`u64` or `i64`, either sign, at any
+    /// depth) is redacted exactly when its digits pass the Luhn check.
+    #[test]
+    fn integers_of_card_length_are_redacted_when_they_pass_the_luhn_check(
+        (passes, digits) in any::<bool>()
+            .prop_flat_map(|valid| card_digits(valid).prop_map(move |d| (valid, d))),
+        signed in any::<bool>(),
+        negative in any::<bool>(),
+        depth in 0usize..5,
+    ) {
+        // A leading zero would leave fewer digits in the integer.
+        prop_assume!(!digits.starts_with('0'));
+        let n: u64 = digits.parse().unwrap();
+        let value = match i64::try_from(n) {
+            Ok(n) if signed => Value::I64(if negative { -n } else { n }),
+            _ => Value::U64(n),
+        };
+        let original = Record::builder(Level::Info, "paid")
+            .field("detail", nested(value, depth))
+            .build();
+        let mut record = original.clone();
+        CARDS.redact(&mut record);
+        if passes {
+            let json = Layout::Namespaced.to_json(&record);
+            prop_assert!(!json.contains(&digits), "{} in {}", digits, json);
+            prop_assert!(json.contains(REDACTED), "{}", json);
+        } else {
+            prop_assert_eq!(record, original);
+        }
     }
 }

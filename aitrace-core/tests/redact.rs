@@ -207,6 +207,56 @@ fn common_value_patterns_redact_card_numbers_in_the_message_and_at_every_depth()
 }
 
 #[test]
+fn common_value_patterns_redact_card_numbers_held_as_integers_at_every_depth() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.jsonl");
+    let log = file_logger(
+        &path,
+        Some(Redactor::default().with_common_value_patterns()),
+    );
+    log.info("paid")
+        .field("card", 4242424242424242u64)
+        .field("pan", 4000000000000002i64)
+        .field("negative", -5555555555554444i64)
+        .field(
+            "payment",
+            Value::from_serialize(&json!({"method": [{"number": 378282246310005u64}]})),
+        )
+        // Integers of card length that fail the Luhn check, and short ones.
+        .field("order_id", 4000000000000003u64)
+        .field("sent_at_ms", 1700000000000i64)
+        .field("count", 42u64)
+        .emit();
+    log.flush().unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    for number in [
+        "4242424242424242",
+        "4000000000000002",
+        "5555555555554444",
+        "378282246310005",
+    ] {
+        assert!(!text.contains(number), "{number} in {text}");
+    }
+    let record = &lines(&path)[0];
+    assert_eq!(record["card"], REDACTED);
+    assert_eq!(record["pan"], REDACTED);
+    assert_eq!(record["negative"], REDACTED);
+    assert_eq!(record["payment"]["method"][0]["number"], REDACTED);
+    assert_eq!(record["order_id"], 4000000000000003u64);
+    assert_eq!(record["sent_at_ms"], 1700000000000i64);
+    assert_eq!(record["count"], 42);
+    // Without the common value patterns, integers are left alone.
+    let plain = BufferedLogger::builder()
+        .output(Output::file("/dev/null"))
+        .build();
+    plain.info("paid").field("card", 4242424242424242u64).emit();
+    assert_eq!(
+        plain.records()[0].field("card"),
+        Some(&Value::U64(4242424242424242))
+    );
+}
+
+#[test]
 fn the_default_redactor_leaves_string_values_alone() {
     let log = BufferedLogger::builder()
         .output(Output::file("/dev/null"))

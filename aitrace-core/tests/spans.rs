@@ -345,3 +345,20 @@ fn a_span_the_filter_drops_leaves_no_gap_in_the_tree() {
         .unwrap();
     assert_eq!(inner.parent_span_id(), Some(outer.span_id()));
 }
+
+#[test]
+fn a_filter_changed_while_a_span_is_open_leaves_whole_pairs_or_nothing() {
+    let (log, _memory) = memory_logger(Level::Info);
+    {
+        let _raised = log.span("raised").enter();
+        log.set_min_level(Level::Warn);
+    }
+    log.set_min_level(Level::Info);
+    {
+        let _lowered = log.span("lowered").level(Level::Debug).enter();
+        log.set_min_level(Level::Debug);
+    }
+    let records = log.records();
+    let names: Vec<&str> = records.iter().map(|r| r.event()).collect();
+    assert_eq!(names, ["raised.start", "raised.end"]);
+}

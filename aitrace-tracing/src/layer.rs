@@ -50,6 +50,9 @@ pub const TRACESTATE_FIELD: &str = "tracestate";
 ///   in `error`. So does a panic that unwinds through it (an `#[instrument]`
 ///   function that panics), with the panic's message (`"panicked"` when the
 ///   payload is not a string); see [`aitrace_core::SpanGuard`] for how.
+///   [`AitraceLayer::new`] installs the process-wide panic hook this takes
+///   (unless `AITRACE_PANIC_HOOK=0`; see
+///   [`aitrace_core::adapter::watch_panics`]).
 /// * While a span is entered it is `aitrace_core`'s current span on that
 ///   thread, so `log`, `slog` and core-API records inside it carry its ids.
 ///
@@ -64,7 +67,9 @@ pub const TRACESTATE_FIELD: &str = "tracestate";
 /// `ERROR` event in tower-http's `DEBUG` `request` span writes no
 /// `request.end`), and is not made current, so records and spans inside it
 /// belong to the nearest kept span around it, which an error inside does
-/// not fail.
+/// not fail. Whether a span is kept is decided when it is created: a
+/// filter changed while it is open (`set_min_level`) does not change it, so
+/// a span writes its `.start` and `.end` or neither.
 ///
 /// Several layers can sit on one registry (each with its own logger and
 /// filter, say). A span gets one set of ids, picked by the first layer that
@@ -150,6 +155,10 @@ struct LayerState {
     id: LayerId,
     /// Fields for the `.start` record until it is written, then for `.end`.
     fields: Vec<(Cow<'static, str>, Value)>,
+    /// Whether this layer's logger keeps the span, decided once when the
+    /// span is created: a filter changed while it is open must not leave a
+    /// `.start` without its `.end`, or an `.end` without its `.start`.
+    kept: bool,
     start_written: bool,
     error: Option<String>,
 }
@@ -216,8 +225,7 @@ impl AitraceLayer {
             let kept = {
                 let extensions = span.extensions();
                 let data = extensions.get::<SpanData>()?;
-                self.logger
-                    .enabled_for(data.level, span.metadata().target())
+                data.layers.iter().any(|l| l.id == self.id && l.kept)
             };
             if !kept {
                 return None;
@@ -301,7 +309,7 @@ impl AitraceLayer {
     ) {
         state.start_written = true;
         let fields = std::mem::take(&mut state.fields);
-        if !self.logger.enabled_for(span.level, meta.target()) {
+        if !state.kept {
             return;
         }
         let mut builder = located(
@@ -325,9 +333,14 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
+        // Once per span, not on each enter (each poll of an instrumented
+        // future): the hook overwrites the message at each panic.
+        adapter::watch_panics();
+        let meta = attrs.metadata();
         let mut state = LayerState {
             id: self.id,
             fields: Vec::new(),
+            kept: (self.logger).enabled_for(level_from_tracing(meta.level()), meta.target()),
             start_written: false,
             error: None,
         };
@@ -381,7 +394,6 @@ where
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        adapter::watch_panics();
         self.settle_ids(&span, true);
         let mut extensions = span.extensions_mut();
         let Some(data) = extensions.get_mut::<SpanData>() else {
@@ -393,15 +405,13 @@ where
         if !state.start_written {
             self.write_start(span.metadata(), data, &mut state);
         }
+        let kept = state.kept;
         data.layers.push(state);
         // Each layer whose logger keeps the span pushes it; every layer's
         // `on_exit` pops one entry of it if there is one, so the stack stays
         // balanced. A span the logger filters out is not current: records
         // inside it belong to the span around it.
-        if self
-            .logger
-            .enabled_for(data.level, span.metadata().target())
-        {
+        if kept {
             adapter::push_current(data.context);
         }
     }
@@ -429,7 +439,7 @@ where
         if !state.start_written {
             self.write_start(meta, data, &mut state);
         }
-        if !self.logger.enabled_for(data.level, meta.target()) {
+        if !state.kept {
             return; // a span the filter does not keep writes nothing, failed or not
         }
         if let Some(panic) = adapter::panic_error() {
@@ -440,9 +450,6 @@ where
         } else {
             data.level
         };
-        if !self.logger.enabled_for(level, meta.target()) {
-            return;
-        }
         let mut builder = located(Record::builder(level, format!("{}.end", meta.name())), meta)
             .span_context(data.context)
             .span_end(true)
@@ -458,7 +465,8 @@ where
             builder.push_field(ERROR_FIELD, error);
         }
         drop(extensions);
-        self.logger.capture(builder.build());
+        // Its `.start` was written: the `.end` too, whatever the filter says now.
+        adapter::capture_span_end(&self.logger, builder.build());
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
@@ -526,13 +534,7 @@ impl AitraceLayer {
             // A span the filter does not keep writes nothing, and the spans
             // around it did not fail: the event, under the nearest kept
             // span, is what tells.
-            if !self
-                .logger
-                .enabled_for(data.level, span.metadata().target())
-            {
-                return;
-            }
-            if let Some(state) = data.layer_mut(self.id) {
+            if let Some(state) = data.layer_mut(self.id).filter(|state| state.kept) {
                 // `#[instrument(err)]` puts the error in an `error` field.
                 state
                     .error

@@ -640,3 +640,85 @@ fn an_event_whose_explicit_parent_is_filtered_out_belongs_to_the_nearest_kept_sp
     );
     assert_eq!(find(&records, "lone failure").span_context(), None);
 }
+
+#[test]
+fn a_filter_changed_while_a_span_is_open_leaves_whole_pairs_or_nothing() {
+    let (log, _memory) = memory_logger(Level::Info);
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        // Kept when it starts, then the filter is raised above it.
+        let raised = tracing::info_span!("raised");
+        raised.in_scope(|| log.set_min_level(Level::Warn));
+        drop(raised);
+        log.set_min_level(Level::Info);
+        // Filtered out when it starts, then the filter is lowered below it.
+        let lowered = tracing::debug_span!("lowered");
+        lowered.in_scope(|| {
+            log.set_min_level(Level::Debug);
+            tracing::error!("inside");
+        });
+        drop(lowered);
+    });
+    let records = log.records();
+    let names: Vec<&str> = records.iter().map(|r| r.event()).collect();
+    assert_eq!(names, ["raised.start", "raised.end", "inside"]);
+    assert!(records[2].span_context().is_none(), "not inside a span");
+}
+
+#[test]
+fn a_panic_without_a_message_after_a_caught_one_in_the_same_span_says_panicked() {
+    let log = logger();
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        // Opened before the caught panic and entered again after it: no
+        // reset on enter, so the hook's overwrite is what forgets the message.
+        let span = tracing::info_span!("retry");
+        span.in_scope(|| {
+            let caught = std::panic::catch_unwind(|| panic!("first try"));
+            assert!(caught.is_err());
+        });
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            span.in_scope(|| std::panic::panic_any(42))
+        }));
+        assert!(outcome.is_err());
+    });
+    let records = log.records();
+    let end = find(&records, "retry.end");
+    assert_eq!(end.level(), Level::Error);
+    assert_eq!(end.field("error"), Some(&Value::from("panicked")));
+}
+
+#[test]
+fn card_numbers_in_integer_fields_are_redacted_with_the_common_value_patterns() {
+    let (output, memory) = Output::in_memory();
+    let log = BufferedLogger::builder()
+        .output(output)
+        .redactor(aitrace_core::Redactor::default().with_common_value_patterns())
+        .build();
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::info_span!("charge", pan = 4000000000000002i64);
+        span.in_scope(|| {
+            tracing::info!(
+                card = 4242424242424242u64,
+                order_id = 4000000000000003u64,
+                "paid"
+            );
+        });
+    });
+    drop(log.flush().unwrap());
+    let json = memory.json();
+    let text: String = json.iter().map(ToString::to_string).collect();
+    assert!(
+        !text.contains("4242424242424242") && !text.contains("4000000000000002"),
+        "{text}"
+    );
+    let event = |name: &str| {
+        json.iter()
+            .find(|r| r["__tracer_meta__"]["event"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    assert_eq!(event("paid")["card"], "[REDACTED]");
+    assert_eq!(event("paid")["order_id"], 4000000000000003u64);
+    assert_eq!(event("charge.start")["pan"], "[REDACTED]");
+}

@@ -148,7 +148,7 @@ fn env_number<T: std::str::FromStr + PartialEq + Default>(name: &str) -> Option<
 
 /// A yes or no from the environment; anything else is ignored with a line
 /// on stderr.
-fn env_flag(name: &str) -> Option<bool> {
+pub(crate) fn env_flag(name: &str) -> Option<bool> {
     let text = std::env::var(name).ok()?;
     match text.trim().to_ascii_lowercase().as_str() {
         "" => None,

@@ -23,7 +23,7 @@ use crate::report::FlushReport;
 use crate::sending::is_sending;
 use crate::stats::{Ledger, Stats};
 
-mod builder;
+pub(crate) mod builder;
 
 pub use builder::{
     BACKGROUND_ENV, BATCH_SIZE_ENV, Builder, CAPACITY_ENV, DEFAULT_BATCH_SIZE,
@@ -174,7 +174,7 @@ impl BufferedLogger {
     /// redacted records. When the buffer is full the
     /// [`OverflowPolicy`](crate::OverflowPolicy) applies.
     #[inline]
-    pub fn capture(&self, mut record: Record) {
+    pub fn capture(&self, record: Record) {
         if !self.enabled(record.level()) || is_sending() {
             return;
         }
@@ -187,6 +187,22 @@ impl BufferedLogger {
                 return;
             }
         }
+        self.keep(record);
+    }
+
+    /// [`capture`](Self::capture) without the filter: for the `.end` of a
+    /// span whose `.start` the filter kept, so that a filter changed while
+    /// the span was open leaves no `.start` without its `.end`.
+    pub(crate) fn capture_unfiltered(&self, record: Record) {
+        if is_sending() {
+            return;
+        }
+        self.keep(record);
+    }
+
+    /// Buffers a record the filter kept.
+    #[inline]
+    fn keep(&self, mut record: Record) {
         if !record.has_context() {
             record.set_context(context::current());
         }

@@ -38,6 +38,33 @@ pub(super) fn redact(text: &str) -> Option<String> {
     Some(out)
 }
 
+/// Whether an integer field holds a card number: 13 to 19 digits (the
+/// sign aside, as in text) that pass the Luhn check. No allocation.
+#[inline]
+pub(super) fn is_card_number(n: u64) -> bool {
+    const LOWEST: u64 = 10u64.pow(MIN_DIGITS as u32 - 1);
+    const HIGHEST: u64 = 10u64.pow(MAX_DIGITS as u32) - 1;
+    (LOWEST..=HIGHEST).contains(&n) && integer_passes_luhn(n)
+}
+
+/// The Luhn check over the decimal digits of `n`.
+#[cold]
+fn integer_passes_luhn(mut n: u64) -> bool {
+    let mut sum = 0;
+    let mut doubled = false;
+    while n > 0 {
+        let d = n % 10;
+        n /= 10;
+        sum += match (doubled, d * 2) {
+            (false, _) => d,
+            (true, twice) if twice > 9 => twice - 9,
+            (true, twice) => twice,
+        };
+        doubled = !doubled;
+    }
+    sum % 10 == 0
+}
+
 /// The byte ranges of the card numbers in `text`, in order and apart.
 fn find(text: &[u8]) -> Vec<Range<usize>> {
     let mut found = Vec::new();
@@ -185,5 +212,24 @@ mod tests {
         }
         // Enough digits for the pre-check, no card.
         assert_eq!(redact("2026-12-07 09:31:12.123456 id 77"), None);
+    }
+
+    #[test]
+    fn integers_are_cards_as_their_decimal_text_is() {
+        for n in [
+            4242424242424242,
+            4000000000000002,
+            4222222222222,
+            378282246310005,
+            10u64.pow(12),
+            10u64.pow(19) - 1,
+            4242424242424241,
+            1700000000000,
+            u64::MAX,
+            42424242424,
+            0,
+        ] {
+            assert_eq!(is_card_number(n), redact(&n.to_string()).is_some(), "{n}");
+        }
     }
 }

@@ -3,19 +3,30 @@
 //!
 //! A span learns that it ends in a panic from `std::thread::panicking()`
 //! in its `Drop`, which does not say what the panic was. So a panic hook,
-//! installed once per process when the first span opens and calling the
-//! hook that was there before, keeps the message of the last panic on each
-//! thread; a span that ends while its thread unwinds reads it. Spans
-//! forget it when they are entered or end outside a panic, so a message
-//! never outlives its panic by much.
+//! installed once per process (when a tracing layer is made or the first
+//! core span opens) and calling the hook that was there before, keeps the
+//! message of the last panic on each thread: every panic overwrites it,
+//! with `None` when the payload is not a string, so it never names a later
+//! panic the hook sees. A span that ends while its thread unwinds reads it.
+//! The message of a caught panic is forgotten when a span opens or ends
+//! outside a panic, for a later panic the hook does not see (another hook
+//! replaced it without calling it): nothing on each enter of a span, which
+//! is every poll of an instrumented future.
+//!
+//! `AITRACE_PANIC_HOOK=0` (read once) leaves the process's panic hook
+//! alone; spans a panic ends then say `"panicked"`.
 
 use std::cell::Cell;
 use std::sync::Once;
 
 /// What a span that a panic ends says when the panic's payload is not a
-/// string (`std::panic::panic_any`), or when another hook replaced ours
-/// without calling it.
+/// string (`std::panic::panic_any`), or when the hook is not ours (another
+/// replaced it without calling it, or `AITRACE_PANIC_HOOK=0`).
 const UNKNOWN_PANIC: &str = "panicked";
+
+/// The environment variable that, set to `0`, `false`, `no` or `off`,
+/// keeps aitrace from installing its panic hook.
+pub const PANIC_HOOK_ENV: &str = "AITRACE_PANIC_HOOK";
 
 thread_local! {
     /// The message of the last panic on this thread, while it unwinds.
@@ -24,12 +35,12 @@ thread_local! {
 
 static INSTALL: Once = Once::new();
 
-/// Called as a span is entered: installs the hook (once per process), and
-/// forgets the message of a panic that is over (caught), so that a later
-/// panic the hook does not see (another hook replaced it) is not named
-/// after it.
+/// Called as a span opens (not each time it is entered): installs the hook
+/// (once per process), and forgets the message of a panic that is over
+/// (caught), so that a later panic the hook does not see is not named after
+/// it.
 #[inline]
-pub(crate) fn span_entered() {
+pub(crate) fn span_opened() {
     if std::thread::panicking() {
         return; // a span opened by a `Drop` during unwinding: keep the message
     }
@@ -37,19 +48,28 @@ pub(crate) fn span_entered() {
     install_hook();
 }
 
-/// Installs the hook, once per process. Never from a thread that is
-/// panicking (the standard library refuses that); the next call does.
+/// Installs the hook, once per process, unless `AITRACE_PANIC_HOOK` says
+/// not to. Never from a thread that is panicking (the standard library
+/// refuses that); the next call does.
+///
+/// `take_hook` then `set_hook` is not atomic (`update_hook` is not stable):
+/// a hook another thread sets in between is lost.
 #[inline]
 pub(crate) fn install_hook() {
     if INSTALL.is_completed() || std::thread::panicking() {
         return;
     }
     INSTALL.call_once(|| {
+        if crate::logger::builder::env_flag(PANIC_HOOK_ENV) == Some(false) {
+            return;
+        }
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             let payload = info.payload();
             let message = (payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
                 .or_else(|| payload.downcast_ref::<String>().cloned());
+            // Always overwritten (`None` for a payload that is not a
+            // string): a caught panic's message never names this one.
             // `try_with`: a panic while the thread's locals are torn down
             // has nowhere to go, and the hook must not panic.
             let _ = MESSAGE.try_with(|slot| slot.set(message));
