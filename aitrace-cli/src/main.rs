@@ -108,7 +108,8 @@ enum Command {
     ///
     /// Per output folder: pending batches, records, bytes and the oldest;
     /// batches refused for good (rejected/) with their reasons; damaged files
-    /// set aside (corrupt/). Replay only while no process uses the folder.
+    /// set aside (corrupt/). A replay skips, and names, an output folder a
+    /// live process holds.
     #[command(after_help = "Examples:\n  \
         aitrace spool /var/spool/my-service\n  \
         aitrace spool /var/spool/my-service --replay --to http://localhost:8000/api/ingest")]

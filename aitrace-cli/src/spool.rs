@@ -172,16 +172,76 @@ pub(crate) fn list(root: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Delivers every pending batch of every output folder; each file is
-/// deleted once all its records were acknowledged.
+/// The lock file the library holds in each spool output folder while a
+/// logger spools there (`aitrace-core`'s `spool::LOCK_FILE`).
+const LOCK_FILE: &str = ".lock";
+
+/// Takes the lock of the output folder `folder` as the library does, or
+/// says on stderr why the folder is skipped (another process holds it, or
+/// it cannot be locked) and returns `None`.
+fn lock_folder(folder: &Path) -> Option<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let path = folder.join(LOCK_FILE);
+    let file = match options.open(&path) {
+        Ok(file) => file,
+        Err(e) => {
+            eprintln!(
+                "aitrace: skipped {}: cannot open {}: {e}",
+                folder.display(),
+                path.display()
+            );
+            return None;
+        }
+    };
+    // Called by its path: std's inherent `File::try_lock` (Rust 1.89) would
+    // otherwise be picked where it exists.
+    match fs4::FileExt::try_lock(&file) {
+        Ok(()) => Some(file),
+        Err(fs4::TryLockError::WouldBlock) => {
+            let owner = std::fs::read_to_string(&path)
+                .ok()
+                .map(|pid| pid.trim().to_owned())
+                .filter(|pid| !pid.is_empty())
+                .map_or_else(String::new, |pid| format!(" (process {pid})"));
+            eprintln!(
+                "aitrace: skipped {}: another process{owner} is spooling there; \
+                 replay it once that process has stopped",
+                folder.display()
+            );
+            None
+        }
+        Err(fs4::TryLockError::Error(e)) => {
+            eprintln!("aitrace: skipped {}: cannot lock it: {e}", folder.display());
+            None
+        }
+    }
+}
+
+/// Delivers every pending batch of every output folder no other process
+/// holds (each is locked as the library locks it, for the whole replay,
+/// so that a live logger's folder is neither sent twice nor deleted under
+/// it); each file is deleted once all its records were acknowledged.
 pub(crate) fn replay(root: &Path, sender: &Sender, summary: &mut Summary) -> Result<(), String> {
     let mut files = Vec::new();
+    let mut locks = Vec::new();
     for folder in output_folders(root)? {
+        let Some(lock) = lock_folder(&folder) else {
+            continue;
+        };
+        locks.push(lock);
         files.extend(
             batches(&folder)
                 .into_iter()
                 .map(|p| p.to_string_lossy().into_owned()),
         );
     }
-    sender.send_files(&files, summary)
+    let result = sender.send_files(&files, summary);
+    drop(locks);
+    result
 }

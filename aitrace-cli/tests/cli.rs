@@ -565,7 +565,7 @@ fn spool_replay_delivers_pending_batches_and_deletes_them_once_acknowledged() {
         std::fs::read_dir(&output)
             .unwrap()
             .flatten()
-            .filter(|e| e.path().is_file())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
             .count(),
         2,
         "kept"
@@ -587,7 +587,7 @@ fn spool_replay_delivers_pending_batches_and_deletes_them_once_acknowledged() {
         std::fs::read_dir(&output)
             .unwrap()
             .flatten()
-            .filter(|e| e.path().is_file())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
             .count(),
         0
     );
@@ -946,4 +946,66 @@ fn send_refuses_a_list_of_targets_instead_of_posting_to_a_path_with_a_comma() {
     );
     assert!(server.records().is_empty());
     assert!(!file.exists());
+}
+
+/// Found in review: `spool --replay` took no lock, so it sent and deleted
+/// the batches of a folder a live process spools to (an `extra-N` folder
+/// of a second process, say). A folder another process holds is skipped
+/// and named; the others still replay.
+#[test]
+fn spool_replay_skips_a_folder_another_process_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = spool_fixture(dir.path());
+    let extra = output.join("extra-1");
+    std::fs::create_dir(&extra).unwrap();
+    let lines = checkout_lines();
+    let held_batch = extra.join("00001795774509000000-0000000043-000001.jsonl");
+    std::fs::write(&held_batch, format!("{}\n{}\n", lines[0], lines[1])).unwrap();
+    // This test is the live process: it holds `extra-1` as the library does.
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(extra.join(".lock"))
+        .unwrap();
+    fs4::FileExt::try_lock(&lock).unwrap();
+
+    let server = IngestServer::start(Answer::Reference);
+    let (out, _, stderr) =
+        run(aitrace()
+            .arg("spool")
+            .arg(dir.path())
+            .args(["--replay", "--to", &server.url]));
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        server.records().len(),
+        49,
+        "only the free folder's batches: {stderr}"
+    );
+    assert!(held_batch.exists(), "the held folder's batch is kept");
+    assert!(
+        stderr.contains(&format!("skipped {}", extra.display())),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&output)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+            .count(),
+        0,
+        "the free folder was replayed"
+    );
+
+    // Released, it replays.
+    drop(lock);
+    let (out, _, stderr) =
+        run(aitrace()
+            .arg("spool")
+            .arg(dir.path())
+            .args(["--replay", "--to", &server.url]));
+    assert!(out.status.success(), "{stderr}");
+    assert!(!held_batch.exists(), "{stderr}");
+    assert_eq!(server.records().len(), 49 + 2);
 }

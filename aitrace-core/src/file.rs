@@ -168,11 +168,63 @@ impl Appendable for File {
 /// Appends all of `bytes` or nothing: a write that fails part way (a full
 /// disk) is cut back to the length before it, so the file never holds a
 /// partial line, and a retry writes each record once.
+///
+/// The cut assumes this append is the only writer while it runs: it is made
+/// only if the file's length is still exactly its length before plus the
+/// bytes this append wrote. If another writer (another process, or another
+/// output of this process on the same path) appended in between, the file
+/// is left as it is, so their lines are not cut, and a line on stderr says
+/// that a partial line may remain.
 fn append_whole(file: &mut impl Appendable, bytes: &[u8]) -> std::io::Result<()> {
     let before = file.len()?;
-    let Err(err) = file.write_all(bytes).and_then(|()| file.flush()) else {
+    let mut written: u64 = 0;
+    let mut rest = bytes;
+    let result = loop {
+        if rest.is_empty() {
+            break file.flush();
+        }
+        match file.write(rest) {
+            Ok(0) => {
+                break Err(std::io::Error::new(
+                    std::io::ErrorKind::WriteZero,
+                    "failed to write whole buffer",
+                ));
+            }
+            Ok(n) => {
+                written += n as u64;
+                rest = &rest[n..];
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
+        }
+    };
+    let Err(err) = result else {
         return Ok(());
     };
+    if written == 0 {
+        return Err(err);
+    }
+    match file.len() {
+        Ok(now) if now == before + written => {}
+        Ok(_) => {
+            eprintln!(
+                "aitrace: a write failed part way ({err}) while another writer appended to the \
+                 same file: it was not cut back, and a partial line may remain"
+            );
+            return Err(std::io::Error::new(
+                err.kind(),
+                format!(
+                    "{err}; another writer appended meanwhile, so the partial write was not cut back"
+                ),
+            ));
+        }
+        Err(cut) => {
+            return Err(std::io::Error::new(
+                err.kind(),
+                format!("{err}; and the partial write could not be cut back ({cut})"),
+            ));
+        }
+    }
     match file.truncate(before) {
         Ok(()) => Err(err),
         Err(cut) => Err(std::io::Error::new(
@@ -203,6 +255,8 @@ mod tests {
         bytes: Vec<u8>,
         room: usize,
         cut_fails: bool,
+        /// What another writer appends after this one's first write.
+        other: Option<Vec<u8>>,
     }
 
     impl Write for SmallDisk {
@@ -216,6 +270,9 @@ mod tests {
             }
             self.bytes.extend_from_slice(&buf[..n]);
             self.room -= n;
+            if let Some(other) = self.other.take() {
+                self.bytes.extend_from_slice(&other);
+            }
             Ok(n)
         }
 
@@ -247,6 +304,7 @@ mod tests {
             bytes: b"{\"event\":\"before\"}\n".to_vec(),
             room: 100,
             cut_fails: false,
+            other: None,
         };
         let before = disk.bytes.clone();
         let err = append_whole(&mut disk, &line).unwrap_err();
@@ -266,6 +324,37 @@ mod tests {
         disk.cut_fails = true;
         let err = append_whole(&mut disk, &line).unwrap_err();
         assert!(err.to_string().contains("could not be cut back"), "{err}");
+    }
+
+    /// Found in review: a failed append is cut back only while this append
+    /// was the only writer; another writer's line in between is kept.
+    #[test]
+    fn a_failed_append_is_not_cut_back_over_another_writers_lines() {
+        let line = b"{\"event\":\"work\"}\n".repeat(10);
+        let other = b"{\"event\":\"other process\"}\n".to_vec();
+        let mut disk = SmallDisk {
+            bytes: b"{\"event\":\"before\"}\n".to_vec(),
+            room: 30,
+            cut_fails: false,
+            other: Some(other.clone()),
+        };
+        let err = append_whole(&mut disk, &line).unwrap_err();
+        assert!(err.to_string().contains("not cut back"), "{err}");
+        let text = String::from_utf8_lossy(&disk.bytes);
+        assert!(
+            text.contains("other process"),
+            "another writer's line is kept: {text}"
+        );
+
+        // Alone, the same failure is cut back to the length before it.
+        let mut disk = SmallDisk {
+            bytes: b"{\"event\":\"before\"}\n".to_vec(),
+            room: 30,
+            cut_fails: false,
+            other: None,
+        };
+        append_whole(&mut disk, &line).unwrap_err();
+        assert_eq!(disk.bytes, b"{\"event\":\"before\"}\n");
     }
 
     #[test]

@@ -517,7 +517,11 @@ fn durations_meaning_forever_do_not_panic() {
 #[test]
 fn after_shutdown_block_drops_at_once() {
     let server = FaultServer::start();
+    // What is left when the logger drops goes to this spool, not to
+    // `$TMPDIR/aitrace-unsent-…`.
+    let spool = tempfile::tempdir().unwrap();
     let log = background(&server.url)
+        .spool_dir(spool.path())
         .capacity(10)
         .overflow(aitrace_core::OverflowPolicy::Block(Duration::from_secs(2)))
         .try_build()

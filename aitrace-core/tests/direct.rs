@@ -6,6 +6,41 @@ use std::time::{Duration, Instant};
 use aitrace_core::{BufferedLogger, OnFailure, Output};
 use aitrace_testkit::{Fault, FaultServer, dead_url};
 
+/// Set in a child process [`in_own_temp_folder`] started.
+const IN_CHILD: &str = "AITRACE_DIRECT_TEST_CHILD";
+
+/// Whether to run the test body here: in the test process, runs `test`
+/// again in a child process whose temp folder (`TMPDIR`) is a temporary
+/// folder of its own, checks that it passed, and returns false; in that
+/// child, returns true. So the `aitrace-unsent-…` files `OnFailure::Retain`
+/// writes never land in the real temp folder, even if the test fails.
+fn in_own_temp_folder(test: &str) -> bool {
+    if std::env::var_os(IN_CHILD).is_some() {
+        return true;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture"])
+        .env(IN_CHILD, "1")
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("1 passed"), "the child ran the test: {said}");
+    false
+}
+
+/// The temp folder, checked to be the child's own.
+fn own_temp_folder() -> std::path::PathBuf {
+    assert!(std::env::var_os(IN_CHILD).is_some(), "not in a child");
+    std::env::temp_dir()
+}
+
 fn lines(path: &std::path::Path) -> usize {
     std::fs::read_to_string(path).map_or(0, |t| t.lines().count())
 }
@@ -128,6 +163,9 @@ fn events_of(records: &[serde_json::Value]) -> Vec<String> {
 /// flush and of the next ones are delivered.
 #[test]
 fn a_refused_record_is_set_aside_once_and_the_next_flushes_deliver() {
+    if !in_own_temp_folder("a_refused_record_is_set_aside_once_and_the_next_flushes_deliver") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let fallback = dir.path().join("refused.jsonl");
     for on_failure in [OnFailure::Retain, OnFailure::FallbackFile(fallback.clone())] {
@@ -177,6 +215,7 @@ fn a_refused_record_is_set_aside_once_and_the_next_flushes_deliver() {
             _ => {
                 let name = path.file_name().unwrap().to_string_lossy();
                 assert!(name.starts_with("aitrace-unsent-"), "{}", path.display());
+                assert_eq!(path.parent(), Some(own_temp_folder().as_path()));
             }
         }
         assert!(
@@ -230,6 +269,9 @@ fn a_batch_refused_whatever_it_holds_is_set_aside_whole() {
 /// itself, and the error names it; an exit right after loses nothing.
 #[test]
 fn a_failed_shutdown_writes_what_is_left_to_the_fallback_file() {
+    if !in_own_temp_folder("a_failed_shutdown_writes_what_is_left_to_the_fallback_file") {
+        return;
+    }
     let log = BufferedLogger::builder()
         .output(Output::http(&dead_url()).unwrap())
         .build();
@@ -242,6 +284,7 @@ fn a_failed_shutdown_writes_what_is_left_to_the_fallback_file() {
         .expect("the error names the file")
         .to_owned();
     assert_eq!(err.retained(), 0, "{err}");
+    assert_eq!(path.parent(), Some(own_temp_folder().as_path()));
     let written = lines(&path);
     std::fs::remove_file(&path).unwrap();
     assert_eq!(written, 3);

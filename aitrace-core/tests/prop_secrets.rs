@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use aitrace_core::{BufferedLogger, Output};
+use aitrace_core::{BufferedLogger, OnFailure, Output};
 use aitrace_testkit::{Answer, IngestServer, dead_url};
 use proptest::prelude::*;
 
@@ -63,8 +63,15 @@ fn texts_in_code(secret: &str, up: &IngestServer, dead: &str) -> Vec<String> {
         let err = bad.build().unwrap_err();
         texts.push(format!("{err} {err:?}"));
     }
+    // Refused records go to a file of this test's, not `$TMPDIR`.
+    let refused = tempfile::tempdir().unwrap();
     for output in outputs {
-        let log = BufferedLogger::builder().output(output).build();
+        let log = BufferedLogger::builder()
+            .output(output)
+            .on_failure(OnFailure::FallbackFile(
+                refused.path().join("refused.jsonl"),
+            ))
+            .build();
         log.info("event").emit();
         match log.flush() {
             Ok(report) => texts.push(format!("{report:?}")),

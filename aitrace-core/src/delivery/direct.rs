@@ -33,6 +33,13 @@ use crate::stats::Ledger;
 /// `aitrace-unsent-PID-TIME.jsonl` file in the temp folder, counted as
 /// dropped and refused, named on stderr (once a minute per output) and in
 /// the flush's [`Delivery`](crate::Delivery).
+///
+/// With `Retain`, one logger writes at most 64 MiB of refused records to
+/// its `aitrace-unsent-…` file (a wrong token refuses every flush for
+/// good, and would otherwise fill the temp folder): past that, refused
+/// records are still counted as dropped and refused but not written, and
+/// stderr says so once. A `FallbackFile` is the user's own file and has no
+/// such bound.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum OnFailure {
@@ -63,6 +70,13 @@ pub(crate) struct Direct {
     /// Where refused records go without a fallback file, chosen at the
     /// first refusal.
     set_aside_path: OnceLock<PathBuf>,
+    /// The most bytes of refused records written to `set_aside_path`
+    /// ([`UNSENT_FILE_LIMIT`]; smaller in tests).
+    unsent_limit: u64,
+    /// Bytes of refused records written to `set_aside_path` so far.
+    unsent_written: AtomicU64,
+    /// Whether stderr was told that `unsent_limit` was reached.
+    told_unsent_full: AtomicBool,
     diagnostics: Diagnostics,
 }
 
@@ -100,6 +114,9 @@ impl Direct {
             retained,
             told_fallback: AtomicBool::new(false),
             set_aside_path: OnceLock::new(),
+            unsent_limit: UNSENT_FILE_LIMIT,
+            unsent_written: AtomicU64::new(0),
+            told_unsent_full: AtomicBool::new(false),
             diagnostics: Diagnostics::default(),
         }
     }
@@ -161,16 +178,17 @@ impl Direct {
     }
 
     /// Records output `i` refused for good: written to the fallback file
-    /// (or this logger's `aitrace-unsent-….jsonl`), never sent again,
-    /// counted as dropped and refused, and said on stderr (once a minute
-    /// per output).
+    /// (or this logger's `aitrace-unsent-….jsonl`, up to `unsent_limit`
+    /// bytes), never sent again, counted as dropped and refused, and said
+    /// on stderr (once a minute per output).
     fn set_aside(&self, i: usize, records: &[Record], err: &Error, delivery: &mut Delivery) {
         let reason = err.to_string();
-        let path = match &self.on_failure {
-            OnFailure::FallbackFile(path) => path.clone(),
-            OnFailure::Retain => self.set_aside_path.get_or_init(unsent_file_path).clone(),
+        let written = match &self.on_failure {
+            OnFailure::FallbackFile(path) => {
+                write_fallback(path, records).map(|()| Some(path.clone()))
+            }
+            OnFailure::Retain => self.write_unsent(records),
         };
-        let written = write_fallback(&path, records);
         {
             let mut books = self.ledger.lock();
             books[i].failed_flushes += 1;
@@ -180,7 +198,7 @@ impl Direct {
         let output = &self.outputs[i];
         let count = records.len();
         match written {
-            Ok(()) => {
+            Ok(Some(path)) => {
                 self.diagnostics.say(&format!("rejected-{i}"), || {
                     format!(
                         "{output} refused {count} records, not sent again: {reason}; written to {}",
@@ -189,12 +207,57 @@ impl Direct {
                 });
                 delivery.fallback_path = Some(path);
             }
+            Ok(None) => {
+                self.diagnostics.say(&format!("rejected-{i}"), || {
+                    format!(
+                        "{output} refused {count} records, not sent again: {reason}; not written (the unsent file is full)"
+                    )
+                });
+            }
             Err(write_err) => {
                 self.diagnostics.say(&format!("rejected-lost-{i}"), || {
                     format!("{output} refused {count} records ({reason}), and {write_err}: they are lost")
                 });
             }
         }
+    }
+
+    /// Appends refused records to this logger's `aitrace-unsent-….jsonl`
+    /// while it holds less than `unsent_limit` bytes: the whole lines that
+    /// fit are written, the rest are not (said on stderr once). Returns the
+    /// path if any were written.
+    fn write_unsent(&self, records: &[Record]) -> Result<Option<PathBuf>> {
+        let path = self.set_aside_path.get_or_init(unsent_file_path);
+        let mut body = Vec::with_capacity(records.len() * 320);
+        Layout::Namespaced.write_lines(&mut body, records);
+        let room = self
+            .unsent_limit
+            .saturating_sub(self.unsent_written.load(Ordering::Relaxed));
+        // Whole lines only: a line ends at its only b'\n' (JSON escapes it).
+        let fits = if body.len() as u64 <= room {
+            body.len()
+        } else {
+            body[..room as usize]
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |end| end + 1)
+        };
+        let left_out = body[fits..].iter().filter(|&&b| b == b'\n').count();
+        if left_out > 0 && !self.told_unsent_full.swap(true, Ordering::Relaxed) {
+            eprintln!(
+                "aitrace: {} holds the most refused records one logger writes there ({} bytes): \
+                 records refused from now on are counted as dropped and not written",
+                path.display(),
+                self.unsent_limit
+            );
+        }
+        if fits == 0 {
+            return Ok(None);
+        }
+        file::append(path, &body[..fits])?;
+        self.unsent_written
+            .fetch_add(fits as u64, Ordering::Relaxed);
+        Ok(Some(path.clone()))
     }
 
     /// Deals with the records of failed outputs as [`OnFailure`] says and
@@ -504,6 +567,11 @@ fn send_in_parts(output: &Output, records: &[Record]) -> PartsSent {
     sent
 }
 
+/// The most bytes of refused records one logger writes to its
+/// `aitrace-unsent-….jsonl` with [`OnFailure::Retain`]: 64 MiB. Past it,
+/// refused records are counted as dropped and not written.
+pub(crate) const UNSENT_FILE_LIMIT: u64 = 64 << 20;
+
 /// Where the last handle's undeliverable records go when no fallback file
 /// was configured: `$TMPDIR/aitrace-unsent-PID-TIME.jsonl`.
 pub(super) fn unsent_file_path() -> PathBuf {
@@ -540,4 +608,53 @@ fn write_fallback(path: &Path, records: &[Record]) -> Result<()> {
     let mut body = Vec::with_capacity(records.len() * 320);
     Layout::Namespaced.write_lines(&mut body, records);
     file::append(path, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Level;
+
+    /// Found in review: with `Retain`, a service refusing every flush for
+    /// good (a wrong token) had every record written to the unsent file,
+    /// without bound. Past the bound, refused records are counted as
+    /// dropped and refused but not written.
+    #[test]
+    fn refused_records_past_the_unsent_file_limit_are_counted_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("unsent.jsonl");
+        let (output, _memory) = Output::in_memory();
+        let buffer = Arc::new(Buffer::new(100, Default::default(), usize::MAX));
+        let ledger = Arc::new(Ledger::new([output.to_string()]));
+        let mut direct = Direct::new(buffer, vec![output], ledger.clone(), OnFailure::Retain, 100);
+        direct.unsent_limit = 1000;
+        direct.set_aside_path.set(path.clone()).unwrap();
+        let records: Vec<Record> = (0..10)
+            .map(|i| {
+                Record::builder(Level::Info, "refused")
+                    .field("i", i)
+                    .build()
+            })
+            .collect();
+        let mut one = Vec::new();
+        Layout::Namespaced.write_lines(&mut one, &records[..1]);
+        assert!(one.len() < 200, "a line is small: {}", one.len());
+        let err = Error::new(ErrorKind::HttpStatus, "HTTP 403");
+        let mut last = Delivery::default();
+        for _ in 0..20 {
+            last = Delivery::default();
+            direct.set_aside(0, &records, &err, &mut last);
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.len() <= 1000 && text.len() + 200 > 1000,
+            "the file stops at its bound: {} bytes",
+            text.len()
+        );
+        assert!(text.ends_with('\n'), "whole lines only");
+        assert_eq!(last.fallback_path, None, "nothing written past the bound");
+        assert_eq!(last.rejected, 10);
+        let books = ledger.lock();
+        assert_eq!((books[0].dropped, books[0].rejected), (200, 200));
+    }
 }
