@@ -245,6 +245,37 @@ fn open_append(path: &Path) -> std::io::Result<File> {
     options.open(path)
 }
 
+/// A JSON Lines file output: each batch appended whole.
+#[derive(Debug)]
+pub(crate) struct FileOutput {
+    path: PathBuf,
+}
+
+impl FileOutput {
+    pub(crate) fn new(path: PathBuf) -> Self {
+        FileOutput { path }
+    }
+}
+
+impl crate::export::Export for FileOutput {
+    fn name(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn kind(&self) -> &'static str {
+        "file"
+    }
+
+    fn path(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+
+    fn export(&self, batch: &crate::export::Batch<'_>) -> Result<crate::export::Accepted> {
+        append(&self.path, batch.lines())?;
+        Ok(crate::export::Accepted::all())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -337,6 +337,25 @@ impl Traces {
     }
 }
 
+impl crate::export::Export for HtmlFile {
+    fn name(&self) -> String {
+        self.path().display().to_string()
+    }
+
+    fn kind(&self) -> &'static str {
+        "html"
+    }
+
+    fn path(&self) -> Option<&Path> {
+        Some(HtmlFile::path(self))
+    }
+
+    fn export(&self, batch: &crate::export::Batch<'_>) -> Result<crate::export::Accepted> {
+        self.write(batch.lines())?;
+        Ok(crate::export::Accepted::all())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

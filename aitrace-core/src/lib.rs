@@ -101,6 +101,7 @@ mod diagnostics;
 mod emit;
 mod encode;
 mod error;
+pub mod export;
 mod file;
 mod filter;
 mod html;

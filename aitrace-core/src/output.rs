@@ -13,6 +13,7 @@ use crate::file;
 use crate::http::{self, HttpSender};
 use crate::record::Record;
 use crate::report::Delivery;
+use crate::export::{Accepted, Batch, Export, Input};
 use crate::scratch::{MAX_KEPT_BODY, Scratch, with_scratch};
 
 /// The environment variable that chooses the outputs when none is set in
@@ -55,51 +56,25 @@ pub const TARGET_ENV: &str = "LOG_TRG";
 /// ```
 #[derive(Clone)]
 pub struct Output {
-    kind: Arc<Kind>,
+    exporter: Arc<dyn Export>,
     layout: Layout,
-}
-
-enum Kind {
-    Stdout,
-    Stderr,
-    File(PathBuf),
-    Html(crate::html::HtmlFile),
-    Http(HttpSender),
-    #[cfg(feature = "otlp")]
-    Otlp(Box<crate::otlp::OtlpSender>),
-    #[cfg(feature = "testing")]
-    Memory(crate::testing::InMemoryOutput),
-}
-
-/// Encoded records on their way to an output: JSON Lines in the output's
-/// layout, with the records themselves when they are at hand (not when
-/// replayed from a spool).
-pub(crate) struct Payload<'a> {
-    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
-    pub(crate) records: Option<&'a [Record]>,
-    /// JSON Lines; may be empty when `array` is given and `records` are at
-    /// hand (then lines are encoded only if a failure needs them).
-    pub(crate) lines: &'a [u8],
-    /// The batch already encoded as a JSON array, for HTTP outputs.
-    pub(crate) array: Option<&'a [u8]>,
-    pub(crate) count: usize,
 }
 
 impl Output {
     /// Standard output, JSON Lines.
     pub fn stdout() -> Self {
-        Output::new(Kind::Stdout)
+        Output::new(StdStream::Stdout)
     }
 
     /// Standard error, JSON Lines (the target string `stderr`).
     pub fn stderr() -> Self {
-        Output::new(Kind::Stderr)
+        Output::new(StdStream::Stderr)
     }
 
     /// A JSON Lines file at exactly `path` (no `~` or timestamp expansion;
     /// use [`Output::from_target`] for that), appended to, created `0600`.
     pub fn file(path: impl Into<PathBuf>) -> Self {
-        Output::new(Kind::File(path.into()))
+        Output::new(file::FileOutput::new(path.into()))
     }
 
     /// A self-contained HTML trace report at exactly `path`, rewritten at
@@ -107,7 +82,7 @@ impl Output {
     /// memory, encoded: some 300 to 500 bytes a record, for the output's
     /// life). See [`write_html_report`](crate::write_html_report).
     pub fn html(path: impl Into<PathBuf>) -> Self {
-        Output::new(Kind::Html(crate::html::HtmlFile::new(path.into())))
+        Output::new(crate::html::HtmlFile::new(path.into()))
     }
 
     /// An HTTP ingest endpoint with the default timeouts.
@@ -169,7 +144,7 @@ impl Output {
 
     #[cfg(feature = "otlp")]
     pub(crate) fn from_otlp(sender: crate::otlp::OtlpSender) -> Self {
-        Output::new(Kind::Otlp(Box::new(sender)))
+        Output::new(sender)
     }
 
     /// The output a target string names; see the table above. One target:
@@ -281,12 +256,15 @@ impl Output {
     #[cfg(feature = "testing")]
     pub fn in_memory() -> (Self, crate::testing::InMemoryOutput) {
         let memory = crate::testing::InMemoryOutput::default();
-        (Output::new(Kind::Memory(memory.clone())), memory)
+        (Output::new(memory.clone()), memory)
     }
 
-    fn new(kind: Kind) -> Self {
+    /// An output that sends through `exporter`, a user's own or a built-in
+    /// one; it gets what every output gets (batching, retries, the
+    /// breaker, the spool, stats). See [`Export`].
+    pub fn new(exporter: impl Export) -> Self {
         Output {
-            kind: Arc::new(kind),
+            exporter: Arc::new(exporter),
             layout: Layout::default(),
         }
     }
@@ -302,52 +280,71 @@ impl Output {
         self.layout
     }
 
-    /// The file it writes, for file and HTML outputs.
+    /// The file it writes, for file and HTML outputs (an exporter's
+    /// [`path`](Export::path)).
     pub fn path(&self) -> Option<&Path> {
-        match &*self.kind {
-            Kind::File(path) => Some(path),
-            Kind::Html(html) => Some(html.path()),
-            _ => None,
-        }
+        self.exporter.path()
     }
 
     /// Whether it sends to an HTTP server (an aitrace ingest endpoint or OTLP).
     pub fn is_http(&self) -> bool {
-        match &*self.kind {
-            Kind::Http(_) => true,
-            #[cfg(feature = "otlp")]
-            Kind::Otlp(_) => true,
-            _ => false,
-        }
+        matches!(self.exporter.kind(), "http" | "otlp")
     }
 
-    /// Whether it takes records rather than encoded lines (OTLP encodes
-    /// its own messages).
-    pub(crate) fn takes_records(&self) -> bool {
-        #[cfg(feature = "otlp")]
-        if let Kind::Otlp(_) = &*self.kind {
-            return true;
-        }
-        false
-    }
-
-    /// Sends one batch; on success says what was accepted.
+    /// Sends one batch on this thread; on success says what was accepted.
     pub(crate) fn send(&self, records: &[Record]) -> Result<Delivery> {
-        if self.takes_records() {
-            return self.deliver(&Payload {
-                records: Some(records),
-                lines: &[],
-                array: None,
-                count: records.len(),
-            });
-        }
-        let lines = self.encode_lines(records);
-        self.deliver(&Payload {
-            records: Some(records),
-            lines: &lines,
-            array: None,
-            count: records.len(),
+        with_scratch(&BODY, MAX_KEPT_BODY, |body| {
+            self.deliver(Some(records), None, records.len(), body)
         })
+    }
+
+    /// Sends `count` records, given as records or as JSON Lines in this
+    /// output's layout (replayed from a spool), encoded as the exporter's
+    /// [`Input`] asks in `body`, a buffer the caller reuses.
+    pub(crate) fn deliver(
+        &self,
+        records: Option<&[Record]>,
+        lines: Option<&[u8]>,
+        count: usize,
+        body: &mut Vec<u8>,
+    ) -> Result<Delivery> {
+        body.clear();
+        let layout = self.layout;
+        let batch = match (self.exporter.input(), records, lines) {
+            (Input::Records, Some(records), _) => Batch::new(Some(records), &[], None, count, layout),
+            (Input::Array, Some(records), _) => {
+                layout.write_array(body, records);
+                Batch::new(Some(records), &[], Some(body), count, layout)
+            }
+            (Input::Array, None, Some(lines)) => {
+                lines_to_array_into(lines, body);
+                Batch::new(None, lines, Some(body), count, layout)
+            }
+            (_, Some(records), _) => {
+                layout.write_lines(body, records);
+                Batch::new(Some(records), body, None, count, layout)
+            }
+            (_, None, lines) => Batch::new(None, lines.unwrap_or_default(), None, count, layout),
+        };
+        let accepted = self.exporter.export(&batch)?;
+        let rejected = accepted.rejected.min(count);
+        Ok(Delivery {
+            output: self.to_string(),
+            records: count - rejected,
+            ingested: accepted.ingested,
+            rejected,
+            rejection: accepted.reason,
+            dropped: rejected,
+            ..Delivery::default()
+        })
+    }
+
+    /// Tells the exporter the logger is shutting down; says on stderr when
+    /// it fails.
+    pub(crate) fn shutdown_exporter(&self) {
+        if let Err(err) = self.exporter.shutdown() {
+            eprintln!("aitrace: {self}: shutdown: {err}");
+        }
     }
 
     /// Encodes records as JSON Lines in this output's layout.
@@ -357,123 +354,23 @@ impl Output {
         lines
     }
 
-    /// Appends records as JSON Lines to a buffer the caller reuses.
-    pub(crate) fn encode_lines_into(&self, records: &[Record], lines: &mut Vec<u8>) {
-        self.layout.write_lines(lines, records);
-    }
-
-    /// Appends records as one JSON array to a buffer the caller reuses.
-    pub(crate) fn encode_array_into(&self, records: &[Record], body: &mut Vec<u8>) {
-        self.layout.write_array(body, records);
-    }
-
-    /// A short, stable name for this output, safe for a folder name.
+    /// A short, stable name for this output, safe for a folder name: its
+    /// exporter's kind and a hash of its [`spool_key`](Export::spool_key).
     pub(crate) fn slug(&self) -> String {
-        let text = match &*self.kind {
-            // The name it had before `Display` named both endpoints.
-            #[cfg(feature = "otlp")]
-            Kind::Otlp(sender) => sender.slug_name().to_owned(),
-            _ => self.to_string(),
-        };
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325; // FNV-1a
-        for b in text.bytes() {
+        for b in self.exporter.spool_key().bytes() {
             hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
         }
-        let kind = match &*self.kind {
-            Kind::Stdout => "stdout",
-            Kind::Stderr => "stderr",
-            Kind::File(_) => "file",
-            Kind::Html(_) => "html",
-            Kind::Http(_) => "http",
-            #[cfg(feature = "otlp")]
-            Kind::Otlp(_) => "otlp",
-            #[cfg(feature = "testing")]
-            Kind::Memory(_) => "memory",
-        };
+        let kind: String = (self.exporter.kind().chars())
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(32)
+            .collect();
         format!("{kind}-{hash:016x}")
-    }
-
-    pub(crate) fn deliver(&self, payload: &Payload<'_>) -> Result<Delivery> {
-        #[cfg_attr(not(feature = "otlp"), allow(unused_mut))]
-        let (mut rejected, mut rejection) = (0, None);
-        let ingested = match &*self.kind {
-            Kind::Stdout => {
-                let mut out = std::io::stdout().lock();
-                out.write_all(payload.lines)
-                    .and_then(|()| out.flush())
-                    .map_err(|e| Error::io("cannot write to stdout", e))?;
-                None
-            }
-            Kind::Stderr => {
-                let mut out = std::io::stderr().lock();
-                out.write_all(payload.lines)
-                    .and_then(|()| out.flush())
-                    .map_err(|e| Error::io("cannot write to stderr", e))?;
-                None
-            }
-            Kind::File(path) => {
-                file::append(path, payload.lines)?;
-                None
-            }
-            Kind::Html(html) => {
-                html.write(payload.lines)?;
-                None
-            }
-            Kind::Http(sender) if payload.array.is_some() => {
-                sender.post(payload.array.unwrap_or_default())?.ingested
-            }
-            Kind::Http(sender) => {
-                with_scratch(&HTTP_BODY, MAX_KEPT_BODY, |body| {
-                    lines_to_array_into(payload.lines, body);
-                    sender.post(body)
-                })?
-                .ingested
-            }
-            #[cfg(feature = "otlp")]
-            Kind::Otlp(sender) => {
-                let refused = match payload.records {
-                    Some(records) => sender.send(records)?,
-                    // Replayed from the spool: JSON Lines in the output's layout;
-                    // a line that cannot be read back is counted as refused.
-                    None => {
-                        let (records, unreadable) =
-                            crate::decode::records_from_lines(payload.lines);
-                        let mut refused = sender.send(&records)?;
-                        if let Some((count, why)) = unreadable {
-                            refused.count += count as u64;
-                            refused.message =
-                                format!("{count} spooled records could not be read back: {why}");
-                        }
-                        refused
-                    }
-                };
-                rejected = refused.count as usize;
-                if refused.count > 0 || !refused.message.is_empty() {
-                    rejection = Some(refused.message);
-                }
-                None
-            }
-            #[cfg(feature = "testing")]
-            Kind::Memory(memory) => {
-                memory.receive(payload.records, payload.lines)?;
-                None
-            }
-        };
-        let rejected = rejected.min(payload.count);
-        Ok(Delivery {
-            output: self.to_string(),
-            records: payload.count - rejected,
-            ingested,
-            rejected,
-            rejection,
-            dropped: rejected,
-            ..Delivery::default()
-        })
     }
 }
 
 thread_local! {
-    static HTTP_BODY: Scratch = const { Scratch::new(Vec::new()) };
+    static BODY: Scratch = const { Scratch::new(Vec::new()) };
 }
 
 /// Turns JSON Lines into one JSON array in `body` (cleared first). Encoded
@@ -494,17 +391,45 @@ fn lines_to_array_into(lines: &[u8], body: &mut Vec<u8>) {
 
 impl fmt::Display for Output {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &*self.kind {
-            Kind::Stdout => f.write_str("stdout"),
-            Kind::Stderr => f.write_str("stderr"),
-            Kind::File(path) => write!(f, "{}", path.display()),
-            Kind::Html(html) => write!(f, "{}", html.path().display()),
-            Kind::Http(sender) => f.write_str(sender.redacted_url()),
-            #[cfg(feature = "otlp")]
-            Kind::Otlp(sender) => f.write_str(sender.name()),
-            #[cfg(feature = "testing")]
-            Kind::Memory(_) => f.write_str("memory"),
+        f.write_str(&self.exporter.name())
+    }
+}
+
+/// Standard output or standard error, JSON Lines.
+enum StdStream {
+    Stdout,
+    Stderr,
+}
+
+impl Export for StdStream {
+    fn name(&self) -> String {
+        match self {
+            StdStream::Stdout => "stdout",
+            StdStream::Stderr => "stderr",
         }
+        .to_owned()
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            StdStream::Stdout => "stdout",
+            StdStream::Stderr => "stderr",
+        }
+    }
+
+    fn export(&self, batch: &Batch<'_>) -> Result<Accepted> {
+        let written = match self {
+            StdStream::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(batch.lines()).and_then(|()| out.flush())
+            }
+            StdStream::Stderr => {
+                let mut out = std::io::stderr().lock();
+                out.write_all(batch.lines()).and_then(|()| out.flush())
+            }
+        };
+        written.map_err(|e| Error::io(format!("cannot write to {}", self.name()), e))?;
+        Ok(Accepted::all())
     }
 }
 
@@ -601,6 +526,6 @@ impl HttpOutputBuilder {
             self.gzip,
             self.ca_file.as_deref(),
         )?;
-        Ok(Output::new(Kind::Http(sender)).with_layout(self.layout))
+        Ok(Output::new(sender).with_layout(self.layout))
     }
 }

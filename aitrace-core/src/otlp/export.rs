@@ -554,6 +554,43 @@ impl std::fmt::Debug for OtlpSender {
     }
 }
 
+impl crate::export::Export for OtlpSender {
+    fn name(&self) -> String {
+        OtlpSender::name(self).to_owned()
+    }
+
+    fn kind(&self) -> &'static str {
+        "otlp"
+    }
+
+    /// The name it had before `Display` named both endpoints, so that
+    /// batches spooled by earlier versions are found again.
+    fn spool_key(&self) -> String {
+        self.slug_name().to_owned()
+    }
+
+    fn input(&self) -> crate::export::Input {
+        crate::export::Input::Records
+    }
+
+    /// A replayed batch is read back from its JSON Lines; a line that
+    /// cannot be is counted as refused.
+    fn export(&self, batch: &crate::export::Batch<'_>) -> Result<crate::export::Accepted> {
+        let mut refused = self.send(&batch.records())?;
+        let unreadable = batch.unreadable();
+        if unreadable > 0 {
+            refused.count += unreadable as u64;
+            refused.message =
+                format!("{unreadable} spooled records could not be read back as records");
+        }
+        Ok(if refused.count > 0 || !refused.message.is_empty() {
+            crate::export::Accepted::partly(refused.count as usize, refused.message)
+        } else {
+            crate::export::Accepted::all()
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
