@@ -107,8 +107,9 @@ impl HtmlFile {
     }
 }
 
-/// Writes `bytes` to a temporary file next to `path` (created `0600`), then
-/// renames it over `path`, so a reader never sees half a report.
+/// Writes `bytes` to a temporary file next to `path`, then renames it over
+/// `path` ([`crate::file::replace_private`]), so a reader never sees half a
+/// report.
 fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
     if let Some(dir) = dir {
@@ -118,20 +119,8 @@ fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut name = path.file_name().unwrap_or_default().to_owned();
     name.push(format!(".{}.tmp", std::process::id()));
     let tmp = path.with_file_name(name);
-    let write = || -> std::io::Result<()> {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&tmp)?;
-        file.write_all(bytes)?;
-        file.flush()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(format_args!("cannot write {}", path.display()), e)
-    })
+    crate::file::replace_private(path, &tmp, bytes)
+        .map_err(|e| Error::io(format_args!("cannot write {}", path.display()), e))
 }
 
 /// The report page of JSON Lines records (any layout). Lines that are not
