@@ -60,9 +60,12 @@ use crate::record::Record;
 
 /// A destination for batches of records; see the [module docs](self).
 ///
-/// `export` is called from one thread at a time per output (the calling
-/// thread in direct delivery, the output's `aitrace-send-N` thread in
-/// background delivery), but must be `Send + Sync`. It should bound its own
+/// Deliveries call `export` from one thread at a time per output (the
+/// calling thread in direct delivery, the output's `aitrace-send-N` thread
+/// in background delivery); [`flush_keep`](crate::BufferedLogger::flush_keep)
+/// sends a copy from the calling thread, which may overlap with them, so an
+/// exporter must be safe to call from two threads at once (`Sync`: a
+/// `Mutex` around a connection will do). It should bound its own
 /// waits (a network call with timeouts): a hung exporter holds its output's
 /// batches, never the others'. Anything it logs through a frontend wired to
 /// the same logger is dropped while it runs, so it cannot feed itself.
