@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Argument: the database file (default `aitrace.sqlite3` in the temp
-//! folder). Its spool folder is the same path with `.spool` added.
+//! folder). Its spool folder is the same path with `.spool` added. It
+//! prints the flush report, how many tries were retried, and the table.
 //!
 //! The exporter implements [`Export`] and nothing else: the logger gives it
 //! what it gives its built-in outputs, here background delivery, batching,
@@ -133,7 +134,14 @@ impl Export for SqliteExporter {
         if batch.layout() != Layout::Namespaced {
             return Err(Error::refused("sqlite: reads the namespaced layout only"));
         }
-        self.insert(batch.lines()).map_err(outcome)?;
+        self.insert(batch.lines()).map_err(|err| {
+            let outcome = outcome(err);
+            if outcome.is_transient() {
+                // The logger retries it; a line says why it waits.
+                eprintln!("{outcome}; retrying later");
+            }
+            outcome
+        })?;
         Ok(Accepted::all())
     }
 
@@ -186,6 +194,7 @@ fn main() {
 
     let report = log.flush().expect("flush");
     println!("{report}");
+    println!("retries: {}", log.stats().retried);
 
     let conn = Connection::open(&path).expect("reopen the database");
     let mut query = conn

@@ -807,8 +807,9 @@ fn sqlite_stores_every_good_record_and_sets_the_one_that_breaks_a_check_aside() 
         report.contains("refused: sqlite: CHECK constraint failed"),
         "{report}"
     );
+    assert_eq!(stdout.lines().nth(1), Some("retries: 0"), "{stdout}");
     // It prints the table too: a line per row.
-    assert_eq!(stdout.lines().count(), 11, "{stdout}");
+    assert_eq!(stdout.lines().count(), 12, "{stdout}");
 
     let rows = sqlite_rows(&db);
     let events: Vec<&str> = rows.iter().map(|r| r.event.as_str()).collect();
@@ -885,4 +886,54 @@ fn sqlite_stores_every_good_record_and_sets_the_one_that_breaks_a_check_aside() 
         .map(|p| std::fs::read_to_string(p).unwrap())
         .unwrap();
     assert!(reason.contains("CHECK constraint failed"), "{reason}");
+}
+
+/// Issue 19: `SQLITE_BUSY` is `Error::retry_later`. Another connection holds
+/// the write lock until the example says it will retry; the retry delivers.
+#[test]
+fn sqlite_retries_a_batch_while_another_connection_holds_the_database() {
+    use std::io::BufRead;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.sqlite3");
+    // A first run makes the table.
+    run(example("sqlite").arg(&db));
+    assert_eq!(sqlite_rows(&db).len(), 10);
+
+    let holder = rusqlite::Connection::open(&db).unwrap();
+    // A write lock; readers (the example's schema check) still get in.
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let mut child = example("sqlite")
+        .arg(&db)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    loop {
+        let mut line = String::new();
+        // Ends when the example ends: it cannot hang the test on its own.
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        said.push_str(&line);
+        if line.contains("retrying later") {
+            break;
+        }
+    }
+    assert!(said.contains("database is locked"), "{said}");
+    holder.execute_batch("ROLLBACK").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{said}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.starts_with("11 records: 10 delivered, 1 refused, 1 dropped"),
+        "{stdout}"
+    );
+    let retries: u64 = stdout.lines().nth(1).unwrap()["retries: ".len()..]
+        .parse()
+        .unwrap();
+    assert!(retries >= 1, "{stdout}");
+    assert_eq!(sqlite_rows(&db).len(), 20, "both runs' records");
 }
