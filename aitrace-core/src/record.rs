@@ -186,6 +186,22 @@ impl Record {
         UNIX_EPOCH + std::time::Duration::from_nanos(self.timestamp)
     }
 
+    /// The timestamp as the wire format writes it: RFC 3339 in UTC with
+    /// microseconds (`2026-11-27T10:15:02.316023Z`), for an exporter that
+    /// stores records its own way.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use aitrace_core::{Level, Record};
+    ///
+    /// let at = UNIX_EPOCH + Duration::from_micros(1_795_774_502_316_023);
+    /// let record = Record::builder(Level::Info, "paid").timestamp(at).build();
+    /// assert_eq!(record.timestamp_text(), "2026-11-27T10:15:02.316023Z");
+    /// ```
+    pub fn timestamp_text(&self) -> String {
+        humantime::format_rfc3339_micros(self.timestamp()).to_string()
+    }
+
     #[inline]
     pub(crate) fn timestamp_nanos(&self) -> u64 {
         self.timestamp

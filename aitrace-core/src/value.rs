@@ -319,6 +319,26 @@ fn from_json(json: serde_json::Value, depth: usize) -> Value {
     }
 }
 
+/// A value serializes as the wire format writes it (NaN and the infinities
+/// as strings, bytes as hex, nesting past [`MAX_VALUE_DEPTH`] as a marker),
+/// for an exporter that stores fields its own way.
+///
+/// ```
+/// use aitrace_core::Value;
+///
+/// let value = Value::from(vec![Value::from(1), Value::from(f64::NAN)]);
+/// assert_eq!(serde_json::to_string(&value).unwrap(), r#"[1,"NaN"]"#);
+/// ```
+impl serde::Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Encode {
+            value: self,
+            depth: 0,
+        }
+        .serialize(s)
+    }
+}
+
 /// Serializes a value with the documented fallbacks and depth limit.
 pub(crate) struct Encode<'a> {
     pub(crate) value: &'a Value,
