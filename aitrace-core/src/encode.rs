@@ -12,30 +12,7 @@ use serde::ser::SerializeMap;
 use crate::location;
 use crate::record::Record;
 use crate::value::Encode;
-
-/// The reserved key under which the namespaced layout puts tracer metadata.
-pub const META_KEY: &str = "__tracer_meta__";
-
-/// The prefix given to a user key that would collide with a key the layout
-/// reserves (`__tracer_meta__`, and in the flat and compat layouts the meta
-/// keys such as `event` or `timestamp`).
-pub const RENAMED_KEY_PREFIX: &str = "user.";
-
-/// The metadata keys, as the flat layout writes them at the top level.
-pub const FLAT_KEYS: &[&str] = &[
-    "timestamp",
-    "event",
-    "level",
-    "logger",
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "file",
-    "line",
-    "function",
-    "provisional",
-    "record_id",
-];
+use crate::wire::{FLAT_KEYS, META_KEY, RENAMED_KEY_PREFIX, TIMESTAMP};
 
 /// How a record is laid out as JSON.
 ///
@@ -117,7 +94,7 @@ impl Layout {
     fn reserved(self, key: &str) -> bool {
         match self {
             Layout::Namespaced => key == META_KEY,
-            Layout::Compat => key == META_KEY || key == "timestamp",
+            Layout::Compat => key == META_KEY || key == TIMESTAMP,
             Layout::Flat => FLAT_KEYS.contains(&key),
         }
     }
@@ -143,7 +120,7 @@ impl Serialize for LayoutRecord<'_> {
             Meta(record).write_entries(&mut map)?;
         }
         if layout == Layout::Compat {
-            map.serialize_entry("timestamp", &Timestamp(record))?;
+            map.serialize_entry(TIMESTAMP, &Timestamp(record))?;
         }
         write_user_fields(layout, record, &mut map)?;
         if layout != Layout::Flat {

@@ -135,6 +135,7 @@ mod stats;
 mod testing;
 mod time;
 mod value;
+pub mod wire;
 
 pub use buffer::{DEFAULT_BACKGROUND_CAPACITY, DEFAULT_CAPACITY, OverflowPolicy};
 pub use delivery::{FlushFuture, OnFailure};
@@ -155,7 +156,7 @@ pub use logger::{
 pub use otlp::{DEFAULT_OTLP_ENDPOINT, DEFAULT_OTLP_TIMEOUT, OtlpOutputBuilder, Protocol};
 pub use output::{HttpOutputBuilder, Output};
 pub use propagation::TraceParent;
-pub use record::{Location, Record, RecordBuilder, SpanContext};
+pub use record::{Location, Record, RecordBuilder, RecordKind, SpanContext};
 pub use redact::{DEFAULT_REDACTED_KEYS, Redactor, Verdict};
 pub use report::{Delivery, FlushReport};
 pub use retry::{
@@ -168,17 +169,6 @@ pub use stats::{OutputStats, Stats};
 #[cfg(feature = "testing")]
 pub use testing::InMemoryOutput;
 pub use value::{INLINE_STR_LEN, Str, Value};
-
-/// Names the wire format gives meaning to (WIRE_FORMAT.md): keys, reserved
-/// names and the documented fallbacks' limits.
-pub mod wire {
-    pub use crate::buffer::DROPPED_EVENT;
-    pub use crate::encode::{FLAT_KEYS, META_KEY, RENAMED_KEY_PREFIX};
-    pub use crate::file::TIMESTAMP_PLACEHOLDER;
-    pub use crate::redact::REDACTED;
-    pub use crate::span::{DURATION_FIELD, ERROR_FIELD};
-    pub use crate::value::MAX_VALUE_DEPTH;
-}
 
 /// The environment variables a logger reads for what code did not set
 /// (values set in code win).

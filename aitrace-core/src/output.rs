@@ -9,11 +9,11 @@ use std::time::{Duration, SystemTime};
 
 use crate::encode::Layout;
 use crate::error::{Error, ErrorKind, Result};
+use crate::export::{Accepted, Batch, Export, Input};
 use crate::file;
 use crate::http::{self, HttpSender};
 use crate::record::Record;
 use crate::report::Delivery;
-use crate::export::{Accepted, Batch, Export, Input};
 use crate::scratch::{MAX_KEPT_BODY, Scratch, with_scratch};
 
 /// The environment variable that chooses the outputs when none is set in
@@ -311,7 +311,9 @@ impl Output {
         body.clear();
         let layout = self.layout;
         let batch = match (self.exporter.input(), records, lines) {
-            (Input::Records, Some(records), _) => Batch::new(Some(records), &[], None, count, layout),
+            (Input::Records, Some(records), _) => {
+                Batch::new(Some(records), &[], None, count, layout)
+            }
             (Input::Array, Some(records), _) => {
                 layout.write_array(body, records);
                 Batch::new(Some(records), &[], Some(body), count, layout)
