@@ -7,6 +7,11 @@
 //! the crate root followed back to the module that defines them) and fails
 //! naming each circle it finds. Test code (`#[cfg(test)] mod tests`, a
 //! `tests.rs` file) is left out: like a dev-dependency, it may reach up.
+//!
+//! It sees paths, not types: a call of an inherent method defined in another
+//! module (`Output::from_target`, defined in `target.rs`) is no edge. Keep
+//! such `impl` blocks in a module that also names its dependencies by path,
+//! as `target.rs` does.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
