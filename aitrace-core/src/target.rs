@@ -203,3 +203,29 @@ impl Output {
         (Output::new(memory.clone()), memory)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_targets_name_their_outputs() {
+        assert_eq!(Output::from_target("-").unwrap().to_string(), "stdout");
+        assert_eq!(Output::from_target("STDERR").unwrap().to_string(), "stderr");
+        let dir = std::env::temp_dir().join("aitrace-target-test");
+        let html = Output::from_target(&format!("{}/r.HTML", dir.display())).unwrap();
+        assert_eq!(html.path(), Some(dir.join("r.HTML").as_path()));
+    }
+
+    /// Without the `otlp` feature, an otlp target is recognised and refused
+    /// with the reason, not taken for a file named `otlp`.
+    #[cfg(not(feature = "otlp"))]
+    #[test]
+    fn an_otlp_target_without_the_feature_says_it_is_needed() {
+        for target in ["otlp", "OTLP+http://collector:4318"] {
+            let err = Output::from_target(target).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidTarget, "{target}");
+            assert!(err.to_string().contains("`otlp` feature"), "{err}");
+        }
+    }
+}
