@@ -7,8 +7,7 @@ use std::time::SystemTime;
 
 use crate::error::{Error, Result};
 
-/// The placeholder replaced by the start time in a file target.
-pub const TIMESTAMP_PLACEHOLDER: &str = "<YYYYMMDD_HHMMSS>";
+use crate::wire::TIMESTAMP_PLACEHOLDER;
 
 /// Expands a file target as WIRE_FORMAT.md §4 says: a leading `~` becomes the
 /// home folder and `<YYYYMMDD_HHMMSS>` the given time, in UTC.

@@ -19,10 +19,10 @@ use parking_lot::Mutex;
 
 use serde_json::{Map, Value as Json};
 
-use crate::encode::{Layout, META_KEY};
+use crate::encode::Layout;
 use crate::error::{Error, Result};
 use crate::record::Record;
-use crate::span::DURATION_FIELD;
+use crate::wire::{self, DURATION_FIELD, META_KEY, Phase};
 
 const STYLE: &str = include_str!("html/report.css");
 const SCRIPT: &str = include_str!("html/report.js");
@@ -249,7 +249,7 @@ impl Traces {
     fn add(&mut self, record: &Map<String, Json>) {
         let meta = meta_of(record);
         let str_of = |key: &str| meta.get(key).and_then(Json::as_str);
-        let id = str_of("trace_id").map(str::to_owned);
+        let id = str_of(wire::TRACE_ID).map(str::to_owned);
         let summary = match self.by_id.get_mut(&id) {
             Some(summary) => summary,
             None => {
@@ -258,11 +258,11 @@ impl Traces {
             }
         };
         summary.records += 1;
-        let level = str_of("level").unwrap_or_default();
+        let level = str_of(wire::LEVEL).unwrap_or_default();
         summary.error |= level.eq_ignore_ascii_case("error")
             || level.eq_ignore_ascii_case("critical")
             || level.eq_ignore_ascii_case("fatal");
-        if let Some((ts, us)) = str_of("timestamp").and_then(|ts| Some((ts, micros(ts)?))) {
+        if let Some((ts, us)) = str_of(wire::TIMESTAMP).and_then(|ts| Some((ts, micros(ts)?))) {
             if summary.first.as_ref().is_none_or(|(first, _)| us < *first) {
                 summary.first = Some((us, ts.to_owned()));
             }
@@ -270,20 +270,18 @@ impl Traces {
                 summary.last = Some(us);
             }
         }
-        let event = str_of("event").unwrap_or_default();
+        let event = str_of(wire::EVENT).unwrap_or_default();
         if summary.first_event.is_none() {
             summary.first_event = Some(event.to_owned());
         }
-        let is_root = str_of("span_id").is_some() && str_of("parent_span_id").is_none();
+        let is_root = str_of(wire::SPAN_ID).is_some() && str_of(wire::PARENT_SPAN_ID).is_none();
+        let lifecycle = wire::lifecycle(event);
         if is_root && summary.root_name.is_none() {
-            if let Some(name) = event
-                .strip_suffix(".start")
-                .or_else(|| event.strip_suffix(".end"))
-            {
+            if let Some((name, _)) = lifecycle {
                 summary.root_name = Some(name.to_owned());
             }
         }
-        if is_root && event.ends_with(".end") {
+        if is_root && matches!(lifecycle, Some((_, Phase::End))) {
             if let Some(ms) = record.get(DURATION_FIELD).and_then(Json::as_f64) {
                 summary.root_duration = Some(ms);
             }

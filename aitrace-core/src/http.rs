@@ -140,7 +140,7 @@ impl fmt::Debug for RedactedHeaders<'_> {
             .entries(
                 self.0
                     .iter()
-                    .map(|(name, _)| (name.as_str(), crate::redact::REDACTED)),
+                    .map(|(name, _)| (name.as_str(), crate::wire::REDACTED)),
             )
             .finish()
     }

@@ -6,12 +6,7 @@ use std::fmt;
 mod str;
 pub use self::str::{INLINE_STR_LEN, Str};
 
-/// How deep arrays and objects may nest inside one field value.
-///
-/// Deeper parts are written as the string `"[max depth]"`, so a pathological
-/// value can neither overflow the encoder's stack nor produce JSON that common
-/// readers (`serde_json`, Python's `json`) refuse to parse.
-pub const MAX_VALUE_DEPTH: usize = 32;
+pub(crate) use crate::wire::MAX_VALUE_DEPTH;
 
 /// The string written in place of a value nested deeper than [`MAX_VALUE_DEPTH`].
 pub(crate) const DEPTH_MARKER: &str = "[max depth]";

@@ -10,9 +10,9 @@ use std::borrow::Cow;
 
 use super::encode::SpanParts;
 use crate::level::Level;
-use crate::record::Record;
+use crate::record::{Record, RecordKind};
 use crate::value::Value;
-use crate::wire::{DURATION_FIELD, ERROR_FIELD};
+use crate::wire::{self, DURATION_FIELD, ERROR_FIELD, Phase};
 
 /// Semantic-convention names of the code location (semconv 1.30 and later).
 pub(crate) const CODE_FILE: &str = "code.file.path";
@@ -55,12 +55,12 @@ pub(crate) fn severity(level: Level) -> (i32, &'static str) {
 
 /// Whether a record is a span's `NAME.start`.
 pub(crate) fn is_span_start(record: &Record) -> bool {
-    record.is_provisional() && record.span_context().is_some() && record.event().ends_with(".start")
+    record.kind() == RecordKind::SpanStart && record.span_context().is_some()
 }
 
 /// Whether a record is a span's `NAME.end`, as its frontend marked it.
 pub(crate) fn is_span_end(record: &Record) -> bool {
-    record.is_span_end() && record.span_context().is_some()
+    record.kind() == RecordKind::SpanEnd && record.span_context().is_some()
 }
 
 fn span_key(record: &Record) -> Option<u64> {
@@ -394,7 +394,10 @@ pub(crate) fn span_shape<'a>(end: &'a Record, start: &'a [(String, Value)]) -> S
             used[0] = Some(OTEL_NAME);
             name
         }
-        None => end.event().strip_suffix(".end").unwrap_or(end.event()),
+        None => match wire::lifecycle(end.event()) {
+            Some((name, Phase::End)) => name,
+            _ => end.event(),
+        },
     };
     let kind = match text(OTEL_KIND).map(str::to_ascii_lowercase).as_deref() {
         Some("internal") => Some(SPAN_KIND_INTERNAL),

@@ -23,6 +23,6 @@ impl OtlpOutputBuilder {
     /// The output; fails on an endpoint that is not an `http(s)://` URL, a
     /// variable that cannot be read, or a CA file that cannot be used.
     pub fn build(self) -> Result<Output> {
-        Ok(Output::from_otlp(OtlpSender::new(&self)?))
+        Ok(Output::new(OtlpSender::new(&self)?))
     }
 }
