@@ -1,25 +1,25 @@
 //! The OTLP/HTTP output: events as log records on `/v1/logs`, span
 //! lifecycles as spans on `/v1/traces`, to any OpenTelemetry Collector.
 //!
-//! `config.rs` resolves settings (code, then `OTEL_*`, then defaults),
-//! `convert.rs` says what each record becomes (log record or span, in
-//! which scope), `export.rs` posts the requests and reads the answers with
-//! the `opentelemetry-proto` message types. The requests are written
-//! straight from the records, not through those types (building them
-//! cost an allocation per attribute key and string value, and the
-//! allocator was the largest cost of the OTLP sender):
+//! The requests are written straight from the records, not through the
+//! `opentelemetry-proto` types (building those cost an allocation per
+//! attribute key and string value, and the allocator was the largest cost
+//! of the OTLP sender). A file per concept, each importing only files
+//! listed before it, so they depend one way:
 //!
-//! - `semconv.rs`: attribute names and the severity of a level;
-//! - `span.rs`: a finished span, its name, kind and status;
-//! - `attributes.rs`: which attributes a record or span carries;
+//! - `config.rs`: settings (code, then `OTEL_*`, then defaults);
 //! - `fields.rs`: protobuf field numbers and enum values, named;
 //! - `protobuf.rs`: varints, keys, length-delimited fields;
+//! - `semconv.rs`: attribute names and the severity of a level;
+//! - `span.rs`: a finished span, its name, kind and status;
+//! - `convert.rs`: what each record becomes (log record, span or span
+//!   event, in which scope), and the span starts waiting for their ends;
+//! - `attributes.rs`: which attributes a record or span carries;
 //! - `proto_common.rs`, `proto_logs.rs`, `proto_traces.rs`: the protobuf
-//!   of the shared messages, of logs and of traces requests;
-//! - `json.rs`: OTLP/JSON of both requests.
-//!
-//! Each imports only the ones listed before it (and `convert.rs`, which
-//! imports `span.rs`): the files depend one way.
+//!   of the shared messages, of logs requests and of traces requests;
+//! - `json.rs`: OTLP/JSON of both requests;
+//! - `export.rs`: posts the requests and reads the answers with the
+//!   `opentelemetry-proto` message types.
 
 mod attributes;
 mod config;

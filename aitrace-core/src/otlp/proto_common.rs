@@ -205,9 +205,9 @@ fn put_scope(buf: &mut Vec<u8>, field: u32, name: Option<&str>) {
     }
 }
 
-/// The field numbers that frame a request's items, the same in both
-/// requests: [`proto_logs::FRAMING`](super::proto_logs::FRAMING) and
-/// [`proto_traces::FRAMING`](super::proto_traces::FRAMING).
+/// The field numbers that frame a request's items, the same numbers in
+/// both requests under different names: each request names its own in a
+/// `FRAMING` (`proto_logs.rs`, `proto_traces.rs`).
 #[derive(Clone, Copy)]
 pub(crate) struct Framing {
     /// `resource_logs` of the request, or `resource_spans`.
