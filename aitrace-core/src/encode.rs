@@ -9,6 +9,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use serde::Serialize;
 use serde::ser::SerializeMap;
 
+use crate::ids::hex;
 use crate::location;
 use crate::record::Record;
 use crate::value::Encode;
@@ -420,14 +421,10 @@ impl<const N: usize> std::fmt::Write for StackStr<N> {
 
 /// Lower-case hex of id bytes, on the stack.
 fn hex_id<const N: usize>(bytes: &[u8]) -> StackStr<N> {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = StackStr::<N>::new();
-    for (i, b) in bytes.iter().take(N / 2).enumerate() {
-        out.buf[2 * i] = DIGITS[usize::from(b >> 4)];
-        out.buf[2 * i + 1] = DIGITS[usize::from(b & 0xf)];
+    StackStr {
+        buf: hex(bytes),
+        len: (2 * bytes.len()).min(N),
     }
-    out.len = (2 * bytes.len()).min(N);
-    out
 }
 
 struct Meta<'a>(&'a Record);
