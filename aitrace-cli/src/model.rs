@@ -3,8 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use aitrace_core::wire::FLAT_KEYS;
-use aitrace_core::wire::{DURATION_FIELD, ERROR_FIELD, META_KEY};
+use aitrace_core::wire::{self, DURATION_FIELD, ERROR_FIELD, FLAT_KEYS, META_KEY, Phase};
 use serde_json::{Map, Value as Json};
 
 /// The levels in order, as the wire format writes them.
@@ -46,13 +45,13 @@ impl Rec {
             _ => object,
         };
         let string = |key: &str| meta.get(key).and_then(Json::as_str).map(str::to_owned);
-        let timestamp = string("timestamp");
+        let timestamp = string(wire::TIMESTAMP);
         let fields = object
             .iter()
             .filter(|(k, v)| {
                 if namespaced {
                     k.as_str() != META_KEY
-                        && !(k.as_str() == "timestamp" && meta.get("timestamp") == Some(v))
+                        && !(k.as_str() == wire::TIMESTAMP && meta.get(wire::TIMESTAMP) == Some(v))
                 } else {
                     !FLAT_KEYS.contains(&k.as_str())
                 }
@@ -63,11 +62,15 @@ impl Rec {
             seq,
             micros: timestamp.as_deref().and_then(micros),
             timestamp,
-            event: string("event").unwrap_or_default(),
-            level: level_rank(meta.get("level").and_then(Json::as_str).unwrap_or("info")),
-            trace_id: string("trace_id"),
-            span_id: string("span_id"),
-            parent_span_id: string("parent_span_id"),
+            event: string(wire::EVENT).unwrap_or_default(),
+            level: level_rank(
+                meta.get(wire::LEVEL)
+                    .and_then(Json::as_str)
+                    .unwrap_or("info"),
+            ),
+            trace_id: string(wire::TRACE_ID),
+            span_id: string(wire::SPAN_ID),
+            parent_span_id: string(wire::PARENT_SPAN_ID),
             fields,
             text: text.to_owned(),
         }
@@ -84,13 +87,18 @@ impl Rec {
     /// `Some(name)` for `NAME.start`.
     pub(crate) fn span_start(&self) -> Option<&str> {
         self.span_id.as_ref()?;
-        self.event.strip_suffix(".start")
+        self.lifecycle(Phase::Start)
     }
 
     /// `Some(name)` for `NAME.end`.
     pub(crate) fn span_end(&self) -> Option<&str> {
         self.span_id.as_ref()?;
-        self.event.strip_suffix(".end")
+        self.lifecycle(Phase::End)
+    }
+
+    /// The span name, when the event is that phase's lifecycle event.
+    fn lifecycle(&self, phase: Phase) -> Option<&str> {
+        wire::lifecycle(&self.event).and_then(|(name, p)| (p == phase).then_some(name))
     }
 
     pub(crate) fn duration_ms(&self) -> Option<f64> {

@@ -1,6 +1,6 @@
 //! `aitrace validate`: records checked against WIRE_FORMAT.md §1.
 
-use aitrace_core::wire::META_KEY;
+use aitrace_core::wire::{self, META_KEY, Phase};
 use serde_json::{Map, Value as Json};
 
 use std::collections::HashSet;
@@ -12,8 +12,8 @@ pub(crate) fn check(object: &Map<String, Json>) -> Vec<String> {
     let mut problems = Vec::new();
     let meta = match object.get(META_KEY) {
         Some(Json::Object(meta)) => {
-            if let Some(top) = object.get("timestamp") {
-                if Some(top) != meta.get("timestamp") {
+            if let Some(top) = object.get(wire::TIMESTAMP) {
+                if Some(top) != meta.get(wire::TIMESTAMP) {
                     problems.push(
                         "top-level timestamp differs from __tracer_meta__.timestamp (compat layout)"
                             .to_owned(),
@@ -36,23 +36,23 @@ pub(crate) fn check(object: &Map<String, Json>) -> Vec<String> {
             }
             None => None,
             Some(Json::String(s)) => Some(s.as_str()),
-            Some(Json::Null) if !required && key == "parent_span_id" => None,
+            Some(Json::Null) if !required && key == wire::PARENT_SPAN_ID => None,
             Some(other) => {
                 problems.push(format!("{key} is {other}, not a string"));
                 None
             }
         }
     };
-    let timestamp = string("timestamp", true).map(str::to_owned);
-    let event = string("event", true).map(str::to_owned);
-    let level = string("level", true).map(str::to_owned);
-    let _ = string("logger", false);
-    let trace_id = string("trace_id", false).map(str::to_owned);
-    let span_id = string("span_id", false).map(str::to_owned);
-    let parent = string("parent_span_id", false).map(str::to_owned);
-    let _ = string("file", false);
-    let _ = string("function", false);
-    let record_id = string("record_id", false).map(str::to_owned);
+    let timestamp = string(wire::TIMESTAMP, true).map(str::to_owned);
+    let event = string(wire::EVENT, true).map(str::to_owned);
+    let level = string(wire::LEVEL, true).map(str::to_owned);
+    let _ = string(wire::LOGGER, false);
+    let trace_id = string(wire::TRACE_ID, false).map(str::to_owned);
+    let span_id = string(wire::SPAN_ID, false).map(str::to_owned);
+    let parent = string(wire::PARENT_SPAN_ID, false).map(str::to_owned);
+    let _ = string(wire::FILE, false);
+    let _ = string(wire::FUNCTION, false);
+    let record_id = string(wire::RECORD_ID, false).map(str::to_owned);
 
     if let Some(ts) = &timestamp {
         if !is_wire_timestamp(ts) {
@@ -72,10 +72,10 @@ pub(crate) fn check(object: &Map<String, Json>) -> Vec<String> {
         }
     }
     for (key, value, digits) in [
-        ("trace_id", &trace_id, 32),
-        ("span_id", &span_id, 16),
-        ("parent_span_id", &parent, 16),
-        ("record_id", &record_id, 16),
+        (wire::TRACE_ID, &trace_id, 32),
+        (wire::SPAN_ID, &span_id, 16),
+        (wire::PARENT_SPAN_ID, &parent, 16),
+        (wire::RECORD_ID, &record_id, 16),
     ] {
         if let Some(value) = value {
             if !is_hex_id(value, digits) {
@@ -93,16 +93,20 @@ pub(crate) fn check(object: &Map<String, Json>) -> Vec<String> {
     if parent.is_some() && span_id.is_none() {
         problems.push("parent_span_id without span_id".to_owned());
     }
-    match meta.get("line") {
+    match meta.get(wire::LINE) {
         None => {}
         Some(Json::Number(n))
             if n.as_u64()
                 .is_some_and(|n| n >= 1 && n <= u64::from(u32::MAX)) => {}
         Some(other) => problems.push(format!("line {other} is not an integer from 1")),
     }
-    match meta.get("provisional") {
+    match meta.get(wire::PROVISIONAL) {
         None => {}
-        Some(Json::Bool(true)) if event.as_deref().is_some_and(|e| e.ends_with(".start")) => {}
+        Some(Json::Bool(true))
+            if event
+                .as_deref()
+                .and_then(wire::lifecycle)
+                .is_some_and(|(_, phase)| phase == Phase::Start) => {}
         Some(Json::Bool(true)) => {
             problems.push("provisional on a record that is not NAME.start".to_owned())
         }
@@ -195,16 +199,20 @@ impl<'a> Lifecycles<'a> {
         };
         let text = |key| meta.get(key).and_then(Json::as_str);
         let (Some(event), Some(trace), Some(span)) =
-            (text("event"), text("trace_id"), text("span_id"))
+            (text(wire::EVENT), text(wire::TRACE_ID), text(wire::SPAN_ID))
         else {
             return;
         };
         let ids = (trace.to_owned(), span.to_owned());
-        if event.ends_with(".start") {
-            self.started.insert(ids);
-        } else if let Some(name) = event.strip_suffix(".end") {
-            self.ended
-                .push((source, pos, name.to_owned(), ids.0, ids.1));
+        match wire::lifecycle(event) {
+            Some((_, Phase::Start)) => {
+                self.started.insert(ids);
+            }
+            Some((name, Phase::End)) => {
+                self.ended
+                    .push((source, pos, name.to_owned(), ids.0, ids.1));
+            }
+            None => {}
         }
     }
 

@@ -236,7 +236,7 @@ fn print_event(out: &mut impl Write, indent: &str, r: &Rec) -> std::io::Result<(
         LEVELS[r.level].to_uppercase(),
         r.event
     )?;
-    let fields = r.compact_fields(&["error"]);
+    let fields = r.compact_fields(&[aitrace_core::wire::ERROR_FIELD]);
     if let Some(error) = r.error() {
         write!(out, " {ERR}✖ {error}{ERR:#}")?;
     }

@@ -35,9 +35,7 @@ pub const DEFAULT_BACKGROUND_CAPACITY: usize = 1 << 16;
 
 const PUBLISH_EVERY: usize = 32;
 
-/// The event name of the warning record that reports overflow drops; its
-/// `dropped` field holds the count since the previous report.
-pub const DROPPED_EVENT: &str = "aitrace.dropped";
+pub(crate) use crate::wire::DROPPED_EVENT;
 
 /// What capturing does when the buffer is full. Every record dropped is
 /// counted in [`Stats::dropped`](crate::Stats::dropped), and the next batch

@@ -6,12 +6,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value as Json};
 
-use crate::encode::{FLAT_KEYS, META_KEY};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{SpanId, TraceId};
 use crate::level::Level;
 use crate::record::{Record, SpanContext};
 use crate::value::Value;
+use crate::wire::{self, FLAT_KEYS, META_KEY};
 
 impl Record {
     /// Reads one record from its JSON object in any layout the wire format
@@ -97,9 +97,10 @@ fn from_object(mut object: Map<String, Json>) -> Result<Record> {
     let (meta, user) = match object.shift_remove(META_KEY) {
         Some(Json::Object(meta)) => {
             // Compat: the top-level timestamp duplicates the meta one.
-            if object.get("timestamp").is_some() && object.get("timestamp") == meta.get("timestamp")
+            if object.get(wire::TIMESTAMP).is_some()
+                && object.get(wire::TIMESTAMP) == meta.get(wire::TIMESTAMP)
             {
-                object.shift_remove("timestamp");
+                object.shift_remove(wire::TIMESTAMP);
             }
             (meta, object)
         }
@@ -129,26 +130,26 @@ fn from_object(mut object: Map<String, Json>) -> Result<Record> {
             ))),
         }
     };
-    let timestamp = text("timestamp")?.ok_or_else(|| invalid("no timestamp".into()))?;
+    let timestamp = text(wire::TIMESTAMP)?.ok_or_else(|| invalid("no timestamp".into()))?;
     let timestamp = parse_timestamp(timestamp)?;
-    let event = text("event")?.ok_or_else(|| invalid("no event".into()))?;
-    let level = text("level")?.ok_or_else(|| invalid("no level".into()))?;
+    let event = text(wire::EVENT)?.ok_or_else(|| invalid("no event".into()))?;
+    let level = text(wire::LEVEL)?.ok_or_else(|| invalid("no level".into()))?;
     let level: Level = level
         .parse()
         .map_err(|_| invalid(format!("unknown level {level:?}")))?;
     let mut builder = Record::builder(level, event.to_owned()).timestamp(timestamp);
-    if let Some(logger) = text("logger")? {
+    if let Some(logger) = text(wire::LOGGER)? {
         builder = builder.logger(logger.to_owned());
     }
-    let trace_id = text("trace_id")?;
-    let span_id = text("span_id")?;
+    let trace_id = text(wire::TRACE_ID)?;
+    let span_id = text(wire::SPAN_ID)?;
     match (trace_id, span_id) {
         (Some(trace), Some(span)) => {
             let trace = TraceId::from_hex(trace)
                 .ok_or_else(|| invalid(format!("trace_id {trace:?} is not 32 hex digits")))?;
-            let span = parse_span_id("span_id", span)?;
-            let parent = text("parent_span_id")?
-                .map(|p| parse_span_id("parent_span_id", p))
+            let span = parse_span_id(wire::SPAN_ID, span)?;
+            let parent = text(wire::PARENT_SPAN_ID)?
+                .map(|p| parse_span_id(wire::PARENT_SPAN_ID, p))
                 .transpose()?;
             builder = builder.span_context(SpanContext::new(trace, span, parent));
         }
@@ -156,10 +157,10 @@ fn from_object(mut object: Map<String, Json>) -> Result<Record> {
         (Some(_), None) => return Err(invalid("trace_id without span_id".into())),
         (None, Some(_)) => return Err(invalid("span_id without trace_id".into())),
     }
-    if let Some(file) = text("file")? {
+    if let Some(file) = text(wire::FILE)? {
         builder = builder.file(file.to_owned());
     }
-    match meta.get("line") {
+    match meta.get(wire::LINE) {
         None | Some(Json::Null) => {}
         Some(Json::Number(n)) => {
             let line = n
@@ -175,10 +176,10 @@ fn from_object(mut object: Map<String, Json>) -> Result<Record> {
             )));
         }
     }
-    if let Some(function) = text("function")? {
+    if let Some(function) = text(wire::FUNCTION)? {
         builder = builder.function(function.to_owned());
     }
-    match meta.get("provisional") {
+    match meta.get(wire::PROVISIONAL) {
         None | Some(Json::Null) => {}
         Some(Json::Bool(b)) => builder = builder.provisional(*b),
         Some(other) => {
@@ -188,7 +189,7 @@ fn from_object(mut object: Map<String, Json>) -> Result<Record> {
             )));
         }
     }
-    if let Some(id) = text("record_id")? {
+    if let Some(id) = text(wire::RECORD_ID)? {
         let id = u64::from_str_radix(id, 16)
             .ok()
             .filter(|_| id.len() == 16)
@@ -203,8 +204,8 @@ fn from_object(mut object: Map<String, Json>) -> Result<Record> {
     // The wire format has no marker for a span's end: a record named
     // `….end` with a span and a duration is taken for one.
     if record.span_context().is_some()
-        && record.event().ends_with(".end")
-        && record.field(crate::wire::DURATION_FIELD).is_some()
+        && matches!(wire::lifecycle(record.event()), Some((_, wire::Phase::End)))
+        && record.field(wire::DURATION_FIELD).is_some()
     {
         record.mark_span_end();
     }
@@ -242,6 +243,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn lifecycle_records_read_back_keep_their_kind() {
+        let root = crate::SpanContext::new_root();
+        let start = Record::builder(crate::Level::Info, "job.start")
+            .span_context(root)
+            .provisional(true)
+            .build();
+        let no_duration = Record::builder(crate::Level::Info, "job.end")
+            .span_context(root)
+            .build();
+        let lines = format!(
+            "{}\n{}\n",
+            Layout::Namespaced.to_json(&start),
+            Layout::Namespaced.to_json(&no_duration)
+        );
+        let (records, unreadable) = records_from_lines(lines.as_bytes());
+        assert!(unreadable.is_none());
+        assert_eq!(records[0].kind(), crate::RecordKind::SpanStart);
+        assert_eq!(
+            records[1].kind(),
+            crate::RecordKind::Event,
+            "a `.end` without a duration is not taken for a span end"
+        );
+    }
+
+    #[test]
     fn lines_that_cannot_be_read_back_are_counted_and_the_rest_kept() {
         let good = Layout::Namespaced.to_json(
             &Record::builder(crate::Level::Info, "ok")
@@ -259,6 +285,8 @@ mod tests {
         assert_eq!(records.len(), 2);
         assert!(!records[0].is_span_end());
         assert!(records[1].is_span_end(), "read back as a span end");
+        assert_eq!(records[0].kind(), crate::RecordKind::Event);
+        assert_eq!(records[1].kind(), crate::RecordKind::SpanEnd);
         let (count, why) = unreadable.unwrap();
         assert_eq!(count, 2);
         assert!(why.starts_with("line 2:"), "{why}");

@@ -9,33 +9,11 @@ use std::time::{Duration, UNIX_EPOCH};
 use serde::Serialize;
 use serde::ser::SerializeMap;
 
+use crate::ids::hex;
 use crate::location;
 use crate::record::Record;
 use crate::value::Encode;
-
-/// The reserved key under which the namespaced layout puts tracer metadata.
-pub const META_KEY: &str = "__tracer_meta__";
-
-/// The prefix given to a user key that would collide with a key the layout
-/// reserves (`__tracer_meta__`, and in the flat and compat layouts the meta
-/// keys such as `event` or `timestamp`).
-pub const RENAMED_KEY_PREFIX: &str = "user.";
-
-/// The metadata keys, as the flat layout writes them at the top level.
-pub const FLAT_KEYS: &[&str] = &[
-    "timestamp",
-    "event",
-    "level",
-    "logger",
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "file",
-    "line",
-    "function",
-    "provisional",
-    "record_id",
-];
+use crate::wire::{self, FLAT_KEYS, META_KEY, RENAMED_KEY_PREFIX, TIMESTAMP};
 
 /// How a record is laid out as JSON.
 ///
@@ -117,7 +95,7 @@ impl Layout {
     fn reserved(self, key: &str) -> bool {
         match self {
             Layout::Namespaced => key == META_KEY,
-            Layout::Compat => key == META_KEY || key == "timestamp",
+            Layout::Compat => key == META_KEY || key == TIMESTAMP,
             Layout::Flat => FLAT_KEYS.contains(&key),
         }
     }
@@ -143,7 +121,7 @@ impl Serialize for LayoutRecord<'_> {
             Meta(record).write_entries(&mut map)?;
         }
         if layout == Layout::Compat {
-            map.serialize_entry("timestamp", &Timestamp(record))?;
+            map.serialize_entry(TIMESTAMP, &Timestamp(record))?;
         }
         write_user_fields(layout, record, &mut map)?;
         if layout != Layout::Flat {
@@ -206,6 +184,8 @@ fn for_each_user_field(layout: Layout, record: &Record, mut f: impl FnMut(&str, 
 /// and its ids and timestamp never need escaping, so only free text goes
 /// through `serde_json`. The output is byte-for-byte what the `serde` path
 /// writes (a test checks it); this one is the hot path of every HTTP batch.
+/// Its byte literals spell the [`wire`] keys the `serde` path names, which
+/// is how that test ties them to the wire module.
 fn write_namespaced(out: &mut Vec<u8>, r: &Record) {
     // Room for a typical record at once, not a capacity check per piece.
     out.reserve(512);
@@ -441,14 +421,10 @@ impl<const N: usize> std::fmt::Write for StackStr<N> {
 
 /// Lower-case hex of id bytes, on the stack.
 fn hex_id<const N: usize>(bytes: &[u8]) -> StackStr<N> {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = StackStr::<N>::new();
-    for (i, b) in bytes.iter().take(N / 2).enumerate() {
-        out.buf[2 * i] = DIGITS[usize::from(b >> 4)];
-        out.buf[2 * i + 1] = DIGITS[usize::from(b & 0xf)];
+    StackStr {
+        buf: hex(bytes),
+        len: (2 * bytes.len()).min(N),
     }
-    out.len = (2 * bytes.len()).min(N);
-    out
 }
 
 struct Meta<'a>(&'a Record);
@@ -456,39 +432,47 @@ struct Meta<'a>(&'a Record);
 impl Meta<'_> {
     fn write_entries<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
         let r = self.0;
-        map.serialize_entry("timestamp", &Timestamp(r))?;
-        map.serialize_entry("event", r.event())?;
-        map.serialize_entry("level", r.level().as_str())?;
+        map.serialize_entry(wire::TIMESTAMP, &Timestamp(r))?;
+        map.serialize_entry(wire::EVENT, r.event())?;
+        map.serialize_entry(wire::LEVEL, r.level().as_str())?;
         if let Some(logger) = r.logger() {
-            map.serialize_entry("logger", logger)?;
+            map.serialize_entry(wire::LOGGER, logger)?;
         }
         if let Some(ctx) = r.span_context() {
             map.serialize_entry(
-                "trace_id",
+                wire::TRACE_ID,
                 hex_id::<32>(&ctx.trace_id().to_bytes()).as_str(),
             )?;
-            map.serialize_entry("span_id", hex_id::<16>(&ctx.span_id().to_bytes()).as_str())?;
+            map.serialize_entry(
+                wire::SPAN_ID,
+                hex_id::<16>(&ctx.span_id().to_bytes()).as_str(),
+            )?;
             match ctx.parent_span_id() {
-                Some(parent) => map
-                    .serialize_entry("parent_span_id", hex_id::<16>(&parent.to_bytes()).as_str())?,
-                None => map.serialize_entry("parent_span_id", &())?,
+                Some(parent) => map.serialize_entry(
+                    wire::PARENT_SPAN_ID,
+                    hex_id::<16>(&parent.to_bytes()).as_str(),
+                )?,
+                None => map.serialize_entry(wire::PARENT_SPAN_ID, &())?,
             }
         }
         let loc = r.location();
         if let Some(file) = loc.file() {
-            map.serialize_entry("file", &location::display_path(file))?;
+            map.serialize_entry(wire::FILE, &location::display_path(file))?;
         }
         if let Some(line) = loc.line() {
-            map.serialize_entry("line", &line)?;
+            map.serialize_entry(wire::LINE, &line)?;
         }
         if let Some(function) = loc.function() {
-            map.serialize_entry("function", function)?;
+            map.serialize_entry(wire::FUNCTION, function)?;
         }
         if r.is_provisional() {
-            map.serialize_entry("provisional", &true)?;
+            map.serialize_entry(wire::PROVISIONAL, &true)?;
         }
         if let Some(id) = r.record_id() {
-            map.serialize_entry("record_id", hex_id::<16>(&id.get().to_be_bytes()).as_str())?;
+            map.serialize_entry(
+                wire::RECORD_ID,
+                hex_id::<16>(&id.get().to_be_bytes()).as_str(),
+            )?;
         }
         Ok(())
     }

@@ -37,6 +37,10 @@ pub enum ErrorKind {
     /// A `traceparent` header that is not W3C Trace Context
     /// ([`TraceParent::parse`](crate::TraceParent::parse)).
     InvalidTraceContext,
+    /// An [exporter](crate::export::Export) did not take a batch: made by
+    /// [`Error::retry_later`], [`Error::refused`] or
+    /// [`Error::refused_content`].
+    Export,
 }
 
 /// An error from an output, a flush or a configuration.
@@ -52,6 +56,9 @@ pub struct Error {
     /// Set when the output knows better than the kind and status whether a
     /// retry may help (OTLP names its own retryable statuses).
     transient: Option<bool>,
+    /// Set when the output says whether a refusal is about what the batch
+    /// holds (then halves of it may pass), else read from the status.
+    content: Option<bool>,
     retained: usize,
     fallback_path: Option<PathBuf>,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
@@ -65,10 +72,56 @@ impl Error {
             status: None,
             retry_after: None,
             transient: None,
+            content: None,
             retained: 0,
             fallback_path: None,
             source: None,
         }
+    }
+
+    /// An exporter's failure that may pass (the receiver is down, busy,
+    /// or timed out): the batch is sent again later, with backoff, and
+    /// spooled when there is a spool. See [`after`](Self::after).
+    pub fn retry_later(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Export, message).with_transient(true)
+    }
+
+    /// An exporter's batch refused for good (bad credentials, no such
+    /// table): set aside with `message` as the reason, counted as dropped
+    /// and refused, never sent again.
+    pub fn refused(message: impl Into<String>) -> Self {
+        let mut err = Error::new(ErrorKind::Export, message).with_transient(false);
+        err.content = Some(false);
+        err
+    }
+
+    /// An exporter's batch refused for what it holds (a record that
+    /// breaks a constraint, a batch too large): sent again at once in two
+    /// halves, and so on, so that only the records at fault are set aside.
+    pub fn refused_content(message: impl Into<String>) -> Self {
+        let mut err = Error::new(ErrorKind::Export, message).with_transient(false);
+        err.content = Some(true);
+        err
+    }
+
+    /// The same error, asking for the next try no sooner than `delay` from
+    /// now (an HTTP `Retry-After`); the backoff's own delay applies when it
+    /// is longer.
+    pub fn after(self, delay: std::time::Duration) -> Self {
+        self.with_retry_after(Some(delay))
+    }
+
+    /// The same error, caused by `source` ([`std::error::Error::source`]).
+    pub fn caused_by(self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.with_source(source)
+    }
+
+    /// Whether the refusal is about what the batch holds, so that halves of
+    /// it may pass: as the exporter said ([`Error::refused_content`]), else
+    /// an HTTP 400, 413 or 422.
+    pub(crate) fn refuses_content(&self) -> bool {
+        self.content
+            .unwrap_or(matches!(self.status, Some(400 | 413 | 422)))
     }
 
     pub(crate) fn io(context: impl fmt::Display, err: std::io::Error) -> Self {
@@ -90,7 +143,6 @@ impl Error {
         self
     }
 
-    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
     pub(crate) fn with_transient(mut self, transient: bool) -> Self {
         self.transient = Some(transient);
         self

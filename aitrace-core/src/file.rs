@@ -7,8 +7,7 @@ use std::time::SystemTime;
 
 use crate::error::{Error, Result};
 
-/// The placeholder replaced by the start time in a file target.
-pub const TIMESTAMP_PLACEHOLDER: &str = "<YYYYMMDD_HHMMSS>";
+use crate::wire::TIMESTAMP_PLACEHOLDER;
 
 /// Expands a file target as WIRE_FORMAT.md §4 says: a leading `~` becomes the
 /// home folder and `<YYYYMMDD_HHMMSS>` the given time, in UTC.
@@ -234,6 +233,30 @@ fn append_whole(file: &mut impl Appendable, bytes: &[u8]) -> std::io::Result<()>
     }
 }
 
+/// Writes `bytes` to `tmp` (created `0600`, truncated), syncs it and
+/// renames it over `path`: a reader sees the old file or the new one, never
+/// half of one, and the new one survives a crash once this returns. `tmp`
+/// is removed when a step fails. The HTML report and the spool write
+/// through it.
+pub(crate) fn replace_private(path: &Path, tmp: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let write = || -> std::io::Result<()> {
+        let mut options = OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(tmp)?;
+        file.write_all(bytes)?;
+        file.sync_data()?;
+        std::fs::rename(tmp, path)
+    };
+    write().inspect_err(|_| {
+        let _ = std::fs::remove_file(tmp);
+    })
+}
+
 fn open_append(path: &Path) -> std::io::Result<File> {
     let mut options = OpenOptions::new();
     options.append(true).create(true);
@@ -243,6 +266,37 @@ fn open_append(path: &Path) -> std::io::Result<File> {
         options.mode(0o600);
     }
     options.open(path)
+}
+
+/// A JSON Lines file output: each batch appended whole.
+#[derive(Debug)]
+pub(crate) struct FileOutput {
+    path: PathBuf,
+}
+
+impl FileOutput {
+    pub(crate) fn new(path: PathBuf) -> Self {
+        FileOutput { path }
+    }
+}
+
+impl crate::export::Export for FileOutput {
+    fn name(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn kind(&self) -> &'static str {
+        "file"
+    }
+
+    fn path(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+
+    fn export(&self, batch: &crate::export::Batch<'_>) -> Result<crate::export::Accepted> {
+        append(&self.path, batch.lines())?;
+        Ok(crate::export::Accepted::all())
+    }
 }
 
 #[cfg(test)]

@@ -19,10 +19,10 @@ use parking_lot::Mutex;
 
 use serde_json::{Map, Value as Json};
 
-use crate::encode::{Layout, META_KEY};
+use crate::encode::Layout;
 use crate::error::{Error, Result};
 use crate::record::Record;
-use crate::span::DURATION_FIELD;
+use crate::wire::{self, DURATION_FIELD, META_KEY, Phase};
 
 const STYLE: &str = include_str!("html/report.css");
 const SCRIPT: &str = include_str!("html/report.js");
@@ -107,8 +107,9 @@ impl HtmlFile {
     }
 }
 
-/// Writes `bytes` to a temporary file next to `path` (created `0600`), then
-/// renames it over `path`, so a reader never sees half a report.
+/// Writes `bytes` to a temporary file next to `path`, then renames it over
+/// `path` ([`crate::file::replace_private`]), so a reader never sees half a
+/// report.
 fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
     if let Some(dir) = dir {
@@ -118,20 +119,8 @@ fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut name = path.file_name().unwrap_or_default().to_owned();
     name.push(format!(".{}.tmp", std::process::id()));
     let tmp = path.with_file_name(name);
-    let write = || -> std::io::Result<()> {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&tmp)?;
-        file.write_all(bytes)?;
-        file.flush()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(format_args!("cannot write {}", path.display()), e)
-    })
+    crate::file::replace_private(path, &tmp, bytes)
+        .map_err(|e| Error::io(format_args!("cannot write {}", path.display()), e))
 }
 
 /// The report page of JSON Lines records (any layout). Lines that are not
@@ -260,7 +249,7 @@ impl Traces {
     fn add(&mut self, record: &Map<String, Json>) {
         let meta = meta_of(record);
         let str_of = |key: &str| meta.get(key).and_then(Json::as_str);
-        let id = str_of("trace_id").map(str::to_owned);
+        let id = str_of(wire::TRACE_ID).map(str::to_owned);
         let summary = match self.by_id.get_mut(&id) {
             Some(summary) => summary,
             None => {
@@ -269,11 +258,11 @@ impl Traces {
             }
         };
         summary.records += 1;
-        let level = str_of("level").unwrap_or_default();
+        let level = str_of(wire::LEVEL).unwrap_or_default();
         summary.error |= level.eq_ignore_ascii_case("error")
             || level.eq_ignore_ascii_case("critical")
             || level.eq_ignore_ascii_case("fatal");
-        if let Some((ts, us)) = str_of("timestamp").and_then(|ts| Some((ts, micros(ts)?))) {
+        if let Some((ts, us)) = str_of(wire::TIMESTAMP).and_then(|ts| Some((ts, micros(ts)?))) {
             if summary.first.as_ref().is_none_or(|(first, _)| us < *first) {
                 summary.first = Some((us, ts.to_owned()));
             }
@@ -281,20 +270,18 @@ impl Traces {
                 summary.last = Some(us);
             }
         }
-        let event = str_of("event").unwrap_or_default();
+        let event = str_of(wire::EVENT).unwrap_or_default();
         if summary.first_event.is_none() {
             summary.first_event = Some(event.to_owned());
         }
-        let is_root = str_of("span_id").is_some() && str_of("parent_span_id").is_none();
+        let is_root = str_of(wire::SPAN_ID).is_some() && str_of(wire::PARENT_SPAN_ID).is_none();
+        let lifecycle = wire::lifecycle(event);
         if is_root && summary.root_name.is_none() {
-            if let Some(name) = event
-                .strip_suffix(".start")
-                .or_else(|| event.strip_suffix(".end"))
-            {
+            if let Some((name, _)) = lifecycle {
                 summary.root_name = Some(name.to_owned());
             }
         }
-        if is_root && event.ends_with(".end") {
+        if is_root && matches!(lifecycle, Some((_, Phase::End))) {
             if let Some(ms) = record.get(DURATION_FIELD).and_then(Json::as_f64) {
                 summary.root_duration = Some(ms);
             }
@@ -334,6 +321,25 @@ impl Traces {
                 })
             })
             .collect()
+    }
+}
+
+impl crate::export::Export for HtmlFile {
+    fn name(&self) -> String {
+        self.path().display().to_string()
+    }
+
+    fn kind(&self) -> &'static str {
+        "html"
+    }
+
+    fn path(&self) -> Option<&Path> {
+        Some(HtmlFile::path(self))
+    }
+
+    fn export(&self, batch: &crate::export::Batch<'_>) -> Result<crate::export::Accepted> {
+        self.write(batch.lines())?;
+        Ok(crate::export::Accepted::all())
     }
 }
 

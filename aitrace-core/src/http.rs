@@ -140,7 +140,7 @@ impl fmt::Debug for RedactedHeaders<'_> {
             .entries(
                 self.0
                     .iter()
-                    .map(|(name, _)| (name.as_str(), crate::redact::REDACTED)),
+                    .map(|(name, _)| (name.as_str(), crate::wire::REDACTED)),
             )
             .finish()
     }
@@ -536,6 +536,28 @@ pub(crate) fn percent_decode(text: &str) -> Vec<u8> {
         i += 1;
     }
     out
+}
+
+impl crate::export::Export for HttpSender {
+    fn name(&self) -> String {
+        self.redacted_url().to_owned()
+    }
+
+    fn kind(&self) -> &'static str {
+        "http"
+    }
+
+    fn input(&self) -> crate::export::Input {
+        crate::export::Input::Array
+    }
+
+    fn export(&self, batch: &crate::export::Batch<'_>) -> Result<crate::export::Accepted> {
+        let answer = self.post(batch.array().unwrap_or(b"[]"))?;
+        Ok(match answer.ingested {
+            Some(n) => crate::export::Accepted::ingested(n),
+            None => crate::export::Accepted::all(),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -85,9 +85,34 @@ impl SpanId {
     }
 }
 
+/// Writes the lower-case hex digits of `bytes`, two a byte, into `out`
+/// (as many bytes as `out` holds pairs): the one hex encoder of the crate,
+/// for ids in `Display`, in JSON lines and in OTLP.
+#[inline]
+pub(crate) fn write_hex(bytes: &[u8], out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0xf)];
+    }
+}
+
+/// The `N` lower-case hex digits of the first `N / 2` bytes of `bytes`.
+#[inline]
+pub(crate) fn hex<const N: usize>(bytes: &[u8]) -> [u8; N] {
+    let mut out = [0; N];
+    write_hex(bytes, &mut out);
+    out
+}
+
+/// Hex digits as text (they are ASCII).
+fn hex_str(digits: &[u8]) -> &str {
+    std::str::from_utf8(digits).unwrap_or_default()
+}
+
 impl fmt::Display for TraceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:032x}", u128::from_be_bytes(self.0))
+        f.write_str(hex_str(&hex::<32>(&self.0)))
     }
 }
 
@@ -99,7 +124,7 @@ impl fmt::Debug for TraceId {
 
 impl fmt::Display for SpanId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
+        f.write_str(hex_str(&hex::<16>(&self.to_bytes())))
     }
 }
 
@@ -124,6 +149,29 @@ mod tests {
         }
         assert_eq!(TraceId::from_bytes([0; 16]), None);
         assert_eq!(SpanId::from_bytes(s.to_bytes()), Some(s));
+    }
+
+    #[test]
+    fn hex_is_lower_case_two_digits_a_byte() {
+        assert_eq!(
+            &hex::<16>(&[0x00, 0x0f, 0xa0, 0xff, 1, 2, 3, 0x7e]),
+            b"000fa0ff0102037e"
+        );
+        // Only what fits.
+        assert_eq!(&hex::<4>(&[0xab, 0xcd, 0xef]), b"abcd");
+        let mut out = [b'.'; 6];
+        write_hex(&[0x12], &mut out);
+        assert_eq!(&out, b"12....");
+        let id = TraceId::random();
+        assert_eq!(
+            id.to_string(),
+            format!("{:032x}", u128::from_be_bytes(id.to_bytes()))
+        );
+        let span = SpanId::random();
+        assert_eq!(
+            span.to_string(),
+            format!("{:016x}", u64::from_be_bytes(span.to_bytes()))
+        );
     }
 
     #[test]

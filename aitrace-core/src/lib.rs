@@ -101,24 +101,18 @@ mod diagnostics;
 mod emit;
 mod encode;
 mod error;
+pub mod export;
 mod file;
 mod filter;
 mod html;
 mod http;
+mod http_builder;
 mod ids;
 mod level;
 mod location;
 mod logger;
 #[cfg(feature = "otlp")]
 mod otlp;
-#[cfg(not(feature = "otlp"))]
-mod otlp {
-    //! Target strings are recognised without the feature, to say it is needed.
-    pub(crate) fn parse_target(target: &str) -> Option<Option<&str>> {
-        let lower = target.get(..9).unwrap_or(target).to_ascii_lowercase();
-        (lower == "otlp" || lower == "otlp+http").then_some(None)
-    }
-}
 mod output;
 mod propagation;
 mod record;
@@ -130,10 +124,13 @@ mod sending;
 mod span;
 mod spool;
 mod stats;
+mod stdio;
+mod target;
 #[cfg(feature = "testing")]
 mod testing;
 mod time;
 mod value;
+pub mod wire;
 
 pub use buffer::{DEFAULT_BACKGROUND_CAPACITY, DEFAULT_CAPACITY, OverflowPolicy};
 pub use delivery::{FlushFuture, OnFailure};
@@ -143,6 +140,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use filter::{DEFAULT_MIN_LEVEL, Filter};
 pub use html::write_html_report;
 pub use http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
+pub use http_builder::HttpOutputBuilder;
 pub use ids::{SpanId, TraceId};
 pub use level::{Level, ParseLevelError};
 pub use location::{project_root, set_project_root};
@@ -152,9 +150,9 @@ pub use logger::{
 };
 #[cfg(feature = "otlp")]
 pub use otlp::{DEFAULT_OTLP_ENDPOINT, DEFAULT_OTLP_TIMEOUT, OtlpOutputBuilder, Protocol};
-pub use output::{HttpOutputBuilder, Output};
+pub use output::Output;
 pub use propagation::TraceParent;
-pub use record::{Location, Record, RecordBuilder, SpanContext};
+pub use record::{Location, Record, RecordBuilder, RecordKind, SpanContext};
 pub use redact::{DEFAULT_REDACTED_KEYS, Redactor, Verdict};
 pub use report::{Delivery, FlushReport};
 pub use retry::{
@@ -168,17 +166,6 @@ pub use stats::{OutputStats, Stats};
 pub use testing::InMemoryOutput;
 pub use value::{INLINE_STR_LEN, Str, Value};
 
-/// Names the wire format gives meaning to (WIRE_FORMAT.md): keys, reserved
-/// names and the documented fallbacks' limits.
-pub mod wire {
-    pub use crate::buffer::DROPPED_EVENT;
-    pub use crate::encode::{FLAT_KEYS, META_KEY, RENAMED_KEY_PREFIX};
-    pub use crate::file::TIMESTAMP_PLACEHOLDER;
-    pub use crate::redact::REDACTED;
-    pub use crate::span::{DURATION_FIELD, ERROR_FIELD};
-    pub use crate::value::MAX_VALUE_DEPTH;
-}
-
 /// The environment variables a logger reads for what code did not set
 /// (values set in code win).
 pub mod env {
@@ -188,6 +175,6 @@ pub mod env {
     pub use crate::logger::{
         BACKGROUND_ENV, BATCH_SIZE_ENV, CAPACITY_ENV, FLUSH_INTERVAL_ENV, SPOOL_DIR_ENV,
     };
-    pub use crate::output::TARGET_ENV;
     pub use crate::span::unwinding::PANIC_HOOK_ENV;
+    pub use crate::target::TARGET_ENV;
 }

@@ -7,6 +7,7 @@ use crate::clock::{nanos_since_epoch, now_nanos};
 use crate::ids::{SpanId, TraceId};
 use crate::level::Level;
 use crate::value::Value;
+use crate::wire::{self, Phase};
 
 mod fields;
 use fields::Fields;
@@ -125,6 +126,19 @@ impl Location {
     }
 }
 
+/// What a [`Record`] is ([`Record::kind`]): an event, or one of the two
+/// lifecycle records a span writes (WIRE_FORMAT.md §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RecordKind {
+    /// An event: anything that is not a span's lifecycle record.
+    Event,
+    /// A span's `NAME.start`, written when it opens (provisional).
+    SpanStart,
+    /// A span's `NAME.end`, written when it closes.
+    SpanEnd,
+}
+
 /// One structured log record, owned, ready to buffer and encode later.
 ///
 /// Built with [`Record::builder`]; read with the getters. Frontend adapters
@@ -184,6 +198,22 @@ impl Record {
     #[inline]
     pub fn timestamp(&self) -> SystemTime {
         UNIX_EPOCH + std::time::Duration::from_nanos(self.timestamp)
+    }
+
+    /// The timestamp as the wire format writes it: RFC 3339 in UTC with
+    /// microseconds (`2026-11-27T10:15:02.316023Z`), for an exporter that
+    /// stores records its own way.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use aitrace_core::{Level, Record};
+    ///
+    /// let at = UNIX_EPOCH + Duration::from_micros(1_795_774_502_316_023);
+    /// let record = Record::builder(Level::Info, "paid").timestamp(at).build();
+    /// assert_eq!(record.timestamp_text(), "2026-11-27T10:15:02.316023Z");
+    /// ```
+    pub fn timestamp_text(&self) -> String {
+        humantime::format_rfc3339_micros(self.timestamp()).to_string()
     }
 
     #[inline]
@@ -252,6 +282,34 @@ impl Record {
     #[inline]
     pub fn is_span_end(&self) -> bool {
         self.span_end
+    }
+
+    /// What the record is: an event, or a span's opening or closing
+    /// lifecycle record. A span start is provisional and its event ends in
+    /// `.start` ([`wire::lifecycle`](crate::wire::lifecycle)); a span end is
+    /// one its frontend marked ([`RecordBuilder::span_end`]), or one read
+    /// back from JSON as [`is_span_end`](Record::is_span_end) says.
+    ///
+    /// ```
+    /// use aitrace_core::{Level, Record, RecordKind};
+    ///
+    /// let start = Record::builder(Level::Info, "job.start").provisional(true).build();
+    /// let end = Record::builder(Level::Info, "job.end").span_end(true).build();
+    /// let named_only = Record::builder(Level::Info, "job.start").build();
+    /// assert_eq!(start.kind(), RecordKind::SpanStart);
+    /// assert_eq!(end.kind(), RecordKind::SpanEnd);
+    /// assert_eq!(named_only.kind(), RecordKind::Event);
+    /// ```
+    pub fn kind(&self) -> RecordKind {
+        if self.span_end {
+            RecordKind::SpanEnd
+        } else if self.provisional
+            && matches!(wire::lifecycle(&self.event), Some((_, Phase::Start)))
+        {
+            RecordKind::SpanStart
+        } else {
+            RecordKind::Event
+        }
     }
 
     pub(crate) fn mark_span_end(&mut self) {

@@ -20,8 +20,7 @@ use crate::value::{MAX_VALUE_DEPTH, Value};
 
 mod cards;
 
-/// The string written in place of a redacted value or part of a value.
-pub const REDACTED: &str = "[REDACTED]";
+use crate::wire::REDACTED;
 
 /// The key names [`Redactor::default`] treats as sensitive.
 ///

@@ -13,13 +13,9 @@ use crate::propagation::{self, RemoteTraceGuard, TraceParent};
 use crate::record::{Location, Record, SpanContext};
 use crate::report::FlushReport;
 use crate::value::Value;
+use crate::wire::{self, DURATION_FIELD, ERROR_FIELD, Phase};
 
 pub(crate) mod unwinding;
-
-/// The user field on a `.end` record that holds the span's duration.
-pub const DURATION_FIELD: &str = "duration_ms";
-/// The user field on a failed span's `.end` record that holds the error.
-pub const ERROR_FIELD: &str = "error";
 
 /// A span about to open; see [`BufferedLogger::span`].
 #[derive(Debug)]
@@ -148,11 +144,12 @@ impl<'a> SpanBuilder<'a> {
                 _remote: None,
             };
         }
-        let mut start = Record::builder(self.level, format!("{}.start", self.name))
-            .span_context(span)
-            .location(self.location.clone())
-            .provisional(true)
-            .reserve_fields(self.fields.len());
+        let mut start =
+            Record::builder(self.level, wire::lifecycle_event(&self.name, Phase::Start))
+                .span_context(span)
+                .location(self.location.clone())
+                .provisional(true)
+                .reserve_fields(self.fields.len());
         for (key, value) in self.fields {
             start.push_field(key, value);
         }
@@ -274,7 +271,7 @@ impl Drop for SpanGuard {
             self.level
         };
         let duration_ms = self.started.elapsed().as_micros() as f64 / 1000.0;
-        let mut end = Record::builder(level, format!("{}.end", self.name))
+        let mut end = Record::builder(level, wire::lifecycle_event(&self.name, Phase::End))
             .span_context(self.context)
             .span_end(true)
             .location(self.location.clone())

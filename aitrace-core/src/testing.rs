@@ -87,3 +87,18 @@ impl InMemoryOutput {
         received.batches = 0;
     }
 }
+
+impl crate::export::Export for InMemoryOutput {
+    fn name(&self) -> String {
+        "memory".to_owned()
+    }
+
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    fn export(&self, batch: &crate::export::Batch<'_>) -> crate::Result<crate::export::Accepted> {
+        self.receive(Some(&batch.records()), batch.lines())?;
+        Ok(crate::export::Accepted::all())
+    }
+}

@@ -6,12 +6,7 @@ use std::fmt;
 mod str;
 pub use self::str::{INLINE_STR_LEN, Str};
 
-/// How deep arrays and objects may nest inside one field value.
-///
-/// Deeper parts are written as the string `"[max depth]"`, so a pathological
-/// value can neither overflow the encoder's stack nor produce JSON that common
-/// readers (`serde_json`, Python's `json`) refuse to parse.
-pub const MAX_VALUE_DEPTH: usize = 32;
+pub(crate) use crate::wire::MAX_VALUE_DEPTH;
 
 /// The string written in place of a value nested deeper than [`MAX_VALUE_DEPTH`].
 pub(crate) const DEPTH_MARKER: &str = "[max depth]";
@@ -316,6 +311,26 @@ fn from_json(json: serde_json::Value, depth: usize) -> Value {
                 .map(|(k, v)| (k, from_json(v, depth + 1)))
                 .collect(),
         ),
+    }
+}
+
+/// A value serializes as the wire format writes it (NaN and the infinities
+/// as strings, bytes as hex, nesting past [`MAX_VALUE_DEPTH`] as a marker),
+/// for an exporter that stores fields its own way.
+///
+/// ```
+/// use aitrace_core::Value;
+///
+/// let value = Value::from(vec![Value::from(1), Value::from(f64::NAN)]);
+/// assert_eq!(serde_json::to_string(&value).unwrap(), r#"[1,"NaN"]"#);
+/// ```
+impl serde::Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Encode {
+            value: self,
+            depth: 0,
+        }
+        .serialize(s)
     }
 }
 

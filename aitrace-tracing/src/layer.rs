@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
 
 use aitrace_core::adapter::RemoteTraceGuard;
-use aitrace_core::wire::{DURATION_FIELD, ERROR_FIELD};
+use aitrace_core::wire::{self, DURATION_FIELD, ERROR_FIELD, Phase};
 use aitrace_core::{
     BufferedLogger, Level, Location, Record, RecordBuilder, SpanContext, TraceParent, Value,
     adapter, context,
@@ -313,7 +313,7 @@ impl AitraceLayer {
             return;
         }
         let mut builder = located(
-            Record::builder(span.level, format!("{}.start", meta.name())),
+            Record::builder(span.level, wire::lifecycle_event(meta.name(), Phase::Start)),
             meta,
         )
         .timestamp(span.created)
@@ -450,10 +450,13 @@ where
         } else {
             data.level
         };
-        let mut builder = located(Record::builder(level, format!("{}.end", meta.name())), meta)
-            .span_context(data.context)
-            .span_end(true)
-            .reserve_fields(state.fields.len() + 2);
+        let mut builder = located(
+            Record::builder(level, wire::lifecycle_event(meta.name(), Phase::End)),
+            meta,
+        )
+        .span_context(data.context)
+        .span_end(true)
+        .reserve_fields(state.fields.len() + 2);
         for (key, value) in state.fields {
             builder.push_field(key, value);
         }

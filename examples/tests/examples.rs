@@ -752,3 +752,188 @@ fn traceparent_puts_the_client_and_server_spans_in_one_trace() {
         "{stderr}"
     );
 }
+
+/// One row of the sqlite example's table.
+#[derive(Debug)]
+struct Row {
+    level: String,
+    event: String,
+    trace_id: Option<String>,
+    span_id: Option<String>,
+    parent_span_id: Option<String>,
+    record_id: Option<String>,
+    fields: Json,
+}
+
+fn sqlite_rows(db: &std::path::Path) -> Vec<Row> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut query = conn
+        .prepare(
+            "SELECT level, event, trace_id, span_id, parent_span_id, record_id, fields
+             FROM records ORDER BY id",
+        )
+        .unwrap();
+    query
+        .query_map([], |row| {
+            Ok(Row {
+                level: row.get(0)?,
+                event: row.get(1)?,
+                trace_id: row.get(2)?,
+                span_id: row.get(3)?,
+                parent_span_id: row.get(4)?,
+                record_id: row.get(5)?,
+                fields: serde_json::from_str(&row.get::<_, String>(6)?).unwrap(),
+            })
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Issue 19: a user's own output (an `Export` impl in the example) gets
+/// background delivery, the split of a refused batch and `rejected/`.
+#[test]
+fn sqlite_stores_every_good_record_and_sets_the_one_that_breaks_a_check_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.sqlite3");
+    let out = run(example("sqlite").arg(&db));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let report = stdout.lines().next().unwrap();
+    assert!(
+        report.starts_with("11 records: 10 delivered, 1 refused, 1 dropped"),
+        "{stdout}"
+    );
+    assert!(
+        report.contains("refused: sqlite: CHECK constraint failed"),
+        "{report}"
+    );
+    assert_eq!(stdout.lines().nth(1), Some("retries: 0"), "{stdout}");
+    // It prints the table too: a line per row.
+    assert_eq!(stdout.lines().count(), 12, "{stdout}");
+
+    let rows = sqlite_rows(&db);
+    let events: Vec<&str> = rows.iter().map(|r| r.event.as_str()).collect();
+    assert_eq!(
+        events,
+        [
+            "import_orders.start",
+            "import_started",
+            "store_order.start",
+            "row_parsed",
+            "store_order.end",
+            "store_order.start",
+            "row_parsed",
+            "large_order",
+            "store_order.end",
+            "import_orders.end"
+        ]
+    );
+    // One trace, 32 hex digits, every record with its own id.
+    let trace = rows[0].trace_id.clone().unwrap();
+    assert_eq!(trace.len(), 32);
+    assert!(rows.iter().all(|r| r.trace_id.as_deref() == Some(&trace)));
+    let ids: std::collections::HashSet<_> = rows.iter().map(|r| r.record_id.clone()).collect();
+    assert!(!ids.contains(&None));
+    assert_eq!(ids.len(), rows.len());
+    // The parents: the job is the root; each order's span is its child.
+    let root = rows[0].span_id.clone().unwrap();
+    assert_eq!(rows[0].parent_span_id, None);
+    assert_eq!(rows[1].span_id.as_deref(), Some(root.as_str()));
+    for start in [2, 5] {
+        assert_eq!(rows[start].parent_span_id.as_deref(), Some(root.as_str()));
+        assert_ne!(rows[start].span_id.as_deref(), Some(root.as_str()));
+        assert_eq!(rows[start + 1].span_id, rows[start].span_id);
+    }
+    assert_ne!(rows[2].span_id, rows[5].span_id);
+    assert_eq!(rows[7].span_id, rows[5].span_id);
+    assert_eq!(rows[9].span_id.as_deref(), Some(root.as_str()));
+    // Levels as the wire writes them; user fields as JSON.
+    assert_eq!(rows[7].level, "warning");
+    assert_eq!(rows[7].fields["total"], 240.0);
+    assert_eq!(rows[2].fields["order_id"], "o-1");
+    assert_eq!(rows[1].fields["source"], "orders.csv");
+    assert_eq!(rows[9].fields["orders"], 2);
+    assert!(
+        rows.iter()
+            .all(|r| r.fields.get("__tracer_meta__").is_none())
+    );
+
+    // The bad record is in the spool's rejected/ folder, alone, with why.
+    let spool = dir.path().join("log.sqlite3.spool");
+    let output_dir = std::fs::read_dir(&spool)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let rejected: Vec<PathBuf> = std::fs::read_dir(output_dir.join("rejected"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let kept: Vec<String> = rejected
+        .iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert_eq!(kept.len(), 1, "{rejected:?}");
+    let lines = parse_lines(&kept[0]);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(meta(&lines[0])["event"], "");
+    assert_eq!(meta(&lines[0])["trace_id"], trace.as_str());
+    let reason = rejected
+        .iter()
+        .find(|p| p.extension().is_some_and(|x| x == "reason"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .unwrap();
+    assert!(reason.contains("CHECK constraint failed"), "{reason}");
+}
+
+/// Issue 19: `SQLITE_BUSY` is `Error::retry_later`. Another connection holds
+/// the write lock until the example says it will retry; the retry delivers.
+#[test]
+fn sqlite_retries_a_batch_while_another_connection_holds_the_database() {
+    use std::io::BufRead;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.sqlite3");
+    // A first run makes the table.
+    run(example("sqlite").arg(&db));
+    assert_eq!(sqlite_rows(&db).len(), 10);
+
+    let holder = rusqlite::Connection::open(&db).unwrap();
+    // A write lock; readers (the example's schema check) still get in.
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let mut child = example("sqlite")
+        .arg(&db)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    loop {
+        let mut line = String::new();
+        // Ends when the example ends: it cannot hang the test on its own.
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        said.push_str(&line);
+        if line.contains("retrying later") {
+            break;
+        }
+    }
+    assert!(said.contains("database is locked"), "{said}");
+    holder.execute_batch("ROLLBACK").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{said}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.starts_with("11 records: 10 delivered, 1 refused, 1 dropped"),
+        "{stdout}"
+    );
+    let retries: u64 = stdout.lines().nth(1).unwrap()["retries: ".len()..]
+        .parse()
+        .unwrap();
+    assert!(retries >= 1, "{stdout}");
+    assert_eq!(sqlite_rows(&db).len(), 20, "both runs' records");
+}

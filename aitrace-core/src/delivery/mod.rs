@@ -53,7 +53,8 @@ pub(crate) enum Refusal {
     /// The failure may pass (no connection, a timeout, 408, 429, 5xx, an
     /// OTLP retryable status): send the batch again later.
     Transient,
-    /// The server refused what the batch holds (400, 413, 422) and the
+    /// The server refused what the batch holds (400, 413, 422, or an
+    /// exporter's [`Error::refused_content`](crate::Error::refused_content)) and the
     /// batch holds more than one record: send it again at once in two
     /// halves, so that only the records at fault are set aside.
     Split,
@@ -79,7 +80,7 @@ impl Refusal {
     pub(crate) fn of(err: &Error, count: usize) -> Refusal {
         if err.is_transient() {
             Refusal::Transient
-        } else if count > 1 && matches!(err.status(), Some(400 | 413 | 422)) {
+        } else if count > 1 && err.refuses_content() {
             Refusal::Split
         } else {
             Refusal::ForGood

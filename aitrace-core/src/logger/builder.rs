@@ -13,12 +13,13 @@ use crate::delivery::{Background, BackgroundConfig, Direct, OnFailure, Processor
 use crate::error::Result;
 use crate::filter::{DEFAULT_MIN_LEVEL, Filter};
 use crate::level::Level;
-use crate::output::{Output, TARGET_ENV};
+use crate::output::Output;
 use crate::record::Record;
 use crate::redact::{Hook, Redaction, Redactor, Verdict};
 use crate::retry::{BreakerPolicy, RetryPolicy};
 use crate::spool::DEFAULT_SPOOL_MAX_BYTES;
 use crate::stats::Ledger;
+use crate::target::TARGET_ENV;
 
 /// Configures a [`BufferedLogger`].
 ///

@@ -352,6 +352,9 @@ impl Drop for DeliveryGuard {
 impl Drop for Shared {
     fn drop(&mut self) {
         self.processor.close(self.shutdown_timeout);
+        for output in &self.outputs {
+            output.shutdown_exporter();
+        }
     }
 }
 

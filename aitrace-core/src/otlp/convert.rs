@@ -1,26 +1,14 @@
 //! What becomes of each record in OTLP: events are log records, a span's
-//! `.start`/`.end` pair is one span, and with span events on, each event
-//! is also an event of its span. The severity mapping, the attribute names
-//! of the code location, tracing-opentelemetry's `otel.*` span fields, and
-//! the span starts and events waiting for their ends.
+//! `.start`/`.end` pair is one span, with span events on each event is
+//! also an event of its span, and each logger is an instrumentation scope.
+//! And the span starts and events waiting for their ends.
 
 use std::collections::{HashMap, VecDeque};
 
-use std::borrow::Cow;
-
-use super::encode::SpanParts;
-use crate::level::Level;
-use crate::record::Record;
+use super::span::SpanParts;
+use crate::record::{Record, RecordKind};
 use crate::value::Value;
-use crate::wire::{DURATION_FIELD, ERROR_FIELD};
-
-/// Semantic-convention names of the code location (semconv 1.30 and later).
-pub(crate) const CODE_FILE: &str = "code.file.path";
-pub(crate) const CODE_LINE: &str = "code.line.number";
-pub(crate) const CODE_FUNCTION: &str = "code.function.name";
-/// The record id of [`Builder::record_ids`](crate::Builder::record_ids), for
-/// dropping duplicates of at-least-once delivery.
-pub(crate) const RECORD_ID: &str = "aitrace.record_id";
+use crate::wire::DURATION_FIELD;
 
 /// The most span starts remembered while their `.end` has not come.
 const MAX_OPEN_SPANS: usize = 16_384;
@@ -28,39 +16,14 @@ const MAX_OPEN_SPANS: usize = 16_384;
 /// limit); the rest are counted in its `dropped_events_count`.
 pub(crate) const MAX_EVENTS_PER_SPAN: usize = 128;
 
-/// tracing-opentelemetry's special span fields: the exported span's name,
-/// kind and status, not attributes.
-pub(crate) const OTEL_NAME: &str = "otel.name";
-pub(crate) const OTEL_KIND: &str = "otel.kind";
-pub(crate) const OTEL_STATUS_CODE: &str = "otel.status_code";
-pub(crate) const OTEL_STATUS_MESSAGE: &str = "otel.status_message";
-
-/// `SpanKind` numbers of the trace protocol.
-const SPAN_KIND_INTERNAL: i32 = 1;
-/// `Status.code` numbers of the trace protocol.
-pub(crate) const STATUS_OK: i32 = 1;
-pub(crate) const STATUS_ERROR: i32 = 2;
-
-/// OpenTelemetry's severity number for a level (the log data model's
-/// TRACE 1, DEBUG 5, INFO 9, WARN 13, ERROR 17) and its short name.
-pub(crate) fn severity(level: Level) -> (i32, &'static str) {
-    match level {
-        Level::Trace => (1, "TRACE"),
-        Level::Debug => (5, "DEBUG"),
-        Level::Info => (9, "INFO"),
-        Level::Warn => (13, "WARN"),
-        Level::Error => (17, "ERROR"),
-    }
-}
-
 /// Whether a record is a span's `NAME.start`.
 pub(crate) fn is_span_start(record: &Record) -> bool {
-    record.is_provisional() && record.span_context().is_some() && record.event().ends_with(".start")
+    record.kind() == RecordKind::SpanStart && record.span_context().is_some()
 }
 
 /// Whether a record is a span's `NAME.end`, as its frontend marked it.
 pub(crate) fn is_span_end(record: &Record) -> bool {
-    record.is_span_end() && record.span_context().is_some()
+    record.kind() == RecordKind::SpanEnd && record.span_context().is_some()
 }
 
 fn span_key(record: &Record) -> Option<u64> {
@@ -367,72 +330,25 @@ fn duration_nanos(end: &Record) -> u64 {
     }
 }
 
-/// The last value of `key` in a span's end, else in its start.
-fn span_field<'a>(end: &'a Record, start: &'a [(String, Value)], key: &str) -> Option<&'a Value> {
-    end.field(key)
-        .or_else(|| start.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v))
-}
-
-/// The name, kind and status of a span, from its `.end` record, its
-/// `otel.*` fields (tracing-opentelemetry's, which win) and its `error`
-/// field; and the special fields used, so they are not also attributes.
-/// A special field that cannot be read (`otel.kind = "sideways"`) stays an
-/// attribute and changes nothing.
-pub(crate) struct SpanShape<'a> {
-    pub(crate) name: &'a str,
-    pub(crate) kind: i32,
-    /// `(code, message)`; `None` is `STATUS_CODE_UNSET`.
-    pub(crate) status: Option<(i32, Cow<'a, str>)>,
-    pub(crate) used: [Option<&'static str>; 4],
-}
-
-pub(crate) fn span_shape<'a>(end: &'a Record, start: &'a [(String, Value)]) -> SpanShape<'a> {
-    let text = |key| span_field(end, start, key).and_then(Value::as_str);
-    let mut used = [None; 4];
-    let name = match text(OTEL_NAME).filter(|n| !n.is_empty()) {
-        Some(name) => {
-            used[0] = Some(OTEL_NAME);
-            name
+/// Groups item indexes by logger, in the order loggers first appear: a
+/// scope (`ScopeLogs`, `ScopeSpans`) per logger.
+pub(crate) fn groups<'a>(
+    loggers: impl Iterator<Item = Option<&'a str>>,
+) -> Vec<(Option<&'a str>, Vec<usize>)> {
+    let mut groups: Vec<(Option<&str>, Vec<usize>)> = Vec::new();
+    for (i, name) in loggers.enumerate() {
+        match groups.iter_mut().rev().find(|(n, _)| *n == name) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((name, vec![i])),
         }
-        None => end.event().strip_suffix(".end").unwrap_or(end.event()),
-    };
-    let kind = match text(OTEL_KIND).map(str::to_ascii_lowercase).as_deref() {
-        Some("internal") => Some(SPAN_KIND_INTERNAL),
-        Some("server") => Some(2),
-        Some("client") => Some(3),
-        Some("producer") => Some(4),
-        Some("consumer") => Some(5),
-        _ => None,
-    };
-    if kind.is_some() {
-        used[1] = Some(OTEL_KIND);
     }
-    let message = text(OTEL_STATUS_MESSAGE);
-    let failed = || match end.field(ERROR_FIELD) {
-        Some(Value::Str(s)) => Some(Cow::Borrowed(&**s)),
-        Some(other) => Some(Cow::Owned(format!("{other:?}"))),
-        None if end.level() == Level::Error => Some(Cow::Borrowed("")),
-        None => None,
-    };
-    let code = text(OTEL_STATUS_CODE).map(str::to_ascii_lowercase);
-    let status = match code.as_deref() {
-        Some("ok") => Some(Some((STATUS_OK, Cow::Borrowed("")))),
-        Some("error") => Some(Some((STATUS_ERROR, failed().unwrap_or_default()))),
-        Some("unset") => Some(None),
-        _ => None,
-    };
-    if status.is_some() {
-        used[2] = Some(OTEL_STATUS_CODE);
-    }
-    let mut status = status.unwrap_or_else(|| failed().map(|m| (STATUS_ERROR, m)));
-    if let (Some((STATUS_ERROR, m)), Some(message)) = (&mut status, message) {
-        *m = Cow::Borrowed(message);
-        used[3] = Some(OTEL_STATUS_MESSAGE);
-    }
-    SpanShape {
-        name,
-        kind: kind.unwrap_or(SPAN_KIND_INTERNAL),
-        status,
-        used,
-    }
+    groups
+}
+
+/// A log record's trace and span ids, when it has a context.
+#[inline]
+pub(crate) fn ids(record: &Record) -> Option<([u8; 16], [u8; 8])> {
+    record
+        .span_context()
+        .map(|cx| (cx.trace_id().to_bytes(), cx.span_id().to_bytes()))
 }

@@ -11,7 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::config::{OtlpOutputBuilder, Protocol, SPAN_EVENTS_VAR, Signal, SignalConfig, Signals};
 use super::convert::{self, OpenSpans};
-use super::encode;
+use super::json::{logs_json, resource_json, traces_json};
+use super::proto_common::resource_protobuf;
+use super::proto_logs::logs_protobuf;
+use super::proto_traces::traces_protobuf;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::RawAnswer;
 use crate::record::Record;
@@ -95,8 +98,8 @@ impl OtlpSender {
         };
         let resource = builder.resource();
         Ok(OtlpSender {
-            resource_protobuf: encode::resource_protobuf(&resource),
-            resource_json: encode::resource_json(&resource),
+            resource_protobuf: resource_protobuf(&resource),
+            resource_json: resource_json(&resource),
             signals,
             open: Mutex::new(OpenSpans::default()),
             logs,
@@ -145,14 +148,10 @@ impl OtlpSender {
                         let refused =
                             self.post(traces, Signal::Traces, |protocol, body| match protocol {
                                 Protocol::HttpProtobuf => {
-                                    encode::traces_protobuf(
-                                        &plan.spans,
-                                        &self.resource_protobuf,
-                                        body,
-                                    );
+                                    traces_protobuf(&plan.spans, &self.resource_protobuf, body);
                                 }
                                 Protocol::HttpJson => {
-                                    encode::traces_json(&plan.spans, &self.resource_json, body);
+                                    traces_json(&plan.spans, &self.resource_json, body);
                                 }
                             })?;
                         rejection.add(refused);
@@ -184,9 +183,9 @@ impl OtlpSender {
         if let Some(endpoint) = self.logs.as_ref().filter(|_| !logs.is_empty()) {
             let sent = self.post(endpoint, Signal::Logs, |protocol, body| match protocol {
                 Protocol::HttpProtobuf => {
-                    encode::logs_protobuf(&logs, &self.resource_protobuf, body);
+                    logs_protobuf(&logs, &self.resource_protobuf, body);
                 }
-                Protocol::HttpJson => encode::logs_json(&logs, &self.resource_json, body),
+                Protocol::HttpJson => logs_json(&logs, &self.resource_json, body),
             });
             match sent {
                 Ok(refused) => rejection.add(refused),
@@ -551,6 +550,43 @@ impl std::fmt::Debug for OtlpSender {
                     .map(|e| e.config.protocol),
             )
             .finish_non_exhaustive()
+    }
+}
+
+impl crate::export::Export for OtlpSender {
+    fn name(&self) -> String {
+        OtlpSender::name(self).to_owned()
+    }
+
+    fn kind(&self) -> &'static str {
+        "otlp"
+    }
+
+    /// The name it had before `Display` named both endpoints, so that
+    /// batches spooled by earlier versions are found again.
+    fn spool_key(&self) -> String {
+        self.slug_name().to_owned()
+    }
+
+    fn input(&self) -> crate::export::Input {
+        crate::export::Input::Records
+    }
+
+    /// A replayed batch is read back from its JSON Lines; a line that
+    /// cannot be is counted as refused.
+    fn export(&self, batch: &crate::export::Batch<'_>) -> Result<crate::export::Accepted> {
+        let mut refused = self.send(&batch.records())?;
+        let unreadable = batch.unreadable();
+        if unreadable > 0 {
+            refused.count += unreadable as u64;
+            refused.message =
+                format!("{unreadable} spooled records could not be read back as records");
+        }
+        Ok(if refused.count > 0 || !refused.message.is_empty() {
+            crate::export::Accepted::partly(refused.count as usize, refused.message)
+        } else {
+            crate::export::Accepted::all()
+        })
     }
 }
 

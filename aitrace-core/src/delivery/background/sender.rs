@@ -8,7 +8,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::Command;
 use crate::error::{Error, ErrorKind, Result};
-use crate::output::{Output, Payload};
+use crate::output::Output;
 use crate::record::Record;
 use crate::report::Delivery;
 use crate::scratch::MAX_KEPT_BODY;
@@ -73,39 +73,8 @@ pub(super) fn run(lane: usize, output: &Output, jobs: &Receiver<Job>, answers: &
 
 /// Sends one load; on success, what the output said of it.
 fn send(output: &Output, load: &Load, body: &mut Vec<u8>) -> Result<Delivery> {
-    body.clear();
-    let payload = match load {
-        Load::Records(records) if output.takes_records() => Payload {
-            records: Some(records),
-            lines: &[],
-            array: None,
-            count: records.len(),
-        },
-        Load::Records(records) if output.is_http() => {
-            // HTTP takes a JSON array: encode that directly.
-            output.encode_array_into(records, body);
-            Payload {
-                records: Some(records),
-                lines: &[],
-                array: Some(body),
-                count: records.len(),
-            }
-        }
-        Load::Records(records) => {
-            output.encode_lines_into(records, body);
-            Payload {
-                records: Some(records),
-                lines: body,
-                array: None,
-                count: records.len(),
-            }
-        }
-        Load::Lines(lines, count) => Payload {
-            records: None,
-            lines,
-            array: None,
-            count: *count,
-        },
-    };
-    output.deliver(&payload)
+    match load {
+        Load::Records(records) => output.deliver(Some(records), None, records.len(), body),
+        Load::Lines(lines, count) => output.deliver(None, Some(lines), *count, body),
+    }
 }
