@@ -20,7 +20,7 @@ use crate::propagation::TraceParent;
 use crate::record::SpanContext;
 
 pub use crate::propagation::RemoteTraceGuard;
-pub use crate::sending::is_sending;
+pub use crate::reentrancy::is_sending;
 
 /// The time a record made now would be stamped with (the core's clock),
 /// for a frontend that captures records later or on another thread and

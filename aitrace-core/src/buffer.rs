@@ -72,7 +72,7 @@ struct ShardState {
     dropped: u64,
     /// Records a `before_send` hook dropped on this shard's threads (never
     /// captured).
-    hook_dropped: u64,
+    before_send_dropped: u64,
 }
 
 /// Aligns a shard to its own cache lines so neighbours do not false-share.
@@ -85,7 +85,7 @@ pub(crate) struct Tally {
     pub(crate) captured: u64,
     pub(crate) dropped: u64,
     pub(crate) discarded: u64,
-    pub(crate) hook_dropped: u64,
+    pub(crate) before_send_dropped: u64,
     pub(crate) buffered: u64,
 }
 
@@ -272,12 +272,12 @@ impl Buffer {
 
     /// Counts a record a `before_send` hook dropped, on the calling
     /// thread's shard (no counter shared by every capturing thread).
-    pub(crate) fn count_hook_dropped(&self) {
-        self.shard().lock().hook_dropped += 1;
+    pub(crate) fn count_before_send_dropped(&self) {
+        self.shard().lock().before_send_dropped += 1;
     }
 
     fn wait_for_space(&self, timeout: Duration) -> parking_lot::MutexGuard<'_, ShardState> {
-        let deadline = crate::time::from_now(timeout);
+        let deadline = crate::deadline::from_now(timeout);
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let mut guard = self.space_lock.lock();
         loop {
@@ -389,7 +389,7 @@ impl Buffer {
             let shard = s.0.lock();
             tally.captured += shard.captured;
             tally.dropped += shard.dropped;
-            tally.hook_dropped += shard.hook_dropped;
+            tally.before_send_dropped += shard.before_send_dropped;
             tally.buffered += shard.records.len() as u64;
         }
         tally

@@ -22,7 +22,7 @@ const ERROR_BODY_PREFIX: usize = 512;
 /// The most of an answer's body that is read.
 const MAX_ANSWER_BYTES: u64 = 64 * 1024;
 
-pub(crate) struct HttpSender {
+pub(crate) struct IngestClient {
     agent: ureq::Agent,
     /// The URL without user-info.
     url: String,
@@ -39,7 +39,7 @@ pub(crate) struct Answer {
     pub(crate) ingested: Option<usize>,
 }
 
-impl HttpSender {
+impl IngestClient {
     pub(crate) fn new(
         url: &str,
         connect_timeout: Duration,
@@ -59,7 +59,7 @@ impl HttpSender {
                 base64::engine::general_purpose::STANDARD.encode(info)
             )
         });
-        Ok(HttpSender {
+        Ok(IngestClient {
             agent,
             url,
             redacted,
@@ -121,9 +121,9 @@ impl HttpSender {
     }
 }
 
-impl fmt::Debug for HttpSender {
+impl fmt::Debug for IngestClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpSender")
+        f.debug_struct("IngestClient")
             .field("url", &self.redacted)
             .field("headers", &RedactedHeaders(&self.headers))
             .finish_non_exhaustive()
@@ -538,7 +538,7 @@ pub(crate) fn percent_decode(text: &str) -> Vec<u8> {
     out
 }
 
-impl crate::export::Export for HttpSender {
+impl crate::export::Export for IngestClient {
     fn name(&self) -> String {
         self.redacted_url().to_owned()
     }
@@ -620,7 +620,7 @@ mod tests {
 
     #[test]
     fn secrets_never_reach_debug_or_errors() {
-        let sender = HttpSender::new(
+        let sender = IngestClient::new(
             "http://user:hunter2@127.0.0.1:9/api/ingest",
             Duration::from_millis(200),
             Duration::from_millis(500),

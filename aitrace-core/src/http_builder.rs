@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::encode::Layout;
 use crate::error::Result;
-use crate::http::{self, HttpSender};
+use crate::http::{self, IngestClient};
 use crate::output::Output;
 
 impl Output {
@@ -105,7 +105,7 @@ impl HttpOutputBuilder {
 
     /// The output; fails on a URL that cannot be parsed.
     pub fn build(self) -> Result<Output> {
-        let sender = HttpSender::new(
+        let sender = IngestClient::new(
             &self.url,
             self.connect_timeout,
             self.request_timeout,

@@ -95,6 +95,7 @@ pub mod adapter;
 mod buffer;
 mod clock;
 pub mod context;
+mod deadline;
 mod decode;
 mod delivery;
 mod diagnostics;
@@ -104,6 +105,7 @@ mod error;
 pub mod export;
 mod file;
 mod filter;
+mod flush_report;
 mod html;
 mod http;
 mod http_builder;
@@ -117,10 +119,9 @@ mod output;
 mod propagation;
 mod record;
 mod redact;
-mod report;
+mod reentrancy;
 mod retry;
 mod scratch;
-mod sending;
 mod span;
 mod spool;
 mod stats;
@@ -128,7 +129,6 @@ mod stdio;
 mod target;
 #[cfg(feature = "testing")]
 mod testing;
-mod time;
 mod value;
 pub mod wire;
 
@@ -138,6 +138,7 @@ pub use emit::EventBuilder;
 pub use encode::Layout;
 pub use error::{Error, ErrorKind, Result};
 pub use filter::{DEFAULT_MIN_LEVEL, Filter};
+pub use flush_report::{Delivery, FlushReport};
 pub use html::write_html_report;
 pub use http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 pub use http_builder::HttpOutputBuilder;
@@ -154,7 +155,6 @@ pub use output::Output;
 pub use propagation::TraceParent;
 pub use record::{Location, Record, RecordBuilder, RecordKind, SpanContext};
 pub use redact::{DEFAULT_REDACTED_KEYS, Redactor, Verdict};
-pub use report::{Delivery, FlushReport};
 pub use retry::{
     BreakerPolicy, DEFAULT_COOLDOWN, DEFAULT_FAILURE_THRESHOLD, DEFAULT_INITIAL_BACKOFF,
     DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_COOLDOWN, RetryPolicy,

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use crate::encode::Layout;
 use crate::error::Result;
 use crate::export::{Batch, Export, Input};
+use crate::flush_report::Delivery;
 use crate::record::Record;
-use crate::report::Delivery;
 use crate::scratch::{MAX_KEPT_BODY, Scratch, with_scratch};
 
 /// One destination for flushed records.

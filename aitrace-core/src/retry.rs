@@ -180,7 +180,7 @@ impl Breaker {
     pub(crate) fn failure(&mut self, now: Instant) -> bool {
         self.failures += 1;
         if self.open_until.is_some() || self.failures >= self.policy.failure_threshold {
-            self.open_until = Some(crate::time::later(now, self.next_cooldown));
+            self.open_until = Some(crate::deadline::later(now, self.next_cooldown));
             self.next_cooldown =
                 (self.next_cooldown.saturating_mul(2)).min(self.policy.max_cooldown);
             return true;

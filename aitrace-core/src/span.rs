@@ -7,11 +7,11 @@ use std::time::Instant;
 
 use crate::context::{self, ContextGuard};
 use crate::error::Result;
+use crate::flush_report::FlushReport;
 use crate::level::Level;
 use crate::logger::BufferedLogger;
 use crate::propagation::{self, RemoteTraceGuard, TraceParent};
 use crate::record::{Location, Record, SpanContext};
-use crate::report::FlushReport;
 use crate::value::Value;
 use crate::wire::{self, DURATION_FIELD, ERROR_FIELD, Phase};
 

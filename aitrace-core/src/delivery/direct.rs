@@ -16,10 +16,10 @@ use crate::diagnostics::Diagnostics;
 use crate::encode::Layout;
 use crate::error::{Error, ErrorKind, Result};
 use crate::file;
+use crate::flush_report::{Delivery, FlushReport};
 use crate::output::Output;
 use crate::record::Record;
-use crate::report::{Delivery, FlushReport};
-use crate::sending::SendingGuard;
+use crate::reentrancy::SendingGuard;
 use crate::stats::Ledger;
 
 /// What a flush on the calling thread does with records an output failed
@@ -433,7 +433,7 @@ impl Direct {
     /// [`Processor::close`]'s flush, on a helper thread so that a slow
     /// output cannot hold the dropping thread past `timeout`.
     fn last_flush(&self, timeout: Duration) {
-        let deadline = crate::time::from_now(timeout);
+        let deadline = crate::deadline::from_now(timeout);
         let Some(mut retained) = self.retained.try_lock_until(deadline) else {
             eprintln!("aitrace: a flush was still running when the last handle dropped");
             return;

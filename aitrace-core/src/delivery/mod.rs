@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::report::FlushReport;
+use crate::flush_report::FlushReport;
 
 mod background;
 mod direct;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::report::FlushReport;
+use crate::flush_report::FlushReport;
 
 /// One flush's outcome, filled in once by the delivery side.
 #[derive(Debug, Default)]

@@ -15,12 +15,12 @@ use crate::context;
 use crate::delivery::{FlushFuture, Processor};
 use crate::error::Result;
 use crate::filter::Filter;
+use crate::flush_report::FlushReport;
 use crate::level::Level;
 use crate::output::Output;
 use crate::record::Record;
 use crate::redact::{Redaction, Redactor};
-use crate::report::FlushReport;
-use crate::sending::is_sending;
+use crate::reentrancy::is_sending;
 use crate::stats::{Ledger, Stats};
 
 pub(crate) mod builder;
@@ -211,7 +211,7 @@ impl BufferedLogger {
         }
         if let Some(redaction) = &self.shared.redaction {
             if !redaction.apply(&mut record) {
-                self.shared.buffer.count_hook_dropped();
+                self.shared.buffer.count_before_send_dropped();
                 return;
             }
         }
@@ -285,7 +285,7 @@ impl BufferedLogger {
         if records.is_empty() {
             return Ok(FlushReport::default());
         }
-        let _sending = crate::sending::SendingGuard::enter();
+        let _sending = crate::reentrancy::SendingGuard::enter();
         let deliveries = (self.shared.outputs.iter())
             .map(|output| output.send(&records))
             .collect::<Result<Vec<_>>>()?;
@@ -325,7 +325,7 @@ impl BufferedLogger {
             tally.captured,
             tally.dropped,
             tally.discarded,
-            tally.hook_dropped,
+            tally.before_send_dropped,
             tally.buffered,
             books.clone(),
         )
@@ -383,7 +383,7 @@ pub fn send_logs(records: &[Record], target: &str) -> Result<FlushReport> {
             record
         })
         .collect();
-    let _sending = crate::sending::SendingGuard::enter();
+    let _sending = crate::reentrancy::SendingGuard::enter();
     let delivery = output.send(&records)?;
     Ok(FlushReport {
         records: records.len(),

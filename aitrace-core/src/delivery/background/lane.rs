@@ -13,9 +13,9 @@ use super::sender::{Job, Load};
 use crate::delivery::{Refusal, split_budget};
 use crate::diagnostics::Diagnostics;
 use crate::error::Error;
+use crate::flush_report::Delivery;
 use crate::output::Output;
 use crate::record::Record;
-use crate::report::Delivery;
 use crate::retry::{Breaker, RetryPolicy};
 use crate::spool::{FileId, Spool, Unreadable};
 use crate::stats::OutputStats;
@@ -345,7 +345,9 @@ impl Lane {
             Err(err) => {
                 let replay = matches!(flight.work, Work::Replay { .. });
                 let next = (retry.filter(|r| !replay && flight.attempt < r.attempts()))
-                    .map(|r| crate::time::later(now, r.backoff(flight.attempt, err.retry_after())))
+                    .map(|r| {
+                        crate::deadline::later(now, r.backoff(flight.attempt, err.retry_after()))
+                    })
                     .filter(|at| until.is_none_or(|deadline| *at < deadline));
                 if let Some(at) = next {
                     books.stats.retried += 1;

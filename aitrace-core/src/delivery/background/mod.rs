@@ -27,8 +27,8 @@ use super::ticket::{Ticket, timed_out};
 use super::{FlushFuture, Processor};
 use crate::buffer::Buffer;
 use crate::error::{Error, ErrorKind, Result};
+use crate::flush_report::FlushReport;
 use crate::output::Output;
-use crate::report::FlushReport;
 use crate::retry::{Breaker, BreakerPolicy, RetryPolicy};
 use crate::spool::Spool;
 use crate::stats::Ledger;
@@ -66,7 +66,7 @@ pub(super) enum Command {
     Sent {
         lane: usize,
         job: u64,
-        outcome: Result<crate::report::Delivery>,
+        outcome: Result<crate::flush_report::Delivery>,
     },
 }
 
@@ -291,7 +291,7 @@ impl Background {
 
 impl Processor for Background {
     fn flush(&self, timeout: Duration) -> Result<FlushReport> {
-        let deadline = crate::time::from_now(timeout);
+        let deadline = crate::deadline::from_now(timeout);
         let ticket = self.ask_flush(None)?;
         match ticket.wait(deadline) {
             Some(result) => result,
@@ -301,7 +301,7 @@ impl Processor for Background {
 
     fn flush_async(&self, timeout: Duration) -> FlushFuture {
         // One deadline for the future and the delivery thread that wakes it.
-        let deadline = crate::time::from_now(timeout);
+        let deadline = crate::deadline::from_now(timeout);
         match self.ask_flush(Some(deadline)) {
             Ok(ticket) => {
                 let (buffer, ledger) = (self.buffer.clone(), self.ledger.clone());
@@ -321,7 +321,7 @@ impl Processor for Background {
         if self.closed.swap(true, std::sync::atomic::Ordering::SeqCst) {
             return Ok(FlushReport::default()); // already shut down
         }
-        let deadline = crate::time::from_now(timeout);
+        let deadline = crate::deadline::from_now(timeout);
         let ticket = Arc::new(Ticket::default());
         let command = Command::Shutdown {
             deadline,
@@ -330,7 +330,7 @@ impl Processor for Background {
         if self.inbox.send(command).is_err() {
             return Err(Self::closed_error());
         }
-        let grace = crate::time::later(deadline, HANDOVER_GRACE);
+        let grace = crate::deadline::later(deadline, HANDOVER_GRACE);
         let result = ticket.wait(grace);
         if self.stopped.wait(grace) {
             if let Some(owner) = self.owner.lock().take() {

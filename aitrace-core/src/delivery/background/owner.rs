@@ -14,8 +14,8 @@ use crate::buffer::Buffer;
 use crate::delivery::ticket::Ticket;
 use crate::diagnostics::Diagnostics;
 use crate::error::{Error, ErrorKind, Result};
-use crate::report::FlushReport;
-use crate::sending::mark_sending_thread;
+use crate::flush_report::FlushReport;
+use crate::reentrancy::mark_sending_thread;
 use crate::stats::Ledger;
 
 /// The longest the delivery thread sleeps without looking around.
@@ -72,7 +72,7 @@ impl Owner {
         lanes: Vec<Lane>,
         stopped: Arc<Stopped>,
     ) -> Self {
-        let next_tick = crate::time::from_now(config.interval);
+        let next_tick = crate::deadline::from_now(config.interval);
         Owner {
             inbox,
             doorbell,
@@ -181,7 +181,7 @@ impl Owner {
         let draining = self.flushes.iter().any(|f| f.through.is_none());
         let tick = now >= self.next_tick;
         if tick {
-            self.next_tick = crate::time::later(now, self.config.interval);
+            self.next_tick = crate::deadline::later(now, self.config.interval);
         }
         if !(self.bell || tick || draining || closing) {
             return;
@@ -293,7 +293,7 @@ impl Owner {
                 .iter_mut()
                 .map(|l| {
                     let name = l.output.to_string();
-                    std::mem::replace(&mut l.tally, crate::report::Delivery::named(name))
+                    std::mem::replace(&mut l.tally, crate::flush_report::Delivery::named(name))
                 })
                 .collect(),
         }

@@ -8,11 +8,11 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::Command;
 use crate::error::{Error, ErrorKind, Result};
+use crate::flush_report::Delivery;
 use crate::output::Output;
 use crate::record::Record;
-use crate::report::Delivery;
+use crate::reentrancy::mark_sending_thread;
 use crate::scratch::MAX_KEPT_BODY;
-use crate::sending::mark_sending_thread;
 
 /// What to send.
 #[derive(Clone, Debug)]
