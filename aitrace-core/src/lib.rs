@@ -159,7 +159,13 @@ pub use retry::{
     BreakerPolicy, DEFAULT_COOLDOWN, DEFAULT_FAILURE_THRESHOLD, DEFAULT_INITIAL_BACKOFF,
     DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_COOLDOWN, RetryPolicy,
 };
-pub use span::{SpanBuilder, SpanGuard, TraceContext};
+pub use span::{FlushingTrace, SpanBuilder, SpanGuard};
+/// The 0.1 name of [`FlushingTrace`].
+#[deprecated(
+    since = "0.2.0",
+    note = "renamed `FlushingTrace`: it is not W3C Trace Context"
+)]
+pub type TraceContext = FlushingTrace;
 pub use spool::DEFAULT_SPOOL_MAX_BYTES;
 pub use stats::{OutputStats, Stats};
 #[cfg(feature = "testing")]

@@ -298,15 +298,16 @@ impl fmt::Debug for SpanGuard {
     }
 }
 
-/// A traced unit of work that flushes when it ends; see
-/// [`BufferedLogger::trace_context`].
+/// A root span that cleared the buffer when it started and flushes when it
+/// ends (Python's `trace_context`); see [`BufferedLogger::trace_context`].
+/// Not to be confused with W3C Trace Context, which is [`TraceParent`](crate::TraceParent).
 #[must_use = "the trace ends, and flushes, as soon as this drops"]
-pub struct TraceContext {
+pub struct FlushingTrace {
     span: Option<SpanGuard>,
     logger: BufferedLogger,
 }
 
-impl TraceContext {
+impl FlushingTrace {
     /// The root span.
     pub fn span(&self) -> &SpanGuard {
         self.span.as_ref().expect("present until finished")
@@ -319,7 +320,7 @@ impl TraceContext {
     }
 }
 
-impl Drop for TraceContext {
+impl Drop for FlushingTrace {
     fn drop(&mut self) {
         if self.span.take().is_some() {
             if let Err(err) = self.logger.flush() {
@@ -329,9 +330,9 @@ impl Drop for TraceContext {
     }
 }
 
-impl fmt::Debug for TraceContext {
+impl fmt::Debug for FlushingTrace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TraceContext")
+        f.debug_struct("FlushingTrace")
             .field("span", &self.span)
             .finish_non_exhaustive()
     }
@@ -414,13 +415,13 @@ impl BufferedLogger {
     /// Clearing drops records other threads buffered and did not flush; share
     /// a logger between concurrent trace contexts only if that is wanted.
     #[track_caller]
-    pub fn trace_context(&self, name: impl Into<Cow<'static, str>>) -> TraceContext {
+    pub fn trace_context(&self, name: impl Into<Cow<'static, str>>) -> FlushingTrace {
         self.trace_context_of(self.span(name))
     }
 
-    fn trace_context_of(&self, builder: SpanBuilder<'_>) -> TraceContext {
+    fn trace_context_of(&self, builder: SpanBuilder<'_>) -> FlushingTrace {
         self.clear();
-        TraceContext {
+        FlushingTrace {
             span: Some(builder.enter()),
             logger: self.clone(),
         }
