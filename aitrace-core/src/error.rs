@@ -16,14 +16,16 @@ pub enum ErrorKind {
     InvalidFilter,
     /// The server could not be reached (refused, unresolvable, reset).
     Connect,
-    /// The server did not answer in time.
-    Timeout,
+    /// A request to a server did not complete in time (connect, send, or
+    /// wait for the answer): a network timeout, retried.
+    RequestTimeout,
     /// The server answered with a status outside 2xx.
     HttpStatus,
     /// Reading or writing a file or stdout failed.
     Io,
-    /// A flush or shutdown gave up at its timeout.
-    TimedOut,
+    /// A flush or shutdown gave up waiting at its own timeout, with
+    /// records still on their way ([`Error::retained`]).
+    FlushTimedOut,
     /// The logger was shut down.
     Closed,
     /// A TLS problem: the server's certificate is not trusted, expired or
@@ -41,6 +43,16 @@ pub enum ErrorKind {
     /// [`Error::retry_later`], [`Error::refused`] or
     /// [`Error::refused_content`].
     Export,
+}
+
+#[allow(non_upper_case_globals)]
+impl ErrorKind {
+    /// The 0.1 name of [`ErrorKind::RequestTimeout`].
+    #[deprecated(since = "0.2.0", note = "renamed `RequestTimeout`")]
+    pub const Timeout: ErrorKind = ErrorKind::RequestTimeout;
+    /// The 0.1 name of [`ErrorKind::FlushTimedOut`].
+    #[deprecated(since = "0.2.0", note = "renamed `FlushTimedOut`")]
+    pub const TimedOut: ErrorKind = ErrorKind::FlushTimedOut;
 }
 
 /// An error from an output, a flush or a configuration.
@@ -126,7 +138,7 @@ impl Error {
 
     pub(crate) fn io(context: impl fmt::Display, err: std::io::Error) -> Self {
         let kind = if err.kind() == std::io::ErrorKind::TimedOut {
-            ErrorKind::Timeout
+            ErrorKind::RequestTimeout
         } else {
             ErrorKind::Io
         };
@@ -202,8 +214,8 @@ impl Error {
         }
         match self.kind {
             ErrorKind::Connect
-            | ErrorKind::Timeout
-            | ErrorKind::TimedOut
+            | ErrorKind::RequestTimeout
+            | ErrorKind::FlushTimedOut
             | ErrorKind::Io
             | ErrorKind::Tls => true,
             ErrorKind::HttpStatus => matches!(self.status, Some(408 | 429 | 500..=599)),
@@ -216,7 +228,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)?;
         // A timeout's message already says how many are on their way.
-        if self.retained > 0 && self.kind != ErrorKind::TimedOut {
+        if self.retained > 0 && self.kind != ErrorKind::FlushTimedOut {
             write!(f, "; {} records kept for the next flush", self.retained)?;
         }
         if let Some(path) = &self.fallback_path {

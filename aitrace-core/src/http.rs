@@ -392,8 +392,10 @@ pub(crate) fn check_scheme(url: &str, redacted: &str) -> Result<()> {
 /// A failed request as an error; the URL shown is `redacted`.
 pub(crate) fn transport_error(redacted: &str, err: ureq::Error) -> Error {
     let kind = match &err {
-        ureq::Error::Timeout(_) => ErrorKind::Timeout,
-        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => ErrorKind::Timeout,
+        ureq::Error::Timeout(_) => ErrorKind::RequestTimeout,
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+            ErrorKind::RequestTimeout
+        }
         #[cfg(feature = "tls")]
         ureq::Error::Io(io)
             if io

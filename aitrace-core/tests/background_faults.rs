@@ -273,7 +273,7 @@ fn a_hung_server_never_blocks_application_threads() {
         "slowest capture {slowest:?}"
     );
     let err = log.flush_timeout(Duration::from_millis(200)).unwrap_err();
-    assert_eq!(err.kind(), aitrace_core::ErrorKind::TimedOut);
+    assert_eq!(err.kind(), aitrace_core::ErrorKind::FlushTimedOut);
     assert!(err.retained() > 0, "{err}");
     let started = Instant::now();
     let _ = log.shutdown(Duration::from_millis(500));

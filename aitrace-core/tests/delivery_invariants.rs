@@ -611,7 +611,7 @@ fn a_shutdown_after_a_flush_timed_out_reports_what_was_dropped() {
     let err = log
         .flush()
         .expect_err("the flush gives up before the server times out");
-    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
+    assert_eq!(err.kind(), ErrorKind::FlushTimedOut, "{err}");
     let report = shutdown_once_dropped(&log, 25);
     assert_eq!(report.records(), 25, "{report:?}");
 }

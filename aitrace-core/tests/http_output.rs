@@ -218,7 +218,7 @@ fn a_hung_server_times_out() {
     let started = std::time::Instant::now();
     let err = log.flush().unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert_eq!(err.kind(), ErrorKind::RequestTimeout, "{err}");
     assert_eq!(log.len(), 1);
     log.clear();
     drop(listener);

@@ -104,7 +104,7 @@ async fn an_async_flush_times_out_without_blocking() {
     log.info("stuck").emit();
     let started = std::time::Instant::now();
     let err = log.flush_async().await.unwrap_err();
-    assert_eq!(err.kind(), aitrace_core::ErrorKind::TimedOut);
+    assert_eq!(err.kind(), aitrace_core::ErrorKind::FlushTimedOut);
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "{:?}",

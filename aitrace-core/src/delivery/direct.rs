@@ -373,7 +373,7 @@ impl Direct {
     fn run(&self, wait: Duration) -> Result<FlushReport> {
         let Some(mut retained) = self.retained.try_lock_for(wait) else {
             return Err(Error::new(
-                ErrorKind::TimedOut,
+                ErrorKind::FlushTimedOut,
                 format!("another flush did not finish within {wait:?}"),
             ));
         };
@@ -406,7 +406,7 @@ impl Processor for Direct {
     /// after (`std::process::exit` runs no destructors) loses nothing.
     fn shutdown(&self, timeout: Duration) -> Result<FlushReport> {
         match self.run(timeout) {
-            Err(err) if err.retained() > 0 && err.kind() != ErrorKind::TimedOut => {
+            Err(err) if err.retained() > 0 && err.kind() != ErrorKind::FlushTimedOut => {
                 Err(self.spill(err))
             }
             other => other,

@@ -145,7 +145,7 @@ impl FlushFuture {
 /// The error of a flush that gave up at its timeout.
 pub(crate) fn timed_out(timeout: Duration, left: usize) -> Error {
     Error::new(
-        ErrorKind::TimedOut,
+        ErrorKind::FlushTimedOut,
         format!(
             "flush did not finish within {timeout:?}; {left} records still buffered or on their way"
         ),

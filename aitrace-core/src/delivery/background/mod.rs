@@ -340,7 +340,7 @@ impl Processor for Background {
         self.report_drops();
         result.unwrap_or_else(|| {
             Err(Error::new(
-                ErrorKind::TimedOut,
+                ErrorKind::FlushTimedOut,
                 format!("the delivery thread did not stop within {timeout:?}"),
             ))
         })

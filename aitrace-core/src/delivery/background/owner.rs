@@ -347,7 +347,7 @@ impl Owner {
         let closing = self.closing.take();
         let stopped_early = || {
             Error::new(
-                ErrorKind::TimedOut,
+                ErrorKind::FlushTimedOut,
                 format!(
                     "shutdown ran out of time; {set_aside} records were spooled or, without a spool, dropped"
                 ),
