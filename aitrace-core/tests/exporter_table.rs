@@ -250,7 +250,7 @@ mod otlp {
         fn output(&self) -> Output {
             Output::otlp_builder()
                 .endpoint(&self.0.endpoint)
-                .timeout(Duration::from_secs(5))
+                .request_timeout(Duration::from_secs(5))
                 .build()
                 .unwrap()
         }

@@ -21,7 +21,7 @@ fn output(rx: &OtlpReceiver, protocol: Protocol) -> Output {
         .protocol(protocol)
         .service_name("shop")
         .resource_attribute("deployment.environment.name", "test")
-        .timeout(Duration::from_secs(5))
+        .request_timeout(Duration::from_secs(5))
         .build()
         .unwrap()
 }
@@ -682,7 +682,7 @@ fn an_accepted_batch_whose_answer_breaks_off_is_not_sent_again() {
         .output(
             Output::otlp_builder()
                 .endpoint(&endpoint)
-                .timeout(Duration::from_secs(2))
+                .request_timeout(Duration::from_secs(2))
                 .build()
                 .unwrap(),
         )

@@ -11,7 +11,7 @@ use crate::value::Value;
 pub const DEFAULT_OTLP_ENDPOINT: &str = "http://localhost:4318";
 /// How long each step of one export request may take when
 /// `OTEL_EXPORTER_OTLP_TIMEOUT` does not say (the specification's default,
-/// 10 s; see [`OtlpOutputBuilder::timeout`]).
+/// 10 s; see [`OtlpOutputBuilder::request_timeout`]).
 pub const DEFAULT_OTLP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The variable that turns [span events](OtlpOutputBuilder::span_events) on.
@@ -137,7 +137,8 @@ impl std::fmt::Debug for SignalConfig {
 /// | [`protocol`](Self::protocol) | `OTEL_EXPORTER_OTLP[_LOGS\|_TRACES]_PROTOCOL`: `http/protobuf`, `http/json` | `http/protobuf` |
 /// | [`header`](Self::header) | `OTEL_EXPORTER_OTLP[_LOGS\|_TRACES]_HEADERS`: `k=v,k2=v2`, values percent-decoded | none |
 /// | [`gzip`](Self::gzip) | `OTEL_EXPORTER_OTLP[_LOGS\|_TRACES]_COMPRESSION`: `gzip` or `none` | none |
-/// | [`timeout`](Self::timeout) | `OTEL_EXPORTER_OTLP[_LOGS\|_TRACES]_TIMEOUT`: milliseconds | 10 s |
+/// | [`request_timeout`](Self::request_timeout) | `OTEL_EXPORTER_OTLP[_LOGS\|_TRACES]_TIMEOUT`: milliseconds | 10 s |
+/// | [`connect_timeout`](Self::connect_timeout) | none | [`DEFAULT_CONNECT_TIMEOUT`](crate::DEFAULT_CONNECT_TIMEOUT), at most the request timeout |
 /// | [`ca_file`](Self::ca_file) | `OTEL_EXPORTER_OTLP[_LOGS\|_TRACES]_CERTIFICATE`: a PEM file of trusted CAs | the system's trust store |
 /// | [`service_name`](Self::service_name) | `OTEL_SERVICE_NAME`, then `service.name` in `OTEL_RESOURCE_ATTRIBUTES` | `unknown_service:<executable>` |
 /// | [`resource_attribute`](Self::resource_attribute) | `OTEL_RESOURCE_ATTRIBUTES`: `k=v,k2=v2`, values percent-decoded | `telemetry.sdk.*` |
@@ -159,6 +160,7 @@ pub struct OtlpOutputBuilder {
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) gzip: Option<bool>,
     pub(crate) timeout: Option<Duration>,
+    pub(crate) connect_timeout: Option<Duration>,
     pub(crate) ca_file: Option<PathBuf>,
     pub(crate) service_name: Option<String>,
     pub(crate) resource: Vec<(String, Value)>,
@@ -291,6 +293,7 @@ impl OtlpOutputBuilder {
             headers: Vec::new(),
             gzip: None,
             timeout: None,
+            connect_timeout: None,
             ca_file: None,
             service_name: None,
             resource: Vec::new(),
@@ -342,9 +345,28 @@ impl OtlpOutputBuilder {
 
     /// How long each step of one export request may take once connected
     /// (sending its head and body, waiting for the answer, reading it), as
-    /// for [`HttpOutputBuilder::request_timeout`](crate::HttpOutputBuilder::request_timeout).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
+    /// for [`HttpOutputBuilder::request_timeout`](crate::HttpOutputBuilder::request_timeout);
+    /// else `OTEL_EXPORTER_OTLP[_LOGS|_TRACES]_TIMEOUT`.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// The 0.1 name of [`request_timeout`](Self::request_timeout).
+    #[deprecated(
+        since = "0.2.0",
+        note = "renamed `request_timeout`, as the HTTP output's"
+    )]
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.request_timeout(timeout)
+    }
+
+    /// How long connecting may take, as for
+    /// [`HttpOutputBuilder::connect_timeout`](crate::HttpOutputBuilder::connect_timeout);
+    /// by default [`DEFAULT_CONNECT_TIMEOUT`](crate::DEFAULT_CONNECT_TIMEOUT),
+    /// or the request timeout when that is shorter.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
         self
     }
 
@@ -770,7 +792,7 @@ mod tests {
         .endpoint("http://code:4318")
         .protocol(Protocol::HttpProtobuf)
         .header("api-key", "code")
-        .timeout(Duration::from_secs(1))
+        .request_timeout(Duration::from_secs(1))
         .service_name("code")
         .resource_attribute("service.version", "1.2");
         let logs = b.signal(Signal::Logs).unwrap();

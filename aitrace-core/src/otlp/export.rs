@@ -75,7 +75,8 @@ impl OtlpSender {
             check_url(&config.url)?;
             check_headers(&config.headers, signal)?;
             let agent = crate::http::agent(
-                crate::http::DEFAULT_CONNECT_TIMEOUT.min(config.timeout),
+                (builder.connect_timeout)
+                    .unwrap_or(crate::http::DEFAULT_CONNECT_TIMEOUT.min(config.timeout)),
                 config.timeout,
                 config.ca_file.as_deref(),
             )?;
