@@ -98,6 +98,14 @@ pub trait Export: Send + Sync + 'static {
     /// [`Error::refused_content`] (or any [`Error`]: connection errors,
     /// timeouts and HTTP 408, 429 and 5xx statuses are retried, other
     /// statuses refused).
+    ///
+    /// A batch is all or nothing: after an `Err`, the batch (or, after
+    /// `refused_content`, each half of it) is sent again, so return `Err`
+    /// only when none of it was stored — write it in one transaction, as
+    /// `examples/sqlite.rs` does — or make storing idempotent (by the
+    /// `record_id` that [`Builder::record_ids`](crate::Builder::record_ids)
+    /// adds). Records of a batch the receiver took in part are
+    /// [`Accepted::partly`].
     fn export(&self, batch: &Batch<'_>) -> Result<Accepted, Error>;
 
     /// The local file it writes, if it writes one.
