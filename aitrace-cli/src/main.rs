@@ -216,7 +216,7 @@ fn run(command: Command) -> Result<bool, String> {
             }
             let out = std::fs::File::create(&output)
                 .map_err(|e| format!("cannot create {}: {e}", output.display()))?;
-            aitrace_core::write_html_report(&records, std::io::BufWriter::new(out))
+            aitrace_report::write_html_report(&records, std::io::BufWriter::new(out))
                 .map_err(|e| e.to_string())?;
             eprintln!(
                 "aitrace: wrote {} ({} records{})",

@@ -3,149 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use aitrace_core::wire::{self, DURATION_FIELD, ERROR_FIELD, FLAT_KEYS, META_KEY, Phase};
-use serde_json::{Map, Value as Json};
-
-/// The levels in order, as the wire format writes them.
-pub(crate) const LEVELS: [&str; 5] = ["trace", "debug", "info", "warning", "error"];
-
-/// A level's rank in [`LEVELS`]; unknown levels rank as `info`.
-pub(crate) fn level_rank(level: &str) -> usize {
-    match level.to_ascii_lowercase().as_str() {
-        "trace" => 0,
-        "debug" => 1,
-        "warn" | "warning" => 3,
-        "error" | "critical" | "fatal" => 4,
-        _ => 2,
-    }
-}
-
-/// One record as the viewer sees it.
-#[derive(Debug, Clone)]
-pub(crate) struct Rec {
-    /// Order of arrival.
-    pub(crate) seq: usize,
-    pub(crate) timestamp: Option<String>,
-    pub(crate) micros: Option<i128>,
-    pub(crate) event: String,
-    pub(crate) level: usize,
-    pub(crate) trace_id: Option<String>,
-    pub(crate) span_id: Option<String>,
-    pub(crate) parent_span_id: Option<String>,
-    pub(crate) fields: Vec<(String, Json)>,
-    /// The record's JSON text, for `--grep`.
-    pub(crate) text: String,
-}
-
-impl Rec {
-    pub(crate) fn new(seq: usize, object: &Map<String, Json>, text: &str) -> Rec {
-        let namespaced = matches!(object.get(META_KEY), Some(Json::Object(_)));
-        let meta = match object.get(META_KEY) {
-            Some(Json::Object(meta)) => meta,
-            _ => object,
-        };
-        let string = |key: &str| meta.get(key).and_then(Json::as_str).map(str::to_owned);
-        let timestamp = string(wire::TIMESTAMP);
-        let fields = object
-            .iter()
-            .filter(|(k, v)| {
-                if namespaced {
-                    k.as_str() != META_KEY
-                        && !(k.as_str() == wire::TIMESTAMP && meta.get(wire::TIMESTAMP) == Some(v))
-                } else {
-                    !FLAT_KEYS.contains(&k.as_str())
-                }
-            })
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        Rec {
-            seq,
-            micros: timestamp.as_deref().and_then(micros),
-            timestamp,
-            event: string(wire::EVENT).unwrap_or_default(),
-            level: level_rank(
-                meta.get(wire::LEVEL)
-                    .and_then(Json::as_str)
-                    .unwrap_or("info"),
-            ),
-            trace_id: string(wire::TRACE_ID),
-            span_id: string(wire::SPAN_ID),
-            parent_span_id: string(wire::PARENT_SPAN_ID),
-            fields,
-            text: text.to_owned(),
-        }
-    }
-
-    pub(crate) fn field(&self, key: &str) -> Option<&Json> {
-        self.fields
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
-    }
-
-    /// `Some(name)` for `NAME.start`.
-    pub(crate) fn span_start(&self) -> Option<&str> {
-        self.span_id.as_ref()?;
-        self.lifecycle(Phase::Start)
-    }
-
-    /// `Some(name)` for `NAME.end`.
-    pub(crate) fn span_end(&self) -> Option<&str> {
-        self.span_id.as_ref()?;
-        self.lifecycle(Phase::End)
-    }
-
-    /// The span name, when the event is that phase's lifecycle event.
-    fn lifecycle(&self, phase: Phase) -> Option<&str> {
-        wire::lifecycle(&self.event).and_then(|(name, p)| (p == phase).then_some(name))
-    }
-
-    pub(crate) fn duration_ms(&self) -> Option<f64> {
-        self.field(DURATION_FIELD).and_then(Json::as_f64)
-    }
-
-    /// The error of a failed span's `.end` (or of any record with an `error` field).
-    pub(crate) fn error(&self) -> Option<String> {
-        self.field(ERROR_FIELD).map(|v| match v {
-            Json::String(s) => s.clone(),
-            other => other.to_string(),
-        })
-    }
-
-    /// User fields as `key=value`, values shortened.
-    pub(crate) fn compact_fields(&self, skip: &[&str]) -> String {
-        let mut out = String::new();
-        for (k, v) in &self.fields {
-            if skip.contains(&k.as_str()) {
-                continue;
-            }
-            if !out.is_empty() {
-                out.push(' ');
-            }
-            let value = match v {
-                Json::String(s) if !s.is_empty() && !s.contains([' ', '"', '=']) => s.clone(),
-                other => other.to_string(),
-            };
-            out.push_str(k);
-            out.push('=');
-            if value.chars().count() > 60 {
-                out.extend(value.chars().take(59));
-                out.push('…');
-            } else {
-                out.push_str(&value);
-            }
-        }
-        out
-    }
-}
-
-/// Microseconds since the epoch of an RFC 3339 timestamp.
-pub(crate) fn micros(text: &str) -> Option<i128> {
-    let time = humantime::parse_rfc3339_weak(text).ok()?;
-    let d = time.duration_since(std::time::UNIX_EPOCH).ok()?;
-    i128::try_from(d.as_micros()).ok()
-}
+pub(crate) use aitrace_report::read::{LEVELS, Rec, level_rank};
 
 /// One span of a trace.
 #[derive(Debug, Default)]
@@ -366,7 +224,7 @@ mod tests {
     use super::*;
 
     fn rec(seq: usize, json: &str) -> Rec {
-        let value: Json = serde_json::from_str(json).unwrap();
+        let value: serde_json::Value = serde_json::from_str(json).unwrap();
         Rec::new(seq, value.as_object().unwrap(), json)
     }
 

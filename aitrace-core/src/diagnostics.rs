@@ -1,54 +1,7 @@
-//! Lines on stderr about delivery, rate-limited: a bad API key or a full
-//! disk must not flood the application's stderr.
+//! The exit report's count of dropped records; the rate-limited lines
+//! themselves are [`aitrace_model::diagnostics`].
 
-use std::collections::HashMap;
-use std::sync::LazyLock;
-use std::time::{Duration, Instant};
-
-use parking_lot::Mutex;
-
-/// How often one kind of diagnostic is printed at most.
-pub(crate) const DIAGNOSTIC_INTERVAL: Duration = Duration::from_secs(60);
-
-/// Prints each kind of line at most once per [`DIAGNOSTIC_INTERVAL`],
-/// saying how many were held back in between.
-#[derive(Debug, Default)]
-pub(crate) struct Diagnostics {
-    seen: Mutex<HashMap<String, (Instant, u64)>>,
-}
-
-impl Diagnostics {
-    /// Prints `message` unless a line of the same `kind` was printed less
-    /// than the interval ago; returns whether it printed.
-    pub(crate) fn say(&self, kind: &str, message: impl FnOnce() -> String) -> bool {
-        let now = Instant::now();
-        let mut seen = self.seen.lock();
-        let held_back = match seen.get_mut(kind) {
-            Some((last, held)) if now.duration_since(*last) < DIAGNOSTIC_INTERVAL => {
-                *held += 1;
-                return false;
-            }
-            Some((last, held)) => {
-                *last = now;
-                std::mem::take(held)
-            }
-            None => {
-                seen.insert(kind.to_owned(), (now, 0));
-                0
-            }
-        };
-        drop(seen);
-        if held_back > 0 {
-            eprintln!(
-                "aitrace: {} ({held_back} more like it held back)",
-                message()
-            );
-        } else {
-            eprintln!("aitrace: {}", message());
-        }
-        true
-    }
-}
+pub(crate) use aitrace_model::diagnostics::{Diagnostics, PROCESS};
 
 /// The exit report's line when records were dropped: their total since the
 /// logger started (the buffer's overflow drops included) and where, as
@@ -97,17 +50,6 @@ pub(crate) fn report_drops_in_all(
     }
 }
 
-/// The diagnostics of the whole process, for what no logger owns (a
-/// frontend's setup, settings read from the environment); see
-/// [`crate::adapter::diagnose`].
-pub(crate) static PROCESS: LazyLock<Diagnostics> = LazyLock::new(Diagnostics::default);
-
-/// [`Diagnostics::say`] on the process-wide instance.
-#[cfg_attr(not(feature = "otlp"), allow(dead_code))]
-pub(crate) fn say_once(kind: &str, message: impl FnOnce() -> String) -> bool {
-    PROCESS.say(kind, message)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,13 +68,5 @@ mod tests {
             line,
             "4903 records dropped in all since the logger started (a: 4900; buffer full: 3)"
         );
-    }
-
-    #[test]
-    fn one_line_per_kind_per_interval() {
-        let d = Diagnostics::default();
-        assert!(d.say("rejected", || "first".into()));
-        assert!(!d.say("rejected", || unreachable!("held back")));
-        assert!(d.say("spool", || "another kind".into()));
     }
 }

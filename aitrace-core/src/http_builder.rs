@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use crate::encode::Layout;
 use crate::error::Result;
-use crate::http::{self, IngestClient};
+use crate::http::IngestClient;
 use crate::output::Output;
+use crate::transport;
 
 impl Output {
     /// An HTTP ingest endpoint with the default timeouts.
@@ -19,8 +20,8 @@ impl Output {
     pub fn http_builder(url: &str) -> HttpOutputBuilder {
         HttpOutputBuilder {
             url: url.to_owned(),
-            connect_timeout: http::DEFAULT_CONNECT_TIMEOUT,
-            request_timeout: http::DEFAULT_REQUEST_TIMEOUT,
+            connect_timeout: transport::DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: transport::DEFAULT_REQUEST_TIMEOUT,
             headers: Vec::new(),
             layout: Layout::default(),
             gzip: false,
@@ -45,10 +46,10 @@ pub struct HttpOutputBuilder {
 impl fmt::Debug for HttpOutputBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpOutputBuilder")
-            .field("url", &http::redact_url(&self.url))
+            .field("url", &transport::redact_url(&self.url))
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
-            .field("headers", &http::RedactedHeaders(&self.headers))
+            .field("headers", &transport::RedactedHeaders(&self.headers))
             .field("layout", &self.layout)
             .field("gzip", &self.gzip)
             .field("ca_file", &self.ca_file)

@@ -93,35 +93,22 @@
 
 pub mod adapter;
 mod buffer;
-mod clock;
 pub mod context;
 mod deadline;
-mod decode;
 mod delivery;
 mod diagnostics;
 mod emit;
-mod encode;
-mod error;
-pub mod export;
 mod file;
 mod filter;
 mod flush_report;
-mod html;
 mod http;
 mod http_builder;
-mod ids;
-mod level;
-mod location;
 mod logger;
-#[cfg(feature = "otlp")]
-mod otlp;
 mod output;
 mod propagation;
-mod record;
 mod redact;
 mod reentrancy;
 mod retry;
-mod scratch;
 mod span;
 mod spool;
 mod stats;
@@ -129,9 +116,17 @@ mod stdio;
 mod target;
 #[cfg(feature = "testing")]
 mod testing;
-mod value;
-pub mod wire;
 
+// The leaf crate's modules, under the paths this crate has always used.
+use aitrace_model::{
+    clock, encode, error, ids, level, location, record, scratch, transport, value,
+};
+pub use aitrace_model::{export, wire};
+
+#[cfg(feature = "otlp")]
+pub use aitrace_otlp::{DEFAULT_OTLP_ENDPOINT, DEFAULT_OTLP_TIMEOUT, OtlpOutputBuilder, Protocol};
+#[cfg(feature = "html")]
+pub use aitrace_report::write_html_report;
 pub use buffer::{DEFAULT_BACKGROUND_CAPACITY, DEFAULT_CAPACITY, OverflowPolicy};
 pub use delivery::{FlushFuture, OnFailure};
 pub use emit::EventBuilder;
@@ -139,8 +134,6 @@ pub use encode::Layout;
 pub use error::{Error, ErrorKind, Result};
 pub use filter::{DEFAULT_MIN_LEVEL, Filter};
 pub use flush_report::{Delivery, FlushReport};
-pub use html::write_html_report;
-pub use http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 pub use http_builder::HttpOutputBuilder;
 pub use ids::{SpanId, TraceId};
 pub use level::{Level, ParseLevelError};
@@ -149,8 +142,6 @@ pub use logger::{
     BufferedLogger, Builder, DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_TIMEOUT,
     DEFAULT_SHUTDOWN_TIMEOUT, DeliveryGuard, send_logs,
 };
-#[cfg(feature = "otlp")]
-pub use otlp::{DEFAULT_OTLP_ENDPOINT, DEFAULT_OTLP_TIMEOUT, OtlpOutputBuilder, Protocol};
 pub use output::Output;
 pub use propagation::TraceParent;
 pub use record::{Location, Record, RecordBuilder, RecordKind, SpanContext};
@@ -160,6 +151,7 @@ pub use retry::{
     DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_COOLDOWN, RetryPolicy,
 };
 pub use span::{FlushingTrace, SpanBuilder, SpanGuard};
+pub use transport::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 /// The 0.1 name of [`FlushingTrace`].
 #[deprecated(
     since = "0.2.0",
@@ -176,11 +168,11 @@ pub use value::{INLINE_STR_LEN, Str, Value};
 /// (values set in code win).
 pub mod env {
     pub use crate::filter::{LEVEL_ENV, RUST_LOG_ENV};
-    pub use crate::http::CA_FILE_ENV;
     pub use crate::location::PROJECT_ROOT_ENV;
     pub use crate::logger::{
         BACKGROUND_ENV, BATCH_SIZE_ENV, CAPACITY_ENV, FLUSH_INTERVAL_ENV, SPOOL_DIR_ENV,
     };
     pub use crate::span::unwinding::PANIC_HOOK_ENV;
     pub use crate::target::TARGET_ENV;
+    pub use crate::transport::CA_FILE_ENV;
 }

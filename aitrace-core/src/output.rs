@@ -125,13 +125,13 @@ impl Output {
             (_, None, lines) => Batch::new(None, lines.unwrap_or_default(), None, count, layout),
         };
         let accepted = self.exporter.export(&batch)?;
-        let rejected = accepted.rejected.min(count);
+        let rejected = accepted.rejected().min(count);
         Ok(Delivery {
             output: self.to_string(),
             records: count - rejected,
-            ingested: accepted.ingested,
+            ingested: accepted.stored(),
             rejected,
-            rejection: accepted.reason,
+            rejection: accepted.reason().map(str::to_owned),
             dropped: rejected,
             ..Delivery::default()
         })
@@ -185,6 +185,14 @@ fn lines_to_array_into(lines: &[u8], body: &mut Vec<u8>) {
         }
     }
     body.push(b']');
+}
+
+/// Any exporter is an output ([`Output::new`]), so that
+/// [`Builder::output`](crate::Builder::output) takes one as it is.
+impl<E: Export> From<E> for Output {
+    fn from(exporter: E) -> Self {
+        Output::new(exporter)
+    }
 }
 
 impl fmt::Display for Output {

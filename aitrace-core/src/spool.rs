@@ -643,7 +643,7 @@ impl Spool {
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    crate::file::replace_private(path, &path.with_extension("tmp"), bytes).map_err(|e| {
+    aitrace_model::fs::replace_private(path, &path.with_extension("tmp"), bytes).map_err(|e| {
         Error::io(
             format_args!("cannot write spool file {}", path.display()),
             e,

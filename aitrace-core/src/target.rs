@@ -7,17 +7,16 @@ use std::time::SystemTime;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::file::{self, FileOutput};
-use crate::html::HtmlFile;
-use crate::http::CA_FILE_ENV;
 use crate::output::Output;
 use crate::stdio::StdStream;
+use crate::transport::CA_FILE_ENV;
 
 /// The environment variable that chooses the outputs when none is set in
 /// code: one target string, or several separated by commas.
 pub const TARGET_ENV: &str = "LOG_TRG";
 
 #[cfg(feature = "otlp")]
-use crate::otlp::parse_target as parse_otlp_target;
+use aitrace_otlp::parse_target as parse_otlp_target;
 
 /// Target strings are recognised without the `otlp` feature, to say it is
 /// needed.
@@ -48,8 +47,9 @@ impl Output {
     /// every flush with every record this output has been given (kept in
     /// memory, encoded: some 300 to 500 bytes a record, for the output's
     /// life). See [`write_html_report`](crate::write_html_report).
+    #[cfg(feature = "html")]
     pub fn html(path: impl Into<PathBuf>) -> Self {
-        Output::new(HtmlFile::new(path.into()))
+        Output::new(aitrace_report::HtmlFile::new(path.into()))
     }
 
     /// An OTLP/HTTP output to the base endpoint `endpoint` (such as
@@ -57,30 +57,33 @@ impl Output {
     /// `OTEL_EXPORTER_OTLP_*` variables; see [`OtlpOutputBuilder`](crate::OtlpOutputBuilder).
     #[cfg(feature = "otlp")]
     pub fn otlp(endpoint: &str) -> Result<Self> {
-        Output::otlp_builder().endpoint(endpoint).build()
+        Ok(Output::new(
+            Output::otlp_builder().endpoint(endpoint).build()?,
+        ))
     }
 
     /// An OTLP/HTTP output configured by the standard `OTEL_*` variables
     /// only (the target string `otlp`).
     #[cfg(feature = "otlp")]
     pub fn otlp_from_env() -> Result<Self> {
-        Output::otlp_builder().build()
+        Ok(Output::new(Output::otlp_builder().build()?))
     }
 
     /// Settings of an OTLP/HTTP output, starting from the standard `OTEL_*`
     /// variables read now; what is set in code wins.
     #[cfg(feature = "otlp")]
     pub fn otlp_builder() -> crate::OtlpOutputBuilder {
-        crate::OtlpOutputBuilder::new(crate::otlp::Env::from_process())
+        crate::OtlpOutputBuilder::from_env()
     }
 
     #[cfg(feature = "otlp")]
     fn otlp_target(endpoint: Option<&str>) -> Result<Self> {
         let builder = Output::otlp_builder();
-        match endpoint {
-            Some(endpoint) => builder.endpoint(endpoint).build(),
-            None => builder.build(),
-        }
+        let exporter = match endpoint {
+            Some(endpoint) => builder.endpoint(endpoint).build()?,
+            None => builder.build()?,
+        };
+        Ok(Output::new(exporter))
     }
 
     #[cfg(not(feature = "otlp"))]
@@ -124,11 +127,28 @@ impl Output {
         let is_html = path
             .extension()
             .is_some_and(|ext| ext.eq_ignore_ascii_case("html"));
-        Ok(if is_html {
-            Output::html(path)
-        } else {
-            Output::file(path)
-        })
+        if is_html {
+            return Output::html_target(path);
+        }
+        Ok(Output::file(path))
+    }
+
+    #[cfg(feature = "html")]
+    fn html_target(path: PathBuf) -> Result<Self> {
+        Ok(Output::html(path))
+    }
+
+    /// Without the `html` feature, a `.html` target is refused with the
+    /// reason, not taken for a JSON Lines file named `*.html`.
+    #[cfg(not(feature = "html"))]
+    fn html_target(path: PathBuf) -> Result<Self> {
+        Err(Error::new(
+            ErrorKind::InvalidTarget,
+            format!(
+                "{}: an HTML report target needs aitrace-core's `html` feature",
+                path.display()
+            ),
+        ))
     }
 
     /// The outputs a comma-separated list of target strings names, in
@@ -212,9 +232,25 @@ mod tests {
     fn the_built_in_targets_name_their_outputs() {
         assert_eq!(Output::from_target("-").unwrap().to_string(), "stdout");
         assert_eq!(Output::from_target("STDERR").unwrap().to_string(), "stderr");
+    }
+
+    #[cfg(feature = "html")]
+    #[test]
+    fn an_html_target_is_the_report() {
         let dir = std::env::temp_dir().join("aitrace-target-test");
         let html = Output::from_target(&format!("{}/r.HTML", dir.display())).unwrap();
         assert_eq!(html.path(), Some(dir.join("r.HTML").as_path()));
+        assert!(html.to_string().ends_with("r.HTML"), "{html}");
+    }
+
+    /// Without the `html` feature, a `.html` target is refused with the
+    /// reason, not written as JSON Lines under an `.html` name.
+    #[cfg(not(feature = "html"))]
+    #[test]
+    fn an_html_target_without_the_feature_says_it_is_needed() {
+        let err = Output::from_target("trace.html").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidTarget);
+        assert!(err.to_string().contains("`html` feature"), "{err}");
     }
 
     /// Without the `otlp` feature, an otlp target is recognised and refused

@@ -248,11 +248,12 @@ mod otlp {
 
     impl Subject for Otlp {
         fn output(&self) -> Output {
-            Output::otlp_builder()
+            let exporter = Output::otlp_builder()
                 .endpoint(&self.0.endpoint)
                 .request_timeout(Duration::from_secs(5))
                 .build()
-                .unwrap()
+                .unwrap();
+            Output::new(exporter)
         }
 
         fn script(&self, answers: Vec<Answer>) {

@@ -353,8 +353,11 @@ fn one_cycle(graph: &Graph, members: &BTreeSet<&str>, start: &str) -> Vec<String
 }
 
 /// The crates whose modules must depend one way.
-const CRATES: [&str; 5] = [
+const CRATES: [&str; 8] = [
+    "aitrace-model",
     "aitrace-core",
+    "aitrace-otlp",
+    "aitrace-report",
     "aitrace-tracing",
     "aitrace-slog",
     "aitrace-log",
@@ -373,6 +376,21 @@ fn assert_one_way(krate: &str) {
         "the modules of {krate} import each other in a circle (ARCHITECTURE.md, \"The module graph\"):\n  {}",
         found.join("\n  ")
     );
+}
+
+#[test]
+fn aitrace_model_modules_depend_one_way() {
+    assert_one_way("aitrace-model");
+}
+
+#[test]
+fn aitrace_otlp_modules_depend_one_way() {
+    assert_one_way("aitrace-otlp");
+}
+
+#[test]
+fn aitrace_report_modules_depend_one_way() {
+    assert_one_way("aitrace-report");
 }
 
 #[test]
@@ -459,4 +477,64 @@ fn print_module_graphs() {
             println!("  {module} → {}", deps.join(", "));
         }
     }
+}
+
+/// The modules `aitrace-model` keeps public for `aitrace-core` but hidden
+/// from its docs (`#[doc(hidden)] pub mod x;` in its `lib.rs`).
+fn hidden_model_modules() -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../aitrace-model/src/lib.rs");
+    let text = fs::read_to_string(root).unwrap();
+    let mut hidden = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == "#[doc(hidden)]" {
+            if let Some(module) = lines.next().and_then(|l| l.trim().strip_prefix("pub mod ")) {
+                hidden.push(module.trim_end_matches(';').to_owned());
+            }
+        }
+    }
+    hidden
+}
+
+/// Issue 19: the OTLP output and the HTML report use nothing of the leaf
+/// crate that a crate of a user's could not: no path through a module it
+/// hides from its docs (names re-exported at its root are the API).
+#[test]
+fn the_built_in_outputs_outside_core_use_only_the_documented_api() {
+    let hidden = hidden_model_modules();
+    assert!(hidden.contains(&"record".to_owned()), "{hidden:?}");
+    let mut found = Vec::new();
+    for krate in ["aitrace-otlp", "aitrace-report"] {
+        let mut files = Vec::new();
+        rust_files(
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join(krate)
+                .join("src"),
+            &mut files,
+        );
+        for file in files {
+            if file.ends_with("tests.rs") || file.ends_with("encode_tests.rs") {
+                continue;
+            }
+            let code = code_of(&fs::read_to_string(&file).unwrap());
+            for module in &hidden {
+                let needle = format!("aitrace_model::{module}::");
+                if code.contains(&needle) {
+                    found.push(format!("{}: {needle}", file.display()));
+                }
+            }
+            // A module alias (`use aitrace_model::{record, …}`) would hide
+            // the paths from the check above.
+            for line in code.lines().filter(|l| l.contains("use aitrace_model::{")) {
+                for module in &hidden {
+                    let item = |sep: &str| format!("{sep}{module}");
+                    if line.contains(&item("{")) || line.contains(&item(", ")) {
+                        found.push(format!("{}: {}", file.display(), line.trim()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "hidden paths used: {found:#?}");
 }

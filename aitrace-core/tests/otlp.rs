@@ -16,14 +16,15 @@ use aitrace_testkit::{OtlpAnswer, OtlpReceiver};
 const WAIT: Duration = Duration::from_secs(10);
 
 fn output(rx: &OtlpReceiver, protocol: Protocol) -> Output {
-    Output::otlp_builder()
+    let exporter = Output::otlp_builder()
         .endpoint(&rx.endpoint)
         .protocol(protocol)
         .service_name("shop")
         .resource_attribute("deployment.environment.name", "test")
         .request_timeout(Duration::from_secs(5))
         .build()
-        .unwrap()
+        .unwrap();
+    Output::new(exporter)
 }
 
 fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a Av> {

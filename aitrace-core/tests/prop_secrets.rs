@@ -54,7 +54,7 @@ fn texts_in_code(secret: &str, up: &IngestServer, dead: &str) -> Vec<String> {
     texts.push(format!("{otlp:?}"));
     let output = otlp.build().unwrap();
     texts.push(format!("{output} {output:?}"));
-    outputs.push(output);
+    outputs.push(Output::new(output));
     for bad in [
         Output::otlp_builder().endpoint(with_user("http://:4318")),
         Output::otlp_builder().header("api-key", format!("{secret}\n")),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use aitrace_core::{BufferedLogger, ErrorKind, Output};
 use aitrace_testkit::TlsServer;
 
-fn flush_one(output: Output) -> aitrace_core::Result<aitrace_core::FlushReport> {
+fn flush_one(output: impl Into<Output>) -> aitrace_core::Result<aitrace_core::FlushReport> {
     let log = BufferedLogger::builder().output(output).build();
     log.info("over_tls").field("n", 1).emit();
     let flushed = log.flush();

@@ -72,7 +72,7 @@ fn aitrace_otlp(sink: &Sink, protocol: aitrace_core::Protocol) -> Run {
         .protocol(protocol)
         .build()
         .expect("url");
-    aitrace_to(sink, output)
+    aitrace_to(sink, Output::new(output))
 }
 
 fn aitrace_to(sink: &Sink, output: Output) -> Run {

@@ -165,9 +165,11 @@ pub(crate) fn env_flag(name: &str) -> Option<bool> {
 }
 
 impl Builder {
-    /// Adds an output. Several may be added; each flush sends to all.
-    pub fn output(mut self, output: Output) -> Self {
-        self.outputs.push(output);
+    /// Adds an output: an [`Output`], or any exporter
+    /// ([`Export`](crate::export::Export)), which becomes one. Several may
+    /// be added; each flush sends to all.
+    pub fn output(mut self, output: impl Into<Output>) -> Self {
+        self.outputs.push(output.into());
         self
     }
 
