@@ -69,13 +69,24 @@
 //!   [`BufferedLogger::enabled_for`]; [`adapter`] has the rest they need.
 //!   [`wire`] names the wire format's reserved keys.
 //!
+//! # Crates
+//!
+//! The record model, the wire names, the JSON codec and the [`export`]
+//! trait live in `aitrace-model`, a leaf crate this one re-exports whole;
+//! an exporter published as a crate of its own may depend on it alone.
+//! The OTLP output (`aitrace-otlp`) and the HTML report (`aitrace-report`)
+//! are such crates, pulled in by the default features below.
+//!
 //! # Feature flags
 //!
 //! * `opentelemetry` (default): records inside an active OpenTelemetry span
 //!   carry its ids, and aitrace spans opened inside it join its trace.
 //! * `otlp` (default): [`Output::otlp`], [`OtlpOutputBuilder`]: logs and spans
-//!   over OTLP/HTTP (protobuf or JSON, via `opentelemetry-proto` 0.33) to any
-//!   OpenTelemetry Collector, configured by the standard `OTEL_*` variables.
+//!   over OTLP/HTTP (protobuf or JSON) to any OpenTelemetry Collector,
+//!   configured by the standard `OTEL_*` variables; from the `aitrace-otlp`
+//!   crate.
+//! * `html` (default): [`write_html_report`] and the `.html` target, from the
+//!   `aitrace-report` crate.
 //! * `tls` (default): `https://` for the HTTP and OTLP outputs (rustls),
 //!   trusting the system's certificate store or a CA file
 //!   ([`HttpOutputBuilder::ca_file`], [`OtlpOutputBuilder::ca_file`]). Without

@@ -218,10 +218,18 @@ fn module_graph(src: &Path) -> Graph {
         let Some(module) = module_of(path) else {
             continue;
         };
-        if path.file_name().is_some_and(|n| n == "tests.rs") {
+        if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with("tests.rs"))
+        {
             continue;
         }
-        let code = code_of(&fs::read_to_string(path).unwrap());
+        let mut code = code_of(&fs::read_to_string(path).unwrap());
+        // In a file directly under `src/`, `super::` is the crate root.
+        if path.parent() == Some(src) {
+            code = code.replace("super::", "crate::");
+        }
         for path in crate_refs(&code) {
             let head = path.split("::").next().unwrap_or_default();
             let target = if modules.contains(head) {

@@ -3,8 +3,8 @@
 //! the extras aitrace adds (code location, record id, a span event's
 //! level). Also how a value OTLP has no type for is written as text.
 
-use super::semconv::{CODE_FILE, CODE_FUNCTION, CODE_LINE, LEVEL, RECORD_ID, severity};
-use super::span::SpanParts;
+use crate::semconv::{CODE_FILE, CODE_FUNCTION, CODE_LINE, LEVEL, RECORD_ID, severity};
+use crate::span::SpanParts;
 use crate::wire::{DURATION_FIELD, ERROR_FIELD};
 use aitrace_model::Record;
 use aitrace_model::Value;

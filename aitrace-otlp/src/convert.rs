@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use super::span::SpanParts;
+use crate::span::SpanParts;
 use crate::wire::DURATION_FIELD;
 use aitrace_model::Value;
 use aitrace_model::{Record, RecordKind};

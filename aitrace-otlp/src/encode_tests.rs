@@ -7,12 +7,12 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as Av};
 use prost::Message as _;
 
-use super::convert::{MAX_EVENTS_PER_SPAN, OpenSpans};
-use super::json::{logs_json, resource_json, traces_json};
-use super::proto_common::resource_protobuf;
-use super::proto_logs::logs_protobuf;
-use super::proto_traces::traces_protobuf;
-use super::semconv::{CODE_FILE, CODE_FUNCTION, CODE_LINE};
+use crate::convert::{MAX_EVENTS_PER_SPAN, OpenSpans};
+use crate::json::{logs_json, resource_json, traces_json};
+use crate::proto_common::resource_protobuf;
+use crate::proto_logs::logs_protobuf;
+use crate::proto_traces::traces_protobuf;
+use crate::semconv::{CODE_FILE, CODE_FUNCTION, CODE_LINE};
 use crate::wire::{DURATION_FIELD, ERROR_FIELD};
 use aitrace_model::Level;
 use aitrace_model::Value;

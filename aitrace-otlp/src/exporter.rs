@@ -10,12 +10,12 @@ use prost::Message as _;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::config::{OtlpOutputBuilder, Protocol, SPAN_EVENTS_VAR, Signal, SignalConfig, Signals};
-use super::convert::{self, OpenSpans};
-use super::json::{logs_json, resource_json, traces_json};
-use super::proto_common::resource_protobuf;
-use super::proto_logs::logs_protobuf;
-use super::proto_traces::traces_protobuf;
+use crate::config::{OtlpOutputBuilder, Protocol, SPAN_EVENTS_VAR, Signal, SignalConfig, Signals};
+use crate::convert::{self, OpenSpans};
+use crate::json::{logs_json, resource_json, traces_json};
+use crate::proto_common::resource_protobuf;
+use crate::proto_logs::logs_protobuf;
+use crate::proto_traces::traces_protobuf;
 use crate::transport::RawAnswer;
 use aitrace_model::Record;
 use aitrace_model::scratch::{MAX_KEPT_BODY, Scratch, with_scratch};

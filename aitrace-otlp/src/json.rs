@@ -6,13 +6,13 @@ use std::io::Write as _;
 
 use base64::Engine as _;
 
-use super::attributes::{
+use crate::attributes::{
     Attrs, Extra, Field, MAX_DEPTH_TEXT, SpanAttrs, non_finite, object_fields,
 };
-use super::convert::{groups, ids};
-use super::semconv::severity;
-use super::span::SpanParts;
+use crate::convert::{groups, ids};
 use crate::ids::{hex, write_hex};
+use crate::semconv::severity;
+use crate::span::SpanParts;
 use aitrace_model::Record;
 use aitrace_model::{Value, wire::MAX_VALUE_DEPTH};
 

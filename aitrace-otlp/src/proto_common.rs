@@ -4,15 +4,15 @@
 
 use std::io::Write as _;
 
-use super::attributes::{Attrs, Extra, Field, MAX_DEPTH_TEXT, non_finite, object_fields};
-use super::fields::{
+use crate::attributes::{Attrs, Extra, Field, MAX_DEPTH_TEXT, non_finite, object_fields};
+use crate::fields::{
     any_value, array_value, instrumentation_scope, key_value, key_value_list, resource,
 };
-use super::protobuf::{
+use crate::ids::hex;
+use crate::protobuf::{
     VARINT, fixed64_field, key_len, len_field, put_bytes, put_fixed64, put_key, put_len,
     put_varint, small_varint_field, varint_len,
 };
-use crate::ids::hex;
 use aitrace_model::{Value, wire::MAX_VALUE_DEPTH};
 
 /// The size of an `AnyValue` message holding `value`.

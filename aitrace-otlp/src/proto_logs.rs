@@ -1,15 +1,15 @@
 //! Protobuf of `ExportLogsServiceRequest`: each record a `LogRecord`.
 
-use super::attributes::{Attrs, Field};
-use super::convert::{groups, ids};
-use super::fields::{
+use crate::attributes::{Attrs, Field};
+use crate::convert::{groups, ids};
+use crate::fields::{
     FLAGS_SAMPLED, any_value, export_logs_service_request, log_record, resource_logs, scope_logs,
 };
-use super::proto_common::{Framing, put_request};
-use super::protobuf::{
+use crate::proto_common::{Framing, put_request};
+use crate::protobuf::{
     VARINT, len_field, put_bytes, put_fixed32, put_fixed64, put_key, put_len, put_varint,
 };
-use super::semconv::severity;
+use crate::semconv::severity;
 use aitrace_model::Record;
 use aitrace_model::scratch::{Scratch, with_scratch};
 

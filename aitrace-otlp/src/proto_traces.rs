@@ -1,18 +1,18 @@
 //! Protobuf of `ExportTraceServiceRequest`: each finished span a `Span`,
 //! with its events and status.
 
-use super::attributes::{Attrs, Field, SpanAttrs};
-use super::convert::groups;
-use super::fields::{
+use crate::attributes::{Attrs, Field, SpanAttrs};
+use crate::convert::groups;
+use crate::fields::{
     FLAGS_SAMPLED, export_trace_service_request, resource_spans, scope_spans, span, span_event,
     status,
 };
-use super::proto_common::{Framing, put_request};
-use super::protobuf::{
+use crate::proto_common::{Framing, put_request};
+use crate::protobuf::{
     VARINT, fixed32_field, fixed64_field, key_len, len_field, put_bytes, put_fixed32, put_fixed64,
     put_key, put_len, put_varint, small_varint_field, varint_len,
 };
-use super::span::SpanParts;
+use crate::span::SpanParts;
 use aitrace_model::Record;
 
 /// How a traces request frames its spans.

@@ -4,7 +4,7 @@
 //! record id, tracing-opentelemetry's `otel.*` span fields, and the
 //! severity of a level.
 
-use super::fields::severity_number;
+use crate::fields::severity_number;
 use aitrace_model::Level;
 
 /// Semantic-convention names of the code location (semconv 1.30 and later).

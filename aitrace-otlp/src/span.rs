@@ -4,8 +4,8 @@
 
 use std::borrow::Cow;
 
-use super::fields::{span_kind, status_code};
-use super::semconv::{OTEL_KIND, OTEL_NAME, OTEL_STATUS_CODE, OTEL_STATUS_MESSAGE};
+use crate::fields::{span_kind, status_code};
+use crate::semconv::{OTEL_KIND, OTEL_NAME, OTEL_STATUS_CODE, OTEL_STATUS_MESSAGE};
 use crate::wire::{self, ERROR_FIELD, Phase};
 use aitrace_model::Level;
 use aitrace_model::Record;

@@ -34,3 +34,18 @@ struct SlogReadme;
 #[cfg(doctest)]
 #[doc = include_str!("../../aitrace-cli/README.md")]
 struct CliReadme;
+
+/// `aitrace-model`'s README.
+#[cfg(doctest)]
+#[doc = include_str!("../../aitrace-model/README.md")]
+struct ModelReadme;
+
+/// `aitrace-otlp`'s README.
+#[cfg(doctest)]
+#[doc = include_str!("../../aitrace-otlp/README.md")]
+struct OtlpReadme;
+
+/// `aitrace-report`'s README.
+#[cfg(doctest)]
+#[doc = include_str!("../../aitrace-report/README.md")]
+struct ReportReadme;
