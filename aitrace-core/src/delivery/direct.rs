@@ -56,7 +56,7 @@ pub enum OnFailure {
     FallbackFile(PathBuf),
 }
 
-pub(crate) struct Direct {
+pub(crate) struct DirectProcessor {
     buffer: Arc<Buffer>,
     outputs: Vec<Output>,
     ledger: Arc<Ledger>,
@@ -80,9 +80,9 @@ pub(crate) struct Direct {
     diagnostics: Diagnostics,
 }
 
-impl std::fmt::Debug for Direct {
+impl std::fmt::Debug for DirectProcessor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Direct")
+        f.debug_struct("DirectProcessor")
             .field("on_failure", &self.on_failure)
             .finish_non_exhaustive()
     }
@@ -96,7 +96,7 @@ struct Sent {
     failures: Vec<(usize, Error)>,
 }
 
-impl Direct {
+impl DirectProcessor {
     pub(crate) fn new(
         buffer: Arc<Buffer>,
         outputs: Vec<Output>,
@@ -105,7 +105,7 @@ impl Direct {
         retain_limit: usize,
     ) -> Self {
         let retained = Mutex::new(vec![Vec::new(); outputs.len()]);
-        Direct {
+        DirectProcessor {
             buffer,
             outputs,
             ledger,
@@ -392,7 +392,7 @@ impl Direct {
     }
 }
 
-impl Processor for Direct {
+impl Processor for DirectProcessor {
     fn flush(&self, timeout: Duration) -> Result<FlushReport> {
         self.run(timeout)
     }
@@ -429,7 +429,7 @@ impl Processor for Direct {
     }
 }
 
-impl Direct {
+impl DirectProcessor {
     /// [`Processor::close`]'s flush, on a helper thread so that a slow
     /// output cannot hold the dropping thread past `timeout`.
     fn last_flush(&self, timeout: Duration) {
@@ -626,7 +626,8 @@ mod tests {
         let (output, _memory) = Output::in_memory();
         let buffer = Arc::new(Buffer::new(100, Default::default(), usize::MAX));
         let ledger = Arc::new(Ledger::new([output.to_string()]));
-        let mut direct = Direct::new(buffer, vec![output], ledger.clone(), OnFailure::Retain, 100);
+        let mut direct =
+            DirectProcessor::new(buffer, vec![output], ledger.clone(), OnFailure::Retain, 100);
         direct.unsent_limit = 1000;
         direct.set_aside_path.set(path.clone()).unwrap();
         let records: Vec<Record> = (0..10)

@@ -3,9 +3,10 @@
 //! Two implementations of one interface, the way OpenTelemetry's SDK has a
 //! simple and a batch log processor and the provider knows neither:
 //!
-//! * [`Direct`]: a flush runs on the calling thread (the default);
-//! * [`Background`]: one delivery thread owns every output's state and
-//!   spool, and one I/O thread per output performs the sends it asks for.
+//! * [`DirectProcessor`]: a flush runs on the calling thread (the default);
+//! * [`BackgroundProcessor`]: one delivery thread owns every output's state
+//!   and spool, and one I/O thread per output performs the sends it asks
+//!   for.
 //!
 //! The handle ([`BufferedLogger`](crate::BufferedLogger)) holds a
 //! `Box<dyn Processor>` and never asks which one it has. Dependencies run
@@ -20,8 +21,8 @@ mod background;
 mod direct;
 mod ticket;
 
-pub(crate) use background::{Background, BackgroundConfig};
-pub(crate) use direct::Direct;
+pub(crate) use background::{BackgroundConfig, BackgroundProcessor};
+pub(crate) use direct::DirectProcessor;
 pub use direct::OnFailure;
 pub use ticket::FlushFuture;
 

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use super::{BufferedLogger, Shared};
 use crate::buffer::{Buffer, DEFAULT_BACKGROUND_CAPACITY, DEFAULT_CAPACITY, OverflowPolicy};
-use crate::delivery::{Background, BackgroundConfig, Direct, OnFailure, Processor};
+use crate::delivery::{
+    BackgroundConfig, BackgroundProcessor, DirectProcessor, OnFailure, Processor,
+};
 use crate::error::Result;
 use crate::filter::{DEFAULT_MIN_LEVEL, Filter};
 use crate::level::Level;
@@ -444,7 +446,7 @@ impl Builder {
                 spool_max_bytes: self.spool_max_bytes.unwrap_or(DEFAULT_SPOOL_MAX_BYTES),
                 max_queued_batches: (capacity / batch_size).clamp(2, 64),
             };
-            Box::new(Background::start(
+            Box::new(BackgroundProcessor::start(
                 buffer.clone(),
                 outputs.clone(),
                 ledger.clone(),
@@ -459,7 +461,7 @@ impl Builder {
                     dir.display()
                 );
             }
-            Box::new(Direct::new(
+            Box::new(DirectProcessor::new(
                 buffer.clone(),
                 outputs.clone(),
                 ledger.clone(),

@@ -96,7 +96,7 @@ impl Stopped {
     }
 }
 
-pub(crate) struct Background {
+pub(crate) struct BackgroundProcessor {
     inbox: Sender<Command>,
     buffer: Arc<Buffer>,
     ledger: Arc<Ledger>,
@@ -109,9 +109,9 @@ pub(crate) struct Background {
     reported_drops: std::sync::atomic::AtomicU64,
 }
 
-impl std::fmt::Debug for Background {
+impl std::fmt::Debug for BackgroundProcessor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Background")
+        f.debug_struct("BackgroundProcessor")
             .field("outputs", &self.outputs)
             .finish_non_exhaustive()
     }
@@ -124,7 +124,7 @@ fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<(
         .map_err(|e| Error::io(format_args!("cannot start thread {name}"), e))
 }
 
-impl Background {
+impl BackgroundProcessor {
     /// Opens the spools and starts the threads. Fails if a spool folder
     /// cannot be used or a thread cannot start.
     pub(crate) fn start(
@@ -204,7 +204,7 @@ impl Background {
         );
         let owner = spawn("aitrace-delivery".into(), move || owner.run())?;
         buffer.set_doorbell(bell);
-        Ok(Background {
+        Ok(BackgroundProcessor {
             inbox,
             buffer,
             ledger,
@@ -289,7 +289,7 @@ impl Background {
     }
 }
 
-impl Processor for Background {
+impl Processor for BackgroundProcessor {
     fn flush(&self, timeout: Duration) -> Result<FlushReport> {
         let deadline = crate::deadline::from_now(timeout);
         let ticket = self.ask_flush(None)?;
