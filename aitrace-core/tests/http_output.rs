@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use aitrace_core::{
-    BufferedLogger, ErrorKind, Level, OnFailure, Output, Record, SpanContext, send_logs,
+    BufferedLogger, Direct, ErrorKind, Level, OnFailure, Output, Record, SpanContext, send_logs,
 };
 use aitrace_testkit::{Answer, IngestServer, assert_wire_record, dead_url};
 
@@ -119,7 +119,7 @@ fn refused_statuses_set_the_records_aside_and_the_next_flush_delivers() {
         let server = IngestServer::start(Answer::Status(status, body));
         let log = BufferedLogger::builder()
             .output(Output::http(&server.url).unwrap())
-            .on_failure(OnFailure::FallbackFile(fallback.clone()))
+            .delivery(Direct::new().on_failure(OnFailure::FallbackFile(fallback.clone())))
             .build();
         log.info("a").emit();
         log.info("b").emit();
@@ -173,7 +173,7 @@ fn server_down_with_fallback_file_writes_the_batch_there() {
     let output = Output::http(&dead_url()).unwrap();
     let log = BufferedLogger::builder()
         .output(output)
-        .on_failure(OnFailure::FallbackFile(fallback.clone()))
+        .delivery(Direct::new().on_failure(OnFailure::FallbackFile(fallback.clone())))
         .build();
     log.info("one").emit();
     log.info("two").field("n", 2).emit();
@@ -310,7 +310,9 @@ fn a_redirect_is_an_error_not_a_delivery() {
     let dir = tempfile::tempdir().unwrap();
     let log = BufferedLogger::builder()
         .output(Output::http(&url).unwrap())
-        .on_failure(OnFailure::FallbackFile(dir.path().join("refused.jsonl")))
+        .delivery(
+            Direct::new().on_failure(OnFailure::FallbackFile(dir.path().join("refused.jsonl"))),
+        )
         .build();
     log.info("step").emit();
     // Refused for good, as a 4xx is: set aside, not sent again.

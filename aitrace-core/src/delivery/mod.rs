@@ -1,10 +1,33 @@
-//! Delivery: how buffered records reach the outputs.
+//! How buffered records reach the outputs: [`Direct`] (a flush sends on
+//! the calling thread, the default) or [`Background`] (a delivery thread
+//! sends in batches, with retries, a circuit breaker and a disk spool).
+//! Each holds only the settings its mode honours;
+//! [`Builder::delivery`](crate::Builder::delivery) takes either.
 //!
-//! Two implementations of one interface, the way OpenTelemetry's SDK has a
-//! simple and a batch log processor and the provider knows neither:
+//! ```
+//! use std::time::Duration;
+//! use aitrace_core::BufferedLogger;
+//! use aitrace_core::delivery::{Background, RetryPolicy};
 //!
-//! * [`DirectProcessor`]: a flush runs on the calling thread (the default);
-//! * [`BackgroundProcessor`]: one delivery thread owns every output's state
+//! let log = BufferedLogger::builder()
+//!     .target("-")?
+//!     .delivery(
+//!         Background::new()
+//!             .flush_interval(Duration::from_millis(200))
+//!             .retry(RetryPolicy::default().max_attempts(3)),
+//!     )
+//!     .build();
+//! log.info("started").emit();
+//! log.flush()?; // waits until the delivery thread has sent it
+//! # Ok::<(), aitrace_core::Error>(())
+//! ```
+//!
+//! Inside the crate, the two are two implementations of one interface, the
+//! way OpenTelemetry's SDK has a simple and a batch log processor and the
+//! provider knows neither:
+//!
+//! * `DirectProcessor`: a flush runs on the calling thread;
+//! * `BackgroundProcessor`: one delivery thread owns every output's state
 //!   and spool, and one I/O thread per output performs the sends it asks
 //!   for.
 //!
@@ -19,11 +42,18 @@ use crate::flush_report::FlushReport;
 
 mod background;
 mod direct;
+pub(crate) mod mode;
 mod ticket;
 
+pub use crate::retry::{
+    BreakerPolicy, DEFAULT_COOLDOWN, DEFAULT_FAILURE_THRESHOLD, DEFAULT_INITIAL_BACKOFF,
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_COOLDOWN, RetryPolicy,
+};
+pub use crate::spool::DEFAULT_SPOOL_MAX_BYTES;
 pub(crate) use background::{BackgroundConfig, BackgroundProcessor};
 pub(crate) use direct::DirectProcessor;
 pub use direct::OnFailure;
+pub use mode::{Background, DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, DeliveryMode, Direct};
 pub use ticket::FlushFuture;
 
 /// What the handle asks of delivery.

@@ -25,9 +25,11 @@ use crate::stats::{Ledger, Stats};
 
 pub(crate) mod builder;
 
-pub use builder::{
-    BACKGROUND_ENV, BATCH_SIZE_ENV, Builder, CAPACITY_ENV, DEFAULT_BATCH_SIZE,
-    DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, FLUSH_INTERVAL_ENV,
+pub use builder::{Builder, CAPACITY_ENV, DEFAULT_FLUSH_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT};
+// Defined with the delivery modes; the crate root and `env` name them from
+// here, as in 0.1.
+pub use crate::delivery::mode::{
+    BACKGROUND_ENV, BATCH_SIZE_ENV, DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, FLUSH_INTERVAL_ENV,
     SPOOL_DIR_ENV,
 };
 
@@ -44,8 +46,9 @@ pub(crate) type LevelWatcher = Box<dyn Fn(Option<Level>) + Send + Sync>;
 /// I/O, no lock shared by all threads). [`flush`](Self::flush) encodes the
 /// buffered records in capture order and sends them.
 ///
-/// By default a flush runs on the calling thread. With
-/// [`Builder::background`] a delivery thread sends in batches instead, with
+/// By default a flush runs on the calling thread. With background delivery
+/// ([`Builder::delivery`] with a [`Background`](crate::Background)) a
+/// delivery thread sends in batches instead, with
 /// retries, a circuit breaker and an optional disk spool, and application
 /// threads never do I/O.
 ///
