@@ -679,3 +679,111 @@ fn a_shutdown_without_a_spool_retries_until_its_deadline() {
     assert_eq!((stats.delivered, stats.dropped, stats.retried), (50, 0, 2));
     assert!(stats.is_balanced(), "{stats:?}");
 }
+
+/// An exporter that notes the name of each thread that calls it.
+struct ThreadNames(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl aitrace_core::export::Export for ThreadNames {
+    fn name(&self) -> String {
+        "thread-names".to_owned()
+    }
+
+    fn export(
+        &self,
+        _batch: &aitrace_core::export::Batch<'_>,
+    ) -> Result<aitrace_core::export::Accepted, aitrace_core::Error> {
+        let name = std::thread::current().name().unwrap_or("").to_owned();
+        self.0.lock().unwrap().push(name);
+        Ok(aitrace_core::export::Accepted::all())
+    }
+}
+
+/// `flush_keep` sent its copy from the calling thread, around the
+/// delivery thread: an application thread doing I/O in background mode,
+/// and two threads in one exporter at once (its own sender's and the
+/// caller's). The copy goes to the output's sender thread now, as every
+/// send in background mode does, and the records stay buffered.
+#[test]
+fn flush_keep_in_background_mode_sends_from_the_output_s_own_thread() {
+    let callers = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = BufferedLogger::builder()
+        .output(Output::new(ThreadNames(callers.clone())))
+        .delivery(settings())
+        .flush_timeout(WAIT)
+        .build();
+    emit(&log, 5);
+    let report = log.flush_keep().unwrap();
+    assert_eq!((report.records(), report.delivered()), (5, 5), "{report}");
+    assert_eq!(log.len(), 5, "kept in the buffer");
+    let stats = log.stats();
+    assert_eq!((stats.delivered, stats.buffered), (0, 5), "{stats:?}");
+    assert!(stats.is_balanced(), "{stats:?}");
+    let callers = callers.lock().unwrap().clone();
+    assert_eq!(callers, ["aitrace-send-0"], "called only by its sender");
+}
+
+/// A copy goes the way a batch goes: an output that refuses what a part
+/// holds gets it again in halves, and only the record at fault is
+/// reported refused. Nothing is set aside or counted: the records stay
+/// buffered, and the flush that takes them does that.
+#[test]
+fn flush_keep_splits_a_refused_copy_and_keeps_every_record_buffered() {
+    let server = FaultServer::start();
+    server.set_default(Fault::RefuseEvent(400, "bad".into()));
+    let log = background(&server.url, settings()).try_build().unwrap();
+    for i in 0..7 {
+        log.info(if i == 2 { "bad" } else { "good" })
+            .field("i", i)
+            .emit();
+    }
+    let report = log.flush_keep().unwrap();
+    assert_eq!((report.delivered(), report.rejected()), (6, 1), "{report}");
+    assert_eq!(server.records().len(), 6);
+    assert_eq!(log.len(), 7, "kept in the buffer");
+    let stats = log.stats();
+    assert_eq!((stats.delivered, stats.dropped), (0, 0), "{stats:?}");
+
+    let report = log.flush().unwrap();
+    assert_eq!((report.delivered(), report.rejected()), (6, 1), "{report}");
+    let stats = log.stats();
+    assert_eq!((stats.delivered, stats.rejected), (6, 1), "{stats:?}");
+    assert_eq!(
+        count_unique(&server.records()),
+        (6, 6),
+        "sent twice, as asked"
+    );
+}
+
+/// A copy waits for the output's sender like any batch, and no longer than
+/// the flush timeout: behind a send that hangs, `flush_keep` gives up in
+/// time and leaves the buffer as it was.
+#[test]
+fn flush_keep_behind_a_hung_send_gives_up_at_the_flush_timeout() {
+    let server = FaultServer::start();
+    server.set_default(Fault::Hang);
+    let spool = tempfile::tempdir().unwrap(); // for what is left at the end
+    let log = BufferedLogger::builder()
+        .output(http(&server.url, Duration::from_secs(30)))
+        .delivery(settings().batch_size(100).spool_dir(spool.path()))
+        .flush_timeout(Duration::from_millis(200))
+        .shutdown_timeout(Duration::from_millis(200))
+        .build();
+    emit(&log, 5);
+    log.trigger_flush();
+    let deadline = Instant::now() + WAIT;
+    while server.requests() == 0 {
+        assert!(Instant::now() < deadline, "the first batch was never sent");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    emit(&log, 5); // stays buffered: below the batch size, no interval
+    let started = Instant::now();
+    let err = log.flush_keep().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::FlushTimedOut, "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(log.len(), 5, "kept in the buffer");
+    assert_eq!(server.requests(), 1, "the copy waited for the hung send");
+}

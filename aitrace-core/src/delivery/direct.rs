@@ -2,7 +2,6 @@
 //! does. What an output acknowledged is never sent to it again: a failed
 //! output keeps its own unacknowledged records for the next flush.
 
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -10,7 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
 
-use super::{FlushFuture, Processor, Refusal, split_budget};
+use super::parts::{send_copy, send_in_parts};
+use super::{FlushFuture, Processor};
 use crate::buffer::Buffer;
 use crate::diagnostics::Diagnostics;
 use crate::encode::Layout;
@@ -397,6 +397,26 @@ impl Processor for DirectProcessor {
         self.run(timeout)
     }
 
+    /// On the calling thread, in turn with flushes (it waits for the one
+    /// running, up to `timeout`).
+    fn send_copy(&self, records: Arc<Vec<Record>>, timeout: Duration) -> Result<FlushReport> {
+        let Some(_turn) = self.retained.try_lock_for(timeout) else {
+            return Err(Error::new(
+                ErrorKind::FlushTimedOut,
+                format!("another flush did not finish within {timeout:?}"),
+            ));
+        };
+        let _sending = SendingGuard::enter();
+        // Every output gets its copy; the first failure is the answer.
+        let sent: Vec<Result<Delivery>> = (self.outputs.iter())
+            .map(|output| send_copy(output, &records))
+            .collect();
+        Ok(FlushReport {
+            records: records.len(),
+            deliveries: sent.into_iter().collect::<Result<_>>()?,
+        })
+    }
+
     fn flush_async(&self, timeout: Duration) -> FlushFuture {
         FlushFuture::ready(self.run(timeout))
     }
@@ -508,63 +528,6 @@ impl DirectProcessor {
             report_unsent(&path, &unsent, &reasons.join("; "));
         }
     }
-}
-
-/// What sending one output its records in parts came to.
-struct PartsSent {
-    /// What the output said, refusals included.
-    delivery: Delivery,
-    /// Records in the parts the output answered 2xx to (those it
-    /// refused in an accepted request included).
-    acknowledged: usize,
-    /// Parts refused for good, with the answer.
-    refused: Vec<(Range<usize>, Error)>,
-    /// A failure that may pass: the first record not sent, and the error.
-    /// Every record from there on is unsent.
-    failed: Option<(usize, Error)>,
-}
-
-/// Sends `records` to `output`, and again in halves the parts it refuses
-/// for what they hold ([`Refusal::Split`]), as background delivery does,
-/// so that one bad record does not hold up the others, within
-/// [`split_budget`] requests. Parts go in order and stop at the first
-/// failure that may pass.
-fn send_in_parts(output: &Output, records: &[Record]) -> PartsSent {
-    let mut sent = PartsSent {
-        delivery: Delivery::named(output.to_string()),
-        acknowledged: 0,
-        refused: Vec::new(),
-        failed: None,
-    };
-    let mut parts: Vec<Range<usize>> = Vec::with_capacity(8);
-    parts.push(0..records.len());
-    let mut budget = split_budget(records.len());
-    while let Some(part) = parts.pop() {
-        match output.send(&records[part.clone()]) {
-            Ok(answer) => {
-                let rejected = answer.rejected.min(part.len());
-                sent.acknowledged += part.len();
-                sent.delivery
-                    .add_delivered(part.len() - rejected, answer.ingested);
-                sent.delivery
-                    .add_rejected(rejected, answer.rejection.as_deref());
-            }
-            Err(err) => match Refusal::of(&err, part.len()) {
-                Refusal::Split if budget >= 2 => {
-                    budget -= 2;
-                    let middle = part.start + part.len() / 2;
-                    parts.push(middle..part.end);
-                    parts.push(part.start..middle);
-                }
-                Refusal::Split | Refusal::ForGood => sent.refused.push((part, err)),
-                Refusal::Transient => {
-                    sent.failed = Some((part.start, err));
-                    break;
-                }
-            },
-        }
-    }
-    sent
 }
 
 /// The most bytes of refused records one logger writes to its

@@ -35,14 +35,17 @@
 //! `Box<dyn Processor>` and never asks which one it has. Dependencies run
 //! one way: handle → delivery → outputs, buffer, spool, ledger.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::flush_report::FlushReport;
+use crate::record::Record;
 
 mod background;
 mod direct;
 pub(crate) mod mode;
+mod parts;
 mod ticket;
 
 pub use crate::retry::{
@@ -66,6 +69,14 @@ pub(crate) trait Processor: Send + Sync + std::fmt::Debug {
 
     /// Asks for a flush without waiting (a no-op where flushes are direct).
     fn trigger(&self) {}
+
+    /// Sends a copy of `records` to every output the way a batch goes (in
+    /// halves where an output refuses what a part holds), never beside this
+    /// delivery's own sends to the same output, and waits up to `timeout`.
+    /// The caller keeps the records: nothing is set aside, retried, spooled
+    /// or counted in the books. For
+    /// [`flush_keep`](crate::BufferedLogger::flush_keep).
+    fn send_copy(&self, records: Arc<Vec<Record>>, timeout: Duration) -> Result<FlushReport>;
 
     /// Delivers or sets aside what is buffered within `timeout` and stops;
     /// later flushes deliver nothing more in the background.

@@ -227,9 +227,10 @@ impl Builder {
         self
     }
 
-    /// How long [`BufferedLogger::flush`] waits: for the delivery thread
-    /// with background delivery, for a flush already running on another
-    /// thread with direct delivery.
+    /// How long [`BufferedLogger::flush`] (and
+    /// [`flush_keep`](BufferedLogger::flush_keep)) waits: for the delivery
+    /// thread with background delivery, for a flush already running on
+    /// another thread with direct delivery.
     pub fn flush_timeout(mut self, timeout: Duration) -> Self {
         self.flush_timeout = Some(timeout);
         self

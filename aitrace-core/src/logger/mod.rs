@@ -280,22 +280,26 @@ impl BufferedLogger {
         self.shared.processor.flush_async(self.shared.flush_timeout)
     }
 
-    /// Sends every buffered record but keeps them buffered
-    /// (Python's `flush(clear_after=False)`). Always on the calling thread,
-    /// and not counted in [`stats`](Self::stats).
+    /// Sends a copy of every buffered record to every output and keeps them
+    /// buffered (Python's `flush(clear_after=False)`), so the next flush
+    /// sends them again.
+    ///
+    /// The copy goes the way a flush's batch goes, never beside it: on the
+    /// calling thread after any flush running there (direct delivery), or
+    /// from each output's sender thread, before its queued batches
+    /// (background delivery); it waits up to the flush timeout. An output
+    /// that refuses what part of the copy holds gets it again in halves,
+    /// and the records at fault are in the report's
+    /// [`rejected`](FlushReport::rejected). The copy is sent once: not
+    /// retried, spooled, set aside nor counted in [`stats`](Self::stats),
+    /// since the records are still buffered and the flush that takes them
+    /// does all that. A failure that may pass is the error.
     pub fn flush_keep(&self) -> Result<FlushReport> {
         let records = self.shared.buffer.snapshot();
         if records.is_empty() {
             return Ok(FlushReport::default());
         }
-        let _sending = crate::reentrancy::SendingGuard::enter();
-        let deliveries = (self.shared.outputs.iter())
-            .map(|output| output.send(&records))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(FlushReport {
-            records: records.len(),
-            deliveries,
-        })
+        (self.shared.processor).send_copy(Arc::new(records), self.shared.flush_timeout)
     }
 
     /// Delivers or spools what is buffered and stops the background sender,

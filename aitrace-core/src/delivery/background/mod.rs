@@ -7,7 +7,7 @@
 //! ```text
 //! app threads ──push──▶ Buffer ──doorbell──▶ delivery thread ──Job──▶ sender 0 ──▶ output 0
 //!                                     ▲        (lanes, spools,  ──Job──▶ sender 1 ──▶ output 1
-//! handle ──Flush/Shutdown (inbox)─────┘         ledger)        ◀─Sent── senders
+//! handle ──Flush/Copy/Shutdown (inbox)┘         ledger)        ◀─Sent── senders
 //! ```
 
 use std::path::PathBuf;
@@ -29,6 +29,7 @@ use crate::buffer::Buffer;
 use crate::error::{Error, ErrorKind, Result};
 use crate::flush_report::FlushReport;
 use crate::output::Output;
+use crate::record::Record;
 use crate::retry::{Breaker, BreakerPolicy, RetryPolicy};
 use crate::spool::Spool;
 use crate::stats::Ledger;
@@ -56,6 +57,11 @@ pub(super) enum Command {
     Flush {
         ticket: Arc<Ticket>,
         wake_at: Option<Instant>,
+    },
+    /// Send a copy of these records to every output once (`flush_keep`).
+    Copy {
+        records: Arc<Vec<Record>>,
+        ticket: Arc<Ticket>,
     },
     /// Deliver or set aside everything by `deadline`, then stop.
     Shutdown {
@@ -228,14 +234,17 @@ impl BackgroundProcessor {
     }
 
     fn ask_flush(&self, wake_at: Option<Instant>) -> Result<Arc<Ticket>> {
+        self.ask(|ticket| Command::Flush { ticket, wake_at })
+    }
+
+    /// Sends the delivery thread the command `make` builds around a new
+    /// ticket, and returns the ticket.
+    fn ask(&self, make: impl FnOnce(Arc<Ticket>) -> Command) -> Result<Arc<Ticket>> {
         if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(Self::closed_error());
         }
         let ticket = Arc::new(Ticket::default());
-        let command = Command::Flush {
-            ticket: ticket.clone(),
-            wake_at,
-        };
+        let command = make(ticket.clone());
         self.inbox.send(command).map_err(|_| Self::closed_error())?;
         // Delivery stops by setting `stopped`, then answering what is in
         // the inbox: a flush that arrived after that is answered here.
@@ -315,6 +324,22 @@ impl Processor for BackgroundProcessor {
 
     fn trigger(&self) {
         self.buffer.wake_sender();
+    }
+
+    /// Through the delivery thread: each output's sender sends the copy
+    /// when it is free (before queued batches).
+    fn send_copy(&self, records: Arc<Vec<Record>>, timeout: Duration) -> Result<FlushReport> {
+        let deadline = crate::deadline::from_now(timeout);
+        let count = records.len();
+        let ticket = self.ask(|ticket| Command::Copy { records, ticket })?;
+        ticket.wait(deadline).unwrap_or_else(|| {
+            Err(Error::new(
+                ErrorKind::FlushTimedOut,
+                format!(
+                    "a copy of {count} records was not sent to every output within {timeout:?}"
+                ),
+            ))
+        })
     }
 
     fn shutdown(&self, timeout: Duration) -> Result<FlushReport> {
