@@ -5,7 +5,7 @@ use std::time::Duration;
 use aitrace_core::{
     BufferedLogger, Direct, ErrorKind, Level, OnFailure, Output, Record, SpanContext, send_logs,
 };
-use aitrace_testkit::{Answer, IngestServer, assert_wire_record, dead_url};
+use aitrace_testkit::{Answer, Fault, FaultServer, IngestServer, assert_wire_record, dead_url};
 
 fn http_logger(url: &str) -> BufferedLogger {
     let output = Output::http_builder(url)
@@ -256,6 +256,41 @@ fn send_logs_sends_once_without_a_buffer() {
     assert_eq!((report.records(), report.ingested()), (3, Some(3)));
     let err = send_logs(&records, "http://[::1").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidTarget);
+}
+
+/// A record the server refuses is handled as a direct flush handles it:
+/// the batch is sent again in halves, the record at fault is set aside in
+/// an `aitrace-unsent-….jsonl` file and counted in the report, and the
+/// others are delivered. (`send_logs` sent the batch once and returned the
+/// server's 422 for all eight.)
+#[test]
+fn send_logs_sets_aside_only_the_record_a_server_refuses() {
+    let server = FaultServer::start();
+    server.set_default(Fault::RefuseEvent(422, "bad".into()));
+    let records: Vec<_> = (0..8)
+        .map(|i| {
+            Record::builder(Level::Info, if i == 5 { "bad" } else { "good" })
+                .field("i", i)
+                .build()
+        })
+        .collect();
+    let report = send_logs(&records, &server.url).unwrap();
+    assert_eq!(
+        (report.delivered(), report.rejected(), report.dropped()),
+        (7, 1, 1),
+        "{report}"
+    );
+    assert_eq!(server.records().len(), 7);
+    let delivery = &report.deliveries()[0];
+    assert!(
+        delivery.rejection().unwrap().contains("HTTP 422"),
+        "{report}"
+    );
+    let path = delivery.fallback_path().expect("set aside in a file");
+    let kept = std::fs::read_to_string(path).unwrap();
+    std::fs::remove_file(path).unwrap();
+    assert_eq!(kept.lines().count(), 1, "{kept}");
+    assert!(kept.contains(r#""event":"bad""#), "{kept}");
 }
 
 /// A server that answers every POST with a redirect to `/elsewhere`, and

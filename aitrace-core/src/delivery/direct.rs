@@ -121,6 +121,34 @@ impl DirectProcessor {
         }
     }
 
+    /// Sends `records` to `output` once, for
+    /// [`send_logs`](crate::send_logs), as a flush sends what it took from
+    /// the buffer ([`send`](Self::send)): again in halves where the output
+    /// refuses what a part holds, the parts refused for good set aside in an
+    /// `aitrace-unsent-….jsonl` file (named in the report and on stderr) and
+    /// counted in the report. A failure that may pass is the error; nothing
+    /// is kept, since the caller still has the records.
+    pub(crate) fn send_once(output: Output, records: &[Record]) -> Result<FlushReport> {
+        let buffer = Arc::new(Buffer::new(1, Default::default(), usize::MAX));
+        let ledger = Arc::new(Ledger::new([output.to_string()]));
+        let once = DirectProcessor::new(
+            buffer,
+            vec![output],
+            ledger,
+            OnFailure::Retain,
+            records.len(),
+        );
+        let mut retained = once.retained.lock();
+        let sent = once.send(&mut retained, records);
+        if let Some((_, err)) = sent.failures.into_iter().next() {
+            return Err(err);
+        }
+        Ok(FlushReport {
+            records: sent.records,
+            deliveries: sent.deliveries,
+        })
+    }
+
     /// Takes the buffer's records into flight for every output.
     fn take_batch(&self) -> Vec<Record> {
         let mut books = self.ledger.lock();

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::buffer::Buffer;
 use crate::context;
-use crate::delivery::{FlushFuture, Processor};
+use crate::delivery::{DirectProcessor, FlushFuture, Processor};
 use crate::error::Result;
 use crate::filter::Filter;
 use crate::flush_report::FlushReport;
@@ -368,6 +368,15 @@ impl Drop for Shared {
 /// Sends `records` to the output a target string names, once, without a
 /// buffer (Python's `send_logs`).
 ///
+/// They go as a direct flush sends: on the calling thread, again in halves
+/// where the output refuses what a part holds, so that only the records at
+/// fault are refused. Those are set aside in an
+/// `aitrace-unsent-PID-TIME.jsonl` file in the temp folder (said on stderr,
+/// named by the report's [`fallback_path`](crate::Delivery::fallback_path))
+/// and counted in the report's [`rejected`](FlushReport::rejected), and the
+/// call returns `Ok`. A failure that may pass (no connection, a timeout, a
+/// 5xx) is the error, and nothing is kept: the caller has the records.
+///
 /// What is sent is redacted with [`Redactor::default`], as a logger's
 /// records are; to choose the redactor, call [`Redactor::redact`] on the
 /// records and send them through a logger built with
@@ -390,12 +399,7 @@ pub fn send_logs(records: &[Record], target: &str) -> Result<FlushReport> {
             record
         })
         .collect();
-    let _sending = crate::reentrancy::SendingGuard::enter();
-    let delivery = output.send(&records)?;
-    Ok(FlushReport {
-        records: records.len(),
-        deliveries: vec![delivery],
-    })
+    DirectProcessor::send_once(output, &records)
 }
 
 // A panic while a lock is held cannot leave the buffer half-updated: each
