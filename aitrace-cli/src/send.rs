@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use aitrace_core::{BufferedLogger, Level, OnFailure, Output, Record};
+use aitrace_core::{BufferedLogger, Direct, Level, OnFailure, Output, Record};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::input;
@@ -72,7 +72,7 @@ impl Sender {
         let log = BufferedLogger::builder()
             .output(output.clone())
             .min_level(Level::Trace)
-            .on_failure(OnFailure::Retain)
+            .delivery(Direct::new().on_failure(OnFailure::Retain))
             .build();
         Ok(Sender {
             log,

@@ -472,6 +472,30 @@ fn send_retries_transient_failures_and_fails_loudly_when_nothing_answers() {
     assert!(file.exists(), "nothing acknowledged: kept");
 }
 
+/// `aitrace send` retries and counts each batch itself, from the answer of
+/// a flush on its own thread: `AITRACE_BACKGROUND=1`, exported for a
+/// service, made its flushes background ones, which report records the
+/// delivery thread gave up on as handled, so `--delete-after` deleted a
+/// file nothing had received.
+#[test]
+fn send_ignores_aitrace_background_and_keeps_what_was_not_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("batch.jsonl");
+    std::fs::copy(checkout(), &file).unwrap();
+    let (out, _, stderr) = run(aitrace()
+        .env("AITRACE_BACKGROUND", "1")
+        .env("TMPDIR", dir.path())
+        .arg("send")
+        .arg(&file)
+        .args(["--to", &dead_url(), "--attempts", "2", "--delete-after"]));
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("0 skipped as invalid, 49 failed"),
+        "{stderr}"
+    );
+    assert!(file.exists(), "nothing acknowledged: kept");
+}
+
 #[test]
 fn send_to_an_html_target_writes_one_report_of_every_file() {
     let dir = tempfile::tempdir().unwrap();

@@ -57,10 +57,11 @@
 //!   time on every event and a false positive hides data.
 //!   [`Builder::redactor`] chooses ([`Redactor::none`] turns it off);
 //!   [`Builder::before_send`] edits or drops each record first.
-//! * **Background delivery** ([`Builder::background`]): one delivery thread
+//! * **Background delivery** ([`Builder::delivery`] with a [`Background`];
+//!   [`delivery`] has its settings): one delivery thread
 //!   batches by size and interval and owns each output's retries
 //!   ([`RetryPolicy`]), circuit breaker ([`BreakerPolicy`]) and disk spool
-//!   ([`Builder::spool_dir`]); one I/O thread per output sends. The buffer is
+//!   ([`Background::spool_dir`]); one I/O thread per output sends. The buffer is
 //!   bounded ([`OverflowPolicy`]) and [`BufferedLogger::stats`] accounts for
 //!   every record at every instant ([`Stats::is_balanced`]). Keep a
 //!   [`DeliveryGuard`] in `main` when a handle lives in a global.
@@ -106,7 +107,7 @@ pub mod adapter;
 mod buffer;
 pub mod context;
 mod deadline;
-mod delivery;
+pub mod delivery;
 mod diagnostics;
 mod emit;
 mod file;
@@ -139,7 +140,7 @@ pub use aitrace_otlp::{DEFAULT_OTLP_ENDPOINT, DEFAULT_OTLP_TIMEOUT, OtlpOutputBu
 #[cfg(feature = "html")]
 pub use aitrace_report::write_html_report;
 pub use buffer::{DEFAULT_BACKGROUND_CAPACITY, DEFAULT_CAPACITY, OverflowPolicy};
-pub use delivery::{FlushFuture, OnFailure};
+pub use delivery::{Background, Direct, FlushFuture, OnFailure};
 pub use emit::EventBuilder;
 pub use encode::Layout;
 pub use error::{Error, ErrorKind, Result};

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use aitrace_core::{
-    BreakerPolicy, BufferedLogger, Builder, Output, OverflowPolicy, RetryPolicy, Stats,
+    Background, BreakerPolicy, BufferedLogger, Builder, Output, OverflowPolicy, RetryPolicy, Stats,
 };
 use aitrace_testkit::{Fault, FaultServer, count_unique};
 
@@ -24,10 +24,9 @@ fn fast_retry() -> RetryPolicy {
         .max_backoff(Duration::from_millis(20))
 }
 
-fn background(url: &str) -> Builder {
-    BufferedLogger::builder()
-        .output(http(url))
-        .background(true)
+/// The delivery settings most tests start from.
+fn settings() -> Background {
+    Background::new()
         .batch_size(50)
         // Batches are cut by size or by a flush, not by the clock, so the
         // scripted faults meet the batches the tests expect.
@@ -38,6 +37,12 @@ fn background(url: &str) -> Builder {
                 .failure_threshold(2)
                 .cooldown(Duration::from_millis(50)),
         )
+}
+
+fn background(url: &str, settings: Background) -> Builder {
+    BufferedLogger::builder()
+        .output(http(url))
+        .delivery(settings)
         .flush_timeout(WAIT)
         .shutdown_timeout(Duration::from_secs(3))
         .record_ids(true)
@@ -52,8 +57,7 @@ fn an_outage_then_recovery_delivers_every_record() {
     let server = FaultServer::start();
     let spool = tempfile::tempdir().unwrap();
     server.set_down(true);
-    let log = background(&server.url)
-        .spool_dir(spool.path())
+    let log = background(&server.url, settings().spool_dir(spool.path()))
         .try_build()
         .unwrap();
     emit(&log, 1000);
@@ -95,8 +99,7 @@ fn transient_statuses_are_retried_honouring_retry_after() {
         Fault::RetryAfter(429, "1".into()),
         Fault::Status(503),
     ]);
-    let log = background(&server.url)
-        .retry(fast_retry().max_attempts(5))
+    let log = background(&server.url, settings().retry(fast_retry().max_attempts(5)))
         .try_build()
         .unwrap();
     log.span("job").in_scope(|_| emit(&log, 10));
@@ -125,8 +128,7 @@ fn a_refused_batch_is_not_retried_and_is_kept_with_its_reason() {
     let server = FaultServer::start();
     let spool = tempfile::tempdir().unwrap();
     server.script([Fault::Status(403)]);
-    let log = background(&server.url)
-        .spool_dir(spool.path())
+    let log = background(&server.url, settings().spool_dir(spool.path()))
         .try_build()
         .unwrap();
     emit(&log, 7);
@@ -169,8 +171,7 @@ fn a_batch_refused_for_one_record_is_split_until_only_that_one_is_set_aside() {
     let server = FaultServer::start();
     server.set_default(Fault::RefuseEvent(400, "bad".into()));
     let spool = tempfile::tempdir().unwrap();
-    let log = background(&server.url)
-        .spool_dir(spool.path())
+    let log = background(&server.url, settings().spool_dir(spool.path()))
         .try_build()
         .unwrap();
     for i in 0..7 {
@@ -209,7 +210,9 @@ fn a_batch_refused_for_one_record_is_split_until_only_that_one_is_set_aside() {
 fn a_413_splits_the_batch_until_it_fits() {
     let server = FaultServer::start();
     server.set_default(Fault::MaxRecords(10));
-    let log = background(&server.url).batch_size(40).try_build().unwrap();
+    let log = background(&server.url, settings().batch_size(40))
+        .try_build()
+        .unwrap();
     emit(&log, 40);
     log.flush().unwrap();
     let sizes = server.batch_sizes();
@@ -223,7 +226,9 @@ fn a_413_splits_the_batch_until_it_fits() {
 fn a_reset_mid_answer_is_retried_and_duplicates_carry_the_same_id() {
     let server = FaultServer::start();
     server.script([Fault::Reset]);
-    let log = background(&server.url).batch_size(100).try_build().unwrap();
+    let log = background(&server.url, settings().batch_size(100))
+        .try_build()
+        .unwrap();
     emit(&log, 20);
     log.flush().unwrap();
     let (unique, duplicates) = count_unique(&server.records());
@@ -249,10 +254,12 @@ fn a_hung_server_never_blocks_application_threads() {
                 .build()
                 .unwrap(),
         )
-        .background(true)
-        .batch_size(100)
-        .flush_interval(Duration::from_millis(10))
-        .spool_dir(spool.path())
+        .delivery(
+            Background::new()
+                .batch_size(100)
+                .flush_interval(Duration::from_millis(10))
+                .spool_dir(spool.path()),
+        )
         .shutdown_timeout(Duration::from_millis(500))
         .try_build()
         .unwrap();
@@ -296,9 +303,8 @@ fn a_hung_server_never_blocks_application_threads() {
 fn overload_keeps_memory_bounded_and_the_books_exact() {
     let server = FaultServer::start();
     server.set_default(Fault::Slow(Duration::from_millis(30)));
-    let log = background(&server.url)
+    let log = background(&server.url, settings().batch_size(100))
         .capacity(1000)
-        .batch_size(100)
         .overflow(OverflowPolicy::DropNewest)
         .try_build()
         .unwrap();
@@ -347,9 +353,11 @@ fn a_dead_output_never_stalls_the_others() {
                 .unwrap(),
         )
         .output(Output::file(&path))
-        .background(true)
-        .batch_size(50)
-        .flush_interval(Duration::from_millis(10))
+        .delivery(
+            Background::new()
+                .batch_size(50)
+                .flush_interval(Duration::from_millis(10)),
+        )
         .shutdown_timeout(Duration::from_millis(300))
         .try_build()
         .unwrap();
@@ -380,7 +388,7 @@ fn gzip_bodies_are_sent_when_asked() {
                 .build()
                 .unwrap(),
         )
-        .background(true)
+        .delivery(Background::new())
         .try_build()
         .unwrap();
     emit(&log, 30);
@@ -392,7 +400,7 @@ fn gzip_bodies_are_sent_when_asked() {
 #[test]
 fn the_last_handle_dropping_delivers_in_the_background_too() {
     let server = FaultServer::start();
-    let log = background(&server.url).try_build().unwrap();
+    let log = background(&server.url, settings()).try_build().unwrap();
     emit(&log, 25);
     drop(log);
     assert_eq!(count_unique(&server.records()), (25, 0));
@@ -402,7 +410,7 @@ fn the_last_handle_dropping_delivers_in_the_background_too() {
 fn without_a_spool_failures_are_dropped_and_counted() {
     let server = FaultServer::start();
     server.set_down(true);
-    let log = background(&server.url).try_build().unwrap();
+    let log = background(&server.url, settings()).try_build().unwrap();
     emit(&log, 100);
     let report = log.flush().unwrap();
     assert_eq!(report.deliveries()[0].dropped(), 100);

@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use aitrace_core::{BreakerPolicy, BufferedLogger, Builder, ErrorKind, Output, RetryPolicy};
+use aitrace_core::{
+    Background, BreakerPolicy, BufferedLogger, Builder, ErrorKind, Output, RetryPolicy,
+};
 use aitrace_testkit::{Fault, FaultServer, count_unique};
 
 mod common;
@@ -19,10 +21,11 @@ use common::{emit, http, output_dirs, spooled_lines};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn background(url: &str) -> Builder {
-    BufferedLogger::builder()
-        .output(http(url, Duration::from_secs(2)))
-        .background(true)
+/// The delivery settings most tests start from: small batches, cut by size
+/// or a flush rather than the clock, quick retries, and a breaker that opens
+/// at the first failed batch.
+fn settings() -> Background {
+    Background::new()
         .batch_size(10)
         .flush_interval(Duration::from_secs(3600))
         .retry(
@@ -37,6 +40,12 @@ fn background(url: &str) -> Builder {
                 .cooldown(Duration::from_millis(10))
                 .max_cooldown(Duration::from_millis(20)),
         )
+}
+
+fn background(url: &str, settings: Background) -> Builder {
+    BufferedLogger::builder()
+        .output(http(url, Duration::from_secs(2)))
+        .delivery(settings)
         .flush_timeout(WAIT)
         .shutdown_timeout(Duration::from_secs(3))
         .record_ids(true)
@@ -59,15 +68,18 @@ fn folder_bytes(dir: &Path, ext: &str) -> u64 {
 fn a_flapping_server_and_a_tiny_spool_lose_nothing_uncounted() {
     let server = FaultServer::start();
     let spool = tempfile::tempdir().unwrap();
-    let log = background(&server.url)
-        .capacity(1000)
-        .overflow(aitrace_core::OverflowPolicy::Block(Duration::from_secs(5)))
-        .batch_size(20)
-        .flush_interval(Duration::from_millis(2))
-        .spool_dir(spool.path())
-        .spool_max_bytes(48 * 1024) // a few batches
-        .try_build()
-        .unwrap();
+    let log = background(
+        &server.url,
+        settings()
+            .batch_size(20)
+            .flush_interval(Duration::from_millis(2))
+            .spool_dir(spool.path())
+            .spool_max_bytes(48 * 1024), // a few batches
+    )
+    .capacity(1000)
+    .overflow(aitrace_core::OverflowPolicy::Block(Duration::from_secs(5)))
+    .try_build()
+    .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = {
         let (log, stop) = (log.clone(), stop.clone());
@@ -134,8 +146,7 @@ fn the_last_handle_after_a_shutdown_spools_leftovers_without_sending() {
     let spool = tempfile::tempdir().unwrap();
     let log = BufferedLogger::builder()
         .output(http(&server.url, Duration::from_secs(30)))
-        .background(true)
-        .spool_dir(spool.path())
+        .delivery(Background::new().spool_dir(spool.path()))
         .shutdown_timeout(Duration::from_millis(300))
         .try_build()
         .unwrap();
@@ -160,9 +171,8 @@ fn the_last_handle_drop_is_bounded_by_the_shutdown_timeout() {
     let server = FaultServer::start();
     server.set_default(Fault::Hang);
     let spool = tempfile::tempdir().unwrap();
-    let log = background(&server.url)
+    let log = background(&server.url, settings().spool_dir(spool.path()))
         .output(http(&server.url, Duration::from_secs(30)))
-        .spool_dir(spool.path())
         .shutdown_timeout(Duration::from_millis(300))
         .try_build()
         .unwrap();
@@ -187,17 +197,17 @@ fn an_unusable_spool_folder_keeps_background_delivery() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("a-file");
     std::fs::write(&file, b"not a folder").unwrap();
-    let err = background(&server.url)
-        .spool_dir(file.join("spool"))
+    let err = background(&server.url, settings().spool_dir(file.join("spool")))
         .try_build()
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Io, "{err}");
     assert!(err.to_string().contains("spool"), "{err}");
 
-    let log = background(&server.url)
-        .batch_size(5)
-        .spool_dir(file.join("spool"))
-        .build();
+    let log = background(
+        &server.url,
+        settings().batch_size(5).spool_dir(file.join("spool")),
+    )
+    .build();
     emit(&log, 5);
     // No flush: a full batch is delivered by the background sender alone.
     assert!(
@@ -213,12 +223,15 @@ fn refused_batches_stay_within_their_bound() {
     let server = FaultServer::start();
     server.set_default(Fault::Status(401));
     let spool = tempfile::tempdir().unwrap();
-    let log = background(&server.url)
-        .batch_size(20)
-        .spool_dir(spool.path())
-        .spool_max_bytes(40_000)
-        .try_build()
-        .unwrap();
+    let log = background(
+        &server.url,
+        settings()
+            .batch_size(20)
+            .spool_dir(spool.path())
+            .spool_max_bytes(40_000),
+    )
+    .try_build()
+    .unwrap();
     for i in 0..400 {
         log.info("refused")
             .field("i", i)
@@ -242,11 +255,13 @@ fn a_retry_after_wait_is_not_cut_short() {
     let server = FaultServer::start();
     server.script([Fault::RetryAfter(429, "2".into())]);
     let dir = tempfile::tempdir().unwrap();
-    let log = background(&server.url)
-        .output(Output::file(dir.path().join("also.jsonl")))
-        .retry(RetryPolicy::default().max_attempts(3))
-        .try_build()
-        .unwrap();
+    let log = background(
+        &server.url,
+        settings().retry(RetryPolicy::default().max_attempts(3)),
+    )
+    .output(Output::file(dir.path().join("also.jsonl")))
+    .try_build()
+    .unwrap();
     emit(&log, 10);
     log.trigger_flush();
     // Keep the other output and the flush machinery busy meanwhile.
@@ -272,7 +287,7 @@ impl Wake for CountingWaker {
 fn a_pending_flush_future_keeps_one_waker() {
     let server = FaultServer::start();
     server.set_default(Fault::Hang);
-    let log = background(&server.url)
+    let log = background(&server.url, settings())
         .output(http(&server.url, Duration::from_secs(30)))
         .shutdown_timeout(Duration::from_millis(200))
         .try_build()
@@ -299,7 +314,7 @@ fn a_pending_flush_future_keeps_one_waker() {
 fn a_pending_async_flush_is_woken_when_shutdown_gives_up() {
     let server = FaultServer::start();
     server.set_default(Fault::Hang);
-    let log = background(&server.url)
+    let log = background(&server.url, settings())
         .output(http(&server.url, Duration::from_secs(30)))
         .flush_timeout(Duration::from_secs(120))
         .try_build()
@@ -331,8 +346,7 @@ fn damaged_spool_files_are_set_aside_and_the_rest_replayed() {
     let spool = tempfile::tempdir().unwrap();
     server.set_down(true);
     {
-        let log = background(&server.url)
-            .spool_dir(spool.path())
+        let log = background(&server.url, settings().spool_dir(spool.path()))
             .try_build()
             .unwrap();
         emit(&log, 30);
@@ -353,8 +367,7 @@ fn damaged_spool_files_are_set_aside_and_the_rest_replayed() {
     .unwrap();
     std::fs::write(dir.join("00000000000000000003-empty.jsonl"), b"").unwrap();
     server.set_down(false);
-    let log = background(&server.url)
-        .spool_dir(spool.path())
+    let log = background(&server.url, settings().spool_dir(spool.path()))
         .try_build()
         .unwrap();
     let stats = log.stats();
@@ -381,9 +394,8 @@ fn damaged_spool_files_are_set_aside_and_the_rest_replayed() {
 fn the_buffer_bound_holds_while_two_threads_outpace_a_slow_output() {
     let server = FaultServer::start();
     server.set_default(Fault::Slow(Duration::from_millis(5)));
-    let log = background(&server.url)
+    let log = background(&server.url, settings().batch_size(100))
         .capacity(1000)
-        .batch_size(100)
         .overflow(aitrace_core::OverflowPolicy::DropNewest)
         .try_build()
         .unwrap();
@@ -423,14 +435,15 @@ fn a_large_backlog_at_the_deadline_is_spooled_within_the_timeout() {
     let server = FaultServer::start();
     server.set_default(Fault::Hang);
     let spool = tempfile::tempdir().unwrap();
-    let log = background(&server.url)
-        .output(http(&server.url, Duration::from_secs(30)))
-        .batch_size(2)
-        .capacity(100_000)
-        .spool_dir(spool.path())
-        .shutdown_timeout(Duration::from_millis(300))
-        .try_build()
-        .unwrap();
+    let log = background(
+        &server.url,
+        settings().batch_size(2).spool_dir(spool.path()),
+    )
+    .output(http(&server.url, Duration::from_secs(30)))
+    .capacity(100_000)
+    .shutdown_timeout(Duration::from_millis(300))
+    .try_build()
+    .unwrap();
     emit(&log, 30_000);
     let started = Instant::now();
     drop(log);
@@ -450,12 +463,15 @@ fn a_large_backlog_at_the_deadline_is_spooled_within_the_timeout() {
 fn a_flush_under_steady_load_waits_only_for_what_came_before() {
     let server = FaultServer::start();
     server.set_default(Fault::Slow(Duration::from_millis(2)));
-    let log = background(&server.url)
-        .capacity(2000)
-        .batch_size(100)
-        .flush_interval(Duration::from_millis(5))
-        .try_build()
-        .unwrap();
+    let log = background(
+        &server.url,
+        settings()
+            .batch_size(100)
+            .flush_interval(Duration::from_millis(5)),
+    )
+    .capacity(2000)
+    .try_build()
+    .unwrap();
     let stop = AtomicBool::new(false);
     std::thread::scope(|scope| {
         scope.spawn(|| {
@@ -487,17 +503,20 @@ fn a_flush_under_steady_load_waits_only_for_what_came_before() {
 fn durations_meaning_forever_do_not_panic() {
     let server = FaultServer::start();
     server.set_down(true);
-    let log = background(&server.url)
-        .flush_interval(Duration::MAX)
-        .flush_timeout(Duration::MAX)
-        .retry(RetryPolicy::none().max_backoff(Duration::MAX))
-        .breaker(
-            BreakerPolicy::default()
-                .failure_threshold(1)
-                .cooldown(Duration::MAX),
-        )
-        .try_build()
-        .unwrap();
+    let log = background(
+        &server.url,
+        settings()
+            .flush_interval(Duration::MAX)
+            .retry(RetryPolicy::none().max_backoff(Duration::MAX))
+            .breaker(
+                BreakerPolicy::default()
+                    .failure_threshold(1)
+                    .cooldown(Duration::MAX),
+            ),
+    )
+    .flush_timeout(Duration::MAX)
+    .try_build()
+    .unwrap();
     emit(&log, 5);
     let report = log.flush().unwrap();
     assert_eq!(
@@ -520,8 +539,7 @@ fn after_shutdown_block_drops_at_once() {
     // What is left when the logger drops goes to this spool, not to
     // `$TMPDIR/aitrace-unsent-…`.
     let spool = tempfile::tempdir().unwrap();
-    let log = background(&server.url)
-        .spool_dir(spool.path())
+    let log = background(&server.url, settings().spool_dir(spool.path()))
         .capacity(10)
         .overflow(aitrace_core::OverflowPolicy::Block(Duration::from_secs(2)))
         .try_build()
@@ -546,9 +564,11 @@ fn two_outputs_get_every_record_once_while_batch_vectors_are_reused() {
     let log = BufferedLogger::builder()
         .output(http(&a.url, Duration::from_secs(2)))
         .output(http(&b.url, Duration::from_secs(2)))
-        .background(true)
-        .batch_size(10)
-        .flush_interval(Duration::from_secs(3600))
+        .delivery(
+            Background::new()
+                .batch_size(10)
+                .flush_interval(Duration::from_secs(3600)),
+        )
         .flush_timeout(WAIT)
         .build();
     let mut want = Vec::new();
@@ -579,10 +599,12 @@ fn hanging_logger(n: usize, flush_timeout: Duration) -> (FaultServer, BufferedLo
     server.set_default(Fault::Hang);
     let log = BufferedLogger::builder()
         .output(http(&server.url, Duration::from_millis(300)))
-        .background(true)
-        .batch_size(10)
-        .flush_interval(Duration::from_secs(3600))
-        .retry(RetryPolicy::default().max_attempts(1))
+        .delivery(
+            Background::new()
+                .batch_size(10)
+                .flush_interval(Duration::from_secs(3600))
+                .retry(RetryPolicy::default().max_attempts(1)),
+        )
         .flush_timeout(flush_timeout)
         .build();
     emit(&log, n);
@@ -638,12 +660,14 @@ fn a_shutdown_without_a_spool_retries_until_its_deadline() {
     server.script([Fault::Status(503), Fault::Status(503)]);
     let log = BufferedLogger::builder()
         .output(http(&server.url, Duration::from_secs(2)))
-        .background(true)
-        .flush_interval(Duration::from_secs(3600))
-        .retry(
-            RetryPolicy::default()
-                .initial_backoff(Duration::from_millis(5))
-                .max_backoff(Duration::from_millis(20)),
+        .delivery(
+            Background::new()
+                .flush_interval(Duration::from_secs(3600))
+                .retry(
+                    RetryPolicy::default()
+                        .initial_backoff(Duration::from_millis(5))
+                        .max_backoff(Duration::from_millis(20)),
+                ),
         )
         .build();
     emit(&log, 50);
@@ -654,4 +678,112 @@ fn a_shutdown_without_a_spool_retries_until_its_deadline() {
     let stats = log.stats();
     assert_eq!((stats.delivered, stats.dropped, stats.retried), (50, 0, 2));
     assert!(stats.is_balanced(), "{stats:?}");
+}
+
+/// An exporter that notes the name of each thread that calls it.
+struct ThreadNames(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl aitrace_core::export::Export for ThreadNames {
+    fn name(&self) -> String {
+        "thread-names".to_owned()
+    }
+
+    fn export(
+        &self,
+        _batch: &aitrace_core::export::Batch<'_>,
+    ) -> Result<aitrace_core::export::Accepted, aitrace_core::Error> {
+        let name = std::thread::current().name().unwrap_or("").to_owned();
+        self.0.lock().unwrap().push(name);
+        Ok(aitrace_core::export::Accepted::all())
+    }
+}
+
+/// `flush_keep` sent its copy from the calling thread, around the
+/// delivery thread: an application thread doing I/O in background mode,
+/// and two threads in one exporter at once (its own sender's and the
+/// caller's). The copy goes to the output's sender thread now, as every
+/// send in background mode does, and the records stay buffered.
+#[test]
+fn flush_keep_in_background_mode_sends_from_the_output_s_own_thread() {
+    let callers = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = BufferedLogger::builder()
+        .output(Output::new(ThreadNames(callers.clone())))
+        .delivery(settings())
+        .flush_timeout(WAIT)
+        .build();
+    emit(&log, 5);
+    let report = log.flush_keep().unwrap();
+    assert_eq!((report.records(), report.delivered()), (5, 5), "{report}");
+    assert_eq!(log.len(), 5, "kept in the buffer");
+    let stats = log.stats();
+    assert_eq!((stats.delivered, stats.buffered), (0, 5), "{stats:?}");
+    assert!(stats.is_balanced(), "{stats:?}");
+    let callers = callers.lock().unwrap().clone();
+    assert_eq!(callers, ["aitrace-send-0"], "called only by its sender");
+}
+
+/// A copy goes the way a batch goes: an output that refuses what a part
+/// holds gets it again in halves, and only the record at fault is
+/// reported refused. Nothing is set aside or counted: the records stay
+/// buffered, and the flush that takes them does that.
+#[test]
+fn flush_keep_splits_a_refused_copy_and_keeps_every_record_buffered() {
+    let server = FaultServer::start();
+    server.set_default(Fault::RefuseEvent(400, "bad".into()));
+    let log = background(&server.url, settings()).try_build().unwrap();
+    for i in 0..7 {
+        log.info(if i == 2 { "bad" } else { "good" })
+            .field("i", i)
+            .emit();
+    }
+    let report = log.flush_keep().unwrap();
+    assert_eq!((report.delivered(), report.rejected()), (6, 1), "{report}");
+    assert_eq!(server.records().len(), 6);
+    assert_eq!(log.len(), 7, "kept in the buffer");
+    let stats = log.stats();
+    assert_eq!((stats.delivered, stats.dropped), (0, 0), "{stats:?}");
+
+    let report = log.flush().unwrap();
+    assert_eq!((report.delivered(), report.rejected()), (6, 1), "{report}");
+    let stats = log.stats();
+    assert_eq!((stats.delivered, stats.rejected), (6, 1), "{stats:?}");
+    assert_eq!(
+        count_unique(&server.records()),
+        (6, 6),
+        "sent twice, as asked"
+    );
+}
+
+/// A copy waits for the output's sender like any batch, and no longer than
+/// the flush timeout: behind a send that hangs, `flush_keep` gives up in
+/// time and leaves the buffer as it was.
+#[test]
+fn flush_keep_behind_a_hung_send_gives_up_at_the_flush_timeout() {
+    let server = FaultServer::start();
+    server.set_default(Fault::Hang);
+    let spool = tempfile::tempdir().unwrap(); // for what is left at the end
+    let log = BufferedLogger::builder()
+        .output(http(&server.url, Duration::from_secs(30)))
+        .delivery(settings().batch_size(100).spool_dir(spool.path()))
+        .flush_timeout(Duration::from_millis(200))
+        .shutdown_timeout(Duration::from_millis(200))
+        .build();
+    emit(&log, 5);
+    log.trigger_flush();
+    let deadline = Instant::now() + WAIT;
+    while server.requests() == 0 {
+        assert!(Instant::now() < deadline, "the first batch was never sent");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    emit(&log, 5); // stays buffered: below the batch size, no interval
+    let started = Instant::now();
+    let err = log.flush_keep().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::FlushTimedOut, "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(log.len(), 5, "kept in the buffer");
+    assert_eq!(server.requests(), 1, "the copy waited for the hung send");
 }

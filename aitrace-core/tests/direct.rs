@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use aitrace_core::{BufferedLogger, OnFailure, Output};
+use aitrace_core::{Background, BufferedLogger, Direct, OnFailure, Output};
 use aitrace_testkit::{Fault, FaultServer, dead_url};
 
 /// Set in a child process [`in_own_temp_folder`] started.
@@ -133,7 +133,7 @@ fn the_last_handle_drop_is_bounded_and_writes_the_fallback_file() {
                 .build()
                 .unwrap(),
         )
-        .on_failure(OnFailure::FallbackFile(fallback.clone()))
+        .delivery(Direct::new().on_failure(OnFailure::FallbackFile(fallback.clone())))
         .shutdown_timeout(Duration::from_millis(300))
         .build();
     for i in 0..4 {
@@ -173,7 +173,7 @@ fn a_refused_record_is_set_aside_once_and_the_next_flushes_deliver() {
         server.set_default(Fault::RefuseEvent(400, "bad".into()));
         let log = BufferedLogger::builder()
             .output(Output::http(&server.url).unwrap())
-            .on_failure(on_failure.clone())
+            .delivery(Direct::new().on_failure(on_failure.clone()))
             .build();
         for i in 0..6 {
             log.info(if i == 4 { "bad" } else { "good" })
@@ -241,7 +241,7 @@ fn a_batch_refused_whatever_it_holds_is_set_aside_whole() {
     let fallback = dir.path().join("refused.jsonl");
     let log = BufferedLogger::builder()
         .output(Output::http(&server.url).unwrap())
-        .on_failure(OnFailure::FallbackFile(fallback.clone()))
+        .delivery(Direct::new().on_failure(OnFailure::FallbackFile(fallback.clone())))
         .build();
     for i in 0..8 {
         log.info("work").field("i", i).emit();
@@ -307,9 +307,9 @@ fn splitting_a_batch_refused_whatever_it_holds_stops_at_its_budget() {
         let fallback = dir.path().join("refused.jsonl");
         let builder = BufferedLogger::builder()
             .output(Output::http(&server.url).unwrap())
-            .on_failure(OnFailure::FallbackFile(fallback.clone()));
+            .delivery(Direct::new().on_failure(OnFailure::FallbackFile(fallback.clone())));
         let log = if background {
-            builder.background(true).batch_size(256).build()
+            builder.delivery(Background::new().batch_size(256)).build()
         } else {
             builder.build()
         };

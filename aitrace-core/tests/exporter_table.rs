@@ -21,7 +21,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use aitrace_core::export::{Accepted, Batch, Export, Input};
-use aitrace_core::{BreakerPolicy, BufferedLogger, Builder, Error, Output, RetryPolicy, Stats};
+use aitrace_core::{
+    Background, BreakerPolicy, BufferedLogger, Builder, Error, Output, RetryPolicy, Stats,
+};
 use aitrace_testkit::{Fault, FaultServer};
 
 /// Every wait's bound; a pass takes a small part of it.
@@ -303,10 +305,8 @@ use otlp::otlp;
 
 /// Background delivery as the scenarios want it: batches cut by a flush,
 /// quick retries, a breaker that needs two failed batches in a row.
-fn background(output: Output) -> Builder {
-    BufferedLogger::builder()
-        .output(output)
-        .background(true)
+fn settings() -> Background {
+    Background::new()
         .batch_size(50)
         .flush_interval(Duration::from_secs(3600))
         .retry(
@@ -320,6 +320,13 @@ fn background(output: Output) -> Builder {
                 .failure_threshold(2)
                 .cooldown(Duration::from_millis(50)),
         )
+}
+
+/// A logger delivering to `output` with `settings`.
+fn background(output: Output, settings: Background) -> Builder {
+    BufferedLogger::builder()
+        .output(output)
+        .delivery(settings)
         .flush_timeout(WAIT)
         .shutdown_timeout(Duration::from_secs(5))
         .record_ids(true)
@@ -363,7 +370,7 @@ mod scenario {
     /// (a) Transient failures are retried with backoff, then delivered.
     pub(super) fn transient_failures_are_retried_then_delivered(s: &impl Subject) {
         s.script(vec![Answer::Transient, Answer::Transient]);
-        let log = background(s.output()).try_build().unwrap();
+        let log = background(s.output(), settings()).try_build().unwrap();
         emit(&log, 5);
         let report = log.flush().unwrap();
         let delivery = &report.deliveries()[0];
@@ -385,7 +392,7 @@ mod scenario {
     pub(super) fn retry_after_is_honoured(s: &impl Subject) {
         let delay = s.retry_after(Duration::from_millis(300));
         s.script(vec![Answer::RetryAfter(Duration::from_millis(300))]);
-        let log = background(s.output()).try_build().unwrap();
+        let log = background(s.output(), settings()).try_build().unwrap();
         emit(&log, 3);
         let report = log.flush().unwrap();
         assert_eq!(report.deliveries()[0].records(), 3, "{report:?}");
@@ -402,8 +409,7 @@ mod scenario {
     pub(super) fn refused_for_good_is_set_aside_and_not_retried(s: &impl Subject) {
         let spool = tempfile::tempdir().unwrap();
         s.script(vec![Answer::Refused("no such table: logs")]);
-        let log = background(s.output())
-            .spool_dir(spool.path())
+        let log = background(s.output(), settings().spool_dir(spool.path()))
             .try_build()
             .unwrap();
         emit(&log, 7);
@@ -461,7 +467,7 @@ mod scenario {
     /// (d) Partly accepted: delivered n-k, rejected k, with the reason.
     pub(super) fn partly_accepted_is_counted(s: &impl Subject) {
         s.script(vec![Answer::Partly(2, "2 records too old")]);
-        let log = background(s.output()).try_build().unwrap();
+        let log = background(s.output(), settings()).try_build().unwrap();
         emit(&log, 10);
         let report = log.flush().unwrap();
         let delivery = &report.deliveries()[0];
@@ -493,8 +499,7 @@ mod scenario {
         let spool = tempfile::tempdir().unwrap();
         s.fail_all(true);
         {
-            let first = background(s.output())
-                .spool_dir(spool.path())
+            let first = background(s.output(), settings().spool_dir(spool.path()))
                 .try_build()
                 .unwrap();
             emit(&first, 20);
@@ -506,8 +511,7 @@ mod scenario {
         assert_eq!(s.received(), 0);
 
         s.fail_all(false);
-        let second = background(s.output())
-            .spool_dir(spool.path())
+        let second = background(s.output(), settings().spool_dir(spool.path()))
             .try_build()
             .unwrap();
         assert!(s.wait_received(20, WAIT), "replayed: {}", s.received());
@@ -523,15 +527,16 @@ mod scenario {
     pub(super) fn the_breaker_opens_after_consecutive_failures(s: &impl Subject) {
         let spool = tempfile::tempdir().unwrap();
         s.fail_all(true);
-        let log = background(s.output())
-            .spool_dir(spool.path())
-            .breaker(
+        let log = background(
+            s.output(),
+            settings().spool_dir(spool.path()).breaker(
                 BreakerPolicy::default()
                     .failure_threshold(2)
                     .cooldown(Duration::from_secs(2)),
-            )
-            .try_build()
-            .unwrap();
+            ),
+        )
+        .try_build()
+        .unwrap();
         for _ in 0..2 {
             emit(&log, 5);
             log.flush().unwrap();

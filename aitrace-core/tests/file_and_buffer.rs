@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Barrier};
 
-use aitrace_core::{BufferedLogger, Layout, Level, Output, Record, Value};
+use aitrace_core::{Background, BufferedLogger, Layout, Level, Output, Record, Value};
 use serde_json::Value as Json;
 
 fn read_lines(path: &std::path::Path) -> Vec<Json> {
@@ -337,7 +337,7 @@ fn a_failed_append_on_a_full_disk_leaves_the_file_as_it_was() {
     let bg_path = disk.path().join("background.jsonl");
     let bg = BufferedLogger::builder()
         .output(Output::file(&bg_path))
-        .background(true)
+        .delivery(Background::new())
         .try_build()
         .unwrap();
     let filler = disk.fill_leaving(40 * 1024);

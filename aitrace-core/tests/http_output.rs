@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use aitrace_core::{
-    BufferedLogger, ErrorKind, Level, OnFailure, Output, Record, SpanContext, send_logs,
+    BufferedLogger, Direct, ErrorKind, Level, OnFailure, Output, Record, SpanContext, send_logs,
 };
-use aitrace_testkit::{Answer, IngestServer, assert_wire_record, dead_url};
+use aitrace_testkit::{Answer, Fault, FaultServer, IngestServer, assert_wire_record, dead_url};
 
 fn http_logger(url: &str) -> BufferedLogger {
     let output = Output::http_builder(url)
@@ -119,7 +119,7 @@ fn refused_statuses_set_the_records_aside_and_the_next_flush_delivers() {
         let server = IngestServer::start(Answer::Status(status, body));
         let log = BufferedLogger::builder()
             .output(Output::http(&server.url).unwrap())
-            .on_failure(OnFailure::FallbackFile(fallback.clone()))
+            .delivery(Direct::new().on_failure(OnFailure::FallbackFile(fallback.clone())))
             .build();
         log.info("a").emit();
         log.info("b").emit();
@@ -173,7 +173,7 @@ fn server_down_with_fallback_file_writes_the_batch_there() {
     let output = Output::http(&dead_url()).unwrap();
     let log = BufferedLogger::builder()
         .output(output)
-        .on_failure(OnFailure::FallbackFile(fallback.clone()))
+        .delivery(Direct::new().on_failure(OnFailure::FallbackFile(fallback.clone())))
         .build();
     log.info("one").emit();
     log.info("two").field("n", 2).emit();
@@ -258,6 +258,41 @@ fn send_logs_sends_once_without_a_buffer() {
     assert_eq!(err.kind(), ErrorKind::InvalidTarget);
 }
 
+/// A record the server refuses is handled as a direct flush handles it:
+/// the batch is sent again in halves, the record at fault is set aside in
+/// an `aitrace-unsent-….jsonl` file and counted in the report, and the
+/// others are delivered. (`send_logs` sent the batch once and returned the
+/// server's 422 for all eight.)
+#[test]
+fn send_logs_sets_aside_only_the_record_a_server_refuses() {
+    let server = FaultServer::start();
+    server.set_default(Fault::RefuseEvent(422, "bad".into()));
+    let records: Vec<_> = (0..8)
+        .map(|i| {
+            Record::builder(Level::Info, if i == 5 { "bad" } else { "good" })
+                .field("i", i)
+                .build()
+        })
+        .collect();
+    let report = send_logs(&records, &server.url).unwrap();
+    assert_eq!(
+        (report.delivered(), report.rejected(), report.dropped()),
+        (7, 1, 1),
+        "{report}"
+    );
+    assert_eq!(server.records().len(), 7);
+    let delivery = &report.deliveries()[0];
+    assert!(
+        delivery.rejection().unwrap().contains("HTTP 422"),
+        "{report}"
+    );
+    let path = delivery.fallback_path().expect("set aside in a file");
+    let kept = std::fs::read_to_string(path).unwrap();
+    std::fs::remove_file(path).unwrap();
+    assert_eq!(kept.lines().count(), 1, "{kept}");
+    assert!(kept.contains(r#""event":"bad""#), "{kept}");
+}
+
 /// A server that answers every POST with a redirect to `/elsewhere`, and
 /// anything else (the GET a redirect would be followed with) with 200.
 fn redirecting_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
@@ -310,7 +345,9 @@ fn a_redirect_is_an_error_not_a_delivery() {
     let dir = tempfile::tempdir().unwrap();
     let log = BufferedLogger::builder()
         .output(Output::http(&url).unwrap())
-        .on_failure(OnFailure::FallbackFile(dir.path().join("refused.jsonl")))
+        .delivery(
+            Direct::new().on_failure(OnFailure::FallbackFile(dir.path().join("refused.jsonl"))),
+        )
         .build();
     log.info("step").emit();
     // Refused for good, as a 4xx is: set aside, not sent again.

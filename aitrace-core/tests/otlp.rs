@@ -8,7 +8,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use aitrace_core::{
-    BufferedLogger, ErrorKind, Level, Output, Protocol, RetryPolicy, SpanContext, Value,
+    Background, BufferedLogger, Direct, ErrorKind, Level, Output, Protocol, RetryPolicy,
+    SpanContext, Value,
 };
 use aitrace_testkit::proto::common::v1::{AnyValue, KeyValue, any_value::Value as Av};
 use aitrace_testkit::{OtlpAnswer, OtlpReceiver};
@@ -319,9 +320,11 @@ fn only_retryable_statuses_are_retried_honouring_retry_after() {
     }]);
     let log = BufferedLogger::builder()
         .output(output(&rx, Protocol::HttpProtobuf))
-        .background(true)
-        .flush_interval(Duration::from_millis(10))
-        .retry(RetryPolicy::default().initial_backoff(Duration::from_millis(1)))
+        .delivery(
+            Background::new()
+                .flush_interval(Duration::from_millis(10))
+                .retry(RetryPolicy::default().initial_backoff(Duration::from_millis(1))),
+        )
         .build();
     log.info("a").emit();
     assert!(rx.wait_for(WAIT, |rx| rx.log_records().len() == 1));
@@ -358,7 +361,7 @@ fn an_error_answer_names_the_status_and_the_servers_message() {
     let fallback = dir.path().join("refused.jsonl");
     let log = BufferedLogger::builder()
         .output(output(&rx, Protocol::HttpProtobuf))
-        .on_failure(aitrace_core::OnFailure::FallbackFile(fallback.clone()))
+        .delivery(Direct::new().on_failure(aitrace_core::OnFailure::FallbackFile(fallback.clone())))
         .build();
     log.info("a").emit();
     let err = log.flush().unwrap_err();
@@ -373,7 +376,7 @@ fn an_error_answer_names_the_status_and_the_servers_message() {
     rx.script([OtlpAnswer::rpc_status(400, "timestamp out of range")]);
     let log = BufferedLogger::builder()
         .output(output(&rx, Protocol::HttpProtobuf))
-        .on_failure(aitrace_core::OnFailure::FallbackFile(fallback.clone()))
+        .delivery(Direct::new().on_failure(aitrace_core::OnFailure::FallbackFile(fallback.clone())))
         .build();
     log.info("a").emit();
     let report = log.flush().unwrap();
@@ -395,7 +398,7 @@ fn partial_success_is_counted_as_dropped_with_its_message() {
         rx.script([OtlpAnswer::Partial(2, "2 records too old".into())]);
         let log = BufferedLogger::builder()
             .output(output(&rx, protocol))
-            .background(true)
+            .delivery(Background::new())
             .build();
         for i in 0..5 {
             log.info("e").field("i", i).emit();
@@ -445,9 +448,11 @@ fn spooled_batches_are_replayed_as_otlp() {
     {
         let log = BufferedLogger::builder()
             .output(output(&rx, Protocol::HttpJson))
-            .background(true)
-            .retry(RetryPolicy::none())
-            .spool_dir(dir.path())
+            .delivery(
+                Background::new()
+                    .retry(RetryPolicy::none())
+                    .spool_dir(dir.path()),
+            )
             .build();
         let span = log.span("batch").enter();
         log.info("spooled").field("k", "v").emit();
@@ -461,8 +466,7 @@ fn spooled_batches_are_replayed_as_otlp() {
     rx.set_down(false);
     let log = BufferedLogger::builder()
         .output(output(&rx, Protocol::HttpJson))
-        .background(true)
-        .spool_dir(dir.path())
+        .delivery(Background::new().spool_dir(dir.path()))
         .build();
     assert!(rx.wait_for(WAIT, |rx| rx.log_records().len() == 2
         && rx.spans().len() == 1));
@@ -541,8 +545,10 @@ fn a_retry_after_the_logs_request_failed_does_not_send_the_spans_twice() {
     ]);
     let log = BufferedLogger::builder()
         .output(output(&rx, Protocol::HttpProtobuf))
-        .background(true)
-        .retry(RetryPolicy::default().initial_backoff(Duration::from_millis(1)))
+        .delivery(
+            Background::new()
+                .retry(RetryPolicy::default().initial_backoff(Duration::from_millis(1))),
+        )
         .build();
     one_span_and_one_event(&log);
     log.flush_timeout(WAIT).unwrap();
@@ -566,7 +572,7 @@ fn logs_refused_after_the_spans_were_accepted_are_counted_apart() {
     ]);
     let log = BufferedLogger::builder()
         .output(output(&rx, Protocol::HttpProtobuf))
-        .background(true)
+        .delivery(Background::new())
         .build();
     one_span_and_one_event(&log);
     log.flush_timeout(WAIT).unwrap();
@@ -687,8 +693,10 @@ fn an_accepted_batch_whose_answer_breaks_off_is_not_sent_again() {
                 .build()
                 .unwrap(),
         )
-        .background(true)
-        .retry(RetryPolicy::default().initial_backoff(Duration::from_millis(1)))
+        .delivery(
+            Background::new()
+                .retry(RetryPolicy::default().initial_backoff(Duration::from_millis(1))),
+        )
         .build();
     log.info("once").emit();
     log.flush_timeout(WAIT).unwrap();

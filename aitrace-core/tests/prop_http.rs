@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use aitrace_core::{BufferedLogger, ErrorKind, OnFailure, Output};
+use aitrace_core::{BufferedLogger, Direct, ErrorKind, OnFailure, Output};
 use parking_lot::Mutex;
 use proptest::prelude::*;
 
@@ -166,7 +166,7 @@ proptest! {
             .unwrap();
         let log = BufferedLogger::builder()
             .output(output)
-            .on_failure(OnFailure::FallbackFile(dir.path().join("refused.jsonl")))
+            .delivery(Direct::new().on_failure(OnFailure::FallbackFile(dir.path().join("refused.jsonl"))))
             .build();
         let body = if status == 204 { Vec::new() } else { body };
         server.answer(status, &[], &body);

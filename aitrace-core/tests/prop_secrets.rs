@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use aitrace_core::{BufferedLogger, OnFailure, Output};
+use aitrace_core::{BufferedLogger, Direct, OnFailure, Output};
 use aitrace_testkit::{Answer, IngestServer, dead_url};
 use proptest::prelude::*;
 
@@ -68,9 +68,9 @@ fn texts_in_code(secret: &str, up: &IngestServer, dead: &str) -> Vec<String> {
     for output in outputs {
         let log = BufferedLogger::builder()
             .output(output)
-            .on_failure(OnFailure::FallbackFile(
+            .delivery(Direct::new().on_failure(OnFailure::FallbackFile(
                 refused.path().join("refused.jsonl"),
-            ))
+            )))
             .build();
         log.info("event").emit();
         match log.flush() {

@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aitrace_core::wire::REDACTED;
-use aitrace_core::{BufferedLogger, Level, Output, Record, Redactor, Value, Verdict, send_logs};
+use aitrace_core::{
+    Background, BufferedLogger, Level, Output, Record, Redactor, Value, Verdict, send_logs,
+};
 use aitrace_testkit::{Answer, IngestServer, dead_url};
 use common::{http, output_dirs};
 use serde_json::{Value as Json, json};
@@ -436,8 +438,7 @@ fn the_spool_never_holds_a_secret() {
     let spool = tempfile::tempdir().unwrap();
     let log = BufferedLogger::builder()
         .output(http(&dead_url(), Duration::from_millis(500)))
-        .background(true)
-        .spool_dir(spool.path())
+        .delivery(Background::new().spool_dir(spool.path()))
         .shutdown_timeout(Duration::from_secs(2))
         .try_build()
         .unwrap();

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use aitrace_core::{BufferedLogger, Output};
+use aitrace_core::{Background, BufferedLogger, Output};
 use aitrace_testkit::{Fault, FaultServer};
 
 fn slow_server_logger() -> (FaultServer, BufferedLogger) {
@@ -13,8 +13,7 @@ fn slow_server_logger() -> (FaultServer, BufferedLogger) {
     server.set_default(Fault::Slow(Duration::from_millis(300)));
     let log = BufferedLogger::builder()
         .output(Output::http(&server.url).unwrap())
-        .background(true)
-        .flush_interval(Duration::from_secs(3600))
+        .delivery(Background::new().flush_interval(Duration::from_secs(3600)))
         .flush_timeout(Duration::from_secs(20))
         .try_build()
         .unwrap();
@@ -95,8 +94,7 @@ async fn an_async_flush_times_out_without_blocking() {
     server.set_default(Fault::Hang);
     let log = BufferedLogger::builder()
         .output(Output::http(&server.url).unwrap())
-        .background(true)
-        .flush_interval(Duration::from_millis(20))
+        .delivery(Background::new().flush_interval(Duration::from_millis(20)))
         .flush_timeout(Duration::from_millis(200))
         .shutdown_timeout(Duration::from_millis(200))
         .try_build()

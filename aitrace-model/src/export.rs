@@ -61,11 +61,10 @@ use crate::record::Record;
 
 /// A destination for batches of records; see the [module docs](self).
 ///
-/// Deliveries call `export` from one thread at a time per output (the
-/// calling thread in direct delivery, the output's `aitrace-send-N` thread
-/// in background delivery); `aitrace_core::BufferedLogger::flush_keep`
-/// sends a copy from the calling thread, which may overlap with them, so an
-/// exporter must be safe to call from two threads at once (`Sync`: a
+/// Every delivery, `flush_keep` included, calls `export` from one thread
+/// at a time per output: the flushing thread in direct delivery (one flush
+/// at a time), the output's `aitrace-send-N` thread in background
+/// delivery. Which thread varies, so an exporter is `Send + Sync` (a
 /// `Mutex` around a connection will do). It should bound its own
 /// waits (a network call with timeouts): a hung exporter holds its output's
 /// batches, never the others'. Anything it logs through a frontend wired to

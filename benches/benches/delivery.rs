@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use aitrace_benches::{RUNS, Sink, Target, median, print_ratios};
-use aitrace_core::{BufferedLogger, Output, OverflowPolicy};
+use aitrace_core::{Background, BufferedLogger, Output, OverflowPolicy};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::logs::{BatchConfigBuilder, BatchLogProcessor, SdkLoggerProvider};
 use tracing_subscriber::prelude::*;
@@ -78,9 +78,11 @@ fn aitrace_otlp(sink: &Sink, protocol: aitrace_core::Protocol) -> Run {
 fn aitrace_to(sink: &Sink, output: Output) -> Run {
     let log = BufferedLogger::builder()
         .output(output)
-        .background(true)
-        .batch_size(512)
-        .flush_interval(Duration::from_millis(100))
+        .delivery(
+            Background::new()
+                .batch_size(512)
+                .flush_interval(Duration::from_millis(100)),
+        )
         .overflow(OverflowPolicy::Block(Duration::from_secs(10)))
         .flush_timeout(Duration::from_secs(60))
         .try_build()

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use std::sync::atomic::Ordering;
 
 use aitrace_benches::{OTEL_EXPORTED, RUNS, Target, median, otel_batch_provider, print_ratios};
-use aitrace_core::{BufferedLogger, Output, OverflowPolicy};
+use aitrace_core::{Background, BufferedLogger, Output, OverflowPolicy};
 use tracing_subscriber::prelude::*;
 
 const EVENTS: u32 = 500_000;
@@ -32,7 +32,7 @@ fn emit(dispatch: &tracing::Dispatch) {
 fn aitrace() -> (f64, String) {
     let log = BufferedLogger::builder()
         .output(Output::file("/dev/null"))
-        .background(true)
+        .delivery(Background::new())
         .overflow(OverflowPolicy::Block(Duration::from_secs(30)))
         .flush_timeout(Duration::from_secs(60))
         .try_build()

@@ -15,7 +15,7 @@
 
 use std::time::Duration;
 
-use aitrace_core::BufferedLogger;
+use aitrace_core::{Background, BufferedLogger};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -39,8 +39,7 @@ fn main() {
 
     // Output from LOG_TRG, spool folder from AITRACE_SPOOL_DIR.
     let log = BufferedLogger::builder()
-        .background(true)
-        .batch_size(100)
+        .delivery(Background::new().batch_size(100))
         .record_ids(true)
         .shutdown_timeout(shutdown)
         .build();

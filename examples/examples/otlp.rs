@@ -17,7 +17,7 @@
 
 use std::time::Duration;
 
-use aitrace_core::{BufferedLogger, Output};
+use aitrace_core::{Background, BufferedLogger, Output};
 use aitrace_tracing::AitraceLayer;
 use tracing::{error, info, info_span, warn};
 use tracing_subscriber::prelude::*;
@@ -28,7 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("sending to {otlp}");
     let log = BufferedLogger::builder()
         .output(otlp)
-        .background(true)
+        .delivery(Background::new())
         .build();
     tracing_subscriber::registry()
         .with(AitraceLayer::new(log.clone()))

@@ -33,7 +33,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use aitrace_core::export::{Accepted, Batch, Export, Input};
-use aitrace_core::{BufferedLogger, Error, Layout, Output};
+use aitrace_core::{Background, BufferedLogger, Error, Layout, Output};
 use rusqlite::{Connection, ErrorCode};
 
 /// The table: a column for each metadata key, the user fields as JSON text.
@@ -167,8 +167,7 @@ fn main() {
     let exporter = SqliteExporter::open(&path).expect("open the database");
     let log = BufferedLogger::builder()
         .output(Output::new(exporter))
-        .background(true)
-        .spool_dir(PathBuf::from(spool))
+        .delivery(Background::new().spool_dir(PathBuf::from(spool)))
         .record_ids(true)
         .build();
 

@@ -2,7 +2,6 @@
 //! does. What an output acknowledged is never sent to it again: a failed
 //! output keeps its own unacknowledged records for the next flush.
 
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -10,7 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
 
-use super::{FlushFuture, Processor, Refusal, split_budget};
+use super::parts::{send_copy, send_in_parts};
+use super::{FlushFuture, Processor};
 use crate::buffer::Buffer;
 use crate::diagnostics::Diagnostics;
 use crate::encode::Layout;
@@ -56,7 +56,7 @@ pub enum OnFailure {
     FallbackFile(PathBuf),
 }
 
-pub(crate) struct Direct {
+pub(crate) struct DirectProcessor {
     buffer: Arc<Buffer>,
     outputs: Vec<Output>,
     ledger: Arc<Ledger>,
@@ -80,9 +80,9 @@ pub(crate) struct Direct {
     diagnostics: Diagnostics,
 }
 
-impl std::fmt::Debug for Direct {
+impl std::fmt::Debug for DirectProcessor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Direct")
+        f.debug_struct("DirectProcessor")
             .field("on_failure", &self.on_failure)
             .finish_non_exhaustive()
     }
@@ -96,7 +96,7 @@ struct Sent {
     failures: Vec<(usize, Error)>,
 }
 
-impl Direct {
+impl DirectProcessor {
     pub(crate) fn new(
         buffer: Arc<Buffer>,
         outputs: Vec<Output>,
@@ -105,7 +105,7 @@ impl Direct {
         retain_limit: usize,
     ) -> Self {
         let retained = Mutex::new(vec![Vec::new(); outputs.len()]);
-        Direct {
+        DirectProcessor {
             buffer,
             outputs,
             ledger,
@@ -119,6 +119,34 @@ impl Direct {
             told_unsent_full: AtomicBool::new(false),
             diagnostics: Diagnostics::default(),
         }
+    }
+
+    /// Sends `records` to `output` once, for
+    /// [`send_logs`](crate::send_logs), as a flush sends what it took from
+    /// the buffer ([`send`](Self::send)): again in halves where the output
+    /// refuses what a part holds, the parts refused for good set aside in an
+    /// `aitrace-unsent-….jsonl` file (named in the report and on stderr) and
+    /// counted in the report. A failure that may pass is the error; nothing
+    /// is kept, since the caller still has the records.
+    pub(crate) fn send_once(output: Output, records: &[Record]) -> Result<FlushReport> {
+        let buffer = Arc::new(Buffer::new(1, Default::default(), usize::MAX));
+        let ledger = Arc::new(Ledger::new([output.to_string()]));
+        let once = DirectProcessor::new(
+            buffer,
+            vec![output],
+            ledger,
+            OnFailure::Retain,
+            records.len(),
+        );
+        let mut retained = once.retained.lock();
+        let sent = once.send(&mut retained, records);
+        if let Some((_, err)) = sent.failures.into_iter().next() {
+            return Err(err);
+        }
+        Ok(FlushReport {
+            records: sent.records,
+            deliveries: sent.deliveries,
+        })
     }
 
     /// Takes the buffer's records into flight for every output.
@@ -392,9 +420,29 @@ impl Direct {
     }
 }
 
-impl Processor for Direct {
+impl Processor for DirectProcessor {
     fn flush(&self, timeout: Duration) -> Result<FlushReport> {
         self.run(timeout)
+    }
+
+    /// On the calling thread, in turn with flushes (it waits for the one
+    /// running, up to `timeout`).
+    fn send_copy(&self, records: Arc<Vec<Record>>, timeout: Duration) -> Result<FlushReport> {
+        let Some(_turn) = self.retained.try_lock_for(timeout) else {
+            return Err(Error::new(
+                ErrorKind::FlushTimedOut,
+                format!("another flush did not finish within {timeout:?}"),
+            ));
+        };
+        let _sending = SendingGuard::enter();
+        // Every output gets its copy; the first failure is the answer.
+        let sent: Vec<Result<Delivery>> = (self.outputs.iter())
+            .map(|output| send_copy(output, &records))
+            .collect();
+        Ok(FlushReport {
+            records: records.len(),
+            deliveries: sent.into_iter().collect::<Result<_>>()?,
+        })
     }
 
     fn flush_async(&self, timeout: Duration) -> FlushFuture {
@@ -429,7 +477,7 @@ impl Processor for Direct {
     }
 }
 
-impl Direct {
+impl DirectProcessor {
     /// [`Processor::close`]'s flush, on a helper thread so that a slow
     /// output cannot hold the dropping thread past `timeout`.
     fn last_flush(&self, timeout: Duration) {
@@ -510,63 +558,6 @@ impl Direct {
     }
 }
 
-/// What sending one output its records in parts came to.
-struct PartsSent {
-    /// What the output said, refusals included.
-    delivery: Delivery,
-    /// Records in the parts the output answered 2xx to (those it
-    /// refused in an accepted request included).
-    acknowledged: usize,
-    /// Parts refused for good, with the answer.
-    refused: Vec<(Range<usize>, Error)>,
-    /// A failure that may pass: the first record not sent, and the error.
-    /// Every record from there on is unsent.
-    failed: Option<(usize, Error)>,
-}
-
-/// Sends `records` to `output`, and again in halves the parts it refuses
-/// for what they hold ([`Refusal::Split`]), as background delivery does,
-/// so that one bad record does not hold up the others, within
-/// [`split_budget`] requests. Parts go in order and stop at the first
-/// failure that may pass.
-fn send_in_parts(output: &Output, records: &[Record]) -> PartsSent {
-    let mut sent = PartsSent {
-        delivery: Delivery::named(output.to_string()),
-        acknowledged: 0,
-        refused: Vec::new(),
-        failed: None,
-    };
-    let mut parts: Vec<Range<usize>> = Vec::with_capacity(8);
-    parts.push(0..records.len());
-    let mut budget = split_budget(records.len());
-    while let Some(part) = parts.pop() {
-        match output.send(&records[part.clone()]) {
-            Ok(answer) => {
-                let rejected = answer.rejected.min(part.len());
-                sent.acknowledged += part.len();
-                sent.delivery
-                    .add_delivered(part.len() - rejected, answer.ingested);
-                sent.delivery
-                    .add_rejected(rejected, answer.rejection.as_deref());
-            }
-            Err(err) => match Refusal::of(&err, part.len()) {
-                Refusal::Split if budget >= 2 => {
-                    budget -= 2;
-                    let middle = part.start + part.len() / 2;
-                    parts.push(middle..part.end);
-                    parts.push(part.start..middle);
-                }
-                Refusal::Split | Refusal::ForGood => sent.refused.push((part, err)),
-                Refusal::Transient => {
-                    sent.failed = Some((part.start, err));
-                    break;
-                }
-            },
-        }
-    }
-    sent
-}
-
 /// The most bytes of refused records one logger writes to its
 /// `aitrace-unsent-….jsonl` with [`OnFailure::Retain`]: 64 MiB. Past it,
 /// refused records are counted as dropped and not written.
@@ -626,7 +617,8 @@ mod tests {
         let (output, _memory) = Output::in_memory();
         let buffer = Arc::new(Buffer::new(100, Default::default(), usize::MAX));
         let ledger = Arc::new(Ledger::new([output.to_string()]));
-        let mut direct = Direct::new(buffer, vec![output], ledger.clone(), OnFailure::Retain, 100);
+        let mut direct =
+            DirectProcessor::new(buffer, vec![output], ledger.clone(), OnFailure::Retain, 100);
         direct.unsent_limit = 1000;
         direct.set_aside_path.set(path.clone()).unwrap();
         let records: Vec<Record> = (0..10)

@@ -1,28 +1,62 @@
-//! Delivery: how buffered records reach the outputs.
+//! How buffered records reach the outputs: [`Direct`] (a flush sends on
+//! the calling thread, the default) or [`Background`] (a delivery thread
+//! sends in batches, with retries, a circuit breaker and a disk spool).
+//! Each holds only the settings its mode honours;
+//! [`Builder::delivery`](crate::Builder::delivery) takes either.
 //!
-//! Two implementations of one interface, the way OpenTelemetry's SDK has a
-//! simple and a batch log processor and the provider knows neither:
+//! ```
+//! use std::time::Duration;
+//! use aitrace_core::BufferedLogger;
+//! use aitrace_core::delivery::{Background, RetryPolicy};
 //!
-//! * [`Direct`]: a flush runs on the calling thread (the default);
-//! * [`Background`]: one delivery thread owns every output's state and
-//!   spool, and one I/O thread per output performs the sends it asks for.
+//! let log = BufferedLogger::builder()
+//!     .target("-")?
+//!     .delivery(
+//!         Background::new()
+//!             .flush_interval(Duration::from_millis(200))
+//!             .retry(RetryPolicy::default().max_attempts(3)),
+//!     )
+//!     .build();
+//! log.info("started").emit();
+//! log.flush()?; // waits until the delivery thread has sent it
+//! # Ok::<(), aitrace_core::Error>(())
+//! ```
+//!
+//! Inside the crate, the two are two implementations of one interface, the
+//! way OpenTelemetry's SDK has a simple and a batch log processor and the
+//! provider knows neither:
+//!
+//! * `DirectProcessor`: a flush runs on the calling thread;
+//! * `BackgroundProcessor`: one delivery thread owns every output's state
+//!   and spool, and one I/O thread per output performs the sends it asks
+//!   for.
 //!
 //! The handle ([`BufferedLogger`](crate::BufferedLogger)) holds a
 //! `Box<dyn Processor>` and never asks which one it has. Dependencies run
 //! one way: handle → delivery → outputs, buffer, spool, ledger.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::flush_report::FlushReport;
+use crate::record::Record;
 
 mod background;
 mod direct;
+pub(crate) mod mode;
+mod parts;
 mod ticket;
 
-pub(crate) use background::{Background, BackgroundConfig};
-pub(crate) use direct::Direct;
+pub use crate::retry::{
+    BreakerPolicy, DEFAULT_COOLDOWN, DEFAULT_FAILURE_THRESHOLD, DEFAULT_INITIAL_BACKOFF,
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_COOLDOWN, RetryPolicy,
+};
+pub use crate::spool::DEFAULT_SPOOL_MAX_BYTES;
+pub(crate) use background::{BackgroundConfig, BackgroundProcessor};
+pub(crate) use direct::DirectProcessor;
 pub use direct::OnFailure;
+pub use mode::{Background, DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, DeliveryMode, Direct};
 pub use ticket::FlushFuture;
 
 /// What the handle asks of delivery.
@@ -35,6 +69,14 @@ pub(crate) trait Processor: Send + Sync + std::fmt::Debug {
 
     /// Asks for a flush without waiting (a no-op where flushes are direct).
     fn trigger(&self) {}
+
+    /// Sends a copy of `records` to every output the way a batch goes (in
+    /// halves where an output refuses what a part holds), never beside this
+    /// delivery's own sends to the same output, and waits up to `timeout`.
+    /// The caller keeps the records: nothing is set aside, retried, spooled
+    /// or counted in the books. For
+    /// [`flush_keep`](crate::BufferedLogger::flush_keep).
+    fn send_copy(&self, records: Arc<Vec<Record>>, timeout: Duration) -> Result<FlushReport>;
 
     /// Delivers or sets aside what is buffered within `timeout` and stops;
     /// later flushes deliver nothing more in the background.

@@ -9,7 +9,14 @@ use std::time::Duration;
 
 use super::{BufferedLogger, Shared};
 use crate::buffer::{Buffer, DEFAULT_BACKGROUND_CAPACITY, DEFAULT_CAPACITY, OverflowPolicy};
-use crate::delivery::{Background, BackgroundConfig, Direct, OnFailure, Processor};
+use crate::delivery::mode::{
+    BACKGROUND_ENV, BATCH_SIZE_ENV, DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, FLUSH_INTERVAL_ENV,
+    SPOOL_DIR_ENV,
+};
+use crate::delivery::{
+    Background, BackgroundConfig, BackgroundProcessor, DeliveryMode, Direct, DirectProcessor,
+    OnFailure, Processor,
+};
 use crate::error::Result;
 use crate::filter::{DEFAULT_MIN_LEVEL, Filter};
 use crate::level::Level;
@@ -27,43 +34,44 @@ use crate::target::TARGET_ENV;
 /// |---|---|---|
 /// | [`output`](Self::output) / [`target`](Self::target) | stdout | `LOG_TRG` ([`env::TARGET_ENV`](crate::env::TARGET_ENV)): one target string or several, comma-separated |
 /// | [`min_level`](Self::min_level) / [`filter`](Self::filter) | [`DEFAULT_MIN_LEVEL`](crate::DEFAULT_MIN_LEVEL) (`info`) | `AITRACE_LEVEL`, else `RUST_LOG` (a level or directives: [`Filter`]) |
-/// | [`on_failure`](Self::on_failure) | [`OnFailure::Retain`] | |
-/// | [`capacity`](Self::capacity) | [`DEFAULT_CAPACITY`] records ([`DEFAULT_BACKGROUND_CAPACITY`] with a background sender) | `AITRACE_CAPACITY` |
+/// | [`delivery`](Self::delivery) | [`Direct`]: a flush sends on the calling thread | `AITRACE_BACKGROUND`: `1`/`true`/`yes`/`on` chooses [`Background`], `0`/`false`/`no`/`off` [`Direct`] |
+/// | [`capacity`](Self::capacity) | [`DEFAULT_CAPACITY`] records ([`DEFAULT_BACKGROUND_CAPACITY`] with background delivery) | `AITRACE_CAPACITY` |
 /// | [`overflow`](Self::overflow) | [`OverflowPolicy::DropNewest`] | |
-/// | [`background`](Self::background) | off (flush on the calling thread) | `AITRACE_BACKGROUND`: `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off` |
-/// | [`batch_size`](Self::batch_size) | [`DEFAULT_BATCH_SIZE`] | `AITRACE_BATCH_SIZE` |
-/// | [`flush_interval`](Self::flush_interval) | [`DEFAULT_FLUSH_INTERVAL`] | `AITRACE_FLUSH_INTERVAL_MS` |
-/// | [`retry`](Self::retry) | [`RetryPolicy::default`] | |
-/// | [`breaker`](Self::breaker) | [`BreakerPolicy::default`] | |
-/// | [`spool_dir`](Self::spool_dir) | none | `AITRACE_SPOOL_DIR` |
-/// | [`spool_max_bytes`](Self::spool_max_bytes) | [`DEFAULT_SPOOL_MAX_BYTES`] | |
 /// | [`flush_timeout`](Self::flush_timeout) | [`DEFAULT_FLUSH_TIMEOUT`] | |
 /// | [`shutdown_timeout`](Self::shutdown_timeout) | [`DEFAULT_SHUTDOWN_TIMEOUT`] | |
 /// | [`record_ids`](Self::record_ids) | off | |
 /// | [`redactor`](Self::redactor) | [`Redactor::default`]: values of sensitive keys redacted | |
 /// | [`before_send`](Self::before_send) | none | |
 ///
-/// Values set in code win over the environment. The retry, breaker and spool
-/// settings apply to background delivery, which a long-running service
-/// wants: without it, records are sent only when the program flushes (or
-/// exits), so a server's output stays empty while it runs.
-/// `AITRACE_BACKGROUND=1` turns it on without a code change.
+/// Values set in code win over the environment. The settings above apply
+/// to both delivery modes; each mode has settings of its own, given with
+/// it: [`Direct`]'s failure handling, [`Background`]'s batching, retries,
+/// breaker and spool (each with its defaults and environment variables). Background delivery is what a
+/// long-running service wants: with direct delivery, records are sent only
+/// when the program flushes (or exits), so a server's output stays empty
+/// while it runs. `AITRACE_BACKGROUND=1` turns it on without a code change.
+///
+/// The 0.1 spelling, [`background`](Self::background) and a setter per
+/// mode's setting on the builder itself, still compiles (deprecated) and
+/// behaves as it did.
 ///
 /// # Examples
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use aitrace_core::{BufferedLogger, Output, OverflowPolicy};
+/// use aitrace_core::{Background, BufferedLogger, Output, OverflowPolicy};
 ///
 /// let log = BufferedLogger::builder()
 ///     .output(Output::http("http://localhost:8000/api/ingest")?)
 ///     .output(Output::file("/var/log/app/trace.jsonl"))
-///     .background(true)
-///     .batch_size(512)
-///     .flush_interval(Duration::from_secs(2))
+///     .delivery(
+///         Background::new()
+///             .batch_size(512)
+///             .flush_interval(Duration::from_secs(2))
+///             .spool_dir("/var/spool/app-aitrace"),
+///     )
 ///     .capacity(100_000)
 ///     .overflow(OverflowPolicy::DropOldest)
-///     .spool_dir("/var/spool/app-aitrace")
 ///     .try_build()?;
 /// let _guard = log.delivery_guard(); // delivers or spools the rest at exit
 /// # Ok::<(), aitrace_core::Error>(())
@@ -73,16 +81,14 @@ use crate::target::TARGET_ENV;
 pub struct Builder {
     outputs: Vec<Output>,
     filter: Option<Filter>,
-    on_failure: OnFailure,
     capacity: Option<usize>,
     overflow: OverflowPolicy,
-    background: Option<bool>,
-    batch_size: Option<usize>,
-    flush_interval: Option<Duration>,
-    retry: RetryPolicy,
-    breaker: BreakerPolicy,
-    spool_dir: Option<PathBuf>,
-    spool_max_bytes: Option<u64>,
+    /// Whether code chose background delivery (`None`: the environment
+    /// chooses). The settings of both modes are kept apart from the
+    /// choice, for the 0.1 setters, which set them without choosing.
+    in_background: Option<bool>,
+    direct: Direct,
+    background: Background,
     flush_timeout: Option<Duration>,
     shutdown_timeout: Option<Duration>,
     record_ids: bool,
@@ -94,21 +100,7 @@ pub struct Builder {
 
 /// The environment variable for [`Builder::capacity`].
 pub const CAPACITY_ENV: &str = "AITRACE_CAPACITY";
-/// The environment variable for [`Builder::batch_size`].
-pub const BATCH_SIZE_ENV: &str = "AITRACE_BATCH_SIZE";
-/// The environment variable for [`Builder::flush_interval`], in milliseconds.
-pub const FLUSH_INTERVAL_ENV: &str = "AITRACE_FLUSH_INTERVAL_MS";
-/// The environment variable for [`Builder::spool_dir`].
-pub const SPOOL_DIR_ENV: &str = "AITRACE_SPOOL_DIR";
-/// The environment variable for [`Builder::background`]: `1`, `true`,
-/// `yes` or `on` turns background delivery on, `0`, `false`, `no` or `off`
-/// leaves it off.
-pub const BACKGROUND_ENV: &str = "AITRACE_BACKGROUND";
 
-/// Records per batch, by default (background delivery).
-pub const DEFAULT_BATCH_SIZE: usize = 512;
-/// How often the background sender flushes, by default.
-pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// How long [`BufferedLogger::flush`] waits for background delivery, by default.
 pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a shutdown (the last handle's drop, a [`DeliveryGuard`](crate::DeliveryGuard)) may take, by default.
@@ -190,12 +182,6 @@ impl Builder {
         self
     }
 
-    /// What a flush on the calling thread does with a batch an output refused.
-    pub fn on_failure(mut self, on_failure: OnFailure) -> Self {
-        self.on_failure = on_failure;
-        self
-    }
-
     /// How many records the buffer holds before the overflow policy applies
     /// (to within 32 per shard; nothing is allocated up front).
     pub fn capacity(mut self, records: usize) -> Self {
@@ -209,70 +195,44 @@ impl Builder {
         self
     }
 
-    /// Delivers from a background thread: application threads never do
-    /// I/O and never need an async runtime, and records are sent as they
-    /// come (every [`flush_interval`](Self::flush_interval) or
-    /// [`batch_size`](Self::batch_size) records), which is what a
-    /// long-running service wants. Off by default, or as
-    /// `AITRACE_BACKGROUND` says when this is not called.
-    pub fn background(mut self, background: bool) -> Self {
-        self.background = Some(background);
-        self
-    }
-
-    /// Records per batch; the sender also wakes when this many are buffered.
-    pub fn batch_size(mut self, records: usize) -> Self {
-        self.batch_size = Some(records.max(1));
-        self
-    }
-
-    /// How often the background sender flushes what is buffered.
-    pub fn flush_interval(mut self, interval: Duration) -> Self {
-        self.flush_interval = Some(interval);
-        self
-    }
-
-    /// How failed batches are retried.
-    pub fn retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
-        self
-    }
-
-    /// When an output's circuit breaker opens.
-    pub fn breaker(mut self, breaker: BreakerPolicy) -> Self {
-        self.breaker = breaker;
-        self
-    }
-
-    /// A folder for batches that cannot be delivered now (one subfolder per
-    /// output), replayed when the output answers again, also by the next
-    /// process started with the same folder. Without one, such batches are
-    /// dropped and counted.
+    /// How records reach the outputs: [`Direct`] (a flush sends on the
+    /// calling thread) or [`Background`] (a delivery thread sends in
+    /// batches, with retries, a circuit breaker and a disk spool), each with
+    /// the settings of its own. When this is not called,
+    /// `AITRACE_BACKGROUND` chooses (`1`: [`Background`], its settings
+    /// from the environment and the defaults), else [`Direct`].
     ///
-    /// One process owns an output's folder at a time; a second process
-    /// started with the same folder spools to an `extra-N` subfolder of its
-    /// own and says so on stderr, and the next owner of the folder replays
-    /// what such a subfolder's ended process left. The folder is written to
-    /// once at start: one that is read-only or on a full disk is an error
-    /// from [`try_build`](Self::try_build).
+    /// Called again, the last call wins, with its settings.
     ///
-    /// A spool is part of [background](Self::background) delivery: without
-    /// it, the folder is not used, and a line on stderr says so.
-    pub fn spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.spool_dir = Some(dir.into());
+    /// ```
+    /// use aitrace_core::{Background, BufferedLogger};
+    ///
+    /// let log = BufferedLogger::builder()
+    ///     .target("-")?
+    ///     .delivery(Background::new().batch_size(100))
+    ///     .build();
+    /// log.info("hello").emit();
+    /// assert_eq!(log.flush()?.records(), 1);
+    /// # Ok::<(), aitrace_core::Error>(())
+    /// ```
+    pub fn delivery(mut self, mode: impl Into<DeliveryMode>) -> Self {
+        match mode.into() {
+            DeliveryMode::Direct(direct) => {
+                self.in_background = Some(false);
+                self.direct = direct;
+            }
+            DeliveryMode::Background(background) => {
+                self.in_background = Some(true);
+                self.background = background;
+            }
+        }
         self
     }
 
-    /// The most bytes each output's spool holds; the oldest batches are
-    /// evicted, and counted as dropped, to make room. Its `rejected/` and
-    /// `corrupt/` folders hold at most a quarter of it each, oldest deleted
-    /// first.
-    pub fn spool_max_bytes(mut self, bytes: u64) -> Self {
-        self.spool_max_bytes = Some(bytes);
-        self
-    }
-
-    /// How long [`BufferedLogger::flush`] waits for background delivery.
+    /// How long [`BufferedLogger::flush`] (and
+    /// [`flush_keep`](BufferedLogger::flush_keep)) waits: for the delivery
+    /// thread with background delivery, for a flush already running on
+    /// another thread with direct delivery.
     pub fn flush_timeout(mut self, timeout: Duration) -> Self {
         self.flush_timeout = Some(timeout);
         self
@@ -370,11 +330,11 @@ impl Builder {
             Err(err) => {
                 eprintln!("aitrace: {err}; delivering in the background without a spool");
                 let mut builder = self;
-                builder.spool_dir = None;
+                builder.background.spool_dir = None;
                 builder.no_spool_env = true;
                 builder.assemble().unwrap_or_else(|err| {
                     eprintln!("aitrace: {err}; delivering on the calling thread");
-                    builder.background = Some(false);
+                    builder.in_background = Some(false);
                     builder
                         .assemble()
                         .unwrap_or_else(|_| unreachable!("direct delivery starts no thread"))
@@ -398,7 +358,7 @@ impl Builder {
             self.outputs.clone()
         };
         let background = self
-            .background
+            .in_background
             .or_else(|| env_flag(BACKGROUND_ENV))
             .unwrap_or(false);
         let filter = self.filter.clone().unwrap_or_else(|| {
@@ -417,18 +377,19 @@ impl Builder {
             } else {
                 DEFAULT_CAPACITY
             });
-        let batch_size = self
+        let settings = &self.background;
+        let batch_size = settings
             .batch_size
             .or_else(|| env_number(BATCH_SIZE_ENV))
             .unwrap_or(DEFAULT_BATCH_SIZE)
             .max(1);
-        let interval = self
+        let interval = settings
             .flush_interval
             .or_else(|| env_number(FLUSH_INTERVAL_ENV).map(Duration::from_millis))
             .unwrap_or(DEFAULT_FLUSH_INTERVAL)
             // A zero interval would have the delivery thread drain in a spin.
             .max(Duration::from_millis(1));
-        let spool_dir = self.spool_dir.clone().or_else(|| {
+        let spool_dir = settings.spool_dir.clone().or_else(|| {
             std::env::var_os(SPOOL_DIR_ENV)
                 .filter(|v| !v.is_empty() && !self.no_spool_env)
                 .map(PathBuf::from)
@@ -440,13 +401,13 @@ impl Builder {
             let config = BackgroundConfig {
                 batch_size,
                 interval,
-                retry: self.retry,
-                breaker: self.breaker,
+                retry: settings.retry,
+                breaker: settings.breaker,
                 spool_dir,
-                spool_max_bytes: self.spool_max_bytes.unwrap_or(DEFAULT_SPOOL_MAX_BYTES),
+                spool_max_bytes: settings.spool_max_bytes.unwrap_or(DEFAULT_SPOOL_MAX_BYTES),
                 max_queued_batches: (capacity / batch_size).clamp(2, 64),
             };
-            Box::new(Background::start(
+            Box::new(BackgroundProcessor::start(
                 buffer.clone(),
                 outputs.clone(),
                 ledger.clone(),
@@ -456,16 +417,16 @@ impl Builder {
             if let Some(dir) = &spool_dir {
                 eprintln!(
                     "aitrace: spool folder {} not used: it takes background delivery \
-                     (.background(true) or {BACKGROUND_ENV}=1); failed batches are kept \
-                     for the next flush, then written to a fallback file",
+                     (.delivery(Background::new()) or {BACKGROUND_ENV}=1); failed batches \
+                     are kept for the next flush, then written to a fallback file",
                     dir.display()
                 );
             }
-            Box::new(Direct::new(
+            Box::new(DirectProcessor::new(
                 buffer.clone(),
                 outputs.clone(),
                 ledger.clone(),
-                self.on_failure.clone(),
+                self.direct.on_failure.clone(),
                 capacity,
             ))
         };
@@ -488,5 +449,96 @@ impl Builder {
                 shutdown_timeout: self.shutdown_timeout.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT),
             }),
         })
+    }
+}
+
+/// The 0.1 spelling: whether to deliver in the background, and each mode's
+/// settings on the builder itself, given to either mode. Each forwards to
+/// the settings of its mode without choosing the mode (as in 0.1, a
+/// setting for the mode not chosen is ignored), so
+/// `.batch_size(100)` still applies when `AITRACE_BACKGROUND=1` chooses
+/// background delivery.
+impl Builder {
+    /// Delivers from a background thread (`true`) or on the calling thread
+    /// (`false`), keeping the settings given with the other 0.1 setters.
+    #[deprecated(
+        since = "0.2.0",
+        note = "use `.delivery(Background::new())` (with its settings) or `.delivery(Direct::new())`"
+    )]
+    pub fn background(mut self, background: bool) -> Self {
+        self.in_background = Some(background);
+        self
+    }
+
+    /// [`Background::batch_size`], whichever mode is chosen.
+    #[deprecated(
+        since = "0.2.0",
+        note = "use `.delivery(Background::new().batch_size(records))`"
+    )]
+    pub fn batch_size(mut self, records: usize) -> Self {
+        self.background = self.background.batch_size(records);
+        self
+    }
+
+    /// [`Background::flush_interval`], whichever mode is chosen.
+    #[deprecated(
+        since = "0.2.0",
+        note = "use `.delivery(Background::new().flush_interval(interval))`"
+    )]
+    pub fn flush_interval(mut self, interval: Duration) -> Self {
+        self.background = self.background.flush_interval(interval);
+        self
+    }
+
+    /// [`Background::retry`], whichever mode is chosen.
+    #[deprecated(
+        since = "0.2.0",
+        note = "use `.delivery(Background::new().retry(retry))`"
+    )]
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.background = self.background.retry(retry);
+        self
+    }
+
+    /// [`Background::breaker`], whichever mode is chosen.
+    #[deprecated(
+        since = "0.2.0",
+        note = "use `.delivery(Background::new().breaker(breaker))`"
+    )]
+    pub fn breaker(mut self, breaker: BreakerPolicy) -> Self {
+        self.background = self.background.breaker(breaker);
+        self
+    }
+
+    /// [`Background::spool_dir`], whichever mode is chosen: with direct
+    /// delivery the folder is not used, and a line on stderr says so.
+    #[deprecated(
+        since = "0.2.0",
+        note = "use `.delivery(Background::new().spool_dir(dir))`"
+    )]
+    pub fn spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.background = self.background.spool_dir(dir);
+        self
+    }
+
+    /// [`Background::spool_max_bytes`], whichever mode is chosen.
+    #[deprecated(
+        since = "0.2.0",
+        note = "use `.delivery(Background::new().spool_max_bytes(bytes))`"
+    )]
+    pub fn spool_max_bytes(mut self, bytes: u64) -> Self {
+        self.background = self.background.spool_max_bytes(bytes);
+        self
+    }
+
+    /// [`Direct::on_failure`], whichever mode is chosen (background
+    /// delivery does not use it).
+    #[deprecated(
+        since = "0.2.0",
+        note = "use `.delivery(Direct::new().on_failure(on_failure))`"
+    )]
+    pub fn on_failure(mut self, on_failure: OnFailure) -> Self {
+        self.direct = self.direct.on_failure(on_failure);
+        self
     }
 }

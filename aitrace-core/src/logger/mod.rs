@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::buffer::Buffer;
 use crate::context;
-use crate::delivery::{FlushFuture, Processor};
+use crate::delivery::{DirectProcessor, FlushFuture, Processor};
 use crate::error::Result;
 use crate::filter::Filter;
 use crate::flush_report::FlushReport;
@@ -25,9 +25,11 @@ use crate::stats::{Ledger, Stats};
 
 pub(crate) mod builder;
 
-pub use builder::{
-    BACKGROUND_ENV, BATCH_SIZE_ENV, Builder, CAPACITY_ENV, DEFAULT_BATCH_SIZE,
-    DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, FLUSH_INTERVAL_ENV,
+pub use builder::{Builder, CAPACITY_ENV, DEFAULT_FLUSH_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT};
+// Defined with the delivery modes; the crate root and `env` name them from
+// here, as in 0.1.
+pub use crate::delivery::mode::{
+    BACKGROUND_ENV, BATCH_SIZE_ENV, DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, FLUSH_INTERVAL_ENV,
     SPOOL_DIR_ENV,
 };
 
@@ -44,8 +46,9 @@ pub(crate) type LevelWatcher = Box<dyn Fn(Option<Level>) + Send + Sync>;
 /// I/O, no lock shared by all threads). [`flush`](Self::flush) encodes the
 /// buffered records in capture order and sends them.
 ///
-/// By default a flush runs on the calling thread. With
-/// [`Builder::background`] a delivery thread sends in batches instead, with
+/// By default a flush runs on the calling thread. With background delivery
+/// ([`Builder::delivery`] with a [`Background`](crate::Background)) a
+/// delivery thread sends in batches instead, with
 /// retries, a circuit breaker and an optional disk spool, and application
 /// threads never do I/O.
 ///
@@ -277,22 +280,26 @@ impl BufferedLogger {
         self.shared.processor.flush_async(self.shared.flush_timeout)
     }
 
-    /// Sends every buffered record but keeps them buffered
-    /// (Python's `flush(clear_after=False)`). Always on the calling thread,
-    /// and not counted in [`stats`](Self::stats).
+    /// Sends a copy of every buffered record to every output and keeps them
+    /// buffered (Python's `flush(clear_after=False)`), so the next flush
+    /// sends them again.
+    ///
+    /// The copy goes the way a flush's batch goes, never beside it: on the
+    /// calling thread after any flush running there (direct delivery), or
+    /// from each output's sender thread, before its queued batches
+    /// (background delivery); it waits up to the flush timeout. An output
+    /// that refuses what part of the copy holds gets it again in halves,
+    /// and the records at fault are in the report's
+    /// [`rejected`](FlushReport::rejected). The copy is sent once: not
+    /// retried, spooled, set aside nor counted in [`stats`](Self::stats),
+    /// since the records are still buffered and the flush that takes them
+    /// does all that. A failure that may pass is the error.
     pub fn flush_keep(&self) -> Result<FlushReport> {
         let records = self.shared.buffer.snapshot();
         if records.is_empty() {
             return Ok(FlushReport::default());
         }
-        let _sending = crate::reentrancy::SendingGuard::enter();
-        let deliveries = (self.shared.outputs.iter())
-            .map(|output| output.send(&records))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(FlushReport {
-            records: records.len(),
-            deliveries,
-        })
+        (self.shared.processor).send_copy(Arc::new(records), self.shared.flush_timeout)
     }
 
     /// Delivers or spools what is buffered and stops the background sender,
@@ -361,6 +368,15 @@ impl Drop for Shared {
 /// Sends `records` to the output a target string names, once, without a
 /// buffer (Python's `send_logs`).
 ///
+/// They go as a direct flush sends: on the calling thread, again in halves
+/// where the output refuses what a part holds, so that only the records at
+/// fault are refused. Those are set aside in an
+/// `aitrace-unsent-PID-TIME.jsonl` file in the temp folder (said on stderr,
+/// named by the report's [`fallback_path`](crate::Delivery::fallback_path))
+/// and counted in the report's [`rejected`](FlushReport::rejected), and the
+/// call returns `Ok`. A failure that may pass (no connection, a timeout, a
+/// 5xx) is the error, and nothing is kept: the caller has the records.
+///
 /// What is sent is redacted with [`Redactor::default`], as a logger's
 /// records are; to choose the redactor, call [`Redactor::redact`] on the
 /// records and send them through a logger built with
@@ -383,12 +399,7 @@ pub fn send_logs(records: &[Record], target: &str) -> Result<FlushReport> {
             record
         })
         .collect();
-    let _sending = crate::reentrancy::SendingGuard::enter();
-    let delivery = output.send(&records)?;
-    Ok(FlushReport {
-        records: records.len(),
-        deliveries: vec![delivery],
-    })
+    DirectProcessor::send_once(output, &records)
 }
 
 // A panic while a lock is held cannot leave the buffer half-updated: each

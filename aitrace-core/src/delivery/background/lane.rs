@@ -55,6 +55,17 @@ impl Work {
     }
 }
 
+/// A copy of the buffer to send once, for `flush_keep`: in parts like a
+/// batch, but never retried, spooled or counted, and leaving the breaker
+/// as it is. It waits for the sender like any work, so the output is only
+/// ever called from its sender thread.
+#[derive(Debug)]
+pub(super) struct BufferCopy {
+    /// The owner's number for it (the same for every output).
+    pub(super) id: u64,
+    pub(super) records: Arc<Vec<Record>>,
+}
+
 #[derive(Debug)]
 struct InFlight {
     job: u64,
@@ -68,6 +79,12 @@ pub(super) struct Lane {
     jobs: Sender<Job>,
     queue: VecDeque<Batch>,
     current: Option<InFlight>,
+    /// Copies waiting for the sender, sent before queued work.
+    copies: VecDeque<BufferCopy>,
+    /// The copy being sent: its job and its id.
+    copy_in_flight: Option<(u64, u64)>,
+    /// Each copy's outcome, by id, for the owner to collect.
+    pub(super) copy_answers: Vec<(u64, crate::Result<Delivery>)>,
     /// Work that failed for a transient reason, and when to try again.
     waiting: Option<(InFlight, Instant)>,
     breaker: Breaker,
@@ -134,6 +151,9 @@ impl Lane {
             jobs,
             queue: VecDeque::new(),
             current: None,
+            copies: VecDeque::new(),
+            copy_in_flight: None,
+            copy_answers: Vec::new(),
             waiting: None,
             breaker,
             spool,
@@ -145,9 +165,28 @@ impl Lane {
         }
     }
 
-    /// Batches queued, sending or waiting for a retry.
+    /// Batches queued, sending or waiting for a retry (a copy being sent
+    /// counts as one).
     pub(super) fn load(&self) -> usize {
-        self.queue.len() + usize::from(self.current.is_some()) + usize::from(self.waiting.is_some())
+        self.queue.len()
+            + usize::from(self.current.is_some())
+            + usize::from(self.waiting.is_some())
+            + usize::from(self.copy_in_flight.is_some())
+    }
+
+    /// Whether the sender is busy with a job.
+    fn sending(&self) -> bool {
+        self.current.is_some() || self.copy_in_flight.is_some()
+    }
+
+    /// Queues a copy to send once (see [`BufferCopy`]).
+    pub(super) fn offer_copy(&mut self, copy: BufferCopy) {
+        self.copies.push_back(copy);
+    }
+
+    /// Drops copy `id` if it is still waiting (its caller gave up).
+    pub(super) fn forget_copy(&mut self, id: u64) {
+        self.copies.retain(|c| c.id != id);
     }
 
     /// The oldest batch not yet delivered, spooled or dropped.
@@ -177,7 +216,7 @@ impl Lane {
 
     /// When this lane wants to be looked at again, if it waits for a time.
     pub(super) fn next_wake(&self, now: Instant) -> Option<Instant> {
-        if self.current.is_some() {
+        if self.sending() {
             return None; // its answer wakes us
         }
         if let Some((_, at)) = &self.waiting {
@@ -197,11 +236,21 @@ impl Lane {
         }
     }
 
-    /// Starts the next piece of work if the sender is idle: a retry that is
-    /// due, else a fresh batch or a replay in turn.
+    /// Starts the next piece of work if the sender is idle: a copy, else a
+    /// retry that is due, else a fresh batch or a replay in turn.
     pub(super) fn pump(&mut self, now: Instant, books: &mut Books<'_>) {
-        if self.current.is_some() {
+        if self.sending() {
             return;
+        }
+        while let Some(copy) = self.copies.pop_front() {
+            if self.breaker.allows(now) {
+                return self.start_copy(copy);
+            }
+            let output = &self.output;
+            let refused = crate::Error::retry_later(format!(
+                "{output}: circuit breaker open, the output is not being called"
+            ));
+            self.copy_answers.push((copy.id, Err(refused)));
         }
         if let Some((_, at)) = &self.waiting {
             if now < *at {
@@ -258,6 +307,24 @@ impl Lane {
         }
     }
 
+    fn start_copy(&mut self, copy: BufferCopy) {
+        self.next_job += 1;
+        let job = Job {
+            id: self.next_job,
+            load: Load::Copy(copy.records),
+        };
+        // The sender is idle, so its slot is free unless its thread is gone.
+        if self.jobs.try_send(job).is_ok() {
+            self.copy_in_flight = Some((self.next_job, copy.id));
+        } else {
+            let gone = Error::new(
+                crate::ErrorKind::Closed,
+                "the output's sender thread stopped",
+            );
+            self.copy_answers.push((copy.id, Err(gone)));
+        }
+    }
+
     fn start(&mut self, work: Work, attempt: u32, books: &mut Books<'_>) {
         self.next_job += 1;
         let job = Job {
@@ -294,6 +361,13 @@ impl Lane {
         until: Option<Instant>,
         books: &mut Books<'_>,
     ) {
+        if let Some((copy_job, id)) = self.copy_in_flight {
+            if copy_job == job {
+                self.copy_in_flight = None;
+                self.copy_answers.push((id, outcome));
+                return;
+            }
+        }
         let retry = retry.filter(|_| until.is_none() || self.spool.is_none());
         match &self.current {
             Some(flight) if flight.job == job => {}

@@ -7,7 +7,7 @@
 //! ```text
 //! app threads ──push──▶ Buffer ──doorbell──▶ delivery thread ──Job──▶ sender 0 ──▶ output 0
 //!                                     ▲        (lanes, spools,  ──Job──▶ sender 1 ──▶ output 1
-//! handle ──Flush/Shutdown (inbox)─────┘         ledger)        ◀─Sent── senders
+//! handle ──Flush/Copy/Shutdown (inbox)┘         ledger)        ◀─Sent── senders
 //! ```
 
 use std::path::PathBuf;
@@ -29,6 +29,7 @@ use crate::buffer::Buffer;
 use crate::error::{Error, ErrorKind, Result};
 use crate::flush_report::FlushReport;
 use crate::output::Output;
+use crate::record::Record;
 use crate::retry::{Breaker, BreakerPolicy, RetryPolicy};
 use crate::spool::Spool;
 use crate::stats::Ledger;
@@ -56,6 +57,11 @@ pub(super) enum Command {
     Flush {
         ticket: Arc<Ticket>,
         wake_at: Option<Instant>,
+    },
+    /// Send a copy of these records to every output once (`flush_keep`).
+    Copy {
+        records: Arc<Vec<Record>>,
+        ticket: Arc<Ticket>,
     },
     /// Deliver or set aside everything by `deadline`, then stop.
     Shutdown {
@@ -96,7 +102,7 @@ impl Stopped {
     }
 }
 
-pub(crate) struct Background {
+pub(crate) struct BackgroundProcessor {
     inbox: Sender<Command>,
     buffer: Arc<Buffer>,
     ledger: Arc<Ledger>,
@@ -109,9 +115,9 @@ pub(crate) struct Background {
     reported_drops: std::sync::atomic::AtomicU64,
 }
 
-impl std::fmt::Debug for Background {
+impl std::fmt::Debug for BackgroundProcessor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Background")
+        f.debug_struct("BackgroundProcessor")
             .field("outputs", &self.outputs)
             .finish_non_exhaustive()
     }
@@ -124,7 +130,7 @@ fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<(
         .map_err(|e| Error::io(format_args!("cannot start thread {name}"), e))
 }
 
-impl Background {
+impl BackgroundProcessor {
     /// Opens the spools and starts the threads. Fails if a spool folder
     /// cannot be used or a thread cannot start.
     pub(crate) fn start(
@@ -204,7 +210,7 @@ impl Background {
         );
         let owner = spawn("aitrace-delivery".into(), move || owner.run())?;
         buffer.set_doorbell(bell);
-        Ok(Background {
+        Ok(BackgroundProcessor {
             inbox,
             buffer,
             ledger,
@@ -228,14 +234,17 @@ impl Background {
     }
 
     fn ask_flush(&self, wake_at: Option<Instant>) -> Result<Arc<Ticket>> {
+        self.ask(|ticket| Command::Flush { ticket, wake_at })
+    }
+
+    /// Sends the delivery thread the command `make` builds around a new
+    /// ticket, and returns the ticket.
+    fn ask(&self, make: impl FnOnce(Arc<Ticket>) -> Command) -> Result<Arc<Ticket>> {
         if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(Self::closed_error());
         }
         let ticket = Arc::new(Ticket::default());
-        let command = Command::Flush {
-            ticket: ticket.clone(),
-            wake_at,
-        };
+        let command = make(ticket.clone());
         self.inbox.send(command).map_err(|_| Self::closed_error())?;
         // Delivery stops by setting `stopped`, then answering what is in
         // the inbox: a flush that arrived after that is answered here.
@@ -289,7 +298,7 @@ impl Background {
     }
 }
 
-impl Processor for Background {
+impl Processor for BackgroundProcessor {
     fn flush(&self, timeout: Duration) -> Result<FlushReport> {
         let deadline = crate::deadline::from_now(timeout);
         let ticket = self.ask_flush(None)?;
@@ -315,6 +324,22 @@ impl Processor for Background {
 
     fn trigger(&self) {
         self.buffer.wake_sender();
+    }
+
+    /// Through the delivery thread: each output's sender sends the copy
+    /// when it is free (before queued batches).
+    fn send_copy(&self, records: Arc<Vec<Record>>, timeout: Duration) -> Result<FlushReport> {
+        let deadline = crate::deadline::from_now(timeout);
+        let count = records.len();
+        let ticket = self.ask(|ticket| Command::Copy { records, ticket })?;
+        ticket.wait(deadline).unwrap_or_else(|| {
+            Err(Error::new(
+                ErrorKind::FlushTimedOut,
+                format!(
+                    "a copy of {count} records was not sent to every output within {timeout:?}"
+                ),
+            ))
+        })
     }
 
     fn shutdown(&self, timeout: Duration) -> Result<FlushReport> {

@@ -1,20 +1,21 @@
 //! The delivery thread: the one owner of every output's lane (queue, send
 //! in flight, retry, breaker, spool). It never does network I/O, so it
-//! always answers: it drains the buffer in batches, hands work to the
-//! senders, acts on their answers, completes flushes and keeps the books.
+//! always answers: it drains the buffer in batches, hands work (and the
+//! copies `flush_keep` asks for) to the senders, acts on their answers,
+//! completes flushes and copies, and keeps the books.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, select};
 
-use super::lane::{Batch, Books, Lane};
+use super::lane::{Batch, Books, BufferCopy, Lane};
 use super::{BackgroundConfig, Command, Stopped};
 use crate::buffer::Buffer;
 use crate::delivery::ticket::Ticket;
 use crate::diagnostics::Diagnostics;
 use crate::error::{Error, ErrorKind, Result};
-use crate::flush_report::FlushReport;
+use crate::flush_report::{Delivery, FlushReport};
 use crate::reentrancy::mark_sending_thread;
 use crate::stats::Ledger;
 
@@ -35,6 +36,15 @@ struct PendingFlush {
     mark: Vec<u64>,
 }
 
+/// A copy of the buffer on its way to every output (`flush_keep`).
+struct PendingCopy {
+    id: u64,
+    ticket: Arc<Ticket>,
+    records: usize,
+    /// Each output's outcome, by lane, as they come.
+    answers: Vec<Option<Result<Delivery>>>,
+}
+
 pub(super) struct Owner {
     pub(super) inbox: Receiver<Command>,
     pub(super) doorbell: Receiver<()>,
@@ -45,6 +55,9 @@ pub(super) struct Owner {
     pub(super) diagnostics: Diagnostics,
     pub(super) stopped: Arc<Stopped>,
     flushes: Vec<PendingFlush>,
+    copies: Vec<PendingCopy>,
+    /// The id of the last copy asked for.
+    last_copy: u64,
     /// The number of the last batch drained.
     seq: u64,
     /// Records drained since the last flush report.
@@ -83,6 +96,8 @@ impl Owner {
             diagnostics: Diagnostics::default(),
             stopped,
             flushes: Vec::new(),
+            copies: Vec::new(),
+            last_copy: 0,
             seq: 0,
             drained: 0,
             bell: false,
@@ -109,6 +124,7 @@ impl Owner {
             self.dispatch(now);
             self.pump(now);
             self.settle_flushes(now);
+            self.settle_copies();
             if self.closing.is_some()
                 && self.buffer.len() == 0
                 && self.lanes.iter().all(|l| l.is_finished(now))
@@ -142,6 +158,24 @@ impl Owner {
                 wake_at,
                 mark: self.buffer.watermark(),
             }),
+            Command::Copy { records, ticket } => {
+                if self.closing.is_some() {
+                    ticket.complete(Err(closed()));
+                    return;
+                }
+                self.last_copy += 1;
+                let id = self.last_copy;
+                for lane in &mut self.lanes {
+                    let records = records.clone();
+                    lane.offer_copy(BufferCopy { id, records });
+                }
+                self.copies.push(PendingCopy {
+                    id,
+                    ticket,
+                    records: records.len(),
+                    answers: self.lanes.iter().map(|_| None).collect(),
+                });
+            }
             Command::Shutdown { deadline, ticket } => {
                 if self.closing.is_none() {
                     self.closing = Some((deadline, ticket));
@@ -284,6 +318,37 @@ impl Owner {
         }
     }
 
+    /// Collects the outputs' answers to copies, and completes each copy
+    /// every output answered: its report, or the first failure. A copy
+    /// whose caller gave up is forgotten where it still waits.
+    fn settle_copies(&mut self) {
+        for lane in &mut self.lanes {
+            for (id, outcome) in lane.copy_answers.drain(..) {
+                if let Some(copy) = self.copies.iter_mut().find(|c| c.id == id) {
+                    copy.answers[lane.index] = Some(outcome);
+                }
+            }
+        }
+        let lanes = &mut self.lanes;
+        self.copies.retain_mut(|copy| {
+            if copy.ticket.is_abandoned() {
+                lanes.iter_mut().for_each(|lane| lane.forget_copy(copy.id));
+                return false;
+            }
+            if copy.answers.iter().any(Option::is_none) {
+                return true;
+            }
+            let answers = copy.answers.drain(..).flatten();
+            let deliveries: Result<Vec<Delivery>> = answers.collect();
+            copy.ticket
+                .complete(deliveries.map(|deliveries| FlushReport {
+                    records: copy.records,
+                    deliveries,
+                }));
+            false
+        });
+    }
+
     /// What every output did since the last report.
     fn report(&mut self) -> FlushReport {
         FlushReport {
@@ -365,14 +430,18 @@ impl Owner {
         // A flush that raced the shutdown into the inbox is answered too.
         while let Ok(command) = self.inbox.try_recv() {
             match command {
-                Command::Flush { ticket, .. } | Command::Shutdown { ticket, .. } => {
-                    ticket.complete(Err(Error::new(
-                        ErrorKind::Closed,
-                        "the logger was shut down",
-                    )));
-                }
+                Command::Flush { ticket, .. }
+                | Command::Shutdown { ticket, .. }
+                | Command::Copy { ticket, .. } => ticket.complete(Err(closed())),
                 Command::Sent { .. } => {}
             }
+        }
+        // A copy not every output answered by now gets no more answers.
+        for copy in self.copies.drain(..) {
+            copy.ticket.complete(Err(Error::new(
+                ErrorKind::Closed,
+                "the logger was shut down before every output took the copy",
+            )));
         }
         for flush in self.flushes.drain(..) {
             flush.ticket.complete(if set_aside > 0 {
@@ -385,4 +454,8 @@ impl Owner {
             ticket.complete(result);
         }
     }
+}
+
+fn closed() -> Error {
+    Error::new(ErrorKind::Closed, "the logger was shut down")
 }

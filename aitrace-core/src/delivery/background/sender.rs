@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 
 use super::Command;
+use crate::delivery::parts::send_copy;
 use crate::error::{Error, ErrorKind, Result};
 use crate::flush_report::Delivery;
 use crate::output::Output;
@@ -21,12 +22,15 @@ pub(super) enum Load {
     Records(Arc<Vec<Record>>),
     /// A batch read back from the spool: JSON Lines in the output's layout.
     Lines(Arc<Vec<u8>>, usize),
+    /// A copy of the buffer for `flush_keep`, sent in parts
+    /// ([`send_copy`]).
+    Copy(Arc<Vec<Record>>),
 }
 
 impl Load {
     pub(super) fn len(&self) -> usize {
         match self {
-            Load::Records(records) => records.len(),
+            Load::Records(records) | Load::Copy(records) => records.len(),
             Load::Lines(_, count) => *count,
         }
     }
@@ -76,5 +80,6 @@ fn send(output: &Output, load: &Load, body: &mut Vec<u8>) -> Result<Delivery> {
     match load {
         Load::Records(records) => output.deliver(Some(records), None, records.len(), body),
         Load::Lines(lines, count) => output.deliver(None, Some(lines), *count, body),
+        Load::Copy(records) => send_copy(output, records),
     }
 }
