@@ -9,6 +9,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::input;
 
+/// What became of one batch the server answered.
+struct Sent {
+    /// Taken, but not stored (`{"ingested": N}` below the batch's size).
+    not_stored: usize,
+    /// Refused for good: set aside in a file, not sent.
+    refused: usize,
+}
+
 /// How files are sent.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
@@ -127,9 +135,15 @@ impl Sender {
             for batch in records.chunks(self.settings.batch.max(1)) {
                 bar.set_message(input::name(file).to_owned());
                 match self.send_batch(batch) {
-                    Ok(not_stored) => {
-                        summary.sent += batch.len();
+                    Ok(Sent {
+                        not_stored,
+                        refused,
+                    }) => {
+                        // Refused records were set aside by the flush (it
+                        // said where on stderr): not sent, so the file stays.
+                        summary.sent += batch.len() - refused;
                         summary.not_stored += not_stored;
+                        failed += refused;
                     }
                     Err(e) => {
                         bar.suspend(|| {
@@ -161,9 +175,9 @@ impl Sender {
     }
 
     /// One batch, retried on transient failures with exponential backoff
-    /// (or the server's `Retry-After`). Returns how many the server did
-    /// not store.
-    fn send_batch(&self, batch: &[Record]) -> Result<usize, String> {
+    /// (or the server's `Retry-After`). Returns how many the server refused
+    /// (set aside by the flush) and how many it took but did not store.
+    fn send_batch(&self, batch: &[Record]) -> Result<Sent, String> {
         for record in batch {
             self.log.capture(record.clone());
         }
@@ -171,7 +185,12 @@ impl Sender {
         let mut attempt = 1;
         loop {
             match self.log.flush() {
-                Ok(report) => return Ok(report.skipped()),
+                Ok(report) => {
+                    return Ok(Sent {
+                        not_stored: report.skipped(),
+                        refused: report.dropped().min(batch.len()),
+                    });
+                }
                 Err(e) if e.is_transient() && attempt < self.settings.attempts => {
                     std::thread::sleep(
                         e.retry_after()

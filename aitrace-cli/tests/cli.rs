@@ -496,6 +496,29 @@ fn send_ignores_aitrace_background_and_keeps_what_was_not_delivered() {
     assert!(file.exists(), "nothing acknowledged: kept");
 }
 
+/// Records a server refuses for good are set aside by the direct flush,
+/// which then reports `Ok`: `send` counted them as sent, exited 0 and
+/// `--delete-after` deleted the only copy outside a temp folder.
+#[test]
+fn send_counts_refused_records_as_failed_and_keeps_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("batch.jsonl");
+    std::fs::copy(checkout(), &file).unwrap();
+    let server = IngestServer::start(Answer::Status(403, "no such key".into()));
+    let (out, _, stderr) = run(aitrace()
+        .env("TMPDIR", dir.path())
+        .arg("send")
+        .arg(&file)
+        .args(["--to", &server.url, "--delete-after"]));
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("sent 0 records") && stderr.contains("49 failed"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("refused"), "{stderr}");
+    assert!(file.exists(), "nothing stored: kept");
+}
+
 #[test]
 fn send_to_an_html_target_writes_one_report_of_every_file() {
     let dir = tempfile::tempdir().unwrap();
