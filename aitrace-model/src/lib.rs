@@ -59,7 +59,7 @@ pub mod record;
 pub mod value;
 
 pub use encode::Layout;
-pub use error::{Error, ErrorKind, Result};
+pub use error::{ConfigError, Error, ErrorKind, ParseError, Result};
 pub use ids::{SpanId, TraceId};
 pub use level::{Level, ParseLevelError};
 pub use location::{PROJECT_ROOT_ENV, project_root, set_project_root};

@@ -609,7 +609,7 @@ fn check_endpoint(url: &str, from: &str) -> Result<()> {
     let redacted = crate::transport::redact_url(url);
     let what = format!("OTLP {from}");
     let (url, _) = crate::transport::split_userinfo(url.trim());
-    crate::transport::check_url(&url, &redacted, &what)
+    Ok(crate::transport::check_url(&url, &redacted, &what)?)
 }
 
 /// Headers read from `from` must be sendable; the error says which entry

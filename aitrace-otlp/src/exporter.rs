@@ -523,7 +523,10 @@ fn check_url(url: &str) -> Result<()> {
             ),
         )
     })?;
-    crate::transport::check_scheme(url, &crate::transport::redact_url(url))
+    Ok(crate::transport::check_scheme(
+        url,
+        &crate::transport::redact_url(url),
+    )?)
 }
 
 impl std::fmt::Debug for OtlpExporter {
