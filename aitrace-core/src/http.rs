@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{ConfigError, Error, ErrorKind, Result};
 use crate::transport::{
     RawAnswer, RedactedHeaders, agent, check_url, percent_decode, post_raw, redact, split_userinfo,
     text_prefix,
@@ -38,7 +38,7 @@ impl IngestClient {
         headers: Vec<(String, String)>,
         gzip: bool,
         ca_file: Option<&Path>,
-    ) -> Result<Self> {
+    ) -> Result<Self, ConfigError> {
         let (url, userinfo) = split_userinfo(url);
         let redacted = redact(&url, userinfo.is_some());
         check_url(&url, &redacted, "URL")?;

@@ -5,14 +5,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::encode::Layout;
-use crate::error::Result;
+use crate::error::{ConfigError, Result};
 use crate::http::IngestClient;
 use crate::output::Output;
 use crate::transport;
 
 impl Output {
     /// An HTTP ingest endpoint with the default timeouts.
-    pub fn http(url: &str) -> Result<Self> {
+    pub fn http(url: &str) -> Result<Self, ConfigError> {
         Output::http_builder(url).build()
     }
 
@@ -104,8 +104,11 @@ impl HttpOutputBuilder {
         self
     }
 
-    /// The output; fails on a URL that cannot be parsed.
-    pub fn build(self) -> Result<Output> {
+    /// The output; fails on a URL that cannot be parsed
+    /// ([`ErrorKind::InvalidTarget`](crate::ErrorKind::InvalidTarget)) or a
+    /// CA file that cannot be used
+    /// ([`ErrorKind::Tls`](crate::ErrorKind::Tls)).
+    pub fn build(self) -> Result<Output, ConfigError> {
         let sender = IngestClient::new(
             &self.url,
             self.connect_timeout,
