@@ -9,8 +9,8 @@ use base64::Engine as _;
 
 use crate::error::{ConfigError, Error, ErrorKind, Result};
 use crate::transport::{
-    RawAnswer, RedactedHeaders, agent, check_url, percent_decode, post_raw, redact, split_userinfo,
-    text_prefix,
+    RawAnswer, RedactedHeaders, agent, check_headers, check_url, percent_decode, post_raw, redact,
+    split_userinfo, text_prefix,
 };
 
 pub(crate) struct IngestClient {
@@ -42,6 +42,7 @@ impl IngestClient {
         let (url, userinfo) = split_userinfo(url);
         let redacted = redact(&url, userinfo.is_some());
         check_url(&url, &redacted, "URL")?;
+        check_headers(&headers, &format!("HTTP output {redacted}"))?;
         let agent = agent(connect_timeout, request_timeout, ca_file)?;
         let authorization = userinfo.map(|info| {
             let info = percent_decode(&info);

@@ -92,7 +92,8 @@ impl HttpOutputBuilder {
     }
 
     /// Adds a header to every request (an API key, say). Values are never
-    /// shown in `Debug` output.
+    /// shown in `Debug` output or in errors; a name or value that cannot be
+    /// sent is an error from [`build`](Self::build).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
@@ -104,7 +105,8 @@ impl HttpOutputBuilder {
         self
     }
 
-    /// The output; fails on a URL that cannot be parsed
+    /// The output; fails on a URL that cannot be parsed or a header that
+    /// cannot be sent
     /// ([`ErrorKind::InvalidTarget`](crate::ErrorKind::InvalidTarget)) or a
     /// CA file that cannot be used
     /// ([`ErrorKind::Tls`](crate::ErrorKind::Tls)).

@@ -163,3 +163,43 @@ fn a_send_fails_with_an_error_of_a_send_kind() {
     let err = aitrace_core::send_logs(&records, "http://:80").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidTarget, "{err}");
 }
+
+/// A header that cannot be sent fails the build, not every send, and the
+/// error shows neither its value nor a name that is invalid (written
+/// `Authorization: Bearer …`, the name holds the secret).
+#[test]
+fn a_header_that_cannot_be_sent_fails_the_build_and_is_not_shown() {
+    let secret = "Bearer s3cret-t0ken";
+    let http = || Output::http_builder("http://127.0.0.1:9/api/ingest");
+    let bad_value = format!("{secret}\n");
+    let bad_name = format!("authorization: {secret}");
+    let cases: [(&str, ConfigError, bool); 2] = [
+        (
+            "http, value",
+            http()
+                .header("authorization", &bad_value)
+                .build()
+                .unwrap_err(),
+            true,
+        ),
+        (
+            "http, name",
+            http().header(&bad_name, "").build().unwrap_err(),
+            false,
+        ),
+    ];
+    for (case, err, value) in cases {
+        assert_eq!(err.kind(), ErrorKind::InvalidTarget, "{case}: {err}");
+        let mut shown = format!("{err} {err:?}");
+        shown += &format!(" {:?}", Error::from(err));
+        assert!(!shown.contains("s3cret"), "{case}: {shown}");
+        if value {
+            assert!(
+                shown.contains("\"authorization\" has an invalid value"),
+                "{case}: {shown}"
+            );
+        } else {
+            assert!(shown.contains("invalid name"), "{case}: {shown}");
+        }
+    }
+}

@@ -83,6 +83,27 @@ pub fn check_url(url: &str, redacted: &str, what: &str) -> Result<(), ConfigErro
     check_scheme(url, redacted)
 }
 
+/// Checks that each header can be sent: an error when the output is
+/// built rather than at every send. The message starts with `what` (the
+/// output) and names the header whose value is invalid, never a value, nor
+/// a name that is invalid (it holds the secret when `Authorization: Bearer
+/// …` was written as a name).
+pub fn check_headers(headers: &[(String, String)], what: &str) -> Result<(), ConfigError> {
+    for (name, value) in headers {
+        if ureq::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(ConfigError::invalid_target(format!(
+                "{what}: a header has an invalid name (not shown: it may be a secret)"
+            )));
+        }
+        if ureq::http::HeaderValue::from_str(value).is_err() {
+            return Err(ConfigError::invalid_target(format!(
+                "{what}: the header {name:?} has an invalid value (not shown: it may be a secret)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The start of an error answer's text for a message: trimmed, at most
 /// `ERROR_BODY_PREFIX` (512) characters, `…` when cut.
 pub fn text_prefix(text: &str) -> String {
