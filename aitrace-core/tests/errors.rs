@@ -171,9 +171,10 @@ fn a_send_fails_with_an_error_of_a_send_kind() {
 fn a_header_that_cannot_be_sent_fails_the_build_and_is_not_shown() {
     let secret = "Bearer s3cret-t0ken";
     let http = || Output::http_builder("http://127.0.0.1:9/api/ingest");
+    let otlp = || Output::otlp_builder().endpoint("http://127.0.0.1:9");
     let bad_value = format!("{secret}\n");
     let bad_name = format!("authorization: {secret}");
-    let cases: [(&str, ConfigError, bool); 2] = [
+    let cases: [(&str, ConfigError, bool); 4] = [
         (
             "http, value",
             http()
@@ -185,6 +186,19 @@ fn a_header_that_cannot_be_sent_fails_the_build_and_is_not_shown() {
         (
             "http, name",
             http().header(&bad_name, "").build().unwrap_err(),
+            false,
+        ),
+        (
+            "otlp, value",
+            otlp()
+                .header("authorization", &bad_value)
+                .build()
+                .unwrap_err(),
+            true,
+        ),
+        (
+            "otlp, name",
+            otlp().header(&bad_name, "").build().unwrap_err(),
             false,
         ),
     ];

@@ -74,7 +74,16 @@ impl OtlpExporter {
         let endpoint = |signal| -> Result<Endpoint, ConfigError> {
             let config = builder.signal(signal)?;
             check_url(&config.url)?;
-            check_headers(&config.headers, signal)?;
+            let signal_name = match signal {
+                Signal::Logs => "logs",
+                Signal::Traces => "traces",
+            };
+            crate::transport::check_headers(
+                &config.headers,
+                &format!(
+                    "the OTLP {signal_name} headers (from code or OTEL_EXPORTER_OTLP_HEADERS)"
+                ),
+            )?;
             let agent = crate::transport::agent(
                 (builder.connect_timeout)
                     .unwrap_or(crate::transport::DEFAULT_CONNECT_TIMEOUT.min(config.timeout)),
@@ -475,28 +484,6 @@ fn error_message(body: &[u8], json: bool) -> String {
         return "(no body)".to_owned();
     }
     prefix
-}
-
-/// Fails early on a header that could not be sent (a control character
-/// from a percent-decoded `OTEL_EXPORTER_OTLP_HEADERS`, say), naming it but
-/// not its value.
-fn check_headers(headers: &[(String, String)], signal: Signal) -> Result<(), ConfigError> {
-    for (name, value) in headers {
-        let bad_name = ureq::http::HeaderName::from_bytes(name.as_bytes()).is_err();
-        let bad_value = ureq::http::HeaderValue::from_str(value).is_err();
-        if bad_name || bad_value {
-            let what = if bad_name { "name" } else { "value" };
-            return Err(ConfigError::invalid_target(format!(
-                "the OTLP {} header {name:?} has an invalid {what} \
-                 (from code or OTEL_EXPORTER_OTLP_HEADERS)",
-                match signal {
-                    Signal::Logs => "logs",
-                    Signal::Traces => "traces",
-                }
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// Fails early on a URL ureq could not post to.
