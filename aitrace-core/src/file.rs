@@ -5,13 +5,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::error::{Error, Result};
+use crate::error::{ConfigError, Error, Result};
 
 use crate::wire::TIMESTAMP_PLACEHOLDER;
 
 /// Expands a file target as WIRE_FORMAT.md §4 says: a leading `~` becomes the
 /// home folder and `<YYYYMMDD_HHMMSS>` the given time, in UTC.
-pub(crate) fn expand_path(target: &str, start: SystemTime) -> Result<PathBuf> {
+pub(crate) fn expand_path(target: &str, start: SystemTime) -> Result<PathBuf, ConfigError> {
     let mut text = target.to_owned();
     if text.contains(TIMESTAMP_PLACEHOLDER) {
         text = text.replace(TIMESTAMP_PLACEHOLDER, &compact_utc(start));
@@ -20,10 +20,9 @@ pub(crate) fn expand_path(target: &str, start: SystemTime) -> Result<PathBuf> {
         let home = std::env::var_os("HOME")
             .filter(|h| !h.is_empty())
             .ok_or_else(|| {
-                Error::new(
-                    crate::ErrorKind::InvalidTarget,
-                    format!("cannot expand `~` in {target:?}: HOME is not set"),
-                )
+                ConfigError::invalid_target(format!(
+                    "cannot expand `~` in {target:?}: HOME is not set"
+                ))
             })?;
         let rest = text.trim_start_matches('~').trim_start_matches('/');
         let mut path = PathBuf::from(home);
@@ -50,13 +49,9 @@ pub(crate) fn is_file_uri(target: &str) -> bool {
 /// (`file://logs.jsonl` is `logs.jsonl`). An empty or otherwise relative
 /// path, a query or fragment, a malformed escape or one that decodes to
 /// invalid UTF-8 or NUL is an `InvalidTarget` error.
-pub(crate) fn path_from_file_uri(uri: &str) -> Result<String> {
-    let invalid = |why: &str| {
-        Error::new(
-            crate::ErrorKind::InvalidTarget,
-            format!("{uri:?} is not a local file URI: {why}"),
-        )
-    };
+pub(crate) fn path_from_file_uri(uri: &str) -> Result<String, ConfigError> {
+    let invalid =
+        |why: &str| ConfigError::invalid_target(format!("{uri:?} is not a local file URI: {why}"));
     let rest = uri.get(5..).unwrap_or_default();
     let path = match rest.strip_prefix("//") {
         Some(authority_and_path) => {

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{ConfigError, Result};
 use crate::level::Level;
 
 /// The environment variable that sets a logger's filter: a level
@@ -60,17 +60,14 @@ impl Filter {
 
     /// Parses a level or `RUST_LOG`-style directives; an error names what
     /// cannot be read.
-    pub fn parse(directives: &str) -> Result<Self> {
+    pub fn parse(directives: &str) -> Result<Self, ConfigError> {
         let text = directives.trim();
         if let Ok(level) = text.parse::<Level>() {
             return Ok(Filter::level(level));
         }
         let mut builder = env_filter::Builder::new();
         builder.try_parse(text).map_err(|e| {
-            Error::new(
-                ErrorKind::InvalidFilter,
-                format!("invalid level or directives {text:?}: {e}"),
-            )
+            ConfigError::invalid_filter(format!("invalid level or directives {text:?}: {e}"))
         })?;
         let filter = builder.build();
         let max = from_log_filter(filter.filter());
@@ -83,7 +80,7 @@ impl Filter {
     /// The filter the environment sets: [`LEVEL_ENV`], else [`RUST_LOG_ENV`];
     /// `None` when neither is set (or both are empty). An unreadable value
     /// is an error naming the variable.
-    pub fn from_env() -> Result<Option<Self>> {
+    pub fn from_env() -> Result<Option<Self>, ConfigError> {
         for name in [LEVEL_ENV, RUST_LOG_ENV] {
             match std::env::var(name) {
                 Ok(text) if !text.trim().is_empty() => {
@@ -92,14 +89,13 @@ impl Filter {
                     }
                     return Filter::parse(&text)
                         .map(Some)
-                        .map_err(|e| Error::new(ErrorKind::InvalidFilter, format!("{name}: {e}")));
+                        .map_err(|e| ConfigError::invalid_filter(format!("{name}: {e}")));
                 }
                 Ok(_) | Err(std::env::VarError::NotPresent) => {}
                 Err(std::env::VarError::NotUnicode(_)) => {
-                    return Err(Error::new(
-                        ErrorKind::InvalidFilter,
-                        format!("{name} is not valid UTF-8"),
-                    ));
+                    return Err(ConfigError::invalid_filter(format!(
+                        "{name} is not valid UTF-8"
+                    )));
                 }
             }
         }
@@ -151,18 +147,15 @@ impl fmt::Debug for Filter {
 /// In `AITRACE_LEVEL`, a bare word must be a level: `RUST_LOG` would read
 /// `verbose` as a target (keeping only that target), which in a variable
 /// named for a level is surely a typo that silences everything.
-fn check_level_words(text: &str) -> Result<()> {
+fn check_level_words(text: &str) -> Result<(), ConfigError> {
     for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
         if !word.contains('=')
             && word.parse::<Level>().is_err()
             && !word.eq_ignore_ascii_case("off")
         {
-            return Err(Error::new(
-                ErrorKind::InvalidFilter,
-                format!(
-                    "{LEVEL_ENV}={text:?}: {word:?} is not a level (trace, debug, info, warn, error, off); write TARGET=LEVEL for a target"
-                ),
-            ));
+            return Err(ConfigError::invalid_filter(format!(
+                "{LEVEL_ENV}={text:?}: {word:?} is not a level (trace, debug, info, warn, error, off); write TARGET=LEVEL for a target"
+            )));
         }
     }
     Ok(())
@@ -192,6 +185,7 @@ fn from_log_filter(level: log::LevelFilter) -> Option<Level> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     #[test]
     fn levels_and_directives() {

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use base64::Engine as _;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{ConfigError, Error, ErrorKind, Result};
 use crate::transport::{
-    RawAnswer, RedactedHeaders, agent, check_url, percent_decode, post_raw, redact, split_userinfo,
-    text_prefix,
+    RawAnswer, RedactedHeaders, agent, check_headers, check_url, percent_decode, post_raw, redact,
+    split_userinfo, text_prefix,
 };
 
 pub(crate) struct IngestClient {
@@ -38,10 +38,11 @@ impl IngestClient {
         headers: Vec<(String, String)>,
         gzip: bool,
         ca_file: Option<&Path>,
-    ) -> Result<Self> {
+    ) -> Result<Self, ConfigError> {
         let (url, userinfo) = split_userinfo(url);
         let redacted = redact(&url, userinfo.is_some());
         check_url(&url, &redacted, "URL")?;
+        check_headers(&headers, &format!("HTTP output {redacted}"))?;
         let agent = agent(connect_timeout, request_timeout, ca_file)?;
         let authorization = userinfo.map(|info| {
             let info = percent_decode(&info);

@@ -5,14 +5,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::encode::Layout;
-use crate::error::Result;
+use crate::error::{ConfigError, Result};
 use crate::http::IngestClient;
 use crate::output::Output;
 use crate::transport;
 
 impl Output {
     /// An HTTP ingest endpoint with the default timeouts.
-    pub fn http(url: &str) -> Result<Self> {
+    pub fn http(url: &str) -> Result<Self, ConfigError> {
         Output::http_builder(url).build()
     }
 
@@ -92,7 +92,8 @@ impl HttpOutputBuilder {
     }
 
     /// Adds a header to every request (an API key, say). Values are never
-    /// shown in `Debug` output.
+    /// shown in `Debug` output or in errors; a name or value that cannot be
+    /// sent is an error from [`build`](Self::build).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
@@ -104,8 +105,12 @@ impl HttpOutputBuilder {
         self
     }
 
-    /// The output; fails on a URL that cannot be parsed.
-    pub fn build(self) -> Result<Output> {
+    /// The output; fails on a URL that cannot be parsed or a header that
+    /// cannot be sent
+    /// ([`ErrorKind::InvalidTarget`](crate::ErrorKind::InvalidTarget)) or a
+    /// CA file that cannot be used
+    /// ([`ErrorKind::Tls`](crate::ErrorKind::Tls)).
+    pub fn build(self) -> Result<Output, ConfigError> {
         let sender = IngestClient::new(
             &self.url,
             self.connect_timeout,

@@ -143,7 +143,7 @@ pub use buffer::{DEFAULT_BACKGROUND_CAPACITY, DEFAULT_CAPACITY, OverflowPolicy};
 pub use delivery::{Background, Direct, FlushFuture, OnFailure};
 pub use emit::EventBuilder;
 pub use encode::Layout;
-pub use error::{Error, ErrorKind, Result};
+pub use error::{ConfigError, Error, ErrorKind, ParseError, Result};
 pub use filter::{DEFAULT_MIN_LEVEL, Filter};
 pub use flush_report::{Delivery, FlushReport};
 pub use http_builder::HttpOutputBuilder;

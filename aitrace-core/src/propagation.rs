@@ -17,7 +17,7 @@ use std::sync::{Arc, LazyLock};
 use parking_lot::Mutex;
 
 use crate::context;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{ParseError, Result};
 use crate::ids::{SpanId, TraceId};
 use crate::record::SpanContext;
 
@@ -86,14 +86,16 @@ impl TraceParent {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::InvalidTraceContext`] saying what is wrong. A server
-    /// should then start a new trace, as the spec asks.
-    pub fn parse(traceparent: &str) -> Result<Self> {
+    /// A [`ParseError`]
+    /// ([`InvalidTraceContext`](crate::ErrorKind::InvalidTraceContext))
+    /// saying what is wrong. A server should then start a new trace, as the
+    /// spec asks.
+    pub fn parse(traceparent: &str) -> Result<Self, ParseError> {
         parse_traceparent(traceparent).map_err(|reason| {
-            Error::new(
-                ErrorKind::InvalidTraceContext,
-                format!("invalid traceparent {:?}: {reason}", quoted(traceparent)),
-            )
+            ParseError::invalid_trace_context(format!(
+                "invalid traceparent {:?}: {reason}",
+                quoted(traceparent)
+            ))
         })
     }
 
@@ -407,6 +409,7 @@ fn is_trace_state_value(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 

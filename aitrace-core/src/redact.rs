@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::diagnostics::Diagnostics;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{ConfigError, Result};
 use crate::record::Record;
 use crate::value::{MAX_VALUE_DEPTH, Value};
 
@@ -193,14 +193,15 @@ impl Redactor {
     ///
     /// The syntax is the `regex` crate's, with Unicode classes limited to
     /// `\w`, `\d`, `\s` and case folding (`(?i)`); `\p{…}` is refused.
-    /// An error ([`ErrorKind::InvalidPattern`]) says what is wrong with it.
-    pub fn value_pattern(self, pattern: &str) -> Result<Self> {
+    /// An error ([`ErrorKind::InvalidPattern`](crate::ErrorKind::InvalidPattern))
+    /// says what is wrong with it.
+    pub fn value_pattern(self, pattern: &str) -> Result<Self, ConfigError> {
         self.value_patterns(&[pattern], false)
     }
 
     /// Adds several patterns, compiling the set once, and the search for
     /// card numbers when `cards`.
-    fn value_patterns(mut self, patterns: &[&str], cards: bool) -> Result<Self> {
+    fn value_patterns(mut self, patterns: &[&str], cards: bool) -> Result<Self, ConfigError> {
         let (mut sources, had_cards) = self
             .values
             .as_ref()
@@ -551,12 +552,9 @@ struct ValuePatterns {
 }
 
 impl ValuePatterns {
-    fn new(sources: Vec<String>, cards: bool) -> Result<Self> {
+    fn new(sources: Vec<String>, cards: bool) -> Result<Self, ConfigError> {
         let invalid = |err: regex::Error| {
-            Error::new(
-                ErrorKind::InvalidPattern,
-                format!("invalid redaction pattern: {err}"),
-            )
+            ConfigError::invalid_pattern(format!("invalid redaction pattern: {err}"))
         };
         let patterns = sources
             .iter()
@@ -742,6 +740,7 @@ impl fmt::Debug for Redaction {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
     use crate::level::Level;
 
     #[test]

@@ -36,7 +36,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{ConfigError, Error, ErrorKind, Result};
 
 /// The most bytes a spool folder holds by default; the oldest files are
 /// evicted (and counted as dropped) to make room.
@@ -183,9 +183,9 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 
 /// Takes the lock of the spool folder `dir` (creating both), or `None` when
 /// another process holds it.
-fn lock_dir(dir: &Path) -> Result<Option<File>> {
+fn lock_dir(dir: &Path) -> Result<Option<File>, ConfigError> {
     create_private_dir(dir).map_err(|e| {
-        Error::io(
+        ConfigError::io(
             format_args!("cannot create spool folder {}", dir.display()),
             e,
         )
@@ -198,7 +198,7 @@ fn lock_dir(dir: &Path) -> Result<Option<File>> {
         options.mode(0o600);
     }
     let cannot = |e| {
-        Error::io(
+        ConfigError::io(
             format_args!("cannot write in spool folder {}", dir.display()),
             e,
         )
@@ -215,7 +215,7 @@ fn lock_dir(dir: &Path) -> Result<Option<File>> {
             Ok(Some(file))
         }
         Err(fs4::TryLockError::WouldBlock) => Ok(None),
-        Err(fs4::TryLockError::Error(e)) => Err(Error::io(
+        Err(fs4::TryLockError::Error(e)) => Err(ConfigError::io(
             format_args!("cannot lock spool folder {}", dir.display()),
             e,
         )),
@@ -223,18 +223,21 @@ fn lock_dir(dir: &Path) -> Result<Option<File>> {
 }
 
 /// Takes the first `extra-N` subfolder of `dir` no other process owns.
-fn take_extra(dir: &Path) -> Result<(PathBuf, File)> {
+fn take_extra(dir: &Path) -> Result<(PathBuf, File), ConfigError> {
     for n in 1..=MAX_EXTRA {
         let extra = dir.join(format!("{EXTRA_PREFIX}{n}"));
         if let Some(lock) = lock_dir(&extra)? {
             return Ok((extra, lock));
         }
     }
-    Err(Error::new(
-        ErrorKind::Io,
-        format!(
-            "spool folder {} and its {MAX_EXTRA} {EXTRA_PREFIX}N subfolders are all in use by other processes",
+    Err(ConfigError::io(
+        format_args!(
+            "spool folder {} and its {MAX_EXTRA} {EXTRA_PREFIX}N subfolders",
             dir.display()
+        ),
+        std::io::Error::new(
+            std::io::ErrorKind::ResourceBusy,
+            "all in use by other processes",
         ),
     ))
 }
@@ -278,7 +281,7 @@ fn adopt_extras(dir: &Path) {
 
 /// Writes (and syncs) a block in `dir`, then removes it: a folder that is
 /// read-only or on a full disk fails here.
-fn check_writable(dir: &Path) -> Result<()> {
+fn check_writable(dir: &Path) -> Result<(), ConfigError> {
     let path = dir.join(WRITE_CHECK);
     let write = || -> std::io::Result<()> {
         let mut file = File::create(&path)?;
@@ -288,7 +291,7 @@ fn check_writable(dir: &Path) -> Result<()> {
     let result = write();
     let _ = std::fs::remove_file(&path);
     result.map_err(|e| {
-        Error::io(
+        ConfigError::io(
             format_args!("cannot write in spool folder {}", dir.display()),
             e,
         )
@@ -321,7 +324,7 @@ impl Spool {
     /// earlier process left there, oldest first. Leftover `.tmp` files (a
     /// crash mid-write) are removed; damaged files are moved to `corrupt/`
     /// and listed by [`take_quarantined`](Self::take_quarantined).
-    pub(crate) fn open(dir: PathBuf, max_bytes: u64) -> Result<Self> {
+    pub(crate) fn open(dir: PathBuf, max_bytes: u64) -> Result<Self, ConfigError> {
         let (dir, lock, busy) = match lock_dir(&dir)? {
             Some(lock) => {
                 adopt_extras(&dir);
@@ -338,7 +341,7 @@ impl Spool {
         };
         check_writable(&dir)?;
         let entries = std::fs::read_dir(&dir).map_err(|e| {
-            Error::io(
+            ConfigError::io(
                 format_args!("cannot read spool folder {}", dir.display()),
                 e,
             )

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{ConfigError, Result};
 use crate::file::{self, FileOutput};
 use crate::output::Output;
 use crate::stdio::StdStream;
@@ -56,7 +56,7 @@ impl Output {
     /// `http://collector:4318`), its other settings from the standard
     /// `OTEL_EXPORTER_OTLP_*` variables; see [`OtlpOutputBuilder`](crate::OtlpOutputBuilder).
     #[cfg(feature = "otlp")]
-    pub fn otlp(endpoint: &str) -> Result<Self> {
+    pub fn otlp(endpoint: &str) -> Result<Self, ConfigError> {
         Ok(Output::new(
             Output::otlp_builder().endpoint(endpoint).build()?,
         ))
@@ -65,7 +65,7 @@ impl Output {
     /// An OTLP/HTTP output configured by the standard `OTEL_*` variables
     /// only (the target string `otlp`).
     #[cfg(feature = "otlp")]
-    pub fn otlp_from_env() -> Result<Self> {
+    pub fn otlp_from_env() -> Result<Self, ConfigError> {
         Ok(Output::new(Output::otlp_builder().build()?))
     }
 
@@ -77,7 +77,7 @@ impl Output {
     }
 
     #[cfg(feature = "otlp")]
-    fn otlp_target(endpoint: Option<&str>) -> Result<Self> {
+    fn otlp_target(endpoint: Option<&str>) -> Result<Self, ConfigError> {
         let builder = Output::otlp_builder();
         let exporter = match endpoint {
             Some(endpoint) => builder.endpoint(endpoint).build()?,
@@ -87,20 +87,24 @@ impl Output {
     }
 
     #[cfg(not(feature = "otlp"))]
-    fn otlp_target(_: Option<&str>) -> Result<Self> {
-        Err(Error::new(
-            ErrorKind::InvalidTarget,
+    fn otlp_target(_: Option<&str>) -> Result<Self, ConfigError> {
+        Err(ConfigError::invalid_target(
             "an otlp target needs aitrace-core's `otlp` feature",
         ))
     }
 
     /// The output a target string names; see the table above. One target:
     /// a comma is part of it ([`Output::from_target_list`] reads a list).
-    pub fn from_target(target: &str) -> Result<Self> {
+    ///
+    /// A target that cannot be used is a [`ConfigError`]:
+    /// [`InvalidTarget`](crate::ErrorKind::InvalidTarget), or
+    /// [`Tls`](crate::ErrorKind::Tls) for an `AITRACE_CA_FILE` that cannot
+    /// be read.
+    pub fn from_target(target: &str) -> Result<Self, ConfigError> {
         Output::from_target_at(target, SystemTime::now())
     }
 
-    pub(crate) fn from_target_at(target: &str, start: SystemTime) -> Result<Self> {
+    pub(crate) fn from_target_at(target: &str, start: SystemTime) -> Result<Self, ConfigError> {
         let target = target.trim();
         if target.is_empty() || target == "-" || target.eq_ignore_ascii_case("stdout") {
             return Ok(Output::stdout());
@@ -134,36 +138,33 @@ impl Output {
     }
 
     #[cfg(feature = "html")]
-    fn html_target(path: PathBuf) -> Result<Self> {
+    fn html_target(path: PathBuf) -> Result<Self, ConfigError> {
         Ok(Output::html(path))
     }
 
     /// Without the `html` feature, a `.html` target is refused with the
     /// reason, not taken for a JSON Lines file named `*.html`.
     #[cfg(not(feature = "html"))]
-    fn html_target(path: PathBuf) -> Result<Self> {
-        Err(Error::new(
-            ErrorKind::InvalidTarget,
-            format!(
-                "{}: an HTML report target needs aitrace-core's `html` feature",
-                path.display()
-            ),
-        ))
+    fn html_target(path: PathBuf) -> Result<Self, ConfigError> {
+        Err(ConfigError::invalid_target(format!(
+            "{}: an HTML report target needs aitrace-core's `html` feature",
+            path.display()
+        )))
     }
 
     /// The outputs a comma-separated list of target strings names, in
     /// order (as `LOG_TRG` holds them; write a comma inside a URL as
     /// `%2C`). Empty entries are skipped; a list with none is stdout. The
     /// first entry that cannot be used is the error.
-    pub fn from_target_list(list: &str) -> Result<Vec<Self>> {
+    pub fn from_target_list(list: &str) -> Result<Vec<Self>, ConfigError> {
         Output::from_target_list_at(list, SystemTime::now())
             .into_iter()
             .collect()
     }
 
     /// Each entry's output or error, in order; stdout for a list of none.
-    fn from_target_list_at(list: &str, start: SystemTime) -> Vec<Result<Self>> {
-        let outputs: Vec<Result<Self>> = list
+    fn from_target_list_at(list: &str, start: SystemTime) -> Vec<Result<Self, ConfigError>> {
+        let outputs: Vec<Result<Self, ConfigError>> = list
             .split(',')
             .filter(|entry| !entry.trim().is_empty())
             .map(|entry| Output::from_target_at(entry, start))
@@ -177,27 +178,26 @@ impl Output {
     /// The output `LOG_TRG` names; stdout when it is unset or empty. A
     /// list of several targets is an error here: read it with
     /// [`Output::list_from_env`].
-    pub fn from_env() -> Result<Self> {
+    pub fn from_env() -> Result<Self, ConfigError> {
         let mut outputs = Output::list_from_env()?;
         match outputs.len() {
             1 => Ok(outputs.remove(0)),
-            n => Err(Error::new(
-                ErrorKind::InvalidTarget,
-                format!("{TARGET_ENV} names {n} targets: read them with Output::list_from_env"),
-            )),
+            n => Err(ConfigError::invalid_target(format!(
+                "{TARGET_ENV} names {n} targets: read them with Output::list_from_env"
+            ))),
         }
     }
 
     /// The outputs `LOG_TRG` names (one, or several separated by commas,
     /// as for [`Output::from_target_list`]); stdout when it is unset or
     /// empty.
-    pub fn list_from_env() -> Result<Vec<Self>> {
+    pub fn list_from_env() -> Result<Vec<Self>, ConfigError> {
         Output::from_target_list(&Output::target_env()?)
     }
 
     /// Each output `LOG_TRG` names, or the error that entry gave: a logger
     /// keeps the outputs it can use and names the others on stderr.
-    pub(crate) fn each_from_env() -> Vec<Result<Self>> {
+    pub(crate) fn each_from_env() -> Vec<Result<Self, ConfigError>> {
         match Output::target_env() {
             Ok(list) => Output::from_target_list_at(&list, SystemTime::now()),
             Err(err) => vec![Err(err)],
@@ -205,14 +205,13 @@ impl Output {
     }
 
     /// `LOG_TRG`, empty when unset.
-    fn target_env() -> Result<String> {
+    fn target_env() -> Result<String, ConfigError> {
         match std::env::var(TARGET_ENV) {
             Ok(list) => Ok(list),
             Err(std::env::VarError::NotPresent) => Ok(String::new()),
-            Err(std::env::VarError::NotUnicode(_)) => Err(Error::new(
-                ErrorKind::InvalidTarget,
-                format!("{TARGET_ENV} is not valid UTF-8"),
-            )),
+            Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError::invalid_target(format!(
+                "{TARGET_ENV} is not valid UTF-8"
+            ))),
         }
     }
 
@@ -227,6 +226,8 @@ impl Output {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(not(all(feature = "html", feature = "otlp")))]
+    use crate::ErrorKind;
 
     #[test]
     fn the_built_in_targets_name_their_outputs() {

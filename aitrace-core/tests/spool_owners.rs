@@ -393,7 +393,7 @@ impl Drop for Mount {
 /// spool folder an earlier one made (its name comes from the URL).
 const DOWN_URL: &str = "http://127.0.0.1:9/api/ingest";
 
-fn spool_logger(dir: &Path) -> aitrace_core::Result<BufferedLogger> {
+fn spool_logger(dir: &Path) -> Result<BufferedLogger, aitrace_core::ConfigError> {
     BufferedLogger::builder()
         .output(Output::http(DOWN_URL).unwrap())
         .delivery(Background::new().spool_dir(dir))

@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value as Json};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{ParseError, Result};
 use crate::ids::{SpanId, TraceId};
 use crate::level::Level;
 use crate::record::{Record, SpanContext};
@@ -26,8 +26,9 @@ impl Record {
     /// `user.`-prefixed ones included, so encoding the record again in the
     /// layout it was read from gives the same keys.
     ///
-    /// Fails with [`ErrorKind::InvalidRecord`] and a message naming the
-    /// offending key.
+    /// Fails with a [`ParseError`]
+    /// ([`InvalidRecord`](crate::ErrorKind::InvalidRecord)) and a message
+    /// naming the offending key.
     ///
     /// # Examples
     ///
@@ -40,9 +41,9 @@ impl Record {
     /// assert_eq!(record.event(), "checkout_started");
     /// assert_eq!(Layout::Namespaced.to_json(&record), line);
     /// ```
-    pub fn from_json(text: &str) -> Result<Record> {
+    pub fn from_json(text: &str) -> Result<Record, ParseError> {
         let json: Json = serde_json::from_str(text)
-            .map_err(|e| invalid(format!("not JSON: {e}")).with_source(e))?;
+            .map_err(|e| invalid(format!("not JSON: {e}")).caused_by(e))?;
         match json {
             Json::Object(object) => from_object(object),
             other => Err(invalid(format!(
@@ -76,8 +77,8 @@ pub fn records_from_lines(lines: &[u8]) -> (Vec<Record>, Option<(usize, String)>
     (records, unreadable)
 }
 
-fn invalid(message: String) -> Error {
-    Error::new(ErrorKind::InvalidRecord, message)
+fn invalid(message: String) -> ParseError {
+    ParseError::invalid_record(message)
 }
 
 /// The JSON type of a value, for messages.
@@ -92,7 +93,7 @@ fn json_type(value: &Json) -> &'static str {
     }
 }
 
-fn from_object(mut object: Map<String, Json>) -> Result<Record> {
+fn from_object(mut object: Map<String, Json>) -> Result<Record, ParseError> {
     let (meta, user) = match object.shift_remove(META_KEY) {
         Some(Json::Object(meta)) => {
             // Compat: the top-level timestamp duplicates the meta one.
@@ -119,7 +120,7 @@ fn from_object(mut object: Map<String, Json>) -> Result<Record> {
             (meta, object)
         }
     };
-    let text = |key: &str| -> Result<Option<&str>> {
+    let text = |key: &str| -> Result<Option<&str>, ParseError> {
         match meta.get(key) {
             None | Some(Json::Null) => Ok(None),
             Some(Json::String(s)) => Ok(Some(s)),
@@ -211,14 +212,14 @@ fn from_object(mut object: Map<String, Json>) -> Result<Record> {
     Ok(record)
 }
 
-fn parse_span_id(key: &str, hex: &str) -> Result<SpanId> {
+fn parse_span_id(key: &str, hex: &str) -> Result<SpanId, ParseError> {
     SpanId::from_hex(hex).ok_or_else(|| invalid(format!("{key} {hex:?} is not 16 hex digits")))
 }
 
 /// RFC 3339 in UTC (`Z`), any fraction of a second, from 1970 to
 /// [`LATEST_TIMESTAMP`]: a record holds nanoseconds since the Unix epoch in
 /// 64 bits, and a time outside is refused rather than moved.
-fn parse_timestamp(text: &str) -> Result<SystemTime> {
+fn parse_timestamp(text: &str) -> Result<SystemTime, ParseError> {
     let time = humantime::parse_rfc3339(text)
         .map_err(|e| invalid(format!("timestamp {text:?} is not RFC 3339 UTC: {e}")))?;
     let fits = time
@@ -240,6 +241,7 @@ const LATEST_TIMESTAMP: &str = "2554-07-21T23:34:33.709551615Z";
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     #[test]
     fn lifecycle_records_read_back_keep_their_kind() {

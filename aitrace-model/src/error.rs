@@ -1,18 +1,40 @@
-//! The crate's one error type.
+//! The crate's errors: [`ConfigError`] for a configuration that cannot be
+//! used, [`ParseError`] for input that cannot be read, and [`Error`] for
+//! sending, flushing and exporting. They share [`ErrorKind`].
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// A `Result` with this crate's [`Error`].
+/// A `Result` with this crate's [`Error`]; name another error as the
+/// second parameter (`Result<Output, ConfigError>`).
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// What kind of failure an [`Error`] is.
+/// What kind of failure an [`Error`], a [`ConfigError`] or a
+/// [`ParseError`] is.
+///
+/// The three types share this one list, so that a kind keeps its name when
+/// `?` turns a [`ConfigError`] or a [`ParseError`] into an [`Error`]. Which
+/// type carries which kinds:
+///
+/// | Kind | Carried by |
+/// |---|---|
+/// | [`InvalidTarget`](Self::InvalidTarget), [`InvalidFilter`](Self::InvalidFilter), [`InvalidPattern`](Self::InvalidPattern) | [`ConfigError`] |
+/// | [`Tls`](Self::Tls), [`Io`](Self::Io) | [`ConfigError`] (a CA file; a spool folder, a thread) and [`Error`] (a handshake; a write) |
+/// | [`InvalidRecord`](Self::InvalidRecord), [`InvalidTraceContext`](Self::InvalidTraceContext) | [`ParseError`] |
+/// | [`Connect`](Self::Connect), [`RequestTimeout`](Self::RequestTimeout), [`HttpStatus`](Self::HttpStatus), [`FlushTimedOut`](Self::FlushTimedOut), [`Closed`](Self::Closed), [`Export`](Self::Export) | [`Error`] |
+///
+/// An [`Error`] made from a [`ConfigError`] or a [`ParseError`] keeps its
+/// kind, so code that matches an [`Error`]'s kind may meet any of them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
-    /// A target string or URL that cannot be used.
+    /// A target string, URL, endpoint, header or output setting (code or
+    /// environment) that cannot be used, or a feature it needs that is
+    /// off ([`ConfigError`]). From a send, an [`Error`]: a request the HTTP
+    /// client could not build, which the builders' checks are there to
+    /// catch first.
     InvalidTarget,
-    /// A level or filter directives that cannot be read.
+    /// A level or filter directives that cannot be read ([`ConfigError`]).
     InvalidFilter,
     /// The server could not be reached (refused, unresolvable, reset).
     Connect,
@@ -21,7 +43,9 @@ pub enum ErrorKind {
     RequestTimeout,
     /// The server answered with a status outside 2xx.
     HttpStatus,
-    /// Reading or writing a file or stdout failed.
+    /// Reading or writing a file or stdout failed ([`Error`]); a spool
+    /// folder that cannot be created, locked or written to, or a delivery
+    /// thread that cannot start, when building a logger ([`ConfigError`]).
     Io,
     /// A flush or shutdown gave up waiting at its own timeout, with
     /// records still on their way ([`Error::retained`]).
@@ -29,15 +53,17 @@ pub enum ErrorKind {
     /// The logger was shut down.
     Closed,
     /// A TLS problem: the server's certificate is not trusted, expired or
-    /// for another name, or a CA file cannot be read.
+    /// for another name ([`Error`]), or a CA file cannot be read
+    /// ([`ConfigError`]).
     Tls,
     /// A redaction value pattern that is not a valid regular expression
-    /// (`aitrace_core::Redactor::value_pattern`).
+    /// (`aitrace_core::Redactor::value_pattern`; [`ConfigError`]).
     InvalidPattern,
-    /// Text that is not a record in the wire format ([`Record::from_json`](crate::Record::from_json)).
+    /// Text that is not a record in the wire format
+    /// ([`Record::from_json`](crate::Record::from_json); [`ParseError`]).
     InvalidRecord,
     /// A `traceparent` header that is not W3C Trace Context
-    /// (`aitrace_core::TraceParent::parse`).
+    /// (`aitrace_core::TraceParent::parse`; [`ParseError`]).
     InvalidTraceContext,
     /// An [exporter](crate::export::Export) did not take a batch: made by
     /// [`Error::retry_later`], [`Error::refused`] or
@@ -55,11 +81,30 @@ impl ErrorKind {
     pub const TimedOut: ErrorKind = ErrorKind::FlushTimedOut;
 }
 
-/// An error from an output, a flush or a configuration.
+/// What went wrong sending, flushing or exporting: what an
+/// [exporter](crate::export::Export) returns and what a flush or a
+/// shutdown reports.
 ///
 /// For a failed flush it also tells what became of the records: how many
 /// are kept for the next flush ([`retained`](Error::retained)) or which fallback
 /// file holds them ([`fallback_path`](Error::fallback_path)).
+///
+/// Building an output or a logger fails with a [`ConfigError`], reading a
+/// record or a header with a [`ParseError`]; `?` turns either into an
+/// `Error` with the same kind, message and source, so one function
+/// returning [`Result`] may build, parse and send:
+///
+/// ```
+/// use aitrace_model::{Error, ErrorKind, Record};
+///
+/// fn first_event(line: &str) -> Result<String, Error> {
+///     let record = Record::from_json(line)?; // a ParseError, converted
+///     Ok(record.event().to_owned())
+/// }
+///
+/// let err = first_event("not json").unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::InvalidRecord);
+/// ```
 pub struct Error {
     kind: ErrorKind,
     message: String,
@@ -253,5 +298,331 @@ impl fmt::Debug for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         self.source.as_deref().map(|e| e as _)
+    }
+}
+
+/// A configuration that cannot be used: what building an output, a logger,
+/// a filter or a redactor fails with, before anything is sent.
+///
+/// Its [`kind`](Self::kind) is one of:
+///
+/// * [`ErrorKind::InvalidTarget`]: a target string, URL, endpoint, header
+///   or output setting (from code or the environment) that cannot be used,
+///   or a feature it needs that is off;
+/// * [`ErrorKind::InvalidFilter`]: a level or filter directives;
+/// * [`ErrorKind::InvalidPattern`]: a redaction value pattern;
+/// * [`ErrorKind::Tls`]: a CA file that cannot be read or holds no
+///   certificate;
+/// * [`ErrorKind::Io`]: a spool folder that cannot be created, locked or
+///   written to, or a delivery thread that cannot start.
+///
+/// `?` turns it into an [`Error`] with the same kind, message and source.
+/// Neither its `Display` nor its `Debug` shows a URL's user-info or a
+/// header's value.
+///
+/// # Examples
+///
+/// The builder of an exporter in a crate of its own:
+///
+/// ```
+/// use aitrace_model::{ConfigError, ErrorKind};
+///
+/// struct Table(String);
+///
+/// fn table(dsn: &str) -> Result<Table, ConfigError> {
+///     match dsn.strip_prefix("sqlite:") {
+///         Some(path) if !path.is_empty() => Ok(Table(path.to_owned())),
+///         _ => Err(ConfigError::invalid_target(format!(
+///             "{dsn:?} is not a sqlite:PATH target"
+///         ))),
+///     }
+/// }
+///
+/// let err = table("postgres://db").err().unwrap();
+/// assert_eq!(err.kind(), ErrorKind::InvalidTarget);
+/// assert_eq!(err.to_string(), r#""postgres://db" is not a sqlite:PATH target"#);
+/// ```
+pub struct ConfigError {
+    kind: ErrorKind,
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl ConfigError {
+    fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ConfigError {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A target, URL, endpoint, header or other setting of an output that
+    /// cannot be used ([`ErrorKind::InvalidTarget`]). The message says
+    /// what and why, and shows no secret (a URL's user-info, a header's
+    /// value).
+    pub fn invalid_target(message: impl Into<String>) -> Self {
+        ConfigError::new(ErrorKind::InvalidTarget, message)
+    }
+
+    /// A TLS setting that cannot be used, such as a CA file
+    /// ([`ErrorKind::Tls`]).
+    pub fn tls(message: impl Into<String>) -> Self {
+        ConfigError::new(ErrorKind::Tls, message)
+    }
+
+    /// A file or folder the configuration names that cannot be used, or a
+    /// thread that cannot start ([`ErrorKind::Io`]): `context: err`, caused
+    /// by `err`.
+    pub fn io(context: impl fmt::Display, err: std::io::Error) -> Self {
+        ConfigError::new(ErrorKind::Io, format!("{context}: {err}")).caused_by(err)
+    }
+
+    /// Level or filter directives that cannot be read
+    /// ([`ErrorKind::InvalidFilter`]; `aitrace_core::Filter` makes them).
+    #[doc(hidden)]
+    pub fn invalid_filter(message: impl Into<String>) -> Self {
+        ConfigError::new(ErrorKind::InvalidFilter, message)
+    }
+
+    /// A redaction pattern that is not a valid regular expression
+    /// ([`ErrorKind::InvalidPattern`]; `aitrace_core::Redactor` makes them).
+    #[doc(hidden)]
+    pub fn invalid_pattern(message: impl Into<String>) -> Self {
+        ConfigError::new(ErrorKind::InvalidPattern, message)
+    }
+
+    /// The same error, caused by `source` ([`std::error::Error::source`]).
+    pub fn caused_by(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// What kind of failure this is; see the list [above](Self).
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // As for `Error`: the message was built from redacted URLs, and the
+        // source is not shown because it may quote what it was given.
+        f.debug_struct("ConfigError")
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .finish()
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as _)
+    }
+}
+
+/// Input that cannot be read: a record in the wire format
+/// ([`Record::from_json`](crate::Record::from_json),
+/// [`ErrorKind::InvalidRecord`]) or a `traceparent` header
+/// (`aitrace_core::TraceParent::parse`,
+/// [`ErrorKind::InvalidTraceContext`]). Its message says what is wrong.
+///
+/// `?` turns it into an [`Error`] with the same kind, message and source.
+pub struct ParseError {
+    kind: ErrorKind,
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl ParseError {
+    fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ParseError {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Text that is not a record ([`ErrorKind::InvalidRecord`]).
+    pub(crate) fn invalid_record(message: impl Into<String>) -> Self {
+        ParseError::new(ErrorKind::InvalidRecord, message)
+    }
+
+    /// A `traceparent` header that is not W3C Trace Context
+    /// ([`ErrorKind::InvalidTraceContext`]; `aitrace_core::TraceParent`
+    /// makes them).
+    #[doc(hidden)]
+    pub fn invalid_trace_context(message: impl Into<String>) -> Self {
+        ParseError::new(ErrorKind::InvalidTraceContext, message)
+    }
+
+    pub(crate) fn caused_by(
+        mut self,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// What kind of failure this is: [`ErrorKind::InvalidRecord`] or
+    /// [`ErrorKind::InvalidTraceContext`].
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Debug for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ParseError")
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .finish()
+    }
+}
+
+impl std::error::Error for ParseError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as _)
+    }
+}
+
+/// The same kind, message and source: `?` in a function returning
+/// [`Result`].
+impl From<ConfigError> for Error {
+    fn from(err: ConfigError) -> Self {
+        Error {
+            source: err.source,
+            ..Error::new(err.kind, err.message)
+        }
+    }
+}
+
+/// The same kind, message and source: `?` in a function returning
+/// [`Result`].
+impl From<ParseError> for Error {
+    fn from(err: ParseError) -> Self {
+        Error {
+            source: err.source,
+            ..Error::new(err.kind, err.message)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+    use std::io;
+
+    use super::*;
+
+    fn denied() -> io::Error {
+        io::Error::new(io::ErrorKind::PermissionDenied, "permission denied")
+    }
+
+    #[test]
+    fn each_constructor_gives_its_kind_and_into_error_keeps_it() {
+        let config = [
+            (ConfigError::invalid_target("t"), ErrorKind::InvalidTarget),
+            (ConfigError::invalid_filter("f"), ErrorKind::InvalidFilter),
+            (ConfigError::invalid_pattern("p"), ErrorKind::InvalidPattern),
+            (ConfigError::tls("c"), ErrorKind::Tls),
+            (ConfigError::io("s", denied()), ErrorKind::Io),
+        ];
+        for (err, kind) in config {
+            assert_eq!(err.kind(), kind);
+            assert_eq!(Error::from(err).kind(), kind);
+        }
+        let parse = [
+            (ParseError::invalid_record("r"), ErrorKind::InvalidRecord),
+            (
+                ParseError::invalid_trace_context("h"),
+                ErrorKind::InvalidTraceContext,
+            ),
+        ];
+        for (err, kind) in parse {
+            assert_eq!(err.kind(), kind);
+            assert_eq!(Error::from(err).kind(), kind);
+        }
+    }
+
+    #[test]
+    fn question_mark_turns_a_config_error_into_the_same_error() {
+        fn open_spool() -> Result<(), ConfigError> {
+            Err(ConfigError::io("cannot create spool folder /s", denied()))
+        }
+        fn run() -> Result<()> {
+            open_spool()?;
+            Ok(())
+        }
+        let err = run().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Io);
+        assert_eq!(
+            err.to_string(),
+            "cannot create spool folder /s: permission denied"
+        );
+        let source = err.source().and_then(|s| s.downcast_ref::<io::Error>());
+        assert_eq!(
+            source.map(io::Error::kind),
+            Some(io::ErrorKind::PermissionDenied)
+        );
+        assert_eq!(
+            (err.status(), err.retained(), err.fallback_path()),
+            (None, 0, None)
+        );
+    }
+
+    #[test]
+    fn question_mark_turns_a_parse_error_into_the_same_error() {
+        fn read(line: &str) -> Result<crate::Record> {
+            Ok(crate::Record::from_json(line)?)
+        }
+        let parsed = crate::Record::from_json("{").unwrap_err();
+        let err = read("{").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidRecord);
+        assert_eq!(err.to_string(), parsed.to_string());
+        assert!(err.to_string().starts_with("not JSON: "), "{err}");
+        assert!(err.source().is_some() && parsed.source().is_some());
+    }
+
+    /// A configuration's timed-out read is not a request that timed out:
+    /// unlike [`Error::io`], the kind stays `Io`.
+    #[test]
+    fn a_config_io_error_is_io_whatever_the_io_kind() {
+        let timed_out = io::Error::new(io::ErrorKind::TimedOut, "timed out");
+        assert_eq!(
+            Error::io("x", io::Error::from(io::ErrorKind::TimedOut)).kind(),
+            ErrorKind::RequestTimeout
+        );
+        assert_eq!(ConfigError::io("x", timed_out).kind(), ErrorKind::Io);
+    }
+
+    #[test]
+    fn debug_shows_kind_and_message_but_not_the_source() {
+        let secret = io::Error::other("https://bob:hunter2@host/");
+        let err = ConfigError::invalid_target("invalid URL https://***@host/").caused_by(secret);
+        let debug = format!("{err:?}");
+        assert_eq!(
+            debug,
+            r#"ConfigError { kind: InvalidTarget, message: "invalid URL https://***@host/" }"#
+        );
+        let debug = format!("{:?}", Error::from(err));
+        assert!(!debug.contains("hunter2"), "{debug}");
+        let debug = format!("{:?}", ParseError::invalid_record("no event"));
+        assert_eq!(
+            debug,
+            r#"ParseError { kind: InvalidRecord, message: "no event" }"#
+        );
     }
 }

@@ -11,6 +11,11 @@
 //!   backoff, a circuit breaker, a disk spool and stats; the built-in
 //!   outputs (`aitrace-otlp`, `aitrace-report`, and core's own) implement
 //!   it with nothing more than this crate offers.
+//! * Errors, sharing [`ErrorKind`]: [`ConfigError`] for a configuration
+//!   that cannot be used (what building an output fails with),
+//!   [`ParseError`] for input that cannot be read, and [`Error`] for what
+//!   went wrong sending, flushing or exporting; `?` turns the first two
+//!   into an [`Error`].
 //! * [`transport`] (feature `http`): the HTTP client the ingest and OTLP
 //!   outputs share; [`diagnostics`]: rate-limited lines on stderr;
 //!   [`fs`]: files replaced whole; [`scratch`]: a thread's reusable
@@ -59,7 +64,7 @@ pub mod record;
 pub mod value;
 
 pub use encode::Layout;
-pub use error::{Error, ErrorKind, Result};
+pub use error::{ConfigError, Error, ErrorKind, ParseError, Result};
 pub use ids::{SpanId, TraceId};
 pub use level::{Level, ParseLevelError};
 pub use location::{PROJECT_ROOT_ENV, project_root, set_project_root};

@@ -9,7 +9,7 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{ConfigError, Error, ErrorKind, Result};
 
 /// How long connecting to a server may take, by default.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -45,12 +45,11 @@ impl fmt::Debug for RedactedHeaders<'_> {
 /// one, and the features it needs: an error now rather than a request to
 /// somewhere else later. `what` names it in messages ("URL", "OTLP
 /// endpoint").
-pub fn check_url(url: &str, redacted: &str, what: &str) -> Result<()> {
+pub fn check_url(url: &str, redacted: &str, what: &str) -> Result<(), ConfigError> {
     let invalid = |why: String| {
-        Err(Error::new(
-            ErrorKind::InvalidTarget,
-            format!("invalid {what} {redacted}: {why}"),
-        ))
+        Err(ConfigError::invalid_target(format!(
+            "invalid {what} {redacted}: {why}"
+        )))
     };
     let Some(scheme_end) = url.find("://") else {
         return invalid("expected http:// or https://".to_owned());
@@ -82,6 +81,27 @@ pub fn check_url(url: &str, redacted: &str, what: &str) -> Result<()> {
         return invalid(e.to_string());
     }
     check_scheme(url, redacted)
+}
+
+/// Checks that each header can be sent: an error when the output is
+/// built rather than at every send. The message starts with `what` (the
+/// output) and names the header whose value is invalid, never a value, nor
+/// a name that is invalid (it holds the secret when `Authorization: Bearer
+/// …` was written as a name).
+pub fn check_headers(headers: &[(String, String)], what: &str) -> Result<(), ConfigError> {
+    for (name, value) in headers {
+        if ureq::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(ConfigError::invalid_target(format!(
+                "{what}: a header has an invalid name (not shown: it may be a secret)"
+            )));
+        }
+        if ureq::http::HeaderValue::from_str(value).is_err() {
+            return Err(ConfigError::invalid_target(format!(
+                "{what}: the header {name:?} has an invalid value (not shown: it may be a secret)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The start of an error answer's text for a message: trimmed, at most
@@ -169,7 +189,7 @@ pub fn agent(
     connect_timeout: Duration,
     request_timeout: Duration,
     ca_file: Option<&Path>,
-) -> Result<ureq::Agent> {
+) -> Result<ureq::Agent, ConfigError> {
     let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(connect_timeout))
@@ -197,12 +217,15 @@ mod tls {
     use ureq::config::ConfigBuilder;
     use ureq::tls::{PemItem, RootCerts, TlsConfig};
 
-    use crate::error::{Error, ErrorKind, Result};
+    use crate::error::{ConfigError, Result};
 
     type Builder = ConfigBuilder<ureq::typestate::AgentScope>;
 
     /// The system's trust store, or exactly the CAs in `ca_file`.
-    pub(super) fn configure(config: Builder, ca_file: Option<&Path>) -> Result<Builder> {
+    pub(super) fn configure(
+        config: Builder,
+        ca_file: Option<&Path>,
+    ) -> Result<Builder, ConfigError> {
         let roots = match ca_file {
             None => RootCerts::PlatformVerifier,
             Some(path) => RootCerts::Specific(Arc::new(read_cas(path)?)),
@@ -212,13 +235,10 @@ mod tls {
 
     /// The certificates of a PEM file; an error names the file and what is
     /// wrong with it.
-    fn read_cas(path: &Path) -> Result<Vec<ureq::tls::Certificate<'static>>> {
+    fn read_cas(path: &Path) -> Result<Vec<ureq::tls::Certificate<'static>>, ConfigError> {
         let pem = std::fs::read(path).map_err(|e| {
-            Error::new(
-                ErrorKind::Tls,
-                format!("cannot read the CA file {}: {e}", path.display()),
-            )
-            .with_source(e)
+            ConfigError::tls(format!("cannot read the CA file {}: {e}", path.display()))
+                .caused_by(e)
         })?;
         let mut certs = Vec::new();
         for item in ureq::tls::parse_pem(&pem) {
@@ -226,22 +246,19 @@ mod tls {
                 Ok(PemItem::Certificate(cert)) => certs.push(cert),
                 Ok(_) => {} // keys and the like: not CAs
                 Err(e) => {
-                    return Err(Error::new(
-                        ErrorKind::Tls,
-                        format!("the CA file {} is not valid PEM: {e}", path.display()),
-                    ));
+                    return Err(ConfigError::tls(format!(
+                        "the CA file {} is not valid PEM: {e}",
+                        path.display()
+                    )));
                 }
             }
         }
         if certs.is_empty() {
-            return Err(Error::new(
-                ErrorKind::Tls,
-                format!(
-                    "the CA file {} holds no certificate (expected PEM \
-                     \"-----BEGIN CERTIFICATE-----\" blocks)",
-                    path.display()
-                ),
-            ));
+            return Err(ConfigError::tls(format!(
+                "the CA file {} holds no certificate (expected PEM \
+                 \"-----BEGIN CERTIFICATE-----\" blocks)",
+                path.display()
+            )));
         }
         Ok(certs)
     }
@@ -253,35 +270,34 @@ mod tls {
 
     use ureq::config::ConfigBuilder;
 
-    use crate::error::{Error, ErrorKind, Result};
+    use crate::error::{ConfigError, Result};
 
     type Builder = ConfigBuilder<ureq::typestate::AgentScope>;
 
-    pub(super) fn configure(config: Builder, ca_file: Option<&Path>) -> Result<Builder> {
+    pub(super) fn configure(
+        config: Builder,
+        ca_file: Option<&Path>,
+    ) -> Result<Builder, ConfigError> {
         match ca_file {
             None => Ok(config),
-            Some(path) => Err(Error::new(
-                ErrorKind::Tls,
-                format!(
-                    "a CA file ({}) needs aitrace-core's `tls` feature",
-                    path.display()
-                ),
-            )),
+            Some(path) => Err(ConfigError::tls(format!(
+                "a CA file ({}) needs aitrace-core's `tls` feature",
+                path.display()
+            ))),
         }
     }
 }
 
 /// `https://` needs the `tls` feature: say so when building, not at the
 /// first send.
-pub fn check_scheme(url: &str, redacted: &str) -> Result<()> {
+pub fn check_scheme(url: &str, redacted: &str) -> Result<(), ConfigError> {
     let https = url
         .get(..8)
         .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
     if https && !cfg!(feature = "tls") {
-        return Err(Error::new(
-            ErrorKind::InvalidTarget,
-            format!("{redacted}: https needs aitrace-core's `tls` feature"),
-        ));
+        return Err(ConfigError::invalid_target(format!(
+            "{redacted}: https needs aitrace-core's `tls` feature"
+        )));
     }
     Ok(())
 }

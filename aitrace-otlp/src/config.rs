@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use aitrace_model::Value;
-use aitrace_model::{Error, ErrorKind, Result};
+use aitrace_model::{ConfigError, Result};
 
 /// The base endpoint when none is configured (OTLP/HTTP's default port).
 pub const DEFAULT_OTLP_ENDPOINT: &str = "http://localhost:4318";
@@ -32,21 +32,17 @@ pub enum Protocol {
 impl Protocol {
     /// Reads `http/protobuf` or `http/json`; `grpc` and anything else is an
     /// error naming what is supported.
-    fn parse(text: &str, from: &str) -> Result<Self> {
+    fn parse(text: &str, from: &str) -> Result<Self, ConfigError> {
         match text.trim().to_ascii_lowercase().as_str() {
             "http/protobuf" => Ok(Protocol::HttpProtobuf),
             "http/json" => Ok(Protocol::HttpJson),
-            "grpc" => Err(Error::new(
-                ErrorKind::InvalidTarget,
-                format!(
-                    "{from}=grpc: aitrace speaks OTLP over HTTP only; use http/protobuf \
+            "grpc" => Err(ConfigError::invalid_target(format!(
+                "{from}=grpc: aitrace speaks OTLP over HTTP only; use http/protobuf \
                      (port 4318) or http/json"
-                ),
-            )),
-            other => Err(Error::new(
-                ErrorKind::InvalidTarget,
-                format!("{from}={other:?}: expected http/protobuf or http/json"),
-            )),
+            ))),
+            other => Err(ConfigError::invalid_target(format!(
+                "{from}={other:?}: expected http/protobuf or http/json"
+            ))),
         }
     }
 
@@ -240,14 +236,11 @@ impl Env {
         suffix: &str,
         parse: fn(&str) -> Option<T>,
         expected: &str,
-    ) -> Result<Option<T>> {
+    ) -> Result<Option<T>, ConfigError> {
         match (code, self.signal(signal, suffix)) {
             (Some(value), _) => Ok(Some(value)),
             (None, Some((name, v))) => parse(v).map(Some).ok_or_else(|| {
-                Error::new(
-                    ErrorKind::InvalidTarget,
-                    format!("{name}={v:?}: expected {expected}"),
-                )
+                ConfigError::invalid_target(format!("{name}={v:?}: expected {expected}"))
             }),
             (None, None) => Ok(None),
         }
@@ -431,12 +424,11 @@ impl OtlpOutputBuilder {
     /// Which signals are sent and whether span events are on: code, then
     /// `OTEL_LOGS_EXPORTER` / `OTEL_TRACES_EXPORTER` (`none` turns a
     /// signal off) and [`SPAN_EVENTS_VAR`].
-    pub(crate) fn signals(&self) -> Result<Signals> {
+    pub(crate) fn signals(&self) -> Result<Signals, ConfigError> {
         let logs = self.env.exporter_on("OTEL_LOGS_EXPORTER");
         let traces = self.env.exporter_on("OTEL_TRACES_EXPORTER");
         if !logs && !traces {
-            return Err(Error::new(
-                ErrorKind::InvalidTarget,
+            return Err(ConfigError::invalid_target(
                 "OTEL_LOGS_EXPORTER=none and OTEL_TRACES_EXPORTER=none: \
                  the OTLP output would send nothing; unset one, or choose another target"
                     .to_owned(),
@@ -449,10 +441,9 @@ impl OtlpOutputBuilder {
                 "1" | "true" | "yes" | "on" => true,
                 "0" | "false" | "no" | "off" => false,
                 _ => {
-                    return Err(Error::new(
-                        ErrorKind::InvalidTarget,
-                        format!("{SPAN_EVENTS_VAR}={v:?}: expected 1 or 0 (true or false)"),
-                    ));
+                    return Err(ConfigError::invalid_target(format!(
+                        "{SPAN_EVENTS_VAR}={v:?}: expected 1 or 0 (true or false)"
+                    )));
                 }
             },
         };
@@ -465,7 +456,7 @@ impl OtlpOutputBuilder {
     }
 
     /// The settings of one signal, resolved.
-    pub(crate) fn signal(&self, signal: Signal) -> Result<SignalConfig> {
+    pub(crate) fn signal(&self, signal: Signal) -> Result<SignalConfig, ConfigError> {
         let env = &self.env;
         let specific = match signal {
             Signal::Logs => &self.logs_endpoint,
@@ -473,7 +464,7 @@ impl OtlpOutputBuilder {
         };
         // A base endpoint is checked before `/v1/…` is appended, so that
         // `http://` does not become a request to the host `v1`.
-        let base = |base: &str, from: &str| -> Result<String> {
+        let base = |base: &str, from: &str| -> Result<String, ConfigError> {
             check_endpoint(base, from)?;
             Ok(signal_url(base, signal))
         };
@@ -605,7 +596,7 @@ fn unknown_service() -> String {
 
 /// An OTLP endpoint is an `http(s)://` URL with a host (and a port up to
 /// 65535); the error names where it came from, never its user-info.
-fn check_endpoint(url: &str, from: &str) -> Result<()> {
+fn check_endpoint(url: &str, from: &str) -> Result<(), ConfigError> {
     let redacted = crate::transport::redact_url(url);
     let what = format!("OTLP {from}");
     let (url, _) = crate::transport::split_userinfo(url.trim());
@@ -615,7 +606,7 @@ fn check_endpoint(url: &str, from: &str) -> Result<()> {
 /// Headers read from `from` must be sendable; the error says which entry
 /// and whether its name or value is wrong, and never shows the value, nor
 /// the name, which holds the secret when a `:` was written for the `=`.
-fn check_headers(headers: &[(String, String)], from: &str) -> Result<()> {
+fn check_headers(headers: &[(String, String)], from: &str) -> Result<(), ConfigError> {
     for (i, (name, value)) in headers.iter().enumerate() {
         let what = if ureq::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
             "name"
@@ -624,13 +615,10 @@ fn check_headers(headers: &[(String, String)], from: &str) -> Result<()> {
         } else {
             continue;
         };
-        return Err(Error::new(
-            ErrorKind::InvalidTarget,
-            format!(
-                "{from}: the header of entry {} has an invalid {what} (not shown: it may be a secret)",
-                i + 1
-            ),
-        ));
+        return Err(ConfigError::invalid_target(format!(
+            "{from}: the header of entry {} has an invalid {what} (not shown: it may be a secret)",
+            i + 1
+        )));
     }
     Ok(())
 }
@@ -715,6 +703,7 @@ pub fn parse_target(target: &str) -> Option<Option<&str>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aitrace_model::ErrorKind;
 
     fn builder(pairs: &[(&str, &str)]) -> OtlpOutputBuilder {
         OtlpOutputBuilder::new(Env::from_pairs(pairs))

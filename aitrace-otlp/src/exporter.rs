@@ -19,7 +19,7 @@ use crate::proto_traces::traces_protobuf;
 use crate::transport::RawAnswer;
 use aitrace_model::Record;
 use aitrace_model::scratch::{MAX_KEPT_BODY, Scratch, with_scratch};
-use aitrace_model::{Error, ErrorKind, Result};
+use aitrace_model::{ConfigError, Error, ErrorKind, Result};
 
 /// `google.rpc.Status`, the body of an OTLP error answer. Only the fields
 /// read here; prost skips the rest (`details`).
@@ -70,11 +70,20 @@ thread_local! {
 }
 
 impl OtlpExporter {
-    pub(crate) fn new(builder: &OtlpOutputBuilder) -> Result<Self> {
-        let endpoint = |signal| -> Result<Endpoint> {
+    pub(crate) fn new(builder: &OtlpOutputBuilder) -> Result<Self, ConfigError> {
+        let endpoint = |signal| -> Result<Endpoint, ConfigError> {
             let config = builder.signal(signal)?;
             check_url(&config.url)?;
-            check_headers(&config.headers, signal)?;
+            let signal_name = match signal {
+                Signal::Logs => "logs",
+                Signal::Traces => "traces",
+            };
+            crate::transport::check_headers(
+                &config.headers,
+                &format!(
+                    "the OTLP {signal_name} headers (from code or OTEL_EXPORTER_OTLP_HEADERS)"
+                ),
+            )?;
             let agent = crate::transport::agent(
                 (builder.connect_timeout)
                     .unwrap_or(crate::transport::DEFAULT_CONNECT_TIMEOUT.min(config.timeout)),
@@ -477,51 +486,20 @@ fn error_message(body: &[u8], json: bool) -> String {
     prefix
 }
 
-/// Fails early on a header that could not be sent (a control character
-/// from a percent-decoded `OTEL_EXPORTER_OTLP_HEADERS`, say), naming it but
-/// not its value.
-fn check_headers(headers: &[(String, String)], signal: Signal) -> Result<()> {
-    for (name, value) in headers {
-        let bad_name = ureq::http::HeaderName::from_bytes(name.as_bytes()).is_err();
-        let bad_value = ureq::http::HeaderValue::from_str(value).is_err();
-        if bad_name || bad_value {
-            let what = if bad_name { "name" } else { "value" };
-            return Err(Error::new(
-                ErrorKind::InvalidTarget,
-                format!(
-                    "the OTLP {} header {name:?} has an invalid {what} \
-                     (from code or OTEL_EXPORTER_OTLP_HEADERS)",
-                    match signal {
-                        Signal::Logs => "logs",
-                        Signal::Traces => "traces",
-                    }
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// Fails early on a URL ureq could not post to.
-fn check_url(url: &str) -> Result<()> {
+fn check_url(url: &str) -> Result<(), ConfigError> {
     let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
     if !(lower.starts_with("http://") || lower.starts_with("https://")) {
-        return Err(Error::new(
-            ErrorKind::InvalidTarget,
-            format!(
-                "invalid OTLP endpoint {}: expected http:// or https://",
-                crate::transport::redact_url(url)
-            ),
-        ));
+        return Err(ConfigError::invalid_target(format!(
+            "invalid OTLP endpoint {}: expected http:// or https://",
+            crate::transport::redact_url(url)
+        )));
     }
     url.parse::<ureq::http::Uri>().map_err(|e| {
-        Error::new(
-            ErrorKind::InvalidTarget,
-            format!(
-                "invalid OTLP endpoint {}: {e}",
-                crate::transport::redact_url(url)
-            ),
-        )
+        ConfigError::invalid_target(format!(
+            "invalid OTLP endpoint {}: {e}",
+            crate::transport::redact_url(url)
+        ))
     })?;
     crate::transport::check_scheme(url, &crate::transport::redact_url(url))
 }
@@ -608,8 +586,11 @@ mod tests {
     #[cfg(not(feature = "tls"))]
     #[test]
     fn https_without_the_tls_feature_is_an_error_at_build() {
-        let err = crate::Output::otlp("https://127.0.0.1:4318").unwrap_err();
-        assert_eq!(err.kind(), crate::ErrorKind::InvalidTarget);
+        let err = crate::OtlpOutputBuilder::from_env()
+            .endpoint("https://127.0.0.1:4318")
+            .build()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidTarget);
         assert!(err.to_string().contains("`tls` feature"), "{err}");
     }
 

@@ -46,14 +46,17 @@ pub use config::parse_target;
 pub use config::{DEFAULT_OTLP_ENDPOINT, DEFAULT_OTLP_TIMEOUT, OtlpOutputBuilder, Protocol};
 pub use exporter::OtlpExporter;
 
-use aitrace_model::Result;
+use aitrace_model::{ConfigError, Result};
 
 impl OtlpOutputBuilder {
     /// The exporter; fails on an endpoint that is not an `http(s)://` URL,
-    /// a variable that cannot be read, or a CA file that cannot be used.
+    /// a header that cannot be sent, a variable that cannot be read
+    /// ([`ErrorKind::InvalidTarget`](aitrace_model::ErrorKind::InvalidTarget)),
+    /// or a CA file that cannot be used
+    /// ([`ErrorKind::Tls`](aitrace_model::ErrorKind::Tls)).
     /// Hand it to a logger as an output (`aitrace_core::Output::new`, or
     /// `Builder::output`, which takes any exporter).
-    pub fn build(self) -> Result<OtlpExporter> {
+    pub fn build(self) -> Result<OtlpExporter, ConfigError> {
         OtlpExporter::new(&self)
     }
 }

@@ -17,7 +17,7 @@ use crate::delivery::{
     Background, BackgroundConfig, BackgroundProcessor, DeliveryMode, Direct, DirectProcessor,
     OnFailure, Processor,
 };
-use crate::error::Result;
+use crate::error::{ConfigError, Result};
 use crate::filter::{DEFAULT_MIN_LEVEL, Filter};
 use crate::level::Level;
 use crate::output::Output;
@@ -165,8 +165,9 @@ impl Builder {
         self
     }
 
-    /// Adds the output a target string names (see [`Output`]).
-    pub fn target(self, target: &str) -> Result<Self> {
+    /// Adds the output a target string names (see [`Output`]); fails as
+    /// [`Output::from_target`] does.
+    pub fn target(self, target: &str) -> Result<Self, ConfigError> {
         Ok(self.output(Output::from_target(target)?))
     }
 
@@ -344,13 +345,14 @@ impl Builder {
     }
 
     /// The logger, or the error that kept its background delivery from
-    /// starting (a spool folder that cannot be created, read, locked or
-    /// written to, a thread that cannot start).
-    pub fn try_build(self) -> Result<BufferedLogger> {
+    /// starting: a spool folder that cannot be created, read, locked or
+    /// written to, a thread that cannot start
+    /// ([`ErrorKind::Io`](crate::ErrorKind::Io)).
+    pub fn try_build(self) -> Result<BufferedLogger, ConfigError> {
         self.assemble()
     }
 
-    fn assemble(&self) -> Result<BufferedLogger> {
+    fn assemble(&self) -> Result<BufferedLogger, ConfigError> {
         crate::clock::warm_up();
         let outputs = if self.outputs.is_empty() {
             outputs_from_env()

@@ -136,6 +136,43 @@ fn a_second_owner_takes_a_subfolder_that_the_next_owner_adopts() {
     drop(third);
 }
 
+/// A spool that cannot open is configuration, found when the logger is
+/// built (`Builder::try_build`): a `ConfigError` of kind `Io` naming the
+/// folder, whatever went wrong.
+#[test]
+fn a_spool_that_cannot_open_is_a_config_error_of_kind_io() {
+    use std::error::Error as _;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    let Err(err) = Spool::open(file.join("out"), 100) else {
+        panic!("a spool folder under a file was opened");
+    };
+    assert_eq!(err.kind(), crate::ErrorKind::Io);
+    let asked = format!(
+        "cannot create spool folder {}: ",
+        file.join("out").display()
+    );
+    assert!(err.to_string().starts_with(&asked), "{err}");
+    assert!(err.source().is_some());
+    // Every folder taken: its own and each `extra-N`.
+    let main = dir.path().join("busy");
+    let _owners: Vec<Spool> = (0..=MAX_EXTRA)
+        .map(|_| Spool::open(main.clone(), 100).unwrap())
+        .collect();
+    let Err(err) = Spool::open(main.clone(), 100) else {
+        panic!("a spool folder was opened with every subfolder in use");
+    };
+    assert_eq!(err.kind(), crate::ErrorKind::Io);
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "spool folder {} and its 16 extra-N subfolders: all in use by other processes",
+            main.display()
+        )
+    );
+}
+
 /// Bytes of batch files in a spool's subfolder.
 fn bytes_in(dir: &Path) -> u64 {
     std::fs::read_dir(dir)

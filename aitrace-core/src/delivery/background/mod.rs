@@ -26,7 +26,7 @@ use super::direct::{report_unsent, unsent_file_path};
 use super::ticket::{Ticket, timed_out};
 use super::{FlushFuture, Processor};
 use crate::buffer::Buffer;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{ConfigError, Error, ErrorKind, Result};
 use crate::flush_report::FlushReport;
 use crate::output::Output;
 use crate::record::Record;
@@ -123,11 +123,11 @@ impl std::fmt::Debug for BackgroundProcessor {
     }
 }
 
-fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
+fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, ConfigError> {
     std::thread::Builder::new()
         .name(name.clone())
         .spawn(f)
-        .map_err(|e| Error::io(format_args!("cannot start thread {name}"), e))
+        .map_err(|e| ConfigError::io(format_args!("cannot start thread {name}"), e))
 }
 
 impl BackgroundProcessor {
@@ -138,7 +138,7 @@ impl BackgroundProcessor {
         outputs: Vec<Output>,
         ledger: Arc<Ledger>,
         config: BackgroundConfig,
-    ) -> Result<Self> {
+    ) -> Result<Self, ConfigError> {
         let mut spools = Vec::with_capacity(outputs.len());
         for output in &outputs {
             spools.push(match &config.spool_dir {
