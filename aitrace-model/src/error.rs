@@ -122,6 +122,12 @@ pub struct Error {
 }
 
 impl Error {
+    /// An error of `kind` saying `message` (shown as it is: it must hold no
+    /// secret). An exporter usually wants [`retry_later`](Self::retry_later),
+    /// [`refused`](Self::refused) or [`refused_content`](Self::refused_content);
+    /// this is for one that speaks HTTP and reports as the built-in outputs
+    /// do ([`ErrorKind::Connect`], [`ErrorKind::HttpStatus`] with
+    /// [`with_status`](Self::with_status), …).
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error {
             kind,
@@ -176,11 +182,15 @@ impl Error {
     /// Whether the refusal is about what the batch holds, so that halves of
     /// it may pass: as the exporter said ([`Error::refused_content`]), else
     /// an HTTP 400, 413 or 422.
+    #[doc(hidden)]
     pub fn refuses_content(&self) -> bool {
         self.content
             .unwrap_or(matches!(self.status, Some(400 | 413 | 422)))
     }
 
+    /// An I/O failure while sending (`context: err`), caused by `err`: kind
+    /// [`ErrorKind::RequestTimeout`] for a timeout, else [`ErrorKind::Io`];
+    /// retried, as a failure that may pass.
     pub fn io(context: impl fmt::Display, err: std::io::Error) -> Self {
         let kind = if err.kind() == std::io::ErrorKind::TimedOut {
             ErrorKind::RequestTimeout
@@ -190,31 +200,40 @@ impl Error {
         Error::new(kind, format!("{context}: {err}")).with_source(err)
     }
 
+    /// The same error, carrying the HTTP status the receiver answered
+    /// ([`status`](Self::status)); with kind [`ErrorKind::HttpStatus`], the
+    /// status decides whether it is retried (408, 429 and 5xx are).
     pub fn with_status(mut self, status: u16) -> Self {
         self.status = Some(status);
         self
     }
 
+    /// The same error, with the receiver's `Retry-After` when it sent one
+    /// ([`after`](Self::after) for a delay that is always there).
     pub fn with_retry_after(mut self, delay: Option<std::time::Duration>) -> Self {
         self.retry_after = delay;
         self
     }
 
+    #[doc(hidden)]
     pub fn with_transient(mut self, transient: bool) -> Self {
         self.transient = Some(transient);
         self
     }
 
+    #[doc(hidden)]
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.source = Some(Box::new(source));
         self
     }
 
+    #[doc(hidden)]
     pub fn with_retained(mut self, retained: usize) -> Self {
         self.retained = retained;
         self
     }
 
+    #[doc(hidden)]
     pub fn with_fallback_path(mut self, path: PathBuf) -> Self {
         self.fallback_path = Some(path);
         self
