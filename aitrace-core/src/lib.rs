@@ -24,6 +24,15 @@
 //!
 //! # Usage
 //!
+//! The crate root holds what a first program names: [`BufferedLogger`] and
+//! its [`Builder`], [`Output`], [`Record`], [`Level`], [`Value`],
+//! [`TraceParent`], the delivery modes and the errors. The rest is grouped
+//! by theme, as `tracing-subscriber` groups `filter` and `fmt`: [`output`]
+//! (targets, the HTTP and OTLP builders, the HTML report), [`delivery`]
+//! (modes, retries, breaker, spool, stats), [`record`], [`span`],
+//! [`filter`], [`redact`], [`context`], [`export`], [`wire`], [`mod@env`] and
+//! [`adapter`]. The 0.1 paths at the root still compile.
+//!
 //! * **Records** are [`Record`]s: level, event name, logger, [`SpanContext`],
 //!   [`Location`] and ordered user fields whose [`Value`]s cover every JSON
 //!   shape. [`Layout`] encodes them (namespaced by default, flat, compat).
@@ -82,15 +91,15 @@
 //!
 //! * `opentelemetry` (default): records inside an active OpenTelemetry span
 //!   carry its ids, and aitrace spans opened inside it join its trace.
-//! * `otlp` (default): [`Output::otlp`], [`OtlpOutputBuilder`]: logs and spans
+//! * `otlp` (default): [`Output::otlp`], [`output::OtlpOutputBuilder`]: logs and spans
 //!   over OTLP/HTTP (protobuf or JSON) to any OpenTelemetry Collector,
 //!   configured by the standard `OTEL_*` variables; from the `aitrace-otlp`
 //!   crate.
-//! * `html` (default): [`write_html_report`] and the `.html` target, from the
+//! * `html` (default): [`output::write_html_report`] and the `.html` target, from the
 //!   `aitrace-report` crate.
 //! * `tls` (default): `https://` for the HTTP and OTLP outputs (rustls),
 //!   trusting the system's certificate store or a CA file
-//!   ([`HttpOutputBuilder::ca_file`], [`OtlpOutputBuilder::ca_file`]). Without
+//!   ([`output::HttpOutputBuilder::ca_file`], [`output::OtlpOutputBuilder::ca_file`]). Without
 //!   it, an `https://` target is an [`InvalidTarget`](ErrorKind::InvalidTarget) error.
 //! * `testing`: `Output::in_memory()` and `InMemoryOutput`, an output that keeps
 //!   what it receives, for tests.
@@ -111,70 +120,40 @@ pub mod delivery;
 mod diagnostics;
 mod emit;
 mod file;
-mod filter;
+pub mod filter;
 mod flush_report;
-mod http;
-mod http_builder;
 mod logger;
-mod output;
+pub mod output;
 mod propagation;
-mod redact;
+pub mod redact;
 mod reentrancy;
 mod retry;
-mod span;
+pub mod span;
 mod spool;
 mod stats;
-mod stdio;
-mod target;
-#[cfg(feature = "testing")]
-mod testing;
 
 // The leaf crate's modules, under the paths this crate has always used.
-use aitrace_model::{
-    clock, encode, error, ids, level, location, record, scratch, transport, value,
-};
+use aitrace_model::{clock, encode, error, ids, level, location, scratch, transport, value};
 pub use aitrace_model::{export, wire};
 
-#[cfg(feature = "otlp")]
-pub use aitrace_otlp::{DEFAULT_OTLP_ENDPOINT, DEFAULT_OTLP_TIMEOUT, OtlpOutputBuilder, Protocol};
-#[cfg(feature = "html")]
-pub use aitrace_report::write_html_report;
-pub use buffer::{DEFAULT_BACKGROUND_CAPACITY, DEFAULT_CAPACITY, OverflowPolicy};
-pub use delivery::{Background, Direct, FlushFuture, OnFailure};
+// What a first program names: the logger, its outputs, its records and
+// errors. The rest is in the themed modules above and below.
+pub use delivery::{Background, Direct, FlushReport};
 pub use emit::EventBuilder;
-pub use encode::Layout;
 pub use error::{ConfigError, Error, ErrorKind, ParseError, Result};
-pub use filter::{DEFAULT_MIN_LEVEL, Filter};
-pub use flush_report::{Delivery, FlushReport};
-pub use http_builder::HttpOutputBuilder;
-pub use ids::{SpanId, TraceId};
-pub use level::{Level, ParseLevelError};
-pub use location::{project_root, set_project_root};
-pub use logger::{
-    BufferedLogger, Builder, DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_TIMEOUT,
-    DEFAULT_SHUTDOWN_TIMEOUT, DeliveryGuard, send_logs,
-};
+pub use logger::{BufferedLogger, Builder, DeliveryGuard, send_logs};
 pub use output::Output;
 pub use propagation::TraceParent;
-pub use record::{Location, Record, RecordBuilder, RecordKind, SpanContext};
-pub use redact::{DEFAULT_REDACTED_KEYS, Redactor, Verdict};
-pub use retry::{
-    BreakerPolicy, DEFAULT_COOLDOWN, DEFAULT_FAILURE_THRESHOLD, DEFAULT_INITIAL_BACKOFF,
-    DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_COOLDOWN, RetryPolicy,
-};
-pub use span::{FlushingTrace, SpanBuilder, SpanGuard};
-pub use transport::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
-/// The 0.1 name of [`FlushingTrace`].
-#[deprecated(
-    since = "0.2.0",
-    note = "renamed `FlushingTrace`: it is not W3C Trace Context"
-)]
-pub type TraceContext = FlushingTrace;
-pub use spool::DEFAULT_SPOOL_MAX_BYTES;
-pub use stats::{OutputStats, Stats};
-#[cfg(feature = "testing")]
-pub use testing::InMemoryOutput;
-pub use value::{INLINE_STR_LEN, Str, Value};
+pub use record::{Level, Record, SpanContext, Value};
+
+/// Records and their parts: what a custom frontend builds and an exporter
+/// reads (from `aitrace-model`).
+pub mod record {
+    pub use aitrace_model::{
+        INLINE_STR_LEN, Layout, Level, Location, ParseLevelError, Record, RecordBuilder,
+        RecordKind, SpanContext, SpanId, Str, TraceId, Value, project_root, set_project_root,
+    };
+}
 
 /// The environment variables a logger reads for what code did not set
 /// (values set in code win).
@@ -184,7 +163,47 @@ pub mod env {
     pub use crate::logger::{
         BACKGROUND_ENV, BATCH_SIZE_ENV, CAPACITY_ENV, FLUSH_INTERVAL_ENV, SPOOL_DIR_ENV,
     };
+    pub use crate::output::target::TARGET_ENV;
     pub use crate::span::unwinding::PANIC_HOOK_ENV;
-    pub use crate::target::TARGET_ENV;
     pub use crate::transport::CA_FILE_ENV;
 }
+
+// The 0.1 paths, kept so that code written against 0.1 compiles; the
+// docs show each name once, in its module.
+#[doc(hidden)]
+pub use delivery::{
+    BreakerPolicy, DEFAULT_BACKGROUND_CAPACITY, DEFAULT_BATCH_SIZE, DEFAULT_CAPACITY,
+    DEFAULT_COOLDOWN, DEFAULT_FAILURE_THRESHOLD, DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_TIMEOUT,
+    DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_COOLDOWN,
+    DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_SPOOL_MAX_BYTES, Delivery, FlushFuture, OnFailure,
+    OutputStats, OverflowPolicy, RetryPolicy, Stats,
+};
+#[doc(hidden)]
+pub use filter::{DEFAULT_MIN_LEVEL, Filter};
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub use output::InMemoryOutput;
+#[cfg(feature = "html")]
+#[doc(hidden)]
+pub use output::write_html_report;
+#[doc(hidden)]
+pub use output::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, HttpOutputBuilder, Layout};
+#[cfg(feature = "otlp")]
+#[doc(hidden)]
+pub use output::{DEFAULT_OTLP_ENDPOINT, DEFAULT_OTLP_TIMEOUT, OtlpOutputBuilder, Protocol};
+#[doc(hidden)]
+pub use record::{
+    INLINE_STR_LEN, Location, ParseLevelError, RecordBuilder, RecordKind, SpanId, Str, TraceId,
+    project_root, set_project_root,
+};
+#[doc(hidden)]
+pub use redact::{DEFAULT_REDACTED_KEYS, Redactor, Verdict};
+#[doc(hidden)]
+pub use span::{FlushingTrace, SpanBuilder, SpanGuard};
+/// The 0.1 name of [`FlushingTrace`].
+#[deprecated(
+    since = "0.2.0",
+    note = "renamed `FlushingTrace`: it is not W3C Trace Context"
+)]
+#[doc(hidden)]
+pub type TraceContext = span::FlushingTrace;

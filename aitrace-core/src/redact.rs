@@ -4,7 +4,7 @@
 //! [`Redactor`] replaces the values of sensitive keys (and, when asked, the
 //! parts of string values that look like credentials) with [`REDACTED`]; a
 //! `before_send` hook ([`Builder::before_send`](crate::Builder::before_send))
-//! may edit or drop each record first. [`Redaction`] runs both for a logger.
+//! may edit or drop each record first. `Redaction` (inside the crate) runs both for a logger.
 
 use std::borrow::Cow;
 use std::cell::Cell;

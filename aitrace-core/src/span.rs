@@ -1,4 +1,7 @@
-//! Spans with lifecycle records (`NAME.start`/`NAME.end`) and `trace_context`.
+//! Spans: [`SpanBuilder`] and [`SpanGuard`] write lifecycle records
+//! (`NAME.start`/`NAME.end`), [`FlushingTrace`] is the root span of
+//! `trace_context`, and [`TraceParent`] carries a span across processes
+//! (W3C Trace Context).
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -10,10 +13,12 @@ use crate::error::Result;
 use crate::flush_report::FlushReport;
 use crate::level::Level;
 use crate::logger::BufferedLogger;
-use crate::propagation::{self, RemoteTraceGuard, TraceParent};
+use crate::propagation::{self, RemoteTraceGuard};
 use crate::record::{Location, Record, SpanContext};
 use crate::value::Value;
 use crate::wire::{self, DURATION_FIELD, ERROR_FIELD, Phase};
+
+pub use crate::propagation::TraceParent;
 
 pub(crate) mod unwinding;
 
@@ -300,7 +305,7 @@ impl fmt::Debug for SpanGuard {
 
 /// A root span that cleared the buffer when it started and flushes when it
 /// ends (Python's `trace_context`); see [`BufferedLogger::trace_context`].
-/// Not to be confused with W3C Trace Context, which is [`TraceParent`](crate::TraceParent).
+/// Not to be confused with W3C Trace Context, which is [`TraceParent`].
 #[must_use = "the trace ends, and flushes, as soon as this drops"]
 pub struct FlushingTrace {
     span: Option<SpanGuard>,

@@ -2,7 +2,10 @@
 //! the calling thread, the default) or [`Background`] (a delivery thread
 //! sends in batches, with retries, a circuit breaker and a disk spool).
 //! Each holds only the settings its mode honours;
-//! [`Builder::delivery`](crate::Builder::delivery) takes either.
+//! [`Builder::delivery`](crate::Builder::delivery) takes either. Here too:
+//! the buffer's bound ([`OverflowPolicy`]), what a flush returns
+//! ([`FlushReport`]) and the counters a service reads to monitor delivery
+//! ([`Stats`]).
 //!
 //! ```
 //! use std::time::Duration;
@@ -39,7 +42,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::flush_report::FlushReport;
+
 use crate::record::Record;
 
 mod background;
@@ -48,15 +51,21 @@ pub(crate) mod mode;
 mod parts;
 mod ticket;
 
+pub use crate::buffer::{DEFAULT_BACKGROUND_CAPACITY, DEFAULT_CAPACITY, OverflowPolicy};
+pub use crate::flush_report::{Delivery, FlushReport};
 pub use crate::retry::{
     BreakerPolicy, DEFAULT_COOLDOWN, DEFAULT_FAILURE_THRESHOLD, DEFAULT_INITIAL_BACKOFF,
     DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_COOLDOWN, RetryPolicy,
 };
 pub use crate::spool::DEFAULT_SPOOL_MAX_BYTES;
+pub use crate::stats::{OutputStats, Stats};
 pub(crate) use background::{BackgroundConfig, BackgroundProcessor};
 pub(crate) use direct::DirectProcessor;
 pub use direct::OnFailure;
-pub use mode::{Background, DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, DeliveryMode, Direct};
+pub use mode::{
+    Background, DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_TIMEOUT,
+    DEFAULT_SHUTDOWN_TIMEOUT, DeliveryMode, Direct,
+};
 pub use ticket::FlushFuture;
 
 /// What the handle asks of delivery.

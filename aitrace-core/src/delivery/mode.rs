@@ -8,6 +8,10 @@ use std::time::Duration;
 use super::direct::OnFailure;
 use crate::retry::{BreakerPolicy, RetryPolicy};
 
+/// How long [`BufferedLogger::flush`](crate::BufferedLogger::flush) waits for background delivery, by default.
+pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a shutdown (the last handle's drop, a [`DeliveryGuard`](crate::DeliveryGuard)) may take, by default.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Records per batch, by default ([`Background::batch_size`]).
 pub const DEFAULT_BATCH_SIZE: usize = 512;
 /// How often the delivery thread sends what is buffered, by default

@@ -10,8 +10,8 @@ use std::time::Duration;
 use super::{BufferedLogger, Shared};
 use crate::buffer::{Buffer, DEFAULT_BACKGROUND_CAPACITY, DEFAULT_CAPACITY, OverflowPolicy};
 use crate::delivery::mode::{
-    BACKGROUND_ENV, BATCH_SIZE_ENV, DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, FLUSH_INTERVAL_ENV,
-    SPOOL_DIR_ENV,
+    BACKGROUND_ENV, BATCH_SIZE_ENV, DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL,
+    DEFAULT_FLUSH_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, FLUSH_INTERVAL_ENV, SPOOL_DIR_ENV,
 };
 use crate::delivery::{
     Background, BackgroundConfig, BackgroundProcessor, DeliveryMode, Direct, DirectProcessor,
@@ -21,12 +21,12 @@ use crate::error::{ConfigError, Result};
 use crate::filter::{DEFAULT_MIN_LEVEL, Filter};
 use crate::level::Level;
 use crate::output::Output;
+use crate::output::target::TARGET_ENV;
 use crate::record::Record;
 use crate::redact::{Hook, Redaction, Redactor, Verdict};
 use crate::retry::{BreakerPolicy, RetryPolicy};
 use crate::spool::DEFAULT_SPOOL_MAX_BYTES;
 use crate::stats::Ledger;
-use crate::target::TARGET_ENV;
 
 /// Configures a [`BufferedLogger`].
 ///
@@ -100,11 +100,6 @@ pub struct Builder {
 
 /// The environment variable for [`Builder::capacity`].
 pub const CAPACITY_ENV: &str = "AITRACE_CAPACITY";
-
-/// How long [`BufferedLogger::flush`] waits for background delivery, by default.
-pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a shutdown (the last handle's drop, a [`DeliveryGuard`](crate::DeliveryGuard)) may take, by default.
-pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The outputs `LOG_TRG` names: each entry that cannot be used is left out
 /// with a line on stderr saying why; stdout when none can.

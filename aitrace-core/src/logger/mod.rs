@@ -25,12 +25,10 @@ use crate::stats::{Ledger, Stats};
 
 pub(crate) mod builder;
 
-pub use builder::{Builder, CAPACITY_ENV, DEFAULT_FLUSH_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT};
-// Defined with the delivery modes; the crate root and `env` name them from
-// here, as in 0.1.
+pub use builder::{Builder, CAPACITY_ENV};
+// Defined with the delivery modes; `env` names them from here.
 pub use crate::delivery::mode::{
-    BACKGROUND_ENV, BATCH_SIZE_ENV, DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL, FLUSH_INTERVAL_ENV,
-    SPOOL_DIR_ENV,
+    BACKGROUND_ENV, BATCH_SIZE_ENV, FLUSH_INTERVAL_ENV, SPOOL_DIR_ENV,
 };
 
 /// `min_level` when nothing is kept (`off`).

@@ -5,10 +5,10 @@
 use std::path::PathBuf;
 use std::time::SystemTime;
 
+use super::stdio::StdStream;
 use crate::error::{ConfigError, Result};
 use crate::file::{self, FileOutput};
 use crate::output::Output;
-use crate::stdio::StdStream;
 use crate::transport::CA_FILE_ENV;
 
 /// The environment variable that chooses the outputs when none is set in
@@ -217,8 +217,8 @@ impl Output {
 
     /// An in-memory output and the handle that reads what it received.
     #[cfg(feature = "testing")]
-    pub fn in_memory() -> (Self, crate::testing::InMemoryOutput) {
-        let memory = crate::testing::InMemoryOutput::default();
+    pub fn in_memory() -> (Self, super::testing::InMemoryOutput) {
+        let memory = super::testing::InMemoryOutput::default();
         (Output::new(memory.clone()), memory)
     }
 }

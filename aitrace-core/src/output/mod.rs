@@ -1,18 +1,41 @@
-//! [`Output`]: one destination for flushed records, wrapping an exporter
-//! (a built-in one or a user's own [`Export`]). It names no concrete
-//! output: their constructors and the target strings are in `target.rs`
-//! and `http_builder.rs`.
+//! Where records go: [`Output`], the built-in outputs' constructors
+//! ([`Output::from_target`], [`Output::http_builder`], [`Output::otlp_builder`],
+//! …) and their settings' defaults.
+//!
+//! An output wraps one exporter ([`Export`]), a built-in one or a user's
+//! own. `Output` itself names no concrete output: the target strings and
+//! constructors are in `target.rs`, the HTTP builder in `http_builder.rs`,
+//! the exporters in `stdio.rs`, `http.rs`, the `file` module and the
+//! `aitrace-otlp` and `aitrace-report` crates.
 
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::encode::Layout;
 use crate::error::Result;
 use crate::export::{Batch, Export, Input};
 use crate::flush_report::Delivery;
 use crate::record::Record;
 use crate::scratch::{MAX_KEPT_BODY, Scratch, with_scratch};
+
+mod http;
+mod http_builder;
+mod stdio;
+pub(crate) mod target;
+#[cfg(feature = "testing")]
+mod testing;
+
+pub use crate::encode::Layout;
+pub use crate::transport::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
+#[cfg(feature = "otlp")]
+pub use aitrace_otlp::{
+    DEFAULT_OTLP_ENDPOINT, DEFAULT_OTLP_TIMEOUT, OtlpExporter, OtlpOutputBuilder, Protocol,
+};
+#[cfg(feature = "html")]
+pub use aitrace_report::{HtmlFile, write_html_report};
+pub use http_builder::HttpOutputBuilder;
+#[cfg(feature = "testing")]
+pub use testing::InMemoryOutput;
 
 /// One destination for flushed records.
 ///
@@ -26,7 +49,7 @@ use crate::scratch::{MAX_KEPT_BODY, Scratch, with_scratch};
 /// | `http://…`, `https://…` | HTTP ingest endpoint, a JSON array per batch; `AITRACE_CA_FILE` names a PEM file of CAs to trust instead of the system's |
 /// | `otlp` | OTLP/HTTP to an OpenTelemetry Collector, configured by the standard `OTEL_EXPORTER_OTLP_*` variables ([`Output::otlp_builder`]) |
 /// | `otlp+http://host:4318`, `otlp+https://…` | the same, with that base endpoint (`/v1/logs`, `/v1/traces` appended) |
-/// | ending in `.html` (any case) | a self-contained HTML trace report ([`write_html_report`](crate::write_html_report)) at that path (expanded as below, `file://` too), rewritten whole at every flush from every record this output has seen: it keeps them in memory, some 300 to 500 bytes each |
+/// | ending in `.html` (any case) | a self-contained HTML trace report ([`write_html_report`]) at that path (expanded as below, `file://` too), rewritten whole at every flush from every record this output has seen: it keeps them in memory, some 300 to 500 bytes each |
 /// | `file:///abs/path`, `file://localhost/abs/path` | a JSON Lines file at that local path (RFC 8089): percent-escapes such as `%20` decoded, then as below; a malformed escape, a query or a fragment is an [`InvalidTarget`](crate::ErrorKind::InvalidTarget) error |
 /// | `file://logs.jsonl`, `file://logs/a.jsonl` | after `file://`, a path that does not begin with `/` or `localhost/` is relative to the working folder (`./logs.jsonl`), decoded as above |
 /// | anything else | a JSON Lines file: `~` expanded, `<YYYYMMDD_HHMMSS>` replaced by the time the output was made (UTC), folders created, appended, created `0600` (a file named `stdout` is `./stdout`) |

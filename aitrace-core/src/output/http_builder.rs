@@ -4,9 +4,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::http::IngestClient;
 use crate::encode::Layout;
 use crate::error::{ConfigError, Result};
-use crate::http::IngestClient;
 use crate::output::Output;
 use crate::transport;
 
