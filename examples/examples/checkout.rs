@@ -12,7 +12,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use aitrace_core::{BufferedLogger, Redactor, Value, info};
+use aitrace_core::redact::Redactor;
+use aitrace_core::{BufferedLogger, Value, info};
 
 struct Item {
     sku: &'static str,

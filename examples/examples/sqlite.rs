@@ -33,7 +33,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use aitrace_core::export::{Accepted, Batch, Export, Input};
-use aitrace_core::{Background, BufferedLogger, Error, Layout, Output};
+use aitrace_core::output::Layout;
+use aitrace_core::{Background, BufferedLogger, Error, Output};
 use rusqlite::{Connection, ErrorCode};
 
 /// The table: a column for each metadata key, the user fields as JSON text.
