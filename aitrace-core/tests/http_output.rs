@@ -362,3 +362,63 @@ fn a_redirect_is_an_error_not_a_delivery() {
     assert_eq!(requests.len(), 1, "{requests:?}");
     assert!(requests[0].starts_with("POST /api/ingest"), "{requests:?}");
 }
+
+/// Found in review (issue 19, item 5): `send_logs` now splits a batch the
+/// server refuses for what it holds, but when a later part then fails for
+/// a reason that may pass (a 503), it returns only that error: nothing
+/// says that the first half was already delivered. The caller "still has
+/// the records" (as the docs say) and sends them all again, so the first
+/// half is stored twice. (Before, `send_logs` was one request: all or
+/// nothing.) The error should say how many records went (or the call
+/// should return `Ok` with the unsent ones counted), so a retry sends only
+/// the rest.
+#[test]
+fn send_logs_failing_after_part_was_delivered_says_what_was_delivered() {
+    use aitrace_testkit::Fault;
+    let server = FaultServer::start();
+    // The whole batch: 422 (split); first half: 200; second half: 503.
+    server.script([Fault::Status(422), Fault::Ok, Fault::Status(503)]);
+    let records: Vec<_> = (0..8)
+        .map(|i| Record::builder(Level::Info, "step").field("i", i).build())
+        .collect();
+    let err = send_logs(&records, &server.url).unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    let delivered = server.records().len();
+    assert_eq!(delivered, 4, "the first half was stored");
+    // A caller retrying what `send_logs` did not deliver needs to know
+    // which records those are: today `retained()` is 0 and the message
+    // names only the 503, so a retry of `records` duplicates 4 of them.
+    assert_eq!(
+        err.retained(),
+        records.len() - delivered,
+        "the error does not say that {delivered} of {} records were delivered: {err}",
+        records.len()
+    );
+}
+
+/// Found in review (issue 19, item 5): a server that refuses the request
+/// itself (401, a wrong token) made `send_logs` return the error, as in
+/// 0.1. Through `DirectProcessor::send_once` it is set aside for good:
+/// every record is written to an `aitrace-unsent-….jsonl` file in the
+/// temp folder and the call returns `Ok`, so `send_logs(..)?` no longer
+/// tells a caller that nothing was delivered. (The CHANGELOG only says a
+/// batch refused *for what it holds* now returns `Ok`.) And since every
+/// call makes a new processor, the 64 MiB bound on that file does not
+/// hold across calls.
+#[test]
+fn send_logs_refused_by_a_wrong_token_is_an_error() {
+    use aitrace_testkit::Fault;
+    let server = FaultServer::start();
+    server.set_default(Fault::Status(401));
+    let records: Vec<_> = (0..3)
+        .map(|i| Record::builder(Level::Info, "step").field("i", i).build())
+        .collect();
+    let result = send_logs(&records, &server.url);
+    if let Ok(report) = &result {
+        if let Some(path) = report.deliveries()[0].fallback_path() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    let err = result.expect_err("a 401 for every record is not Ok");
+    assert_eq!(err.status(), Some(401), "{err}");
+}
