@@ -117,6 +117,9 @@ pub struct Error {
     /// holds (then halves of it may pass), else read from the status.
     content: Option<bool>,
     retained: usize,
+    /// Set when `retained` counts records at the end of a caller's slice
+    /// that were not sent (`send_logs`), not records kept for a next flush.
+    unsent_tail: bool,
     fallback_path: Option<PathBuf>,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
@@ -137,6 +140,7 @@ impl Error {
             transient: None,
             content: None,
             retained: 0,
+            unsent_tail: false,
             fallback_path: None,
             source: None,
         }
@@ -227,6 +231,16 @@ impl Error {
         self
     }
 
+    /// The same error, saying that the last `n` records of the caller's
+    /// slice were not sent (`send_logs`), read back by
+    /// [`retained`](Self::retained).
+    #[doc(hidden)]
+    pub fn with_unsent_tail(mut self, n: usize) -> Self {
+        self.retained = n;
+        self.unsent_tail = true;
+        self
+    }
+
     #[doc(hidden)]
     pub fn with_retained(mut self, retained: usize) -> Self {
         self.retained = retained;
@@ -257,7 +271,10 @@ impl Error {
     /// For a failed flush: how many records are kept for the next flush
     /// (back in the buffer when every output failed, else by each failed
     /// output: the largest count). For a flush or shutdown that ran out of
-    /// time: how many records were still on their way.
+    /// time: how many records were still on their way. For `send_logs`:
+    /// how many records at the end of the slice it was given were not sent
+    /// (the ones before were delivered or set aside), so a retry sends
+    /// `&records[records.len() - err.retained()..]`.
     pub fn retained(&self) -> usize {
         self.retained
     }
@@ -289,7 +306,9 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)?;
         // A timeout's message already says how many are on their way.
-        if self.retained > 0 && self.kind != ErrorKind::FlushTimedOut {
+        if self.unsent_tail {
+            write!(f, "; the last {} records were not sent", self.retained)?;
+        } else if self.retained > 0 && self.kind != ErrorKind::FlushTimedOut {
             write!(f, "; {} records kept for the next flush", self.retained)?;
         }
         if let Some(path) = &self.fallback_path {

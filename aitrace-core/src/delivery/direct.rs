@@ -123,11 +123,16 @@ impl DirectProcessor {
 
     /// Sends `records` to `output` once, for
     /// [`send_logs`](crate::send_logs), as a flush sends what it took from
-    /// the buffer ([`send`](Self::send)): again in halves where the output
-    /// refuses what a part holds, the parts refused for good set aside in an
+    /// the buffer: again in halves where the output refuses what a part
+    /// holds, the parts refused for what they hold set aside in an
     /// `aitrace-unsent-….jsonl` file (named in the report and on stderr) and
-    /// counted in the report. A failure that may pass is the error; nothing
-    /// is kept, since the caller still has the records.
+    /// counted in the report. Nothing is kept, since the caller still has
+    /// the records, so two answers are the caller's error, as they were
+    /// when `send_logs` was one request: a refusal of the whole request
+    /// that is not about what it holds (a 401 for a wrong token: nothing is
+    /// set aside), and a failure that may pass, which says how many records
+    /// at the end of the slice were not sent ([`Error::retained`]): the ones
+    /// before them were delivered or set aside, and must not be sent again.
     pub(crate) fn send_once(output: Output, records: &[Record]) -> Result<FlushReport> {
         let buffer = Arc::new(Buffer::new(1, Default::default(), usize::MAX));
         let ledger = Arc::new(Ledger::new([output.to_string()]));
@@ -138,14 +143,24 @@ impl DirectProcessor {
             OnFailure::Retain,
             records.len(),
         );
-        let mut retained = once.retained.lock();
-        let sent = once.send(&mut retained, records);
-        if let Some((_, err)) = sent.failures.into_iter().next() {
-            return Err(err);
+        let _sending = SendingGuard::enter();
+        let mut sent = send_in_parts(&once.outputs[0], records);
+        let whole = 0..records.len();
+        if let [(part, err)] = &sent.refused[..] {
+            if *part == whole && !err.refuses_content() {
+                let (_, err) = sent.refused.pop().expect("one refusal");
+                return Err(err);
+            }
+        }
+        for (part, err) in &sent.refused {
+            once.set_aside(0, &records[part.clone()], err, &mut sent.delivery);
+        }
+        if let Some((first_unsent, err)) = sent.failed {
+            return Err(err.with_unsent_tail(records.len() - first_unsent));
         }
         Ok(FlushReport {
-            records: sent.records,
-            deliveries: sent.deliveries,
+            records: records.len(),
+            deliveries: vec![sent.delivery],
         })
     }
 

@@ -372,8 +372,13 @@ impl Drop for Shared {
 /// `aitrace-unsent-PID-TIME.jsonl` file in the temp folder (said on stderr,
 /// named by the report's [`fallback_path`](crate::Delivery::fallback_path))
 /// and counted in the report's [`rejected`](FlushReport::rejected), and the
-/// call returns `Ok`. A failure that may pass (no connection, a timeout, a
-/// 5xx) is the error, and nothing is kept: the caller has the records.
+/// call returns `Ok`. Nothing is kept, since the caller has the records:
+/// a refusal of the whole request that is not about what it holds (a 401
+/// or 403 for a wrong token) is the error, and nothing is set aside; a
+/// failure that may pass (no connection, a timeout, a 5xx) is the error,
+/// and [`Error::retained`](crate::Error::retained) says how many records
+/// at the end of `records` were not sent (those before them were delivered
+/// or set aside: send only the rest again).
 ///
 /// What is sent is redacted with [`Redactor::default`], as a logger's
 /// records are; to choose the redactor, call [`Redactor::redact`] on the
