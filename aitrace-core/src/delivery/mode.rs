@@ -86,6 +86,18 @@ pub struct Direct {
 }
 
 impl Direct {
+    /// These settings, with `earlier`'s where these are the defaults (see
+    /// [`Background::over`]).
+    pub(crate) fn over(self, earlier: Direct) -> Direct {
+        Direct {
+            on_failure: if self.on_failure == OnFailure::default() {
+                earlier.on_failure
+            } else {
+                self.on_failure
+            },
+        }
+    }
+
     /// Direct delivery with the defaults.
     pub fn new() -> Self {
         Direct::default()
@@ -148,6 +160,28 @@ pub struct Background {
 }
 
 impl Background {
+    /// These settings, with `earlier`'s where these are the defaults: what
+    /// `Builder::delivery` keeps of settings given before it by the 0.1
+    /// setters.
+    pub(crate) fn over(self, earlier: Background) -> Background {
+        Background {
+            batch_size: self.batch_size.or(earlier.batch_size),
+            flush_interval: self.flush_interval.or(earlier.flush_interval),
+            retry: if self.retry == RetryPolicy::default() {
+                earlier.retry
+            } else {
+                self.retry
+            },
+            breaker: if self.breaker == BreakerPolicy::default() {
+                earlier.breaker
+            } else {
+                self.breaker
+            },
+            spool_dir: self.spool_dir.or(earlier.spool_dir),
+            spool_max_bytes: self.spool_max_bytes.or(earlier.spool_max_bytes),
+        }
+    }
+
     /// Background delivery with the defaults, and the environment for
     /// what the table above lists.
     pub fn new() -> Self {

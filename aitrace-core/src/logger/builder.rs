@@ -89,6 +89,8 @@ pub struct Builder {
     in_background: Option<bool>,
     direct: Direct,
     background: Background,
+    /// Set by the deprecated 0.1 setters until `delivery` merges what they set.
+    set_by_0_1_setters: bool,
     flush_timeout: Option<Duration>,
     shutdown_timeout: Option<Duration>,
     record_ids: bool,
@@ -198,7 +200,9 @@ impl Builder {
     /// `AITRACE_BACKGROUND` chooses (`1`: [`Background`], its settings
     /// from the environment and the defaults), else [`Direct`].
     ///
-    /// Called again, the last call wins, with its settings.
+    /// Called again, the last call wins, with its settings. Settings given
+    /// before it by the deprecated 0.1 setters (`batch_size`, `retry`, …)
+    /// stay where the mode given here leaves them at their defaults.
     ///
     /// ```
     /// use aitrace_core::{Background, BufferedLogger};
@@ -213,13 +217,23 @@ impl Builder {
     /// ```
     pub fn delivery(mut self, mode: impl Into<DeliveryMode>) -> Self {
         match mode.into() {
+            // Settings given before by the 0.1 setters stay where the mode
+            // leaves them at their defaults; an earlier `delivery` does not.
             DeliveryMode::Direct(direct) => {
                 self.in_background = Some(false);
-                self.direct = direct;
+                let earlier = std::mem::take(&mut self.direct);
+                self.direct = match std::mem::take(&mut self.set_by_0_1_setters) {
+                    true => direct.over(earlier),
+                    false => direct,
+                };
             }
             DeliveryMode::Background(background) => {
                 self.in_background = Some(true);
-                self.background = background;
+                let earlier = std::mem::take(&mut self.background);
+                self.background = match std::mem::take(&mut self.set_by_0_1_setters) {
+                    true => background.over(earlier),
+                    false => background,
+                };
             }
         }
         self
@@ -474,6 +488,7 @@ impl Builder {
     )]
     pub fn batch_size(mut self, records: usize) -> Self {
         self.background = self.background.batch_size(records);
+        self.set_by_0_1_setters = true;
         self
     }
 
@@ -484,6 +499,7 @@ impl Builder {
     )]
     pub fn flush_interval(mut self, interval: Duration) -> Self {
         self.background = self.background.flush_interval(interval);
+        self.set_by_0_1_setters = true;
         self
     }
 
@@ -494,6 +510,7 @@ impl Builder {
     )]
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.background = self.background.retry(retry);
+        self.set_by_0_1_setters = true;
         self
     }
 
@@ -504,6 +521,7 @@ impl Builder {
     )]
     pub fn breaker(mut self, breaker: BreakerPolicy) -> Self {
         self.background = self.background.breaker(breaker);
+        self.set_by_0_1_setters = true;
         self
     }
 
@@ -515,6 +533,7 @@ impl Builder {
     )]
     pub fn spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.background = self.background.spool_dir(dir);
+        self.set_by_0_1_setters = true;
         self
     }
 
@@ -525,6 +544,7 @@ impl Builder {
     )]
     pub fn spool_max_bytes(mut self, bytes: u64) -> Self {
         self.background = self.background.spool_max_bytes(bytes);
+        self.set_by_0_1_setters = true;
         self
     }
 
@@ -536,6 +556,7 @@ impl Builder {
     )]
     pub fn on_failure(mut self, on_failure: OnFailure) -> Self {
         self.direct = self.direct.on_failure(on_failure);
+        self.set_by_0_1_setters = true;
         self
     }
 }
