@@ -64,15 +64,17 @@ fn target_strings_follow_the_wire_format_table() {
     assert_eq!(Output::from_target("").unwrap().to_string(), "stdout");
     assert_eq!(Output::from_target("-").unwrap().to_string(), "stdout");
     assert_eq!(Output::from_target("  -  ").unwrap().to_string(), "stdout");
-    assert!(
+    assert_eq!(
         Output::from_target("http://localhost:8000/api/ingest")
             .unwrap()
-            .is_http()
+            .kind(),
+        "http"
     );
-    assert!(
+    assert_eq!(
         Output::from_target("HTTPS://logs.example/api/ingest")
             .unwrap()
-            .is_http()
+            .kind(),
+        "http"
     );
     let file = Output::from_target("logs/out.jsonl").unwrap();
     assert_eq!(file.path(), Some(std::path::Path::new("logs/out.jsonl")));

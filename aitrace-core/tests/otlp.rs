@@ -495,7 +495,7 @@ fn target_strings_make_otlp_outputs() {
         out.to_string(),
         "otlp http://127.0.0.1:4318 (http/protobuf)"
     );
-    assert!(out.is_http());
+    assert_eq!(out.kind(), "otlp");
     let err = Output::otlp("ftp://x").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidTarget);
 }

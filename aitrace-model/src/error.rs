@@ -219,7 +219,10 @@ impl Error {
         self
     }
 
-    #[doc(hidden)]
+    /// The same error, saying whether sending the same batch again later
+    /// may succeed, when the exporter knows better than the kind and status
+    /// do (OTLP names its own retryable statuses); see
+    /// [`is_transient`](Self::is_transient).
     pub fn with_transient(mut self, transient: bool) -> Self {
         self.transient = Some(transient);
         self

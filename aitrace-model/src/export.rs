@@ -62,7 +62,8 @@ use crate::record::Record;
 /// A destination for batches of records; see the [module docs](self).
 ///
 /// Every delivery, `flush_keep` included, calls `export` from one thread
-/// at a time per output: the flushing thread in direct delivery (one flush
+/// at a time per output (but see [`shutdown`](Export::shutdown) for a hung
+/// one): the flushing thread in direct delivery (one flush
 /// at a time), the output's `aitrace-send-N` thread in background
 /// delivery. Which thread varies, so an exporter is `Send + Sync` (a
 /// `Mutex` around a connection will do). It should bound its own
@@ -115,6 +116,9 @@ pub trait Export: Send + Sync + 'static {
 
     /// Called once when the logger's last handle drops, after its last
     /// batch was delivered or set aside: close connections, sync files.
+    /// At the shutdown timeout it is called all the same, so an `export`
+    /// that hangs past it (a network call without a timeout) may still be
+    /// running: it must not assume it is the last call.
     fn shutdown(&self) -> Result<(), Error> {
         Ok(())
     }

@@ -685,17 +685,24 @@ fn parse_resource_attributes(list: &str) -> Vec<(String, String)> {
     out
 }
 
-/// The OTLP target strings: `otlp` (everything from the environment) or
-/// `otlp+http://host:4318` / `otlp+https://…` (that base endpoint), any
-/// case: `None` for another target, `Some(None)` for `otlp`, `Some(Some(endpoint))`
-/// for the other form.
-pub fn parse_target(target: &str) -> Option<Option<&str>> {
+/// What an OTLP target string names ([`parse_target`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OtlpTarget<'a> {
+    /// `otlp`: everything from the `OTEL_*` variables.
+    FromEnv,
+    /// `otlp+http://host:4318` or `otlp+https://…`: that base endpoint.
+    Endpoint(&'a str),
+}
+
+/// The OTLP target strings, any case: `otlp` or `otlp+http(s)://…`; `None`
+/// for another target.
+pub fn parse_target(target: &str) -> Option<OtlpTarget<'_>> {
     let lower = target.get(..13).unwrap_or(target).to_ascii_lowercase();
     if lower == "otlp" {
-        return Some(None);
+        return Some(OtlpTarget::FromEnv);
     }
     if lower.starts_with("otlp+http://") || lower.starts_with("otlp+https://") {
-        return Some(Some(&target[5..]));
+        return Some(OtlpTarget::Endpoint(&target[5..]));
     }
     None
 }
@@ -900,15 +907,15 @@ mod tests {
 
     #[test]
     fn target_strings() {
-        assert_eq!(parse_target("otlp"), Some(None));
-        assert_eq!(parse_target("OTLP"), Some(None));
+        assert_eq!(parse_target("otlp"), Some(OtlpTarget::FromEnv));
+        assert_eq!(parse_target("OTLP"), Some(OtlpTarget::FromEnv));
         assert_eq!(
             parse_target("otlp+http://c:4318"),
-            Some(Some("http://c:4318"))
+            Some(OtlpTarget::Endpoint("http://c:4318"))
         );
         assert_eq!(
             parse_target("otlp+https://c/otlp"),
-            Some(Some("https://c/otlp"))
+            Some(OtlpTarget::Endpoint("https://c/otlp"))
         );
         assert_eq!(parse_target("otlp.jsonl"), None);
         assert_eq!(parse_target("otlp+ftp://x"), None);

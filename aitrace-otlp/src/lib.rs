@@ -42,8 +42,8 @@ mod span;
 #[cfg(test)]
 mod encode_tests;
 
-pub use config::parse_target;
 pub use config::{DEFAULT_OTLP_ENDPOINT, DEFAULT_OTLP_TIMEOUT, OtlpOutputBuilder, Protocol};
+pub use config::{OtlpTarget, parse_target};
 pub use exporter::OtlpExporter;
 
 use aitrace_model::{ConfigError, Result};

@@ -30,6 +30,7 @@ pub fn level_rank(level: &str) -> usize {
 
 /// One record as the viewer sees it.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Rec {
     /// Order of arrival.
     pub seq: usize,

@@ -285,7 +285,10 @@ impl BufferedLogger {
     /// The copy goes the way a flush's batch goes, never beside it: on the
     /// calling thread after any flush running there (direct delivery), or
     /// from each output's sender thread, before its queued batches
-    /// (background delivery); it waits up to the flush timeout. An output
+    /// (background delivery). It waits up to the flush timeout for its turn
+    /// (direct) or for the delivery thread's answer (background); on the
+    /// calling thread, the sends themselves are bounded by each output's
+    /// own request timeouts, not by the flush timeout. An output
     /// that refuses what part of the copy holds gets it again in halves,
     /// and the records at fault are in the report's
     /// [`rejected`](FlushReport::rejected). The copy is sent once: not

@@ -105,7 +105,20 @@ impl Output {
         self.exporter.path()
     }
 
-    /// Whether it sends to an HTTP server (an aitrace ingest endpoint or OTLP).
+    /// What kind of output it is, as its exporter says
+    /// ([`Export::kind`]): `"http"`, `"otlp"`, `"file"`, `"html"`,
+    /// `"stdout"`, `"stderr"`, `"memory"`, or a user exporter's own.
+    pub fn kind(&self) -> &'static str {
+        self.exporter.kind()
+    }
+
+    /// Whether it is one of the built-in outputs that send to an HTTP
+    /// server (the aitrace ingest endpoint or OTLP); an exporter of a
+    /// user's own that speaks HTTP says false.
+    #[deprecated(
+        since = "0.2.0",
+        note = "it knows only the built-in outputs: use `kind()`"
+    )]
     pub fn is_http(&self) -> bool {
         matches!(self.exporter.kind(), "http" | "otlp")
     }

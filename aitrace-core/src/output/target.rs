@@ -15,8 +15,15 @@ use crate::transport::CA_FILE_ENV;
 /// code: one target string, or several separated by commas.
 pub const TARGET_ENV: &str = "LOG_TRG";
 
+/// The OTLP target strings: `Some(None)` for `otlp`, `Some(Some(endpoint))`
+/// for `otlp+http(s)://…`.
 #[cfg(feature = "otlp")]
-use aitrace_otlp::parse_target as parse_otlp_target;
+fn parse_otlp_target(target: &str) -> Option<Option<&str>> {
+    aitrace_otlp::parse_target(target).map(|target| match target {
+        aitrace_otlp::OtlpTarget::FromEnv => None,
+        aitrace_otlp::OtlpTarget::Endpoint(endpoint) => Some(endpoint),
+    })
+}
 
 /// Target strings are recognised without the `otlp` feature, to say it is
 /// needed.
