@@ -52,6 +52,7 @@ pub use testing::InMemoryOutput;
 /// | ending in `.html` (any case) | a self-contained HTML trace report ([`write_html_report`]) at that path (expanded as below, `file://` too), rewritten whole at every flush from every record this output has seen: it keeps them in memory, some 300 to 500 bytes each |
 /// | `file:///abs/path`, `file://localhost/abs/path` | a JSON Lines file at that local path (RFC 8089): percent-escapes such as `%20` decoded, then as below; a malformed escape, a query or a fragment is an [`InvalidTarget`](crate::ErrorKind::InvalidTarget) error |
 /// | `file://logs.jsonl`, `file://logs/a.jsonl` | after `file://`, a path that does not begin with `/` or `localhost/` is relative to the working folder (`./logs.jsonl`), decoded as above |
+/// | any other `scheme://…` (`otlp+grpc://`, `grpc://`, `ftp://`) | an [`InvalidTarget`](crate::ErrorKind::InvalidTarget) error, not a file |
 /// | anything else | a JSON Lines file: `~` expanded, `<YYYYMMDD_HHMMSS>` replaced by the time the output was made (UTC), folders created, appended, created `0600` (a file named `stdout` is `./stdout`) |
 ///
 /// `LOG_TRG` may name several targets separated by commas, each one output

@@ -33,6 +33,21 @@ fn parse_otlp_target(target: &str) -> Option<Option<&str>> {
     (lower == "otlp" || lower == "otlp+http").then_some(None)
 }
 
+/// The scheme of a `scheme://…` target that names no output (`grpc://…`,
+/// `otlp+grpc://…`, `ftp://…`), so that it is refused rather than taken for
+/// a file path; `None` for a path or a known scheme.
+fn unsupported_scheme(target: &str) -> Option<&str> {
+    let (scheme, _) = target.split_once("://")?;
+    let is_scheme = scheme
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    (is_scheme && !scheme.eq_ignore_ascii_case("file")).then_some(scheme)
+}
+
 impl Output {
     /// Standard output, JSON Lines.
     pub fn stdout() -> Self {
@@ -129,6 +144,18 @@ impl Output {
         }
         if let Some(endpoint) = parse_otlp_target(target) {
             return Output::otlp_target(endpoint);
+        }
+        if let Some(scheme) = unsupported_scheme(target) {
+            let hint = if scheme.to_ascii_lowercase().contains("grpc") {
+                " (OTLP over gRPC is not supported: give the collector's HTTP port, \
+                 `otlp+http://host:4318`)"
+            } else {
+                ""
+            };
+            return Err(ConfigError::invalid_target(format!(
+                "{scheme}:// is not a target this library knows{hint}: write a path, \
+                 file://, http(s)://, otlp or otlp+http(s)://"
+            )));
         }
         let path = if file::is_file_uri(target) {
             file::expand_path(&file::path_from_file_uri(target)?, start)?
@@ -240,6 +267,32 @@ mod tests {
     fn the_built_in_targets_name_their_outputs() {
         assert_eq!(Output::from_target("-").unwrap().to_string(), "stdout");
         assert_eq!(Output::from_target("STDERR").unwrap().to_string(), "stderr");
+    }
+
+    /// Found in a user trial: `LOG_TRG=otlp+grpc://host:4317` wrote a file
+    /// named `otlp+grpc:/host:4317` and reported every record delivered.
+    #[test]
+    fn a_scheme_that_names_no_output_is_refused_not_a_file() {
+        use crate::ErrorKind;
+        for target in [
+            "otlp+grpc://127.0.0.1:4317",
+            "grpc://c:4317",
+            "ftp://x/y",
+            "s3://b/k",
+        ] {
+            let err = Output::from_target(target).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidTarget, "{target}");
+            assert!(err.to_string().contains("is not a target"), "{err}");
+        }
+        let grpc = Output::from_target("otlp+grpc://c:4317").unwrap_err();
+        assert!(grpc.to_string().contains("otlp+http://host:4318"), "{grpc}");
+        // Paths, even odd ones, are still files.
+        for target in ["logs/a.jsonl", "a:b.jsonl", "./x://y.jsonl"] {
+            assert!(
+                Output::from_target(target).unwrap().path().is_some(),
+                "{target}"
+            );
+        }
     }
 
     #[cfg(feature = "html")]
