@@ -1016,7 +1016,8 @@ fn both_exporters_none_is_a_clear_error() {
         String::from_utf8_lossy(&err.stderr)
     );
     assert!(
-        text.contains("OTEL_LOGS_EXPORTER=none and OTEL_TRACES_EXPORTER=none"),
+        text.contains("logs are off (OTEL_LOGS_EXPORTER=none")
+            && text.contains("spans are off (OTEL_TRACES_EXPORTER=none"),
         "{text}"
     );
 }

@@ -161,6 +161,7 @@ pub struct OtlpOutputBuilder {
     pub(crate) service_name: Option<String>,
     pub(crate) resource: Vec<(String, Value)>,
     pub(crate) spans: bool,
+    pub(crate) logs: Option<bool>,
     pub(crate) span_events: Option<bool>,
     pub(crate) env: Env,
 }
@@ -272,6 +273,7 @@ impl std::fmt::Debug for OtlpOutputBuilder {
             .field("ca_file", &self.ca_file)
             .field("service_name", &self.service_name)
             .field("spans", &self.spans)
+            .field("logs", &self.logs)
             .finish_non_exhaustive()
     }
 }
@@ -297,6 +299,7 @@ impl OtlpOutputBuilder {
             service_name: None,
             resource: Vec::new(),
             spans: true,
+            logs: None,
             span_events: None,
             env,
         }
@@ -399,6 +402,16 @@ impl OtlpOutputBuilder {
         self
     }
 
+    /// Whether events go to the logs endpoint as log records (the
+    /// default): `false` sends spans only, for a backend with no logs
+    /// endpoint (Jaeger, Arize Phoenix), as `OTEL_LOGS_EXPORTER=none` does;
+    /// set here, it wins over that variable. With [`span_events`](Self::span_events)
+    /// on, events still reach the backend, on their spans.
+    pub fn logs(mut self, logs: bool) -> Self {
+        self.logs = Some(logs);
+        self
+    }
+
     /// Also attaches each log record to its span as a span event (its
     /// name, time and fields, as tracing-opentelemetry does), for backends
     /// that draw a span's events from the span itself and have no logs
@@ -425,12 +438,15 @@ impl OtlpOutputBuilder {
     /// `OTEL_LOGS_EXPORTER` / `OTEL_TRACES_EXPORTER` (`none` turns a
     /// signal off) and [`SPAN_EVENTS_VAR`].
     pub(crate) fn signals(&self) -> Result<Signals, ConfigError> {
-        let logs = self.env.exporter_on("OTEL_LOGS_EXPORTER");
+        let logs = self
+            .logs
+            .unwrap_or_else(|| self.env.exporter_on("OTEL_LOGS_EXPORTER"));
         let traces = self.env.exporter_on("OTEL_TRACES_EXPORTER");
-        if !logs && !traces {
+        if !(logs || traces && self.spans) {
             return Err(ConfigError::invalid_target(
-                "OTEL_LOGS_EXPORTER=none and OTEL_TRACES_EXPORTER=none: \
-                 the OTLP output would send nothing; unset one, or choose another target"
+                "no signal left: logs are off (OTEL_LOGS_EXPORTER=none or .logs(false)) \
+                 and spans are off (OTEL_TRACES_EXPORTER=none or .spans(false)): the OTLP \
+                 output would send nothing; turn one on, or choose another target"
                     .to_owned(),
             ));
         }
@@ -903,6 +919,25 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidTarget);
+    }
+
+    /// Found in a user trial: a backend without a logs endpoint (Phoenix)
+    /// needed `OTEL_LOGS_EXPORTER=none`; code could not say it.
+    #[test]
+    fn logs_set_in_code_win_over_the_variable() {
+        let signals = builder(&[]).logs(false).signals().unwrap();
+        assert!(!signals.logs && signals.spans);
+        let signals = builder(&[("OTEL_LOGS_EXPORTER", "none")])
+            .logs(true)
+            .signals()
+            .unwrap();
+        assert!(signals.logs);
+        let signals = builder(&[("OTEL_LOGS_EXPORTER", "none")])
+            .signals()
+            .unwrap();
+        assert!(!signals.logs);
+        let nothing = builder(&[]).logs(false).spans(false).signals();
+        assert!(nothing.is_err(), "sends nothing: refused");
     }
 
     #[test]
