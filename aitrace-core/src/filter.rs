@@ -32,7 +32,8 @@ pub const DEFAULT_MIN_LEVEL: Level = Level::Info;
 /// # Examples
 ///
 /// ```
-/// use aitrace_core::{Filter, Level};
+/// use aitrace_core::Level;
+/// use aitrace_core::filter::Filter;
 ///
 /// let filter = Filter::parse("info,hyper=warn,shop::db=debug").unwrap();
 /// assert!(filter.enabled(Level::Info, "shop::checkout"));

@@ -2,16 +2,18 @@
 //!
 //! `aitrace-core` keeps structured records, stamped with W3C trace/span ids,
 //! source location and a timestamp, in one shared thread-safe buffer, and
-//! flushes them in batches to stdout, a JSON Lines file or an aitrace HTTP
-//! ingest server, in the wire format the aitrace server, viewer and editor
-//! plugin read. It knows no logging frontend: `aitrace-tracing`,
+//! flushes them in batches to stdout, a JSON Lines file, an aitrace HTTP
+//! ingest server (in the wire format the aitrace server, viewer and editor
+//! plugin read), an OpenTelemetry Collector over OTLP, a self-contained HTML
+//! report, or an output of your own ([`export`]). It knows no logging frontend: `aitrace-tracing`,
 //! `aitrace-log` and `aitrace-slog` adapt those, and its own API (below) is
 //! a frontend too.
 //!
 //! ```
 //! use aitrace_core::BufferedLogger;
 //!
-//! // Output from LOG_TRG: stdout when unset, a file path, or an http(s) URL.
+//! // Outputs from LOG_TRG: stdout when unset, a file path, an http(s) URL,
+//! // otlp, a .html report, or several of them, comma-separated.
 //! let log = BufferedLogger::new();
 //! log.in_trace_context("checkout", |order| {
 //!     log.info("checkout_started").field("user_id", "u2").field("total", 469.74).emit();
@@ -134,7 +136,79 @@ mod stats;
 
 // The leaf crate's modules, under the paths this crate has always used.
 use aitrace_model::{clock, encode, error, ids, level, location, scratch, transport, value};
-pub use aitrace_model::{export, wire};
+
+pub mod export {
+    //! The export trait: how a batch leaves the process, for the built-in
+    //! outputs and for any a user writes.
+    //!
+    //! An [`Output`](crate::Output) wraps one [`Export`] (defined in
+    //! `aitrace-model`, which an exporter crate of its own may depend on alone). Whatever the
+    //! implementation, the logger gives it the same machinery: direct and
+    //! background delivery, batching, retries with backoff (honouring
+    //! `Retry-After`), the circuit breaker, the disk spool and its replay after
+    //! a restart, splitting a batch refused for what it holds, stats, and the
+    //! flush at exit. The exporter only sends one batch and says what became of
+    //! it, as OpenTelemetry's `LogExporter` does.
+    //!
+    //! # Examples
+    //!
+    //! An output that counts lines, in a user's own crate:
+    //!
+    //! ```
+    //! use std::sync::atomic::{AtomicUsize, Ordering};
+    //! use aitrace_core::export::{Accepted, Batch, Export};
+    //! use aitrace_core::{BufferedLogger, Error};
+    //!
+    //! #[derive(Default)]
+    //! struct Counter(AtomicUsize);
+    //!
+    //! impl Export for Counter {
+    //!     fn name(&self) -> String {
+    //!         "counter".to_owned()
+    //!     }
+    //!
+    //!     fn export(&self, batch: &Batch<'_>) -> Result<Accepted, Error> {
+    //!         // JSON Lines in the output's layout, one record a line.
+    //!         let lines = batch.lines().split(|b| *b == b'\n').filter(|l| !l.is_empty());
+    //!         self.0.fetch_add(lines.count(), Ordering::Relaxed);
+    //!         Ok(Accepted::all())
+    //!     }
+    //! }
+    //!
+    //! let log = BufferedLogger::builder().output(Counter::default()).build();
+    //! log.info("hello").emit();
+    //! let report = log.flush()?;
+    //! assert_eq!(report.delivered(), 1);
+    //! assert_eq!(log.outputs()[0].to_string(), "counter");
+    //! # Ok::<(), Error>(())
+    //! ```
+    //!
+    //! A failure says what to do next: [`Error::retry_later`](crate::Error::retry_later) for one that may
+    //! pass (the batch is retried with backoff, spooled when a spool is set),
+    //! [`Error::refused`](crate::Error::refused) for a batch refused for good (set aside, counted as
+    //! dropped, never sent again), [`Error::refused_content`](crate::Error::refused_content) when the refusal
+    //! is about what the batch holds (it is sent again in halves, so only the
+    //! records at fault are set aside), and [`Accepted::partly`] when the
+    //! receiver took some records and refused others.
+
+    pub use aitrace_model::export::*;
+}
+
+/// The names the wire format gives meaning to (WIRE_FORMAT.md): the meta
+/// keys, the reserved key and event names, the span lifecycle convention
+/// (`NAME.start` / `NAME.end`, [`wire::lifecycle`]) and the
+/// documented fallbacks' limits; from `aitrace-model`, where every reader
+/// and writer of records asks them.
+///
+/// ```
+/// use aitrace_core::wire::{self, Phase};
+///
+/// assert_eq!(wire::lifecycle("checkout.start"), Some(("checkout", Phase::Start)));
+/// assert_eq!(wire::lifecycle_event("checkout", Phase::End), "checkout.end");
+/// ```
+pub mod wire {
+    pub use aitrace_model::wire::*;
+}
 
 // What a first program names: the logger, its outputs, its records and
 // errors. The rest is in the themed modules above and below.

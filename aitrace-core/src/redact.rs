@@ -98,7 +98,8 @@ const COMMON_VALUE_PATTERNS: &[&str] = &[
 /// # Examples
 ///
 /// ```
-/// use aitrace_core::{Level, Record, Redactor, Value};
+/// use aitrace_core::redact::Redactor;
+/// use aitrace_core::{Level, Record, Value};
 ///
 /// let redactor = Redactor::default()
 ///     .key("ssn")
@@ -214,7 +215,7 @@ impl Redactor {
     /// Whether a field named `key` has its value redacted.
     ///
     /// ```
-    /// use aitrace_core::Redactor;
+    /// use aitrace_core::redact::Redactor;
     ///
     /// let redactor = Redactor::default();
     /// assert!(redactor.is_sensitive_key("X-Api-Key"));

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 ///
 /// ```
 /// use std::time::Duration;
-/// use aitrace_core::RetryPolicy;
+/// use aitrace_core::delivery::RetryPolicy;
 ///
 /// let policy = RetryPolicy::default()
 ///     .max_attempts(3)

@@ -69,7 +69,8 @@ impl From<Background> for DeliveryMode {
 /// # Examples
 ///
 /// ```
-/// use aitrace_core::{BufferedLogger, Direct, OnFailure, Output};
+/// use aitrace_core::delivery::OnFailure;
+/// use aitrace_core::{BufferedLogger, Direct, Output};
 ///
 /// let log = BufferedLogger::builder()
 ///     .output(Output::file("/dev/null"))

@@ -59,7 +59,8 @@ use crate::stats::Ledger;
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use aitrace_core::{Background, BufferedLogger, Output, OverflowPolicy};
+/// use aitrace_core::delivery::OverflowPolicy;
+/// use aitrace_core::{Background, BufferedLogger, Output};
 ///
 /// let log = BufferedLogger::builder()
 ///     .output(Output::http("http://localhost:8000/api/ingest")?)
@@ -271,7 +272,8 @@ impl Builder {
     /// [`Redactor::allow_key`]. [`Redactor::none`] turns redaction off.
     ///
     /// ```
-    /// use aitrace_core::{BufferedLogger, Output, Redactor, Value};
+    /// use aitrace_core::redact::Redactor;
+    /// use aitrace_core::{BufferedLogger, Output, Value};
     ///
     /// let log = BufferedLogger::builder()
     ///     .output(Output::file("/dev/null"))
@@ -303,7 +305,8 @@ impl Builder {
     /// the panic hook prints).
     ///
     /// ```
-    /// use aitrace_core::{BufferedLogger, Output, Verdict};
+    /// use aitrace_core::redact::Verdict;
+    /// use aitrace_core::{BufferedLogger, Output};
     ///
     /// let log = BufferedLogger::builder()
     ///     .output(Output::file("/dev/null"))
