@@ -296,3 +296,40 @@ fn a_huge_tracestate_is_refused_in_linear_time() {
     // Quadratic, this took seconds; linear, well under a millisecond.
     assert!(took < Duration::from_millis(250), "took {took:?}");
 }
+
+/// A background logger whose one output is down, with a spool: everything
+/// is spooled and nothing is lost, so nothing else would tell.
+#[test]
+#[ignore = "run as a child process by the tests below"]
+fn outage_child() {
+    use aitrace_core::delivery::{BreakerPolicy, RetryPolicy};
+    let spool = std::env::var("CHILD_SPOOL").unwrap();
+    let log = BufferedLogger::builder()
+        .target(&aitrace_testkit::dead_url())
+        .unwrap()
+        .delivery(
+            aitrace_core::Background::new()
+                .retry(RetryPolicy::default().max_attempts(1))
+                .breaker(BreakerPolicy::default().failure_threshold(1))
+                .spool_dir(spool),
+        )
+        .build();
+    log.info("while_down").emit();
+    let report = log.flush().unwrap();
+    println!("\nSPOOLED: {}", report.spooled());
+}
+
+/// Found in a user trial: with the ingest server down and a spool, batches
+/// were spooled and the breaker opened without a word on stderr; only
+/// `stats()` knew. The outage is said when the breaker opens.
+#[test]
+fn an_outage_is_said_on_stderr_when_the_breaker_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, stderr) =
+        run(child("outage_child", dir.path()).env("CHILD_SPOOL", dir.path().join("spool")));
+    assert!(stdout.contains("SPOOLED: 1"), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("circuit breaker open") && stderr.contains("go to the spool"),
+        "{stderr}"
+    );
+}

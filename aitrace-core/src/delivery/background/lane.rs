@@ -437,6 +437,26 @@ impl Lane {
                 books.stats.failed_flushes += 1;
                 if self.breaker.failure(now) {
                     books.stats.breaker_open = true;
+                    // An outage is said when it starts, not only when
+                    // records are dropped: with a spool nothing else would
+                    // tell (rate-limited, one line a minute per output).
+                    let output = &self.output;
+                    let pause = (self.breaker.reopens_at())
+                        .map(|at| at.saturating_duration_since(now))
+                        .unwrap_or_default();
+                    let keeping = if self.spool.is_some() {
+                        "batches go to the spool until it answers"
+                    } else {
+                        "and with no spool folder, what cannot be sent is dropped"
+                    };
+                    books
+                        .diagnostics
+                        .say(&format!("breaker-{}", self.index), || {
+                            format!(
+                                "{output}: {err}; not sent to for {} ms (circuit breaker open), {keeping}",
+                                pause.as_millis()
+                            )
+                        });
                 }
                 match flight.work {
                     Work::Batch(batch) => self.set_aside(&batch.records, &err.to_string(), books),
