@@ -787,3 +787,26 @@ fn flush_keep_behind_a_hung_send_gives_up_at_the_flush_timeout() {
     assert_eq!(log.len(), 5, "kept in the buffer");
     assert_eq!(server.requests(), 1, "the copy waited for the hung send");
 }
+
+/// Found in review: a copy went out before a retry waiting for the time a
+/// server's `Retry-After` gave, so a 429 was answered at once by another
+/// request. The copy now waits its turn like the retry: it is not sent, and
+/// `flush_keep` says so.
+#[test]
+fn flush_keep_does_not_send_through_a_pause_the_server_asked_for() {
+    let server = FaultServer::start();
+    server.script([Fault::RetryAfter(429, "30".into())]);
+    let log = background(&server.url, settings()).try_build().unwrap();
+    emit(&log, 3);
+    log.trigger_flush();
+    let start = Instant::now();
+    while log.stats().retried == 0 && start.elapsed() < WAIT {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(log.stats().retried, 1, "the 429 put a retry in wait");
+    emit(&log, 2);
+    let err = log.flush_keep().unwrap_err();
+    assert!(err.to_string().contains("asked for a pause"), "{err}");
+    assert_eq!(server.requests(), 1, "nothing sent during the pause");
+    assert_eq!(log.len(), 2, "the copy's records stay buffered");
+}

@@ -179,6 +179,18 @@ impl Lane {
         self.current.is_some() || self.copy_in_flight.is_some()
     }
 
+    /// Answers the copies not started yet as closed: a shutdown's deadline
+    /// is for the batches, not for copies asked for just before it.
+    pub(super) fn cancel_copies(&mut self) {
+        for copy in self.copies.drain(..) {
+            let closed = crate::Error::new(
+                crate::ErrorKind::Closed,
+                "the logger was shut down before the copy was sent",
+            );
+            self.copy_answers.push((copy.id, Err(closed)));
+        }
+    }
+
     /// Queues a copy to send once (see [`BufferCopy`]).
     pub(super) fn offer_copy(&mut self, copy: BufferCopy) {
         self.copies.push_back(copy);
@@ -243,13 +255,19 @@ impl Lane {
             return;
         }
         while let Some(copy) = self.copies.pop_front() {
-            if self.breaker.allows(now) {
+            // A copy goes before queued batches, but not through a pause
+            // the output asked for (a retry waiting for its time, honouring
+            // a Retry-After) nor an open breaker.
+            let paused = self.waiting.as_ref().is_some_and(|(_, at)| now < *at);
+            let why = if !self.breaker.allows(now) {
+                "circuit breaker open, the output is not being called"
+            } else if paused {
+                "the output asked for a pause (a retry waits for its time)"
+            } else {
                 return self.start_copy(copy);
-            }
+            };
             let output = &self.output;
-            let refused = crate::Error::retry_later(format!(
-                "{output}: circuit breaker open, the output is not being called"
-            ));
+            let refused = crate::Error::retry_later(format!("{output}: {why}"));
             self.copy_answers.push((copy.id, Err(refused)));
         }
         if let Some((_, at)) = &self.waiting {

@@ -187,6 +187,7 @@ impl Owner {
                             spare: &mut self.spare,
                         };
                         lane.stop_retrying(deadline, &mut books);
+                        lane.cancel_copies();
                     }
                 } else {
                     ticket.complete(Ok(FlushReport::default()));
