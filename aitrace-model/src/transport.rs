@@ -130,9 +130,65 @@ pub struct RawAnswer {
     pub read: std::io::Result<()>,
 }
 
+/// The HTTP client of one output: its timeouts, no redirects, the
+/// certificate authorities it trusts for `https` (the system's, or a CA
+/// file's), and a pool of connections. Cheap to clone (the pool is shared).
+/// The HTTP library under it (`ureq`) is not part of this API.
+#[derive(Clone)]
+pub struct HttpClient {
+    agent: ureq::Agent,
+}
+
+impl HttpClient {
+    /// A client connecting within `connect_timeout`, waiting at most
+    /// `request_timeout` for each step of a request (sending its head,
+    /// its body, waiting for the answer, reading it), and trusting the
+    /// system's certificate store, or exactly the CAs of the PEM file
+    /// `ca_file` (which needs the `tls` feature).
+    pub fn new(
+        connect_timeout: Duration,
+        request_timeout: Duration,
+        ca_file: Option<&Path>,
+    ) -> Result<Self, ConfigError> {
+        Ok(HttpClient {
+            agent: agent(connect_timeout, request_timeout, ca_file)?,
+        })
+    }
+
+    /// POSTs `body` to `url` (gzip-compressed when `gzip`) with these
+    /// headers and reads the answer, up to 64 KiB; a transport failure is
+    /// an [`Error`] naming `redacted` (the URL as messages may show it).
+    /// A status outside 2xx is an answer, not an error.
+    pub fn post<'h>(
+        &self,
+        url: &str,
+        redacted: &str,
+        content_type: &str,
+        headers: impl Iterator<Item = (&'h str, &'h str)>,
+        gzip: bool,
+        body: &[u8],
+    ) -> Result<RawAnswer> {
+        post_raw(
+            &self.agent,
+            url,
+            redacted,
+            content_type,
+            headers,
+            gzip,
+            body,
+        )
+    }
+}
+
+impl fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpClient").finish_non_exhaustive()
+    }
+}
+
 /// POSTs `body` (gzip-compressed when `gzip`) with these headers and reads
 /// the answer; a transport failure is an error naming `redacted`.
-pub fn post_raw<'h>(
+fn post_raw<'h>(
     agent: &ureq::Agent,
     url: &str,
     redacted: &str,
@@ -185,7 +241,7 @@ pub fn post_raw<'h>(
 /// An agent for one output: timeouts, no status-as-error, our user agent,
 /// and the certificate authorities to trust for `https` (the system's, or
 /// those of `ca_file`).
-pub fn agent(
+fn agent(
     connect_timeout: Duration,
     request_timeout: Duration,
     ca_file: Option<&Path>,
@@ -303,7 +359,7 @@ pub fn check_scheme(url: &str, redacted: &str) -> Result<(), ConfigError> {
 }
 
 /// A failed request as an error; the URL shown is `redacted`.
-pub fn transport_error(redacted: &str, err: ureq::Error) -> Error {
+fn transport_error(redacted: &str, err: ureq::Error) -> Error {
     let kind = match &err {
         ureq::Error::Timeout(_) => ErrorKind::RequestTimeout,
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {

@@ -34,7 +34,7 @@ struct RpcStatus {
 /// One signal's endpoint, ready to post to.
 struct Endpoint {
     config: SignalConfig,
-    agent: ureq::Agent,
+    client: crate::transport::HttpClient,
 }
 
 /// What the server refused of an accepted request (`partialSuccess`).
@@ -84,13 +84,13 @@ impl OtlpExporter {
                     "the OTLP {signal_name} headers (from code or OTEL_EXPORTER_OTLP_HEADERS)"
                 ),
             )?;
-            let agent = crate::transport::agent(
+            let client = crate::transport::HttpClient::new(
                 (builder.connect_timeout)
                     .unwrap_or(crate::transport::DEFAULT_CONNECT_TIMEOUT.min(config.timeout)),
                 config.timeout,
                 config.ca_file.as_deref(),
             )?;
-            Ok(Endpoint { config, agent })
+            Ok(Endpoint { config, client })
         };
         let signals = builder.signals()?;
         let logs = signals.logs.then(|| endpoint(Signal::Logs)).transpose()?;
@@ -280,8 +280,7 @@ impl OtlpExporter {
             json: json_answer,
             body: text,
             read,
-        } = crate::transport::post_raw(
-            &endpoint.agent,
+        } = endpoint.client.post(
             &config.url,
             &url,
             config.protocol.content_type(),

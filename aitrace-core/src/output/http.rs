@@ -9,12 +9,12 @@ use base64::Engine as _;
 
 use crate::error::{ConfigError, Error, ErrorKind, Result};
 use crate::transport::{
-    RawAnswer, RedactedHeaders, agent, check_headers, check_url, percent_decode, post_raw, redact,
+    HttpClient, RawAnswer, RedactedHeaders, check_headers, check_url, percent_decode, redact,
     split_userinfo, text_prefix,
 };
 
 pub(crate) struct IngestClient {
-    agent: ureq::Agent,
+    client: HttpClient,
     /// The URL without user-info.
     url: String,
     /// The URL as shown in errors and `Debug`.
@@ -43,7 +43,7 @@ impl IngestClient {
         let redacted = redact(&url, userinfo.is_some());
         check_url(&url, &redacted, "URL")?;
         check_headers(&headers, &format!("HTTP output {redacted}"))?;
-        let agent = agent(connect_timeout, request_timeout, ca_file)?;
+        let client = HttpClient::new(connect_timeout, request_timeout, ca_file)?;
         let authorization = userinfo.map(|info| {
             let info = percent_decode(&info);
             format!(
@@ -52,7 +52,7 @@ impl IngestClient {
             )
         });
         Ok(IngestClient {
-            agent,
+            client,
             url,
             redacted,
             authorization,
@@ -78,8 +78,7 @@ impl IngestClient {
             body: text,
             read,
             ..
-        } = post_raw(
-            &self.agent,
+        } = self.client.post(
             &self.url,
             &self.redacted,
             "application/json",
