@@ -147,6 +147,7 @@ impl fmt::Debug for Value {
 macro_rules! from_int {
     ($variant:ident as $wide:ty: $($t:ty),*) => {$(
         impl From<$t> for Value {
+            #[inline]
             fn from(n: $t) -> Self {
                 Value::$variant(<$wide>::from(n))
             }
@@ -157,18 +158,21 @@ from_int!(I64 as i64: i8, i16, i32, i64);
 from_int!(U64 as u64: u8, u16, u32, u64);
 
 impl From<isize> for Value {
+    #[inline]
     fn from(n: isize) -> Self {
         Value::I64(n as i64)
     }
 }
 
 impl From<usize> for Value {
+    #[inline]
     fn from(n: usize) -> Self {
         Value::U64(n as u64)
     }
 }
 
 impl From<i128> for Value {
+    #[inline]
     fn from(n: i128) -> Self {
         match i64::try_from(n) {
             Ok(n) => Value::I64(n),
@@ -181,6 +185,7 @@ impl From<i128> for Value {
 }
 
 impl From<u128> for Value {
+    #[inline]
     fn from(n: u128) -> Self {
         match u64::try_from(n) {
             Ok(n) => Value::U64(n),
@@ -190,48 +195,56 @@ impl From<u128> for Value {
 }
 
 impl From<f32> for Value {
+    #[inline]
     fn from(n: f32) -> Self {
         Value::F64(f64::from(n))
     }
 }
 
 impl From<f64> for Value {
+    #[inline]
     fn from(n: f64) -> Self {
         Value::F64(n)
     }
 }
 
 impl From<bool> for Value {
+    #[inline]
     fn from(b: bool) -> Self {
         Value::Bool(b)
     }
 }
 
 impl From<char> for Value {
+    #[inline]
     fn from(c: char) -> Self {
         Value::Str(c.to_string().into())
     }
 }
 
 impl From<&str> for Value {
+    #[inline]
     fn from(s: &str) -> Self {
         Value::Str(s.into())
     }
 }
 
 impl From<String> for Value {
+    #[inline]
     fn from(s: String) -> Self {
         Value::Str(s.into())
     }
 }
 
 impl From<&String> for Value {
+    #[inline]
     fn from(s: &String) -> Self {
         Value::Str(s.as_str().into())
     }
 }
 
 impl From<Cow<'_, str>> for Value {
+    #[inline]
     fn from(s: Cow<'_, str>) -> Self {
         Value::Str(s.into())
     }
@@ -249,18 +262,21 @@ impl From<Cow<'_, str>> for Value {
 /// assert_eq!(Value::from(bytes), Value::Array([Value::U64(0xab), Value::U64(1)].into()));
 /// ```
 impl From<&[u8]> for Value {
+    #[inline]
     fn from(b: &[u8]) -> Self {
         Value::Bytes(b.into())
     }
 }
 
 impl<T: Into<Value>> From<Option<T>> for Value {
+    #[inline]
     fn from(v: Option<T>) -> Self {
         v.map_or(Value::Null, Into::into)
     }
 }
 
 impl<T: Into<Value>> From<Vec<T>> for Value {
+    #[inline]
     fn from(items: Vec<T>) -> Self {
         Value::Array(items.into_iter().map(Into::into).collect())
     }

@@ -88,12 +88,14 @@ impl std::ops::Deref for Str {
 }
 
 impl AsRef<str> for Str {
+    #[inline]
     fn as_ref(&self) -> &str {
         self
     }
 }
 
 impl Borrow<str> for Str {
+    #[inline]
     fn borrow(&self) -> &str {
         self
     }
@@ -114,12 +116,14 @@ impl From<String> for Str {
 }
 
 impl From<&String> for Str {
+    #[inline]
     fn from(s: &String) -> Self {
         Str::from(s.as_str())
     }
 }
 
 impl From<Box<str>> for Str {
+    #[inline]
     fn from(s: Box<str>) -> Self {
         match Str::inline(&s) {
             Some(inline) => inline,
@@ -129,6 +133,7 @@ impl From<Box<str>> for Str {
 }
 
 impl From<Cow<'_, str>> for Str {
+    #[inline]
     fn from(s: Cow<'_, str>) -> Self {
         match s {
             Cow::Borrowed(s) => Str::from(s),
@@ -138,6 +143,7 @@ impl From<Cow<'_, str>> for Str {
 }
 
 impl From<Str> for String {
+    #[inline]
     fn from(s: Str) -> Self {
         match s.0 {
             Repr::Heap(s) => s.into_string(),
@@ -147,6 +153,7 @@ impl From<Str> for String {
 }
 
 impl PartialEq for Str {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         self.as_str() == other.as_str()
     }
@@ -155,24 +162,28 @@ impl PartialEq for Str {
 impl Eq for Str {}
 
 impl PartialEq<str> for Str {
+    #[inline]
     fn eq(&self, other: &str) -> bool {
         self.as_str() == other
     }
 }
 
 impl PartialEq<&str> for Str {
+    #[inline]
     fn eq(&self, other: &&str) -> bool {
         self.as_str() == *other
     }
 }
 
 impl PartialEq<Str> for str {
+    #[inline]
     fn eq(&self, other: &Str) -> bool {
         self == other.as_str()
     }
 }
 
 impl PartialEq<Str> for &str {
+    #[inline]
     fn eq(&self, other: &Str) -> bool {
         *self == other.as_str()
     }
