@@ -300,6 +300,7 @@ impl Record {
     /// assert_eq!(end.kind(), RecordKind::SpanEnd);
     /// assert_eq!(named_only.kind(), RecordKind::Event);
     /// ```
+    #[inline]
     pub fn kind(&self) -> RecordKind {
         if self.span_end {
             RecordKind::SpanEnd

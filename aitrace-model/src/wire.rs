@@ -116,6 +116,7 @@ impl Phase {
 /// `("checkout", Phase::Start)`), `None` for any other event. The one parser
 /// of the `.start`/`.end` convention: the name alone does not make a record
 /// a span's (a span's records also carry ids; see `Record::kind`).
+#[inline]
 pub fn lifecycle(event: &str) -> Option<(&str, Phase)> {
     if let Some(name) = event.strip_suffix(START_SUFFIX) {
         Some((name, Phase::Start))
