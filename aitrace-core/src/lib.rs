@@ -129,6 +129,7 @@ pub mod output;
 mod propagation;
 pub mod redact;
 mod reentrancy;
+pub mod retention;
 mod retry;
 pub mod span;
 mod spool;

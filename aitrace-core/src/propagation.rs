@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use parking_lot::Mutex;
@@ -124,7 +124,7 @@ impl TraceParent {
     pub fn of(span: SpanContext) -> Self {
         let (flags, trace_state) = REMOTE_TRACES
             .inherited(span.trace_id())
-            .unwrap_or((SAMPLED, None));
+            .unwrap_or_else(|| (head_flags(span.trace_id()), None));
         TraceParent {
             trace_id: span.trace_id(),
             span_id: span.span_id(),
@@ -200,6 +200,36 @@ impl Drop for RemoteTraceGuard {
     fn drop(&mut self) {
         REMOTE_TRACES.release(self.trace_id);
     }
+}
+
+/// The head decision a logger with retention by outcome made for traces
+/// that start here: their ids below this are sampled (`u64::MAX`, without
+/// retention: every trace, as aitrace keeps every record).
+static HEAD_KEEP_BELOW: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Sets the share of locally started traces whose headers say `sampled`
+/// (the kept ratio of retention by outcome).
+pub(crate) fn set_head_keep_below(keep_below: u64) {
+    HEAD_KEEP_BELOW.store(keep_below, Ordering::Relaxed);
+}
+
+/// The flags sent for a trace that started here: `sampled` when retention
+/// keeps it whole by its id (or when there is no retention).
+fn head_flags(trace_id: TraceId) -> u8 {
+    let keep_below = HEAD_KEEP_BELOW.load(Ordering::Relaxed);
+    if crate::retention::in_ratio(trace_id, keep_below) {
+        SAMPLED
+    } else {
+        0
+    }
+}
+
+/// The `sampled` flag of the remote parent a trace continues, when an open
+/// span holds one.
+pub(crate) fn upstream_sampled(trace_id: TraceId) -> Option<bool> {
+    REMOTE_TRACES
+        .inherited(trace_id)
+        .map(|(flags, _)| flags & SAMPLED != 0)
 }
 
 /// The flags and `tracestate` of each remote trace that an open span
