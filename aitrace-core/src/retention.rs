@@ -65,7 +65,7 @@ use crate::level::Level;
 
 mod holder;
 
-pub(crate) use holder::{Counts, Holder, in_ratio};
+pub(crate) use holder::{Counts, Holder};
 
 /// The ship level, by default: `info` and above flow as always.
 pub const DEFAULT_SHIP_LEVEL: Level = Level::Info;

@@ -190,7 +190,7 @@ impl Holder {
         }
         let sampled = trace
             .upstream
-            .unwrap_or_else(|| in_ratio(trace_id, self.settings.keep_below));
+            .unwrap_or_else(|| crate::propagation::in_ratio(trace_id, self.settings.keep_below));
         sampled.then_some(Kept::Sampled)
     }
 
@@ -330,15 +330,4 @@ impl std::fmt::Debug for Holder {
             .field("counts", &self.counts())
             .finish_non_exhaustive()
     }
-}
-
-/// Whether a trace id falls in the kept share: its last 8 bytes, as a
-/// number, below the threshold (the same answer in every service).
-pub(crate) fn in_ratio(trace_id: TraceId, keep_below: u64) -> bool {
-    if keep_below == u64::MAX {
-        return true;
-    }
-    let bytes = trace_id.to_bytes();
-    let low = u64::from_be_bytes(bytes[8..].try_into().expect("8 bytes"));
-    low < keep_below
 }
