@@ -23,9 +23,18 @@
 //! their own; past it, the oldest trace is decided at once
 //! ([`Retention::on_evict`]: its records discarded, counted as dropped and
 //! evicted, or shipped). A root that never ends (a long-running task) is
-//! decided after [`Retention::max_hold`]. At shutdown every trace still
-//! held is decided ([`Retention::at_shutdown`]). Records outside any span
-//! are never held.
+//! decided once [`Retention::max_hold`] has passed, by the first record
+//! captured after it (there is no timer thread; the records' own
+//! timestamps are the clock), and later records of it follow that
+//! decision. At shutdown every trace still held is decided
+//! ([`Retention::at_shutdown`]). Records outside any span are never held.
+//!
+//! The `traceparent` a trace started here sends carries the `sampled` flag
+//! when its id is in the kept ratio: the head of the decision, all that is
+//! known when the request goes out (a trace kept for failing or being slow
+//! is decided later). A trace that came with a `traceparent` passes its
+//! flag on. Without retention, every header says `sampled`, as aitrace
+//! keeps every record.
 //!
 //! ```
 //! use std::time::Duration;
@@ -65,7 +74,7 @@ use crate::level::Level;
 
 mod holder;
 
-pub(crate) use holder::{Counts, Holder};
+pub(crate) use holder::Holder;
 
 /// The ship level, by default: `info` and above flow as always.
 pub const DEFAULT_SHIP_LEVEL: Level = Level::Info;
@@ -123,8 +132,9 @@ impl Kept {
     }
 }
 
-/// The field a kept trace's root `.end` record carries: why it was kept.
-pub const RETENTION_FIELD: &str = "aitrace.retention";
+/// The field a kept trace's root `.end` record carries: why it was kept
+/// (defined with the wire format's other names).
+pub use crate::wire::RETENTION_FIELD;
 
 /// Settings of retention by outcome; see the [module docs](self).
 #[derive(Clone, Debug)]

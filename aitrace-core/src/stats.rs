@@ -244,6 +244,18 @@ macro_rules! summed_counters {
     };
 }
 
+/// Retention's counters (`retention::Holder`), for [`Stats`].
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RetentionCounts {
+    pub(crate) held: u64,
+    pub(crate) held_bytes: u64,
+    pub(crate) shipped: u64,
+    pub(crate) sampled_out: u64,
+    pub(crate) evicted: u64,
+    /// Evicted and discarded: counted as dropped.
+    pub(crate) evicted_dropped: u64,
+}
+
 impl Stats {
     #[cfg(test)]
     pub(crate) fn new(
@@ -260,7 +272,7 @@ impl Stats {
             discarded,
             before_send_dropped,
             buffered,
-            crate::retention::Counts::default(),
+            RetentionCounts::default(),
             outputs,
         )
     }
@@ -273,7 +285,7 @@ impl Stats {
         discarded: u64,
         before_send_dropped: u64,
         buffered: u64,
-        retention: crate::retention::Counts,
+        retention: RetentionCounts,
         outputs: Vec<OutputStats>,
     ) -> Self {
         let mut stats = Stats {

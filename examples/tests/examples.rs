@@ -952,8 +952,17 @@ fn retention_ships_the_debug_records_of_failed_requests_only() {
     );
     let records = |prefix: &str| -> usize {
         let line = stdout.lines().find(|l| l.starts_with(prefix)).unwrap();
-        line[prefix.len()..].split_whitespace().next().unwrap().parse().unwrap()
+        line[prefix.len()..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
     };
     assert_eq!(records("retention off:"), 9000, "{stdout}");
-    assert_eq!(records("retention on:"), 5080, "4 debug records kept for each of 20 failures");
+    assert_eq!(
+        records("retention on:"),
+        5080,
+        "4 debug records kept for each of 20 failures"
+    );
 }

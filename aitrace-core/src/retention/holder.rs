@@ -2,13 +2,14 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
 use super::{Decision, Kept, RETENTION_FIELD, Resolved};
 use crate::ids::{SpanId, TraceId};
 use crate::record::{Record, RecordKind};
+use crate::stats::RetentionCounts as Counts;
 use crate::wire::{DURATION_FIELD, ERROR_FIELD};
 
 /// Traces are spread over this many locks, by trace id.
@@ -20,7 +21,9 @@ const SWEEP_EVERY: Duration = Duration::from_millis(250);
 struct Trace {
     /// The span whose end decides: the first span of the trace seen here.
     root: SpanId,
-    started: Instant,
+    /// When its first span started (the record's timestamp, nanoseconds
+    /// since the epoch): the clock retention reads is the records'.
+    started: u64,
     records: Vec<Record>,
     bytes: usize,
     failed: bool,
@@ -41,21 +44,9 @@ pub(crate) struct Holder {
     sampled_out: AtomicU64,
     evicted: AtomicU64,
     evicted_dropped: AtomicU64,
-    epoch: Instant,
-    /// Nanoseconds after `epoch` of the last maximum-hold sweep.
+    /// The record timestamp (nanoseconds since the epoch) of the last
+    /// maximum-hold sweep.
     last_sweep: AtomicU64,
-}
-
-/// Retention's counters, for [`Stats`](crate::delivery::Stats).
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Counts {
-    pub(crate) held: u64,
-    pub(crate) held_bytes: u64,
-    pub(crate) shipped: u64,
-    pub(crate) sampled_out: u64,
-    pub(crate) evicted: u64,
-    /// Evicted and discarded: counted as dropped.
-    pub(crate) evicted_dropped: u64,
 }
 
 impl Holder {
@@ -70,7 +61,6 @@ impl Holder {
             sampled_out: AtomicU64::new(0),
             evicted: AtomicU64::new(0),
             evicted_dropped: AtomicU64::new(0),
-            epoch: Instant::now(),
             last_sweep: AtomicU64::new(0),
         }
     }
@@ -85,7 +75,7 @@ impl Holder {
     /// released by a decision (this record's trace, a trace past its
     /// maximum hold, an evicted one) go to `ship` first, in order.
     pub(crate) fn offer(&self, mut record: Record, ship: &mut dyn FnMut(Record)) -> Option<Record> {
-        let now = Instant::now();
+        let now = record.timestamp_nanos();
         self.sweep_if_due(now, ship);
         let Some(context) = record.span_context().copied() else {
             return Some(record);
@@ -93,6 +83,11 @@ impl Holder {
         let trace_id = context.trace_id();
         let kind = record.kind();
         let below = record.level() < self.settings.ship_level;
+        // The common case, decided without a lock: an event that ships and
+        // says nothing about its trace's outcome.
+        if !below && kind == RecordKind::Event && record.level() < crate::level::Level::Error {
+            return Some(record);
+        }
         let mut traces = self.shard(trace_id).lock();
         let trace = match traces.get_mut(&trace_id) {
             Some(trace) => trace,
@@ -136,7 +131,7 @@ impl Holder {
                     _ => None,
                 })
                 .map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1000.0))
-                .unwrap_or_else(|| now.saturating_duration_since(trace.started));
+                .unwrap_or_else(|| Duration::from_nanos(now.saturating_sub(trace.started)));
             let kept = self.decide(trace_id, &trace, duration);
             let held = self.release_books(&trace);
             match kept {
@@ -246,13 +241,12 @@ impl Holder {
 
     /// Decides the traces held longer than the maximum hold, at most once
     /// every [`SWEEP_EVERY`].
-    fn sweep_if_due(&self, now: Instant, ship: &mut dyn FnMut(Record)) {
-        let at = now.saturating_duration_since(self.epoch).as_nanos() as u64;
+    fn sweep_if_due(&self, now: u64, ship: &mut dyn FnMut(Record)) {
         let last = self.last_sweep.load(Ordering::Relaxed);
-        if at.saturating_sub(last) < SWEEP_EVERY.as_nanos() as u64
+        if now.saturating_sub(last) < SWEEP_EVERY.as_nanos() as u64
             || self
                 .last_sweep
-                .compare_exchange(last, at, Ordering::Relaxed, Ordering::Relaxed)
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_err()
         {
             return;
@@ -262,19 +256,17 @@ impl Holder {
 
     /// Decides every trace held longer than the maximum hold, as if its
     /// root ended now; later records of it follow that decision.
-    pub(crate) fn sweep(&self, now: Instant, ship: &mut dyn FnMut(Record)) {
+    fn sweep(&self, now: u64, ship: &mut dyn FnMut(Record)) {
         for shard in self.shards.iter() {
             let mut released = Vec::new();
             {
                 let mut traces = shard.lock();
                 for (id, trace) in traces.iter_mut() {
-                    if trace.decided.is_some()
-                        || now.saturating_duration_since(trace.started) < self.settings.max_hold
-                    {
+                    let held_for = Duration::from_nanos(now.saturating_sub(trace.started));
+                    if trace.decided.is_some() || held_for < self.settings.max_hold {
                         continue;
                     }
-                    let kept =
-                        self.decide(*id, trace, now.saturating_duration_since(trace.started));
+                    let kept = self.decide(*id, trace, held_for);
                     trace.decided = Some(kept.is_some());
                     let records = std::mem::take(&mut trace.records);
                     let bytes = std::mem::take(&mut trace.bytes);
