@@ -759,3 +759,32 @@ fn retention_by_outcome_holds_debug_events_until_the_root_span_decides() {
     assert_eq!(kept, [None, Some(&Value::from("failed"))]);
     assert!(log.stats().is_balanced(), "{:?}", log.stats());
 }
+
+/// Review of issue 21: the local root is "the first `.start` seen", and the
+/// layer writes a `.start` at the span's first enter. A child entered before
+/// its parent (an instrumented future polled before the request span is
+/// entered) becomes the "root": its end decides, before the request fails.
+#[test]
+fn retention_decides_at_the_real_root_when_a_child_is_entered_first() {
+    use aitrace_core::retention::Retention;
+    let (output, memory) = Output::in_memory();
+    let log = BufferedLogger::builder()
+        .output(output)
+        .min_level(Level::Debug)
+        .retention(Retention::new())
+        .build();
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let request = tracing::info_span!("request");
+        let prefetch = tracing::info_span!(parent: &request, "prefetch");
+        prefetch.in_scope(|| tracing::debug!("prefetched"));
+        drop(prefetch);
+        request.in_scope(|| tracing::error!("request failed"));
+    });
+    log.flush().unwrap();
+    let records = memory.records();
+    assert!(
+        records.iter().any(|r| r.event() == "prefetched"),
+        "the failed request's debug record was decided by its child's end"
+    );
+}
