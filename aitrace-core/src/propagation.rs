@@ -235,18 +235,24 @@ pub(crate) fn in_ratio(trace_id: TraceId, keep_below: u64) -> bool {
     low < keep_below
 }
 
-/// The `sampled` flag of the remote parent a trace continues, when an open
-/// span holds one.
-pub(crate) fn upstream_sampled(trace_id: TraceId) -> Option<bool> {
-    REMOTE_TRACES
-        .inherited(trace_id)
-        .map(|(flags, _)| flags & SAMPLED != 0)
+/// When `parent` is the remote parent of a span of `trace_id` (a span
+/// started from a `traceparent` that is still open): its `sampled` flag.
+pub(crate) fn remote_parent_sampled(trace_id: TraceId, parent: SpanId) -> Option<bool> {
+    if REMOTE_TRACES.held.load(Ordering::Relaxed) == 0 {
+        return None;
+    }
+    let traces = REMOTE_TRACES.traces.lock();
+    let held = traces.get(&trace_id)?;
+    held.parents
+        .contains(&parent)
+        .then_some(held.flags & SAMPLED != 0)
 }
 
 /// The flags and `tracestate` of each remote trace that an open span
-/// continues, with how many such spans hold it. Touched when such a span
-/// starts or ends and by [`TraceParent::current`], never when a record is
-/// captured.
+/// continues, with how many such spans hold it and the remote parents'
+/// span ids. Touched when such a span starts or ends, by
+/// [`TraceParent::current`], and with retention by outcome when a span's
+/// `.start` is captured (is its parent remote?), never for an event.
 struct RemoteTraces {
     /// How many traces are held: lets `current` skip the lock when none is.
     held: AtomicUsize,
@@ -257,6 +263,8 @@ struct Held {
     holders: usize,
     flags: u8,
     trace_state: Option<Arc<str>>,
+    /// The remote span ids the open spans continue (usually one).
+    parents: Vec<SpanId>,
 }
 
 static REMOTE_TRACES: RemoteTraces = RemoteTraces {
@@ -274,9 +282,13 @@ impl RemoteTraces {
                 holders: 0,
                 flags: 0,
                 trace_state: None,
+                parents: Vec::new(),
             }
         });
         held.holders += 1;
+        if !held.parents.contains(&parent.span_id) {
+            held.parents.push(parent.span_id);
+        }
         held.flags = parent.flags & SAMPLED;
         held.trace_state = parent.trace_state.clone();
         RemoteTraceGuard {

@@ -2,39 +2,48 @@
 //! local root span ends, then shipped whole if the trace failed, was slow
 //! or is sampled, and discarded otherwise.
 //!
-//! Records at or above the *ship level* flow as they always do. Records
-//! below it that belong to a trace (they carry the ids of a span opened in
-//! this process) are held in memory, per trace, until the trace's local
-//! root span ends. Then, with hindsight:
+//! Records at or above the *ship level* flow as they always do. Events
+//! below it that belong to a trace followed here (the trace of a span
+//! opened in this process) are held in memory, per trace. A trace's *local
+//! roots* are its spans whose parent is not a span of this process (no
+//! parent, or a remote one from a `traceparent`); when the last open local
+//! root ends, the trace is decided, with hindsight:
 //!
 //! * the trace **failed** (a span ended in error, a panic unwound through
-//!   one, or an `error` record was logged in it), or it was **slow** (its
+//!   one, or an `error` record was logged in it), or it was **slow** (the
 //!   root took at least the [latency threshold](Retention::latency)), or it
 //!   is **sampled** (its trace id falls in the [kept ratio](Retention::keep_ratio),
-//!   decided alike by every service, or an upstream sent it with the W3C
-//!   `sampled` flag): every held record ships, in order, with its original
-//!   timestamps, and the root's `.end` record says why in an
+//!   or, [parent-based](Retention::parent_based), an upstream sent it with
+//!   the W3C `sampled` flag): every held record ships, in order, with its
+//!   original timestamps, and the root's `.end` record says why in an
 //!   `aitrace.retention` field (`failed`, `slow` or `sampled`);
 //! * otherwise the held records are discarded and counted as
 //!   [sampled out](crate::delivery::Stats::sampled_out): a decision the
 //!   user configured, never reported as loss.
 //!
-//! Held records count against a [memory bound](Retention::max_bytes) of
-//! their own; past it, the oldest trace is decided at once
-//! ([`Retention::on_evict`]: its records discarded, counted as dropped and
-//! evicted, or shipped). A root that never ends (a long-running task) is
-//! decided once [`Retention::max_hold`] has passed, by the first record
-//! captured after it (there is no timer thread; the records' own
-//! timestamps are the clock), and later records of it follow that
-//! decision. At shutdown every trace still held is decided
-//! ([`Retention::at_shutdown`]). Records outside any span are never held.
+//! The decision is remembered for the trace's later records (a task that
+//! outlives its request follows it; up to 1,024 decided traces per lock,
+//! 16 locks). Span lifecycle records (`.start`/`.end`) are never held, so
+//! the span tree on the wire stays whole, whatever is discarded.
 //!
-//! The `traceparent` a trace started here sends carries the `sampled` flag
-//! when its id is in the kept ratio: the head of the decision, all that is
-//! known when the request goes out (a trace kept for failing or being slow
-//! is decided later). A trace that came with a `traceparent` passes its
-//! flag on. Without retention, every header says `sampled`, as aitrace
-//! keeps every record.
+//! Held records count against a [memory bound](Retention::max_bytes) of
+//! their own; past it, the oldest trace's held records are let go at once
+//! ([`Retention::on_evict`]: discarded, counted as dropped and evicted, or
+//! shipped), and the trace stays undecided: its later records are held, and
+//! a later failure ships them. A root that never ends (a long-running task)
+//! is decided window by window: once [`Retention::max_hold`] has passed,
+//! the first record captured after it (there is no timer thread; the
+//! records' own timestamps are the clock) decides what is held as if the
+//! root ended then, and a new hold begins. At shutdown every trace still
+//! held is decided: a failed one ships, the others as
+//! [`Retention::at_shutdown`] says. Records outside any span are never
+//! held.
+//!
+//! The `traceparent` this service sends still says `sampled` (it records
+//! the trace's spans, and that is what W3C's flag means), or passes on an
+//! upstream's flag; with [`Retention::head_sampling`], it says `sampled`
+//! only when the trace id is in the kept ratio, for services downstream
+//! that run retention parent-based.
 //!
 //! ```
 //! use std::time::Duration;
@@ -63,6 +72,8 @@
 //! | [`ship_level`](Retention::ship_level) | [`DEFAULT_SHIP_LEVEL`] (`info`) | `AITRACE_SHIP_LEVEL` (setting it turns retention on) |
 //! | [`latency`](Retention::latency) | none | `AITRACE_RETENTION_LATENCY_MS` |
 //! | [`keep_ratio`](Retention::keep_ratio) | 0 | `OTEL_TRACES_SAMPLER=traceidratio` or `parentbased_traceidratio` with `OTEL_TRACES_SAMPLER_ARG` |
+//! | [`parent_based`](Retention::parent_based) | `true` | `false` with `OTEL_TRACES_SAMPLER=traceidratio` |
+//! | [`head_sampling`](Retention::head_sampling) | `false` | |
 //! | [`max_bytes`](Retention::max_bytes) | [`DEFAULT_MAX_HELD_BYTES`] | `AITRACE_RETENTION_MAX_BYTES` |
 //! | [`max_hold`](Retention::max_hold) | [`DEFAULT_MAX_HOLD`] | |
 //! | [`on_evict`](Retention::on_evict) | [`Decision::Discard`] | |
@@ -147,6 +158,8 @@ pub struct Retention {
     pub(crate) max_hold: Duration,
     pub(crate) on_evict: Decision,
     pub(crate) at_shutdown: Decision,
+    pub(crate) parent_based: Option<bool>,
+    pub(crate) head_sampling: bool,
 }
 
 impl Default for Retention {
@@ -159,6 +172,8 @@ impl Default for Retention {
             max_hold: DEFAULT_MAX_HOLD,
             on_evict: Decision::Discard,
             at_shutdown: Decision::Ship,
+            parent_based: None,
+            head_sampling: false,
         }
     }
 }
@@ -186,7 +201,8 @@ impl Retention {
     }
 
     /// The share of successful traces kept whole, from 0 to 1, decided by
-    /// trace id (the same ids give the same answer in every service). A
+    /// trace id (its last 8 bytes: every aitrace service keeps the same
+    /// ids; an OpenTelemetry SDK's ratio sampler may pick another set). A
     /// value outside 0 to 1 is clamped; `NaN` is 0.
     pub fn keep_ratio(mut self, ratio: f64) -> Self {
         self.keep_ratio = Some(ratio);
@@ -200,23 +216,45 @@ impl Retention {
         self
     }
 
+    /// Whether an upstream's W3C `sampled` flag decides a successful
+    /// trace, instead of the kept ratio (default `true`, as OpenTelemetry's
+    /// `parentbased_traceidratio`; `OTEL_TRACES_SAMPLER=traceidratio` turns
+    /// it off). A failed or slow trace ships either way.
+    pub fn parent_based(mut self, on: bool) -> Self {
+        self.parent_based = Some(on);
+        self
+    }
+
+    /// Whether the `traceparent` sent for a trace started here says
+    /// `sampled` only when its id is in the kept ratio (default `false`:
+    /// it says `sampled`, since this service records the trace's spans,
+    /// and W3C's flag means "may have recorded"). Turn it on when the
+    /// services downstream run aitrace retention parent-based, so that they
+    /// keep the same traces whole. It is process-wide: the last logger
+    /// built with it sets it, and unsets it when dropped.
+    pub fn head_sampling(mut self, on: bool) -> Self {
+        self.head_sampling = on;
+        self
+    }
+
     /// How long a trace is held when its root does not end.
     pub fn max_hold(mut self, hold: Duration) -> Self {
         self.max_hold = hold;
         self
     }
 
-    /// What becomes of the oldest trace's records when the memory bound is
-    /// reached: [`Decision::Discard`] (the default; counted as dropped and
-    /// evicted) or [`Decision::Ship`].
+    /// What becomes of the oldest trace's held records when the memory
+    /// bound is reached: [`Decision::Discard`] (the default; counted as
+    /// dropped and evicted) or [`Decision::Ship`]. The trace stays
+    /// undecided either way.
     pub fn on_evict(mut self, decision: Decision) -> Self {
         self.on_evict = decision;
         self
     }
 
-    /// What becomes of the traces still held at shutdown:
-    /// [`Decision::Ship`] (the default) or [`Decision::Discard`] (counted
-    /// as sampled out).
+    /// What becomes of the traces still held at shutdown that did not
+    /// fail (a failed one ships): [`Decision::Ship`] (the default) or
+    /// [`Decision::Discard`] (counted as sampled out).
     pub fn at_shutdown(mut self, decision: Decision) -> Self {
         self.at_shutdown = decision;
         self
@@ -259,11 +297,17 @@ impl Retention {
                 }
             }
         });
+        // OpenTelemetry's samplers: `traceidratio` ignores the parent's
+        // flag, `parentbased_traceidratio` honours it.
+        let sampler = env(SAMPLER_ENV).map(|v| v.trim().to_ascii_lowercase());
+        let ratio_sampler = matches!(
+            sampler.as_deref(),
+            Some("traceidratio" | "parentbased_traceidratio")
+        );
         let keep_ratio = self
             .keep_ratio
             .or_else(|| {
-                let sampler = env(SAMPLER_ENV)?.to_ascii_lowercase();
-                if !matches!(sampler.trim(), "traceidratio" | "parentbased_traceidratio") {
+                if !ratio_sampler {
                     return None;
                 }
                 let v = env(SAMPLER_ARG_ENV).unwrap_or_else(|| "1".to_owned());
@@ -276,6 +320,9 @@ impl Retention {
                 }
             })
             .unwrap_or(0.0);
+        let parent_based = self
+            .parent_based
+            .unwrap_or(sampler.as_deref() != Some("traceidratio"));
         let max_bytes = self.max_bytes.or_else(|| {
             let v = env(MAX_BYTES_ENV)?;
             match v.trim().parse::<usize>() {
@@ -294,6 +341,8 @@ impl Retention {
             max_hold: self.max_hold,
             on_evict: self.on_evict,
             at_shutdown: self.at_shutdown,
+            parent_based,
+            head_sampling: self.head_sampling,
         }
     }
 }
@@ -311,6 +360,8 @@ pub(crate) struct Resolved {
     pub(crate) max_hold: Duration,
     pub(crate) on_evict: Decision,
     pub(crate) at_shutdown: Decision,
+    pub(crate) parent_based: bool,
+    pub(crate) head_sampling: bool,
 }
 
 /// The threshold of a ratio: ids whose last 8 bytes are below it are kept.

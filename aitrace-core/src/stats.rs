@@ -9,10 +9,13 @@
 /// ```text
 /// captured + recovered == delivered + dropped + discarded
 ///                         + buffered + in_flight + spool_pending
+///                         + held + sampled_out
 /// ```
 ///
-/// where `recovered` is what an earlier process left in the spool, and
-/// `dropped` includes the buffer's overflow drops. With one output the
+/// where `recovered` is what an earlier process left in the spool,
+/// `dropped` includes the buffer's overflow drops (and held records evicted
+/// and discarded), and `held` and `sampled_out` are
+/// [retention](crate::retention)'s (0 without it). With one output the
 /// top-level counters satisfy it; with several, each [`OutputStats`] does
 /// ([`Stats::is_balanced`] checks every one). Output counters are summed over
 /// all outputs at the top level.
@@ -249,6 +252,10 @@ macro_rules! summed_counters {
 pub(crate) struct RetentionCounts {
     pub(crate) held: u64,
     pub(crate) held_bytes: u64,
+    /// Records retention took (held, or discarded at once).
+    pub(crate) taken: u64,
+    /// Taken records it later gave to the buffer.
+    pub(crate) released: u64,
     pub(crate) shipped: u64,
     pub(crate) sampled_out: u64,
     pub(crate) evicted: u64,
@@ -289,7 +296,9 @@ impl Stats {
         outputs: Vec<OutputStats>,
     ) -> Self {
         let mut stats = Stats {
-            captured: captured + retention.held + retention.sampled_out + retention.evicted_dropped,
+            // Every record once, wherever it went: the buffer counts what it
+            // was given (released ones too), retention what it took.
+            captured: captured + retention.taken - retention.released,
             dropped: dropped_overflow + retention.evicted_dropped,
             dropped_overflow,
             discarded,

@@ -76,8 +76,9 @@ fn aitrace_ship_level_turns_retention_on() {
     let out = run_child(&[("AITRACE_SHIP_LEVEL", "info")]);
     assert!(out.contains("SHIPPED: request.start,request.end"), "{out}");
     assert!(out.contains("SAMPLED OUT: 1"), "{out}");
-    // The header says what was decided at the head: not sampled.
-    assert!(out.contains("SAMPLED HEADER: false"), "{out}");
+    // This service records the trace's spans: the header says `sampled`
+    // (head sampling is opt-in, in code).
+    assert!(out.contains("SAMPLED HEADER: true"), "{out}");
 }
 
 #[test]
@@ -104,4 +105,43 @@ fn a_latency_from_the_environment_ships_slow_traces() {
         out.contains("SHIPPED: request.start,detail,request.end"),
         "{out}"
     );
+}
+
+/// With `head_sampling`, the header says the kept-ratio decision, and only
+/// while that logger lives.
+#[test]
+#[ignore = "run as a child process by the test below"]
+fn head_child() {
+    use aitrace_core::retention::Retention;
+    let sampled = |log: &BufferedLogger| {
+        log.span("request")
+            .in_scope(|_| TraceParent::current().unwrap().is_sampled())
+    };
+    let (output, _memory) = Output::in_memory();
+    let log = BufferedLogger::builder()
+        .output(output)
+        .retention(Retention::new().keep_ratio(0.0).head_sampling(true))
+        .build();
+    println!("\nWITH HEAD SAMPLING: {}", sampled(&log));
+    drop(log);
+    let (output, _memory) = Output::in_memory();
+    let log = BufferedLogger::builder().output(output).build();
+    println!("AFTER IT DROPPED: {}", sampled(&log));
+}
+
+#[test]
+fn head_sampling_sends_the_kept_ratio_decision_while_its_logger_lives() {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "head_child",
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("WITH HEAD SAMPLING: false"), "{stdout}");
+    assert!(stdout.contains("AFTER IT DROPPED: true"), "{stdout}");
 }
