@@ -154,6 +154,20 @@ impl Trace {
             .unwrap_or_default()
     }
 
+    /// Why retention by outcome kept this trace whole (`failed`, `slow` or
+    /// `sampled`): the `aitrace.retention` field of the first span end, by
+    /// time, that has one. It is the local root's, whose parent may be
+    /// remote, so any span's end is asked.
+    pub(crate) fn kept(&self) -> Option<&str> {
+        self.records
+            .iter()
+            .filter(|r| r.span_end().is_some())
+            .find_map(|r| {
+                r.field(aitrace_core::wire::RETENTION_FIELD)
+                    .and_then(serde_json::Value::as_str)
+            })
+    }
+
     pub(crate) fn has_error(&self) -> bool {
         self.records.iter().any(|r| r.level == 4)
     }

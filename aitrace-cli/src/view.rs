@@ -137,6 +137,9 @@ fn print_trace(out: &mut impl Write, trace: &Trace, filters: &Filters) -> std::i
         write!(out, ", {}", fmt_ms(ms))?;
     }
     write!(out, "{DIM:#}")?;
+    if let Some(reason) = trace.kept() {
+        write!(out, "  {DIM}kept whole: {reason}{DIM:#}")?;
+    }
     if trace.has_error() {
         write!(out, "  {ERR}ERROR{ERR:#}")?;
     }
@@ -403,6 +406,12 @@ impl FollowState {
                 }
                 if let Some(error) = r.error() {
                     write!(out, " {ERR}✖ {error}{ERR:#}")?;
+                }
+                if let Some(reason) = r
+                    .field(aitrace_core::wire::RETENTION_FIELD)
+                    .and_then(serde_json::Value::as_str)
+                {
+                    write!(out, "  {DIM}kept whole: {reason}{DIM:#}")?;
                 }
                 writeln!(out)
             } else {

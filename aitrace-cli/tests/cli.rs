@@ -1056,3 +1056,62 @@ fn spool_replay_skips_a_folder_another_process_holds() {
     assert!(!held_batch.exists(), "{stderr}");
     assert_eq!(server.records().len(), 49 + 2);
 }
+
+#[test]
+fn view_says_which_traces_retention_kept_whole_and_why() {
+    // What retention by outcome writes: the held debug records, then the
+    // local root's `.end` with `aitrace.retention`. The second trace was
+    // not held (retention off), so it says nothing.
+    let kept = "0af7651916cd43dd8448eb211c80319c";
+    let plain = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let input = [
+        format!(
+            r#"{{"__tracer_meta__":{{"timestamp":"2026-11-27T10:00:00.000000Z","event":"checkout.start","level":"info","trace_id":"{kept}","span_id":"00f067aa0ba902b7","parent_span_id":null,"provisional":true}}}}"#
+        ),
+        format!(
+            r#"{{"__tracer_meta__":{{"timestamp":"2026-11-27T10:00:00.002000Z","event":"cart_loaded","level":"debug","trace_id":"{kept}","span_id":"00f067aa0ba902b7","parent_span_id":null}},"items":3}}"#
+        ),
+        format!(
+            r#"{{"__tracer_meta__":{{"timestamp":"2026-11-27T10:00:00.012000Z","event":"checkout.end","level":"error","trace_id":"{kept}","span_id":"00f067aa0ba902b7","parent_span_id":null}},"error":"declined","duration_ms":12.0,"aitrace.retention":"failed"}}"#
+        ),
+        format!(
+            r#"{{"__tracer_meta__":{{"timestamp":"2026-11-27T10:00:01.000000Z","event":"search.start","level":"info","trace_id":"{plain}","span_id":"b7ad6b7169203331","parent_span_id":null,"provisional":true}}}}"#
+        ),
+        format!(
+            r#"{{"__tracer_meta__":{{"timestamp":"2026-11-27T10:00:01.004000Z","event":"search.end","level":"info","trace_id":"{plain}","span_id":"b7ad6b7169203331","parent_span_id":null}},"duration_ms":4.0}}"#
+        ),
+    ]
+    .join("\n");
+    let (out, stdout, stderr) = run_with_stdin(aitrace().arg("view"), &input);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines.contains(
+            &format!("trace {kept}  checkout  3 records, 12.0ms  kept whole: failed  ERROR")
+                .as_str()
+        ),
+        "{stdout}"
+    );
+    assert!(
+        lines.contains(&format!("trace {plain}  search  2 records, 4.0ms").as_str()),
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches("kept whole").count(), 1, "{stdout}");
+    assert!(
+        !stdout.contains("aitrace.retention="),
+        "shown once, not as a field: {stdout}"
+    );
+
+    // --follow shows it on the root's end as it arrives.
+    let (out, followed, stderr) = run_with_stdin(aitrace().args(["view", "--follow", "-"]), &input);
+    assert!(out.status.success(), "{stderr}");
+    let end = followed
+        .lines()
+        .find(|l| l.contains("◂ checkout"))
+        .expect("the root's end");
+    assert!(
+        end.ends_with("◂ checkout 12.0ms ✖ declined  kept whole: failed"),
+        "{followed}"
+    );
+    assert_eq!(followed.matches("kept whole").count(), 1, "{followed}");
+}

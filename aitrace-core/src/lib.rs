@@ -31,7 +31,9 @@
 //! [`TraceParent`], the delivery modes and the errors. The rest is grouped
 //! by theme, as `tracing-subscriber` groups `filter` and `fmt`: [`output`]
 //! (targets, the HTTP and OTLP builders, the HTML report), [`delivery`]
-//! (modes, retries, breaker, spool, stats), [`record`], [`span`],
+//! (modes, retries, breaker, spool, stats), [`retention`] (ship a
+//! trace's debug records only when it failed, was slow or is sampled),
+//! [`record`], [`span`],
 //! [`filter`], [`redact`], [`context`], [`export`], [`wire`], [`mod@env`] and
 //! [`adapter`]. The 0.1 paths at the root still compile.
 //!
@@ -129,6 +131,7 @@ pub mod output;
 mod propagation;
 pub mod redact;
 mod reentrancy;
+pub mod retention;
 mod retry;
 pub mod span;
 mod spool;
@@ -238,6 +241,10 @@ pub mod env {
         BACKGROUND_ENV, BATCH_SIZE_ENV, CAPACITY_ENV, FLUSH_INTERVAL_ENV, SPOOL_DIR_ENV,
     };
     pub use crate::output::target::TARGET_ENV;
+    pub use crate::retention::{
+        LATENCY_ENV as RETENTION_LATENCY_ENV, MAX_BYTES_ENV as RETENTION_MAX_BYTES_ENV,
+        SAMPLER_ARG_ENV, SAMPLER_ENV, SHIP_LEVEL_ENV,
+    };
     pub use crate::span::unwinding::PANIC_HOOK_ENV;
     pub use crate::transport::CA_FILE_ENV;
 }

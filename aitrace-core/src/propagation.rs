@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use parking_lot::Mutex;
@@ -124,7 +124,7 @@ impl TraceParent {
     pub fn of(span: SpanContext) -> Self {
         let (flags, trace_state) = REMOTE_TRACES
             .inherited(span.trace_id())
-            .unwrap_or((SAMPLED, None));
+            .unwrap_or_else(|| (head_flags(span.trace_id()), None));
         TraceParent {
             trace_id: span.trace_id(),
             span_id: span.span_id(),
@@ -202,10 +202,57 @@ impl Drop for RemoteTraceGuard {
     }
 }
 
+/// The head decision a logger with retention by outcome made for traces
+/// that start here: their ids below this are sampled (`u64::MAX`, without
+/// retention: every trace, as aitrace keeps every record).
+static HEAD_KEEP_BELOW: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Sets the share of locally started traces whose headers say `sampled`
+/// (the kept ratio of retention by outcome).
+pub(crate) fn set_head_keep_below(keep_below: u64) {
+    HEAD_KEEP_BELOW.store(keep_below, Ordering::Relaxed);
+}
+
+/// The flags sent for a trace that started here: `sampled` when retention
+/// keeps it whole by its id (or when there is no retention).
+fn head_flags(trace_id: TraceId) -> u8 {
+    let keep_below = HEAD_KEEP_BELOW.load(Ordering::Relaxed);
+    if in_ratio(trace_id, keep_below) {
+        SAMPLED
+    } else {
+        0
+    }
+}
+
+/// Whether a trace id falls in the kept share: its last 8 bytes, as a
+/// number, below the threshold (the same answer in every service).
+pub(crate) fn in_ratio(trace_id: TraceId, keep_below: u64) -> bool {
+    if keep_below == u64::MAX {
+        return true;
+    }
+    let bytes = trace_id.to_bytes();
+    let low = u64::from_be_bytes(bytes[8..].try_into().expect("8 bytes"));
+    low < keep_below
+}
+
+/// When `parent` is the remote parent of a span of `trace_id` (a span
+/// started from a `traceparent` that is still open): its `sampled` flag.
+pub(crate) fn remote_parent_sampled(trace_id: TraceId, parent: SpanId) -> Option<bool> {
+    if REMOTE_TRACES.held.load(Ordering::Relaxed) == 0 {
+        return None;
+    }
+    let traces = REMOTE_TRACES.traces.lock();
+    let held = traces.get(&trace_id)?;
+    held.parents
+        .contains(&parent)
+        .then_some(held.flags & SAMPLED != 0)
+}
+
 /// The flags and `tracestate` of each remote trace that an open span
-/// continues, with how many such spans hold it. Touched when such a span
-/// starts or ends and by [`TraceParent::current`], never when a record is
-/// captured.
+/// continues, with how many such spans hold it and the remote parents'
+/// span ids. Touched when such a span starts or ends, by
+/// [`TraceParent::current`], and with retention by outcome when a span's
+/// `.start` is captured (is its parent remote?), never for an event.
 struct RemoteTraces {
     /// How many traces are held: lets `current` skip the lock when none is.
     held: AtomicUsize,
@@ -216,6 +263,8 @@ struct Held {
     holders: usize,
     flags: u8,
     trace_state: Option<Arc<str>>,
+    /// The remote span ids the open spans continue (usually one).
+    parents: Vec<SpanId>,
 }
 
 static REMOTE_TRACES: RemoteTraces = RemoteTraces {
@@ -233,9 +282,13 @@ impl RemoteTraces {
                 holders: 0,
                 flags: 0,
                 trace_state: None,
+                parents: Vec::new(),
             }
         });
         held.holders += 1;
+        if !held.parents.contains(&parent.span_id) {
+            held.parents.push(parent.span_id);
+        }
         held.flags = parent.flags & SAMPLED;
         held.trace_state = parent.trace_state.clone();
         RemoteTraceGuard {

@@ -9,10 +9,13 @@
 /// ```text
 /// captured + recovered == delivered + dropped + discarded
 ///                         + buffered + in_flight + spool_pending
+///                         + held + sampled_out
 /// ```
 ///
-/// where `recovered` is what an earlier process left in the spool, and
-/// `dropped` includes the buffer's overflow drops. With one output the
+/// where `recovered` is what an earlier process left in the spool,
+/// `dropped` includes the buffer's overflow drops (and held records evicted
+/// and discarded), and `held` and `sampled_out` are
+/// [retention](crate::retention)'s (0 without it). With one output the
 /// top-level counters satisfy it; with several, each [`OutputStats`] does
 /// ([`Stats::is_balanced`] checks every one). Output counters are summed over
 /// all outputs at the top level.
@@ -60,6 +63,23 @@ pub struct Stats {
     pub rejected: u64,
     /// Records in the buffer now.
     pub buffered: u64,
+    /// Records held now by [retention by outcome](crate::retention), waiting
+    /// for their trace's decision (0 without retention).
+    pub held: u64,
+    /// The memory the held records take, in bytes (`Record::memory_size`).
+    pub held_bytes: u64,
+    /// Held records that shipped: their trace failed, was slow or is
+    /// sampled (or was decided so at eviction or shutdown).
+    pub shipped_on_outcome: u64,
+    /// Held records discarded because their trace ended well and is not
+    /// sampled: a decision the user configured, not a loss (outside
+    /// `dropped`).
+    pub sampled_out: u64,
+    /// Held records decided early because the held records reached their
+    /// memory bound (shipped or discarded, as `Retention::on_evict` says).
+    pub evicted: u64,
+    /// Of `dropped`, evicted held records that were discarded.
+    pub dropped_evicted: u64,
     /// The same counters, per output.
     pub outputs: Vec<OutputStats>,
 }
@@ -203,8 +223,11 @@ impl OutputStats {
             == self.delivered
                 + self.dropped
                 + top.dropped_overflow
+                + top.dropped_evicted
                 + top.discarded
                 + top.buffered
+                + top.held
+                + top.sampled_out
                 + self.in_flight
                 + self.spool_pending
     }
@@ -224,7 +247,24 @@ macro_rules! summed_counters {
     };
 }
 
+/// Retention's counters (`retention::Holder`), for [`Stats`].
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RetentionCounts {
+    pub(crate) held: u64,
+    pub(crate) held_bytes: u64,
+    /// Records retention took (held, or discarded at once).
+    pub(crate) taken: u64,
+    /// Taken records it later gave to the buffer.
+    pub(crate) released: u64,
+    pub(crate) shipped: u64,
+    pub(crate) sampled_out: u64,
+    pub(crate) evicted: u64,
+    /// Evicted and discarded: counted as dropped.
+    pub(crate) evicted_dropped: u64,
+}
+
 impl Stats {
+    #[cfg(test)]
     pub(crate) fn new(
         captured: u64,
         dropped_overflow: u64,
@@ -233,13 +273,43 @@ impl Stats {
         buffered: u64,
         outputs: Vec<OutputStats>,
     ) -> Self {
-        let mut stats = Stats {
+        Stats::with_retention(
             captured,
-            dropped: dropped_overflow,
             dropped_overflow,
             discarded,
             before_send_dropped,
             buffered,
+            RetentionCounts::default(),
+            outputs,
+        )
+    }
+
+    /// [`new`](Self::new) with retention's counters: records it holds or
+    /// discarded count as captured (the buffer counts those it shipped).
+    pub(crate) fn with_retention(
+        captured: u64,
+        dropped_overflow: u64,
+        discarded: u64,
+        before_send_dropped: u64,
+        buffered: u64,
+        retention: RetentionCounts,
+        outputs: Vec<OutputStats>,
+    ) -> Self {
+        let mut stats = Stats {
+            // Every record once, wherever it went: the buffer counts what it
+            // was given (released ones too), retention what it took.
+            captured: captured + retention.taken - retention.released,
+            dropped: dropped_overflow + retention.evicted_dropped,
+            dropped_overflow,
+            discarded,
+            before_send_dropped,
+            buffered,
+            held: retention.held,
+            held_bytes: retention.held_bytes,
+            shipped_on_outcome: retention.shipped,
+            sampled_out: retention.sampled_out,
+            evicted: retention.evicted,
+            dropped_evicted: retention.evicted_dropped,
             ..Stats::default()
         };
         for output in &outputs {

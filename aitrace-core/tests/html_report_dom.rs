@@ -41,10 +41,15 @@ fn the_report_script_draws_filters_and_shows_records() {
             }
             .build(),
         );
+        let end = Record::builder(Level::Info, "order.end").span_context(order);
         records.push(
-            Record::builder(Level::Info, "order.end")
-                .span_context(order)
-                .build(),
+            if failed {
+                // What retention by outcome writes on a trace it kept whole.
+                end.field(aitrace_core::wire::RETENTION_FIELD, "failed")
+            } else {
+                end
+            }
+            .build(),
         );
     }
     let dir = tempfile::tempdir().unwrap();

@@ -71,6 +71,10 @@ pub const RENAMED_KEY_PREFIX: &str = "user.";
 pub const DURATION_FIELD: &str = "duration_ms";
 /// The user field on a failed span's `.end` record that holds the error.
 pub const ERROR_FIELD: &str = "error";
+/// The user field on a local root span's `.end` record that says why
+/// retention by outcome kept the trace whole: `"failed"`, `"slow"` or
+/// `"sampled"`. Absent when retention is off or the trace was not held.
+pub const RETENTION_FIELD: &str = "aitrace.retention";
 
 /// The event of the record that says how many records the buffer dropped.
 pub const DROPPED_EVENT: &str = "aitrace.dropped";

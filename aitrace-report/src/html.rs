@@ -5,8 +5,11 @@
 //! The data sits in `<script type="application/json" id="aitrace-data">` as
 //! `{"version":1,"traces":[…],"records":[…]}`: `records` holds every record
 //! as written (any layout), `traces` one summary per trace (`trace_id`,
-//! `name`, `start`, `duration_ms`, `records`, `error`), the records without a
-//! trace last under `"trace_id": null`. Every `<`, `>` and `&` in the JSON is
+//! `name`, `start`, `duration_ms`, `records`, `error`, and `kept`: why
+//! retention by outcome kept the trace whole, `"failed"`, `"slow"` or
+//! `"sampled"`, from the first span `.end` record carrying
+//! `aitrace.retention`, else `null`), the records without a trace last
+//! under `"trace_id": null`. Every `<`, `>` and `&` in the JSON is
 //! written as a `\u00XX` escape, so no record can close the script element;
 //! the page builds its DOM with `textContent`, never from record text as
 //! markup.
@@ -20,7 +23,7 @@ use parking_lot::Mutex;
 use serde_json::{Map, Value as Json};
 
 use aitrace_model::export::{Accepted, Batch, Export};
-use aitrace_model::wire::{self, DURATION_FIELD, Phase};
+use aitrace_model::wire::{self, DURATION_FIELD, Phase, RETENTION_FIELD};
 use aitrace_model::{Error, Layout, Record, Result};
 
 use crate::read::{LEVELS, level_rank, meta_of, micros};
@@ -233,6 +236,8 @@ struct Summary {
     first_event: Option<String>,
     root_name: Option<String>,
     root_duration: Option<f64>,
+    /// Why retention kept the trace whole (the first span end that says).
+    kept: Option<String>,
 }
 
 impl Traces {
@@ -269,9 +274,17 @@ impl Traces {
                 summary.root_name = Some(name.to_owned());
             }
         }
-        if is_root && matches!(lifecycle, Some((_, Phase::End))) {
+        let is_end = str_of(wire::SPAN_ID).is_some() && matches!(lifecycle, Some((_, Phase::End)));
+        if is_root && is_end {
             if let Some(ms) = record.get(DURATION_FIELD).and_then(Json::as_f64) {
                 summary.root_duration = Some(ms);
+            }
+        }
+        // The local root's `.end` says it; its parent may be remote, so any
+        // span's end is asked.
+        if is_end && summary.kept.is_none() {
+            if let Some(reason) = record.get(RETENTION_FIELD).and_then(Json::as_str) {
+                summary.kept = Some(reason.to_owned());
             }
         }
     }
@@ -306,6 +319,7 @@ impl Traces {
                     "duration_ms": s.root_duration.or(span_ms),
                     "records": s.records,
                     "error": s.error,
+                    "kept": s.kept,
                 })
             })
             .collect()
@@ -409,6 +423,62 @@ mod tests {
         assert_eq!(traces[1]["error"], false);
         assert_eq!(traces[2]["trace_id"], Json::Null);
         assert_eq!(traces[2]["records"], 1);
+        for trace in traces {
+            assert_eq!(
+                trace["kept"],
+                Json::Null,
+                "no retention field, nothing kept"
+            );
+        }
+    }
+
+    #[test]
+    fn a_trace_kept_whole_says_why_from_its_local_roots_end() {
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        // A local root under a remote parent, and a trace that was not kept.
+        let remote = SpanContext::new_root();
+        let root = remote.new_child();
+        let child = root.new_child();
+        let plain = SpanContext::new_root();
+        let records = [
+            Record::builder(Level::Info, "handle.start")
+                .span_context(root)
+                .timestamp(at(0))
+                .build(),
+            Record::builder(Level::Debug, "query.end")
+                .span_context(child)
+                .timestamp(at(5))
+                .field(DURATION_FIELD, 4.0)
+                .build(),
+            Record::builder(Level::Info, "handle.end")
+                .span_context(root)
+                .timestamp(at(900))
+                .field(DURATION_FIELD, 900.0)
+                .field(RETENTION_FIELD, "slow")
+                .build(),
+            Record::builder(Level::Info, "other.end")
+                .span_context(plain)
+                .timestamp(at(950))
+                .build(),
+            Record::builder(Level::Info, "loose")
+                .timestamp(at(960))
+                .field(RETENTION_FIELD, "failed")
+                .build(),
+        ];
+        let mut page = Vec::new();
+        write_html_report(&records, &mut page).unwrap();
+        let data = embedded(std::str::from_utf8(&page).unwrap());
+        let traces = data["traces"].as_array().unwrap();
+        assert_eq!(traces.len(), 3);
+        assert_eq!(traces[0]["trace_id"], root.trace_id().to_string());
+        assert_eq!(traces[0]["kept"], "slow");
+        assert_eq!(traces[1]["kept"], Json::Null);
+        assert_eq!(
+            traces[2]["kept"],
+            Json::Null,
+            "only a span's end says why a trace was kept"
+        );
     }
 
     #[test]

@@ -722,3 +722,69 @@ fn card_numbers_in_integer_fields_are_redacted_with_the_common_value_patterns() 
     assert_eq!(event("paid")["order_id"], 4000000000000003u64);
     assert_eq!(event("charge.start")["pan"], "[REDACTED]");
 }
+
+/// Retention by outcome lives in the core, so `tracing` spans get it: a
+/// request whose `#[instrument(err)]` child fails ships its `debug!`
+/// records, one that succeeds ships at `info` only.
+#[test]
+fn retention_by_outcome_holds_debug_events_until_the_root_span_decides() {
+    use aitrace_core::retention::Retention;
+    let (output, memory) = Output::in_memory();
+    let log = BufferedLogger::builder()
+        .output(output)
+        .min_level(Level::Debug)
+        .retention(Retention::new())
+        .build();
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        for amount in [100u64, 20_000] {
+            let _request = tracing::info_span!("request", amount).entered();
+            tracing::debug!(amount, "validating");
+            let _ = charge_checked(amount);
+        }
+    });
+    log.flush().unwrap();
+    let records = memory.records();
+    let validating: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.event() == "validating")
+        .collect();
+    assert_eq!(validating.len(), 1, "only the failed request's debug event");
+    assert_eq!(validating[0].field("amount"), Some(&Value::from(20_000u64)));
+    let kept: Vec<Option<&Value>> = records
+        .iter()
+        .filter(|r| r.event() == "request.end")
+        .map(|r| r.field("aitrace.retention"))
+        .collect();
+    assert_eq!(kept, [None, Some(&Value::from("failed"))]);
+    assert!(log.stats().is_balanced(), "{:?}", log.stats());
+}
+
+/// Review of issue 21: the local root is "the first `.start` seen", and the
+/// layer writes a `.start` at the span's first enter. A child entered before
+/// its parent (an instrumented future polled before the request span is
+/// entered) becomes the "root": its end decides, before the request fails.
+#[test]
+fn retention_decides_at_the_real_root_when_a_child_is_entered_first() {
+    use aitrace_core::retention::Retention;
+    let (output, memory) = Output::in_memory();
+    let log = BufferedLogger::builder()
+        .output(output)
+        .min_level(Level::Debug)
+        .retention(Retention::new())
+        .build();
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let request = tracing::info_span!("request");
+        let prefetch = tracing::info_span!(parent: &request, "prefetch");
+        prefetch.in_scope(|| tracing::debug!("prefetched"));
+        drop(prefetch);
+        request.in_scope(|| tracing::error!("request failed"));
+    });
+    log.flush().unwrap();
+    let records = memory.records();
+    assert!(
+        records.iter().any(|r| r.event() == "prefetched"),
+        "the failed request's debug record was decided by its child's end"
+    );
+}

@@ -264,7 +264,78 @@ fn core_benches(c: &mut Criterion) {
             log.set_min_level(aitrace_core::Level::Trace);
         });
     });
+    retention_benches(&mut group);
     group.finish();
+}
+
+/// Retention by outcome (issue 21): the standard event at `info` in a span
+/// (shipped: it passes the holder on its way to the buffer) next to the
+/// same event at `debug` (held with its trace; each chunk's trace then
+/// ends well and its held records are discarded, outside the timing).
+fn retention_benches(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    use aitrace_core::retention::Retention;
+    let log = BufferedLogger::builder()
+        .output(Output::file("/dev/null"))
+        .min_level(aitrace_core::Level::Debug)
+        .retention(Retention::new().max_bytes(usize::MAX))
+        .build();
+    group.bench_function("aitrace-core API, retention on, shipped (info)", |b| {
+        b.iter_custom(|iters| {
+            let root = std::cell::RefCell::new(Some(log.span("request").enter()));
+            let took = timed_in_chunks(&log, iters, || core_event(&log));
+            root.borrow_mut().take();
+            log.clear();
+            took
+        });
+    });
+    group.bench_function("aitrace-core API, retention on, held (debug)", |b| {
+        b.iter_custom(|iters| {
+            let mut root = Some(log.span("request").enter());
+            let took = timed_chunks(
+                iters,
+                || debug_event(&log),
+                || {
+                    // The chunk's trace ends well: its records are discarded.
+                    root.take();
+                    log.clear();
+                    root = Some(log.span("request").enter());
+                },
+            );
+            root.take();
+            log.clear();
+            took
+        });
+    });
+    // The memory a held record takes, against its JSON size.
+    let root = log.span("request").enter();
+    for _ in 0..10_000 {
+        debug_event(&log);
+    }
+    let stats = log.stats();
+    drop(root);
+    let json = {
+        let record = aitrace_core::Record::builder(aitrace_core::Level::Debug, "checkout_started")
+            .field("order_id", 42i64)
+            .field("user", "u2")
+            .field("total", 469.74f64)
+            .build();
+        let mut line = Vec::new();
+        aitrace_core::output::Layout::default().write_lines(&mut line, [&record]);
+        line.len()
+    };
+    println!(
+        "retention: {} bytes held per standard debug event (its JSON line: {json} bytes)",
+        stats.held_bytes / stats.held.max(1)
+    );
+}
+
+/// The standard event at `debug`.
+fn debug_event(log: &BufferedLogger) {
+    log.debug("checkout_started")
+        .field("order_id", 42i64)
+        .field("user", "u2")
+        .field("total", 469.74f64)
+        .emit();
 }
 
 criterion_group! {

@@ -24,7 +24,8 @@ fn example(name: &str) -> Command {
     cmd.env_remove("LOG_TRG")
         .env_remove("AITRACE_LEVEL")
         .env_remove("RUST_LOG")
-        .env_remove("AITRACE_SPOOL_DIR");
+        .env_remove("AITRACE_SPOOL_DIR")
+        .env_remove("AITRACE_SHIP_LEVEL");
     cmd
 }
 
@@ -936,4 +937,32 @@ fn sqlite_retries_a_batch_while_another_connection_holds_the_database() {
         .unwrap();
     assert!(retries >= 1, "{stdout}");
     assert_eq!(sqlite_rows(&db).len(), 20, "both runs' records");
+}
+
+/// Issue 21: with retention on, every failed request arrives with all its
+/// debug records and every successful one at `info` only (the example
+/// checks each request and exits 1 otherwise), in fewer bytes.
+#[test]
+fn retention_ships_the_debug_records_of_failed_requests_only() {
+    let out = run(&mut example("retention"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("failed requests: 20 of 1000, each kept whole (failed)"),
+        "{stdout}"
+    );
+    let records = |prefix: &str| -> usize {
+        let line = stdout.lines().find(|l| l.starts_with(prefix)).unwrap();
+        line[prefix.len()..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(records("retention off:"), 9000, "{stdout}");
+    assert_eq!(
+        records("retention on:"),
+        5080,
+        "4 debug records kept for each of 20 failures"
+    );
 }

@@ -24,6 +24,7 @@ use crate::output::Output;
 use crate::output::target::TARGET_ENV;
 use crate::record::Record;
 use crate::redact::{Hook, Redaction, Redactor, Verdict};
+use crate::retention::{Holder, Retention};
 use crate::retry::{BreakerPolicy, RetryPolicy};
 use crate::spool::DEFAULT_SPOOL_MAX_BYTES;
 use crate::stats::Ledger;
@@ -97,6 +98,7 @@ pub struct Builder {
     record_ids: bool,
     redactor: Option<Redactor>,
     before_send: Option<Hook>,
+    retention: Option<Retention>,
     /// Set when a spool from `AITRACE_SPOOL_DIR` could not be used.
     no_spool_env: bool,
 }
@@ -332,6 +334,16 @@ impl Builder {
         self
     }
 
+    /// Retention by outcome: records below the ship level are held per
+    /// trace until its local root span ends, then shipped whole if the
+    /// trace failed, was slow or is sampled, and discarded otherwise; see
+    /// [`retention`](crate::retention). Off by default; `AITRACE_SHIP_LEVEL`
+    /// turns it on when code does not call this.
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = Some(retention);
+        self
+    }
+
     /// The logger. Reads the environment for what was not set in code;
     /// unusable values fall back to the defaults with a line on stderr. If
     /// the spool folder cannot be used, background delivery still starts,
@@ -461,6 +473,9 @@ impl Builder {
                 ),
                 flush_timeout: self.flush_timeout.unwrap_or(DEFAULT_FLUSH_TIMEOUT),
                 shutdown_timeout: self.shutdown_timeout.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT),
+                retention: (self.retention.clone())
+                    .or_else(Retention::from_env)
+                    .map(|retention| Holder::new(retention.resolve())),
             }),
         })
     }

@@ -93,6 +93,19 @@ struct Shared {
     redaction: Option<Redaction>,
     flush_timeout: Duration,
     shutdown_timeout: Duration,
+    /// Retention by outcome; `None` when it is off.
+    retention: Option<crate::retention::Holder>,
+}
+
+impl Shared {
+    /// Decides every trace retention still holds (as its `at_shutdown`
+    /// says) into the buffer, before delivery stops.
+    fn release_held(&self) {
+        if let Some(holder) = &self.retention {
+            let buffer = &self.buffer;
+            holder.drain(&mut |record| buffer.push(record));
+        }
+    }
 }
 
 impl BufferedLogger {
@@ -216,6 +229,13 @@ impl BufferedLogger {
                 return;
             }
         }
+        if let Some(holder) = &self.shared.retention {
+            let buffer = &self.shared.buffer;
+            if let Some(record) = holder.offer(record, &mut |held| buffer.push(held)) {
+                buffer.push(record);
+            }
+            return;
+        }
         self.shared.buffer.push(record);
     }
 
@@ -312,6 +332,7 @@ impl BufferedLogger {
     /// names it. Call it before `std::process::exit`, which runs no
     /// destructors.
     pub fn shutdown(&self, timeout: Duration) -> Result<FlushReport> {
+        self.shared.release_held();
         self.shared.processor.shutdown(timeout)
     }
 
@@ -328,13 +349,19 @@ impl BufferedLogger {
     /// [`Stats`] for the balance it always satisfies).
     pub fn stats(&self) -> Stats {
         let books = self.shared.ledger.lock();
+        // Retention's counts first: a record it releases meanwhile is then
+        // counted on both sides of the balance, never on one only.
+        let retention = (self.shared.retention.as_ref())
+            .map(|holder| holder.counts())
+            .unwrap_or_default();
         let tally = self.shared.buffer.tally();
-        Stats::new(
+        Stats::with_retention(
             tally.captured,
             tally.dropped,
             tally.discarded,
             tally.before_send_dropped,
             tally.buffered,
+            retention,
             books.clone(),
         )
     }
@@ -359,6 +386,7 @@ impl Drop for DeliveryGuard {
 
 impl Drop for Shared {
     fn drop(&mut self) {
+        self.release_held();
         self.processor.close(self.shutdown_timeout);
         for output in &self.outputs {
             output.shutdown_exporter();

@@ -22,6 +22,7 @@ global.document = { body, createElement: t => new Node(t), createDocumentFragmen
   createTextNode: t => { const n = new Node('#text'); n._text = t; return n; },
   getElementById: id => id === 'aitrace-data' ? dataEl : null, addEventListener() {} };
 global.setTimeout = (f) => f(); global.clearTimeout = () => {};
+global.window = {}; global.location = { hash: '' };
 const assert = require('assert');
 new Function(scriptMatch[1])();
 const stats = () => body.all(n => n.className === 'stats')[0].textContent;
@@ -29,8 +30,13 @@ const rows = () => body.all(n => n.tagName === 'tr' && n.className.includes('tra
 assert.strictEqual(rows().length, Number(process.argv[3]), 'one row per trace');
 // Open the trace with an error: tree, timeline, the error's message.
 const failed = rows().find(r => r.children[4].textContent === 'error');
+// The trace retention kept whole has a badge saying why, and only that one.
+const kept = rows().filter(r => r.children[0].all(n => n.className.includes('kept')).length);
+assert.deepStrictEqual(kept, [failed], 'one trace kept whole: the failed one');
+assert.ok(failed.children[0].textContent.startsWith('kept: failed order'), failed.children[0].textContent);
 failed.onclick();
 const text = body.textContent;
+assert.ok(text.includes('kept whole: failed'), 'the trace says why it was kept');
 assert.ok(text.includes('Tree') && text.includes('Timeline'), 'tree and timeline drawn');
 assert.ok(text.includes('✖ declined'), 'the failed span shows its error');
 assert.ok(body.all(n => n.className.startsWith('bar')).length > 0, 'timeline bars');

@@ -6,6 +6,7 @@
   var FLAT = ['timestamp', 'event', 'level', 'logger', 'trace_id', 'span_id', 'parent_span_id',
     'file', 'line', 'function', 'provisional', 'record_id'];
   var PAGE = 200;
+  var RETENTION = 'aitrace.retention';
 
   var data = JSON.parse(document.getElementById('aitrace-data').textContent);
 
@@ -56,6 +57,12 @@
   function compact(v) {
     var s = typeof v === 'string' ? v : JSON.stringify(v);
     return s.length > 80 ? s.slice(0, 79) + '…' : s;
+  }
+  // Why retention by outcome kept a trace whole ('failed', 'slow', 'sampled').
+  function keptTag(reason) {
+    var tag = el('span', 'tag kept kept-' + String(reason).replace(/[^a-z]/g, ''), 'kept: ' + reason);
+    tag.title = 'trace kept whole (retention by outcome): ' + reason;
+    return tag;
   }
   function fieldsText(r) {
     return Object.keys(r.f).map(function (k) { return k + '=' + compact(r.f[k]); }).join(' ');
@@ -139,8 +146,10 @@
   }
   function traceRow(t) {
     var tr = el('tr', 'trace');
-    var name = el('td', 'name', t.name);
-    name.title = (t.trace_id || 'no trace id') + '\n' + t.name;
+    var name = el('td', 'name');
+    if (t.kept != null) { name.appendChild(keptTag(t.kept)); name.appendChild(document.createTextNode(' ')); }
+    name.appendChild(document.createTextNode(t.name));
+    name.title = (t.trace_id || 'no trace id') + '\n' + t.name + (t.kept != null ? '\nkept whole: ' + t.kept : '');
     tr.appendChild(name);
     tr.appendChild(el('td', null, t.start ? t.start.replace('T', ' ').replace('Z', '') : ''));
     tr.appendChild(el('td', 'num', fmtMs(t.duration_ms)));
@@ -214,7 +223,8 @@
     detail.textContent = '';
     detail.appendChild(el('h2', null, t.name));
     detail.appendChild(el('div', 'hint', (t.trace_id ? 'trace ' + t.trace_id : 'records without a trace id') +
-      ' · ' + m.count + ' records · ' + m.spans.length + ' spans' + (t.error ? ' · has errors' : '')));
+      ' · ' + m.count + ' records · ' + m.spans.length + ' spans' + (t.error ? ' · has errors' : '') +
+      (t.kept != null ? ' · kept whole: ' + t.kept : '')));
     detail.appendChild(el('h2', null, 'Tree'));
     var tree = el('div', 'tree');
     detail.appendChild(tree);
@@ -272,6 +282,7 @@
     row.appendChild(el('span', 'dur', ' ' + (s.open ? '' : fmtMs(s.ms))));
     if (s.open) { row.appendChild(el('span', 'tag open', 'no .end: running or lost')); }
     if (s.orphan) { row.appendChild(el('span', 'tag orphan', 'parent ' + s.parent + ' not in this file')); }
+    if (s.end && typeof s.end.f[RETENTION] === 'string') { row.appendChild(keptTag(s.end.f[RETENTION])); }
     if (s.err) {
       var msg = s.end.f.error;
       row.appendChild(el('span', 'err', ' ✖ ' + (msg == null ? 'error' : compact(msg))));
