@@ -261,8 +261,8 @@ impl Retention {
     }
 
     /// Retention from the environment alone, when `AITRACE_SHIP_LEVEL` is
-    /// set; an unreadable value is said on stderr and retention stays off
-    /// (or keeps its default).
+    /// set (an unreadable level is said on stderr and the default ship
+    /// level used; see [`resolve`](Self::resolve)).
     pub(crate) fn from_env() -> Option<Retention> {
         std::env::var_os(SHIP_LEVEL_ENV)?;
         Some(Retention::new())

@@ -264,29 +264,9 @@ pub(crate) struct RetentionCounts {
 }
 
 impl Stats {
-    #[cfg(test)]
+    /// The stats of a logger from its buffer's tally, retention's counters
+    /// and each output's books.
     pub(crate) fn new(
-        captured: u64,
-        dropped_overflow: u64,
-        discarded: u64,
-        before_send_dropped: u64,
-        buffered: u64,
-        outputs: Vec<OutputStats>,
-    ) -> Self {
-        Stats::with_retention(
-            captured,
-            dropped_overflow,
-            discarded,
-            before_send_dropped,
-            buffered,
-            RetentionCounts::default(),
-            outputs,
-        )
-    }
-
-    /// [`new`](Self::new) with retention's counters: records it holds or
-    /// discarded count as captured (the buffer counts those it shipped).
-    pub(crate) fn with_retention(
         captured: u64,
         dropped_overflow: u64,
         discarded: u64,
@@ -363,7 +343,15 @@ mod tests {
             last_rejection: None,
             breaker_open: false,
         };
-        let stats = Stats::new(0, 0, 0, 0, 0, vec![output.clone(), output.clone()]);
+        let stats = Stats::new(
+            0,
+            0,
+            0,
+            0,
+            0,
+            RetentionCounts::default(),
+            vec![output.clone(), output.clone()],
+        );
         let per_output: Vec<String> = fields(&format!("{output:?}"))
             .into_iter()
             .filter(|(_, v)| v == "1")

@@ -355,7 +355,7 @@ impl BufferedLogger {
             .map(|holder| holder.counts())
             .unwrap_or_default();
         let tally = self.shared.buffer.tally();
-        Stats::with_retention(
+        Stats::new(
             tally.captured,
             tally.dropped,
             tally.discarded,
