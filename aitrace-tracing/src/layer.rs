@@ -23,6 +23,18 @@ pub const TRACEPARENT_FIELD: &str = "traceparent";
 /// The span field that holds the `tracestate` header going with
 /// [`TRACEPARENT_FIELD`].
 pub const TRACESTATE_FIELD: &str = "tracestate";
+/// The span field that names a span's records in place of its static
+/// name (`info_span!("HTTP request", otel.name = %"GET /users/{id}")`), as
+/// tracing-opentelemetry reads it.
+pub const OTEL_NAME_FIELD: &str = "otel.name";
+/// The span field that, recorded as `"error"` (any case), fails the span as
+/// an `ERROR` event inside it does, as tracing-opentelemetry reads it.
+pub const OTEL_STATUS_CODE_FIELD: &str = "otel.status_code";
+/// The span field whose text is a failed span's `error` (else `error.type`'s,
+/// else `"error"`).
+pub const OTEL_STATUS_MESSAGE_FIELD: &str = "otel.status_message";
+/// The OpenTelemetry attribute naming the class of a failure.
+const ERROR_TYPE_FIELD: &str = "error.type";
 
 /// A [`tracing_subscriber::Layer`] that turns events into aitrace records and
 /// spans into `NAME.start`/`NAME.end` lifecycle records, buffered in a
@@ -161,6 +173,9 @@ struct LayerState {
     kept: bool,
     start_written: bool,
     error: Option<String>,
+    /// The name its records carry when an `otel.name` field gave one by
+    /// the time `.start` was written.
+    name: Option<Box<str>>,
 }
 
 /// Maps a `tracing` level to an aitrace level.
@@ -312,8 +327,15 @@ impl AitraceLayer {
         if !state.kept {
             return;
         }
+        if let Some(name) = field_str(&fields, OTEL_NAME_FIELD).filter(|name| !name.is_empty()) {
+            state.name = Some(name.into());
+        }
+        if let Some(error) = status_error(&fields) {
+            state.error.get_or_insert(error);
+        }
+        let name = state.name.as_deref().unwrap_or(meta.name());
         let mut builder = located(
-            Record::builder(span.level, wire::lifecycle_event(meta.name(), Phase::Start)),
+            Record::builder(span.level, wire::lifecycle_event(name, Phase::Start)),
             meta,
         )
         .timestamp(span.created)
@@ -343,6 +365,7 @@ where
             kept: (self.logger).enabled_for(level_from_tracing(meta.level()), meta.target()),
             start_written: false,
             error: None,
+            name: None,
         };
         attrs.record(&mut FieldVisitor::fields_only(&mut state.fields));
         if let Some(data) = span.extensions_mut().get_mut::<SpanData>() {
@@ -445,13 +468,17 @@ where
         if let Some(panic) = adapter::panic_error() {
             state.error.get_or_insert(panic);
         }
+        if let Some(error) = status_error(&state.fields) {
+            state.error.get_or_insert(error);
+        }
         let level = if state.error.is_some() {
             Level::Error
         } else {
             data.level
         };
+        let name = state.name.as_deref().unwrap_or(meta.name());
         let mut builder = located(
-            Record::builder(level, wire::lifecycle_event(meta.name(), Phase::End)),
+            Record::builder(level, wire::lifecycle_event(name, Phase::End)),
             meta,
         )
         .span_context(data.context)
@@ -581,18 +608,33 @@ fn callsite_key(callsite: &tracing_core::callsite::Identifier) -> usize {
 /// if the header parses (one that does not is ignored, as W3C asks: the
 /// span starts where it would without it).
 fn remote_parent_of(fields: &[(Cow<'static, str>, Value)]) -> Option<TraceParent> {
-    let field = |name: &str| {
-        fields
-            .iter()
-            .rev()
-            .find(|(key, _)| key == name)
-            .and_then(|(_, value)| value.as_str())
-    };
-    let parent = TraceParent::parse(field(TRACEPARENT_FIELD)?).ok()?;
-    Some(match field(TRACESTATE_FIELD) {
+    let parent = TraceParent::parse(field_str(fields, TRACEPARENT_FIELD)?).ok()?;
+    Some(match field_str(fields, TRACESTATE_FIELD) {
         Some(state) => parent.with_trace_state(state),
         None => parent,
     })
+}
+
+/// The last string value of field `name` in a span's list.
+fn field_str<'a>(fields: &'a [(Cow<'static, str>, Value)], name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .rev()
+        .find(|(key, _)| key == name)
+        .and_then(|(_, value)| value.as_str())
+}
+
+/// A span's `error` text when an `otel.status_code` field says `error`:
+/// its `otel.status_message`, else its `error.type`, else `"error"`.
+fn status_error(fields: &[(Cow<'static, str>, Value)]) -> Option<String> {
+    let code = field_str(fields, OTEL_STATUS_CODE_FIELD)?;
+    if !code.eq_ignore_ascii_case("error") {
+        return None;
+    }
+    let text = field_str(fields, OTEL_STATUS_MESSAGE_FIELD)
+        .or_else(|| field_str(fields, ERROR_TYPE_FIELD))
+        .unwrap_or("error");
+    Some(text.to_owned())
 }
 
 #[inline]

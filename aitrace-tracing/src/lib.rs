@@ -37,6 +37,12 @@
 //! | `WARN` | `warning` |
 //! | span creation / first enter | `NAME.start` with the span's fields, `provisional: true` |
 //! | span close | `NAME.end` with fields recorded after the start and `duration_ms` |
+//! | span field `otel.name` (set by the first enter) | `NAME` in place of the span's static name |
+//! | span field `otel.status_code = "error"` | `NAME.end` at `error`, its `error` the `otel.status_message` (else `error.type`) |
+//!
+//! The `otel.*` fields are tracing-opentelemetry's conventions, so a span
+//! written for it (as aitrace-http's are) means the same here; `otel.kind`
+//! stays a field, which the OTLP output reads as the span kind.
 //!
 //! While a `tracing` span is entered it is `aitrace_core`'s current span, so
 //! records from `log` (through `aitrace-log`), `slog` (through `aitrace-slog`)
@@ -159,7 +165,10 @@ mod message;
 #[cfg(feature = "opentelemetry")]
 mod otel;
 
-pub use layer::{AitraceLayer, TRACEPARENT_FIELD, TRACESTATE_FIELD, level_from_tracing};
+pub use layer::{
+    AitraceLayer, OTEL_NAME_FIELD, OTEL_STATUS_CODE_FIELD, OTEL_STATUS_MESSAGE_FIELD,
+    TRACEPARENT_FIELD, TRACESTATE_FIELD, level_from_tracing,
+};
 
 pub use tracing;
 pub use tracing_subscriber;

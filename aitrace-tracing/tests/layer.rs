@@ -788,3 +788,85 @@ fn retention_decides_at_the_real_root_when_a_child_is_entered_first() {
         "the failed request's debug record was decided by its child's end"
     );
 }
+
+#[test]
+fn otel_name_names_the_records_and_an_error_status_fails_the_span() {
+    let log = logger();
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let ok = tracing::info_span!(
+            "HTTP request",
+            otel.name = %"GET /users/{id}",
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+        );
+        ok.in_scope(|| tracing::info!("found"));
+        drop(ok);
+        let failed = tracing::info_span!(
+            "HTTP request",
+            otel.name = "POST /orders",
+            otel.status_code = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+        );
+        failed.in_scope(|| tracing::info!("stored"));
+        failed.record("error.type", "503");
+        failed.record("otel.status_code", "ERROR");
+        drop(failed);
+        // A name recorded after the start does not rename the pair, and an
+        // `ok` status fails nothing.
+        let late = tracing::info_span!(
+            "job",
+            otel.name = tracing::field::Empty,
+            otel.status_code = "ok"
+        );
+        late.in_scope(|| {});
+        late.record("otel.name", "renamed");
+        drop(late);
+    });
+    let records = log.records();
+    let events: Vec<_> = records.iter().map(Record::event).collect();
+    assert_eq!(
+        events,
+        [
+            "GET /users/{id}.start",
+            "found",
+            "GET /users/{id}.end",
+            "POST /orders.start",
+            "stored",
+            "POST /orders.end",
+            "job.start",
+            "job.end"
+        ]
+    );
+    let ok_end = find(&records, "GET /users/{id}.end");
+    assert_eq!(ok_end.level(), Level::Info);
+    assert_eq!(ok_end.field("error"), None);
+    assert_eq!(
+        find(&records, "GET /users/{id}.start").field("otel.kind"),
+        Some(&Value::from("server"))
+    );
+    let failed_end = find(&records, "POST /orders.end");
+    assert_eq!(failed_end.level(), Level::Error);
+    assert_eq!(failed_end.field("error"), Some(&Value::from("503")));
+    assert_eq!(find(&records, "job.end").level(), Level::Info);
+}
+
+#[test]
+fn an_error_status_message_is_the_spans_error_text() {
+    let log = logger();
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::info_span!(
+            "call",
+            otel.status_code = tracing::field::Empty,
+            otel.status_message = tracing::field::Empty,
+            error.type = "timeout",
+        );
+        span.in_scope(|| {});
+        span.record("otel.status_message", "upstream took 30 s");
+        span.record("otel.status_code", "error");
+    });
+    let end = find(&log.records(), "call.end").clone();
+    assert_eq!(end.level(), Level::Error);
+    assert_eq!(end.field("error"), Some(&Value::from("upstream took 30 s")));
+}
