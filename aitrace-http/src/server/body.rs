@@ -1,0 +1,77 @@
+//! The response body, which keeps the request's span open until it ends.
+
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use http_body::{Body, Frame, SizeHint};
+use tracing::Span;
+
+pin_project_lite::pin_project! {
+    /// A response body that holds the request's span until its last frame,
+    /// an error, or its drop, and is polled inside it: a streamed response
+    /// ends the span when the stream does.
+    pub struct ResponseBody<B> {
+        #[pin]
+        inner: B,
+        span: Option<Span>,
+    }
+}
+
+impl<B> ResponseBody<B> {
+    pub(super) fn new(inner: B, span: Option<Span>) -> Self {
+        ResponseBody { inner, span }
+    }
+}
+
+impl<B> fmt::Debug for ResponseBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseBody")
+            .field("span", &self.span)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Body> Body for ResponseBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let frame = {
+            let _entered = this.span.as_ref().map(Span::enter);
+            let unwinding = super::FailOnPanic(this.span.as_ref());
+            let frame = ready!(this.inner.poll_frame(cx));
+            std::mem::forget(unwinding);
+            frame
+        };
+        match &frame {
+            Some(Ok(frame)) => {
+                let code = frame.trailers_ref().and_then(super::grpc_status);
+                if let (Some(code), Some(span)) = (code, this.span.as_ref()) {
+                    super::record_grpc_status(span, code);
+                }
+            }
+            Some(Err(_)) => {
+                if let Some(span) = this.span.take() {
+                    crate::status::fail(&span, std::any::type_name::<B::Error>(), None);
+                }
+            }
+            None => {
+                this.span.take(); // the last frame went: the span ends
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
