@@ -966,3 +966,97 @@ fn retention_ships_the_debug_records_of_failed_requests_only() {
         "4 debug records kept for each of 20 failures"
     );
 }
+
+/// Each span named `name` among `records`: its `.start` and its `.end`.
+fn span_pair<'a>(records: &[&'a Json], name: &str) -> Vec<(&'a Json, &'a Json)> {
+    records
+        .iter()
+        .filter(|r| meta(r)["event"] == format!("{name}.start").as_str())
+        .map(|start| {
+            let end = records
+                .iter()
+                .find(|r| {
+                    meta(r)["event"] == format!("{name}.end").as_str()
+                        && meta(r)["span_id"] == meta(start)["span_id"]
+                })
+                .unwrap_or_else(|| panic!("{name} has no end"));
+            (*start, *end)
+        })
+        .collect()
+}
+
+#[test]
+fn web_puts_each_request_in_one_trace_across_both_services() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("web.jsonl");
+    let out = run(example("web").arg(&path));
+    assert!(out.stdout.is_empty(), "records go to the file");
+    let records = parse_lines(&std::fs::read_to_string(&path).unwrap());
+    records.iter().for_each(assert_wire_record);
+    let mut traces: Vec<String> = records
+        .iter()
+        .map(|r| meta(r)["trace_id"].as_str().unwrap().to_owned())
+        .collect();
+    traces.dedup();
+    assert_eq!(traces.len(), 4, "one trace per request, in order");
+    for (n, trace) in traces.iter().enumerate() {
+        let mine: Vec<&Json> = records
+            .iter()
+            .filter(|r| meta(r)["trace_id"] == trace.as_str())
+            .collect();
+        let root = assert_one_tree(&mine);
+        let shop = span_pair(&mine, "GET /orders/{order_id}/{sku}");
+        let client = span_pair(&mine, "GET");
+        let stock = span_pair(&mine, "GET /stock/{sku}");
+        assert_eq!(
+            (shop.len(), client.len(), stock.len()),
+            (1, 1, 1),
+            "trace {n}"
+        );
+        let (shop, client, stock) = (shop[0], client[0], stock[0]);
+        // shop's server span is the root; the client span under it; stock's
+        // server span under the client span, joined only by the header.
+        assert_eq!(meta(shop.0)["span_id"], root.as_str());
+        assert_eq!(meta(client.0)["parent_span_id"], meta(shop.0)["span_id"]);
+        assert_eq!(meta(stock.0)["parent_span_id"], meta(client.0)["span_id"]);
+        assert_eq!(
+            stock.0["traceparent"],
+            format!(
+                "00-{trace}-{}-01",
+                meta(client.0)["span_id"].as_str().unwrap()
+            )
+            .as_str()
+        );
+        for (start, kind) in [
+            (shop.0, "server"),
+            (client.0, "client"),
+            (stock.0, "server"),
+        ] {
+            assert_eq!(start["otel.kind"], kind);
+            assert_eq!(start["http.request.method"], "GET");
+        }
+        assert_eq!(shop.0["http.route"], "/orders/{order_id}/{sku}");
+        assert_eq!(stock.0["http.route"], "/stock/{sku}");
+        // The second order's request carries no x-request-id.
+        let request_id = [Some("req-1001"), None, Some("req-1003"), None][n];
+        assert_eq!(shop.0["request_id"].as_str(), request_id, "trace {n}");
+        let broken = n == 2;
+        let codes = [&shop.1, &client.1, &stock.1]
+            .map(|end| end["http.response.status_code"].as_u64().unwrap());
+        let levels = [&shop.1, &client.1, &stock.1].map(|end| meta(end)["level"].as_str().unwrap());
+        if broken {
+            assert_eq!(codes, [502, 500, 500]);
+            assert_eq!(levels, ["error"; 3], "failed on both sides");
+            assert_eq!(client.1["error.type"], "500");
+        } else {
+            assert_eq!(codes, [200; 3]);
+            assert_eq!(levels, ["info"; 3]);
+        }
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("web: 1 of 4 orders failed"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} records: {0} delivered", records.len())),
+        "{stderr}"
+    );
+}
