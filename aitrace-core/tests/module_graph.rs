@@ -361,7 +361,7 @@ fn one_cycle(graph: &Graph, members: &BTreeSet<&str>, start: &str) -> Vec<String
 }
 
 /// The crates whose modules must depend one way.
-const CRATES: [&str; 8] = [
+const CRATES: [&str; 9] = [
     "aitrace-model",
     "aitrace-core",
     "aitrace-otlp",
@@ -369,6 +369,7 @@ const CRATES: [&str; 8] = [
     "aitrace-tracing",
     "aitrace-slog",
     "aitrace-log",
+    "aitrace-http",
     "aitrace-cli",
 ];
 
@@ -419,6 +420,11 @@ fn aitrace_slog_modules_depend_one_way() {
 #[test]
 fn aitrace_log_modules_depend_one_way() {
     assert_one_way("aitrace-log");
+}
+
+#[test]
+fn aitrace_http_modules_depend_one_way() {
+    assert_one_way("aitrace-http");
 }
 
 #[test]

@@ -49,3 +49,8 @@ struct OtlpReadme;
 #[cfg(doctest)]
 #[doc = include_str!("../../aitrace-report/README.md")]
 struct ReportReadme;
+
+/// `aitrace-http`'s README.
+#[cfg(doctest)]
+#[doc = include_str!("../../aitrace-http/README.md")]
+struct HttpReadme;
