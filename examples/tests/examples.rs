@@ -1060,3 +1060,61 @@ fn web_puts_each_request_in_one_trace_across_both_services() {
         "{stderr}"
     );
 }
+
+/// The web example's spans over OTLP (what Jaeger, Tempo or Phoenix get):
+/// kinds server and client, HTTP attributes, the failed order's spans with
+/// an error status on both sides.
+#[test]
+fn web_over_otlp_sends_server_and_client_spans_with_http_meaning() {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+    use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+    use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
+    let rx = aitrace_testkit::OtlpReceiver::start();
+    let out = run(example("web")
+        .env("LOG_TRG", "otlp")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &rx.endpoint)
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("0 dropped"), "{stderr}");
+    let spans = rx.spans();
+    assert_eq!(
+        spans.len(),
+        12,
+        "4 orders × shop server, client, stock server"
+    );
+    let attribute = |span: &opentelemetry_proto::tonic::trace::v1::Span, key: &str| {
+        span.attributes
+            .iter()
+            .find(|a| a.key == key)
+            .and_then(|a| a.value.as_ref()?.value.clone())
+    };
+    let mut failed = 0;
+    for span in &spans {
+        let kind = match span.name.as_str() {
+            "GET /orders/{order_id}/{sku}" | "GET /stock/{sku}" => SpanKind::Server,
+            "GET" => SpanKind::Client,
+            other => panic!("unexpected span {other}"),
+        };
+        assert_eq!(span.kind, kind as i32, "{}", span.name);
+        assert_eq!(
+            attribute(span, "http.request.method"),
+            Some(Any::StringValue("GET".into()))
+        );
+        assert!(
+            attribute(span, "otel.kind").is_none(),
+            "read as the kind, not an attribute"
+        );
+        let code = match attribute(span, "http.response.status_code") {
+            Some(Any::IntValue(code)) => code,
+            other => panic!("{}: status {other:?}", span.name),
+        };
+        let status = span.status.as_ref().map_or(0, |s| s.code);
+        if code >= 500 {
+            failed += 1;
+            assert_eq!(status, StatusCode::Error as i32, "{}", span.name);
+        } else {
+            assert_ne!(status, StatusCode::Error as i32, "{}", span.name);
+        }
+    }
+    assert_eq!(failed, 3, "the broken order fails on both sides");
+}
