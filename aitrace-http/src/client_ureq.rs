@@ -1,5 +1,7 @@
 //! Client spans for ureq, as ureq middleware.
 
+use std::io::ErrorKind;
+
 use ureq::middleware::{Middleware, MiddlewareNext};
 use ureq::{Body, SendBody};
 
@@ -11,7 +13,8 @@ use crate::{client, propagation};
 /// span is entered for the call, and ends when the response's headers
 /// arrive (ureq turns a 4xx or 5xx into `Error::StatusCode` by default;
 /// either way the code is recorded). A transport error's `error.type` is
-/// `timeout`, `connect`, `io` or `_OTHER`.
+/// `timeout`, `connect` (refused or reset, as reqwest has it), `io` or
+/// `_OTHER`.
 ///
 /// ```
 /// let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -62,7 +65,14 @@ fn error_type(error: &ureq::Error) -> &'static str {
     match error {
         ureq::Error::Timeout(_) => "timeout",
         ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => "connect",
-        ureq::Error::Io(_) => "io",
+        ureq::Error::Io(error) => match error.kind() {
+            // What reqwest calls a connect error.
+            ErrorKind::ConnectionRefused | ErrorKind::ConnectionReset | ErrorKind::NotConnected => {
+                "connect"
+            }
+            ErrorKind::TimedOut => "timeout",
+            _ => "io",
+        },
         _ => "_OTHER",
     }
 }

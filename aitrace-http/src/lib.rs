@@ -4,14 +4,16 @@
 //! between.
 //!
 //! ```no_run
-//! use aitrace_core::BufferedLogger;
+//! use aitrace_core::{Background, BufferedLogger};
 //! use aitrace_tracing::AitraceLayer;
 //! use axum::{Router, routing::get};
 //! use tracing_subscriber::prelude::*;
 //!
 //! # async fn run() -> std::io::Result<()> {
-//! let log = BufferedLogger::new(); // output from LOG_TRG
+//! // A server: background delivery, and a guard that flushes at the end.
+//! let log = BufferedLogger::builder().delivery(Background::new()).build();
 //! tracing_subscriber::registry().with(AitraceLayer::new(log.clone())).init();
+//! let _guard = log.delivery_guard();
 //!
 //! // Calls out carry the current span's traceparent, in a client span.
 //! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
@@ -25,7 +27,9 @@
 //!     }))
 //!     .layer(aitrace_http::ServerLayer::new());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
-//! axum::serve(listener, app).await
+//! axum::serve(listener, app)
+//!     .with_graceful_shutdown(async { tokio::signal::ctrl_c().await.ok(); })
+//!     .await // then `_guard` sends what is left
 //! # }
 //! ```
 //!
@@ -47,6 +51,11 @@
 //!   current span's headers into an `http::HeaderMap`, and
 //!   [`WithTraceContext`] adds them to a request builder.
 //! * **By hand**: [`extract`] reads a request's remote parent.
+//!
+//! The spans are at `INFO`, with targets `aitrace_http::server` and
+//! `aitrace_http::client`: a logger whose level is above `info` drops them,
+//! and the trace context with them. Keep them with a directive
+//! (`AITRACE_LEVEL=warn,aitrace_http=info`).
 //!
 //! Retention by outcome (`aitrace_core::retention`) sees these spans like
 //! any other: a 5xx, an error or a panic fails the request's trace, and an

@@ -45,7 +45,8 @@ type RouteFn = dyn Fn(&http::request::Parts) -> Option<String> + Send + Sync;
 ///   the response, `http.response.status_code`;
 /// * fails (`otel.status_code = "error"`, its `.end` record at `error`) on
 ///   a 5xx, with `error.type` the status code, on an error from the inner
-///   service or the response body (`error.type` its type), or on a panic
+///   service or the response body (`error.type` its type, its text in
+///   `otel.status_message`), or on a panic
 ///   that unwinds through it (`error.type = "panic"`, the message in
 ///   `otel.status_message`); a 4xx is the client's error, not the
 ///   server's, as the conventions say. A gRPC response's `grpc-status`
@@ -55,7 +56,13 @@ type RouteFn = dyn Fn(&http::request::Parts) -> Option<String> + Send + Sync;
 ///   [`request_id_header`](Self::request_id_header) names) as `request_id`;
 /// * ends when the response body ends (its last frame, an error, or when
 ///   it is dropped), not when the headers go out, so a streamed response
-///   is inside it. The span is entered while the body is polled.
+///   is inside it. The span is entered while the body is polled. A body
+///   dropped before its end (the client went away) ends it as it stands:
+///   not failed, the status code the one the headers gave.
+///
+/// Put tower-http's `CatchPanicLayer` inside this layer (added before it)
+/// so the span records the 500 it answers a panic with; outside, the span
+/// fails with the panic's message but has no status code.
 ///
 /// The span is at `INFO` level with target `aitrace_http::server` and the
 /// static name `HTTP request`. Events and spans of the handler are inside

@@ -472,3 +472,47 @@ fn thirty_two_concurrent_requests_keep_their_own_context() {
         }
     }
 }
+
+/// The trial of issue 22: at `warn`, the info-level request spans went,
+/// and an error's record carried no trace. A directive keeps them.
+#[test]
+fn a_directive_keeps_the_request_spans_when_the_level_is_warn() {
+    let (output, memory) = Output::in_memory();
+    let log = BufferedLogger::builder()
+        .output(output)
+        .filter(aitrace_core::Filter::parse("warn,aitrace_http=info").unwrap())
+        .build();
+    let setup = Setup::with_logger(log.clone());
+    let app = Router::new()
+        .route(
+            "/broken",
+            get(|| async {
+                tracing::info!("not kept at warn");
+                tracing::error!("stock_table_unreadable");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }),
+        )
+        .layer(aitrace_http::ServerLayer::new());
+    let addr = setup.serve(app);
+    setup.run(async {
+        let response = reqwest::get(format!("http://{addr}/broken")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    });
+    setup.records_once_ended(1);
+    log.flush().unwrap();
+    let records = memory.records();
+    assert_eq!(
+        events(&records),
+        [
+            "GET /broken.start",
+            "stock_table_unreadable",
+            "GET /broken.end"
+        ]
+    );
+    let span = one(&records, "GET /broken.start").span_context().unwrap();
+    assert_eq!(
+        one(&records, "stock_table_unreadable").span_context(),
+        Some(span)
+    );
+    assert_eq!(one(&records, "GET /broken.end").level(), Level::Error);
+}

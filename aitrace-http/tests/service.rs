@@ -149,16 +149,20 @@ fn an_error_in_the_body_fails_the_span_and_a_body_dropped_unread_ends_it() {
         assert_eq!(ended(&setup.log), 2, "dropping the body ends it");
     });
     let records = setup.records_once_ended(2);
-    let ends: Vec<(Level, Option<String>)> = records
+    let ends: Vec<(Level, Option<String>, Option<String>)> = records
         .iter()
         .filter(|r| r.event() == "POST.end")
-        .map(|r| (r.level(), text(r, "error.type")))
+        .map(|r| (r.level(), text(r, "error.type"), text(r, "error")))
         .collect();
     assert_eq!(
         ends,
         [
-            (Level::Error, Some("std::io::error::Error".into())),
-            (Level::Info, None),
+            (
+                Level::Error,
+                Some("std::io::error::Error".into()),
+                Some("disk gone".into())
+            ),
+            (Level::Info, None, None),
         ]
     );
 }

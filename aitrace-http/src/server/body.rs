@@ -32,7 +32,11 @@ impl<B> fmt::Debug for ResponseBody<B> {
     }
 }
 
-impl<B: Body> Body for ResponseBody<B> {
+impl<B> Body for ResponseBody<B>
+where
+    B: Body,
+    B::Error: fmt::Display,
+{
     type Data = B::Data;
     type Error = B::Error;
 
@@ -55,9 +59,9 @@ impl<B: Body> Body for ResponseBody<B> {
                     super::record_grpc_status(span, code);
                 }
             }
-            Some(Err(_)) => {
+            Some(Err(error)) => {
                 if let Some(span) = this.span.take() {
-                    crate::status::fail(&span, std::any::type_name::<B::Error>(), None);
+                    crate::status::fail(&span, std::any::type_name::<B::Error>(), Some(error));
                 }
             }
             None => {
