@@ -99,5 +99,6 @@ pub use client_ureq::UreqMiddleware;
 pub use propagation::{TRACEPARENT, TRACESTATE, WithTraceContext, extract, inject, inject_context};
 #[cfg(feature = "tower")]
 pub use server::{
-    DEFAULT_REQUEST_ID_HEADER, ResponseBody, ResponseFuture, ServerLayer, ServerService,
+    DEFAULT_REQUEST_ID_HEADER, MAX_HEADER_FIELD_LEN, ResponseBody, ResponseFuture, ServerLayer,
+    ServerService,
 };

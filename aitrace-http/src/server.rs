@@ -3,18 +3,19 @@
 
 mod body;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use http::header::{HOST, HeaderName, USER_AGENT};
+use http::header::{HOST, HeaderName, HeaderValue, USER_AGENT};
 use http::{Request, Response};
 use tracing::Span;
 use tracing::field::Empty;
 
-use crate::propagation::{self, TRACEPARENT, TRACESTATE};
+use crate::propagation;
 use crate::semconv;
 use crate::status::fail;
 
@@ -35,14 +36,22 @@ type RouteFn = dyn Fn(&http::request::Parts) -> Option<String> + Send + Sync;
 ///   [`extract`](crate::extract)): with `aitrace_tracing::AitraceLayer` on
 ///   the subscriber, its records carry the caller's trace id and its parent
 ///   is the caller's span; a header that does not parse starts a new trace;
+/// * is a root unless the caller's `traceparent` continues a trace: never
+///   the child of a span that happens to be current where the server calls
+///   the service;
 /// * is named `METHOD ROUTE` (`otel.name`), the route being axum's
 ///   `MatchedPath` (feature `axum`) or what [`route_with`](Self::route_with)
-///   reads, else the method alone: never the raw path with its ids;
+///   reads, else the method alone: never the raw path with its ids. A gRPC
+///   call (tonic) is named `package.Service/Method`, with `rpc.system`,
+///   `rpc.service` and `rpc.method`;
 /// * carries the stable OpenTelemetry HTTP attributes `http.request.method`,
 ///   `url.path`, `url.scheme`, `http.route`, `server.address`,
 ///   `server.port` (from the `Host` header or the URI's authority),
 ///   `user_agent.original`, `network.protocol.version`, and, recorded with
-///   the response, `http.response.status_code`;
+///   the response, `http.response.status_code`. `url.scheme` is `http`
+///   when the request does not say ([`scheme`](Self::scheme)); header
+///   values are taken as UTF-8 (invalid bytes replaced) and cut at
+///   [`MAX_HEADER_FIELD_LEN`];
 /// * fails (`otel.status_code = "error"`, its `.end` record at `error`) on
 ///   a 5xx, with `error.type` the status code, on an error from the inner
 ///   service or the response body (`error.type` its type, its text in
@@ -80,7 +89,12 @@ type RouteFn = dyn Fn(&http::request::Parts) -> Option<String> + Send + Sync;
 pub struct ServerLayer {
     request_id: HeaderName,
     route: Option<Arc<RouteFn>>,
+    scheme: &'static str,
 }
+
+/// The most bytes of a header a field takes (`user_agent.original`,
+/// `request_id`): the rest of a longer one is cut, at a character boundary.
+pub const MAX_HEADER_FIELD_LEN: usize = 1024;
 
 impl ServerLayer {
     /// A layer with the defaults: request ids from `x-request-id`, routes
@@ -90,7 +104,16 @@ impl ServerLayer {
         ServerLayer {
             request_id: DEFAULT_REQUEST_ID_HEADER,
             route: None,
+            scheme: "http",
         }
+    }
+
+    /// The `url.scheme` of a request whose URI names none (HTTP/1.1's
+    /// usual form; HTTP/2 always names it): `http` unless said otherwise,
+    /// `https` for a server that terminates TLS itself.
+    pub fn scheme(mut self, scheme: &'static str) -> Self {
+        self.scheme = scheme;
+        self
     }
 
     /// Reads the `request_id` field from this header instead of
@@ -113,12 +136,17 @@ impl ServerLayer {
 
     /// The span a request runs in.
     fn span_for(&self, parts: &http::request::Parts) -> Span {
+        let grpc = Grpc::of(parts);
         let route = match &self.route {
             Some(route) => route(parts),
             None => matched_path(parts),
         };
         let (method, method_original) = semconv::method(&parts.method);
-        let name = semconv::span_name(method, route.as_deref());
+        let name = match (&grpc, &route) {
+            // The RPC conventions' name: `package.Service/Method`.
+            (Some(grpc), None) => Cow::Owned(format!("{}/{}", grpc.service, grpc.method)),
+            _ => semconv::span_name(method, route.as_deref()),
+        };
         let authority = parts
             .uri
             .authority()
@@ -128,15 +156,18 @@ impl ServerLayer {
             Some((address, port)) => (Some(address), port),
             None => (None, None),
         };
-        let header = |name: &HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
-        // Only a context that parses is passed on: a bad one starts a new
-        // trace, and its text stays out of the records.
+        let header = |name: &HeaderName| parts.headers.get(name).map(header_text);
+        // Only a context that parses is passed on, as it parsed (its
+        // `tracestate` within W3C's bounds): a bad one starts a new trace,
+        // and the text of what a caller sent stays out of the records.
         let remote = propagation::extract(&parts.headers);
-        let tracestate = remote
-            .as_ref()
-            .and_then(|_| propagation::joined(&parts.headers, &TRACESTATE));
+        let traceparent = remote.as_ref().map(|p| p.to_string());
+        let tracestate = remote.as_ref().and_then(|p| p.trace_state());
         tracing::info_span!(
             target: "aitrace_http::server",
+            // A root unless the caller's traceparent continues a trace: not
+            // the child of a span current where the server calls the service.
+            parent: None,
             "HTTP request",
             otel.name = %name,
             otel.kind = "server",
@@ -144,22 +175,58 @@ impl ServerLayer {
             http.request.method_original = method_original,
             http.route = route.as_deref(),
             url.path = parts.uri.path(),
-            url.scheme = parts.uri.scheme_str().unwrap_or("http"),
+            url.scheme = parts.uri.scheme_str().unwrap_or(self.scheme),
             server.address = address,
             server.port = port,
-            user_agent.original = header(&USER_AGENT),
+            user_agent.original = header(&USER_AGENT).as_deref(),
             network.protocol.version = semconv::protocol_version(parts.version),
-            request_id = header(&self.request_id),
-            traceparent = remote
-                .as_ref()
-                .and_then(|_| propagation::single(&parts.headers, &TRACEPARENT)),
-            tracestate = tracestate.as_deref(),
+            rpc.system = grpc.as_ref().map(|_| "grpc"),
+            rpc.service = grpc.as_ref().map(|g| g.service),
+            rpc.method = grpc.as_ref().map(|g| g.method),
+            request_id = header(&self.request_id).as_deref(),
+            traceparent = traceparent.as_deref(),
+            tracestate = tracestate,
             http.response.status_code = Empty,
             rpc.grpc.status_code = Empty,
             error.type = Empty,
             otel.status_code = Empty,
             otel.status_message = Empty,
         )
+    }
+}
+
+/// A header's text for a field: invalid UTF-8 replaced, at most
+/// [`MAX_HEADER_FIELD_LEN`] bytes.
+fn header_text(value: &HeaderValue) -> Cow<'_, str> {
+    let text = String::from_utf8_lossy(value.as_bytes());
+    if text.len() <= MAX_HEADER_FIELD_LEN {
+        return text;
+    }
+    let mut end = MAX_HEADER_FIELD_LEN;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(text[..end].to_owned())
+}
+
+/// A gRPC call (`content-type: application/grpc...`) and the service and
+/// method its path names (`/package.Service/Method`).
+struct Grpc<'a> {
+    service: &'a str,
+    method: &'a str,
+}
+
+impl<'a> Grpc<'a> {
+    fn of(parts: &'a http::request::Parts) -> Option<Self> {
+        let content_type = parts.headers.get(http::header::CONTENT_TYPE)?.as_bytes();
+        if !content_type.starts_with(b"application/grpc") {
+            return None;
+        }
+        let (service, method) = parts.uri.path().strip_prefix('/')?.split_once('/')?;
+        if service.is_empty() || method.is_empty() || method.contains('/') {
+            return None;
+        }
+        Some(Grpc { service, method })
     }
 }
 
@@ -185,6 +252,7 @@ impl fmt::Debug for ServerLayer {
         f.debug_struct("ServerLayer")
             .field("request_id", &self.request_id)
             .field("route", &self.route.as_ref().map(|_| "fn"))
+            .field("scheme", &self.scheme)
             .finish()
     }
 }
@@ -272,13 +340,14 @@ where
         let span = this.span.take();
         Poll::Ready(match result {
             Ok(response) => {
+                let mut failed = false;
                 if let Some(span) = &span {
-                    record_status(span, response.status());
+                    failed = record_status(span, response.status());
                     if let Some(code) = grpc_status(response.headers()) {
-                        record_grpc_status(span, code);
+                        failed = record_grpc_status(span, code, failed);
                     }
                 }
-                Ok(response.map(|body| ResponseBody::new(body, span)))
+                Ok(response.map(|body| ResponseBody::new(body, span, failed)))
             }
             Err(error) => {
                 if let Some(span) = &span {
@@ -290,12 +359,15 @@ where
     }
 }
 
-/// Records the status code, and fails the span on a 5xx.
-fn record_status(span: &Span, status: http::StatusCode) {
+/// Records the status code, and fails the span on a 5xx; returns whether
+/// it did.
+fn record_status(span: &Span, status: http::StatusCode) -> bool {
     span.record(semconv::HTTP_RESPONSE_STATUS_CODE, status.as_u16());
-    if status.is_server_error() {
+    let failed = status.is_server_error();
+    if failed {
         fail(span, status.as_str(), None);
     }
+    failed
 }
 
 /// A `grpc-status` header or trailer's code.
@@ -303,14 +375,20 @@ fn grpc_status(headers: &http::HeaderMap) -> Option<u32> {
     headers.get("grpc-status")?.to_str().ok()?.parse().ok()
 }
 
-/// Records a gRPC status, failing the span for the codes OpenTelemetry's
-/// RPC conventions count as server errors: UNKNOWN, DEADLINE_EXCEEDED,
-/// UNIMPLEMENTED, INTERNAL, UNAVAILABLE and DATA_LOSS.
-fn record_grpc_status(span: &Span, code: u32) {
+/// Records a gRPC status, failing the span (unless it `failed` already:
+/// the first cause stays) for the codes OpenTelemetry's RPC conventions
+/// count as server errors: UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED,
+/// INTERNAL, UNAVAILABLE and DATA_LOSS. Returns whether the span has failed.
+fn record_grpc_status(span: &Span, code: u32, failed: bool) -> bool {
     span.record("rpc.grpc.status_code", code);
-    if matches!(code, 2 | 4 | 12 | 13 | 14 | 15) {
+    if failed {
+        return true;
+    }
+    let fails = matches!(code, 2 | 4 | 12 | 13 | 14 | 15);
+    if fails {
         fail(span, &code.to_string(), None);
     }
+    fails
 }
 
 /// Fails a span when a panic unwinds through the poll it guards (dropped

@@ -45,6 +45,15 @@ fn request() -> Request<()> {
         .unwrap()
 }
 
+/// A gRPC call, as tonic's clients send it.
+fn grpc_request() -> Request<()> {
+    Request::post("/pkg.Stock/Check")
+        .header("host", "stock.internal:50051")
+        .header("content-type", "application/grpc+proto")
+        .body(())
+        .unwrap()
+}
+
 #[test]
 fn an_error_from_the_inner_service_fails_the_span_with_its_type_and_text() {
     let setup = Setup::new();
@@ -92,15 +101,23 @@ fn a_grpc_status_in_the_trailers_is_recorded_and_server_errors_fail_the_span() {
         let mut service = aitrace_http::ServerLayer::new()
             .layer(Answer(move || Ok::<_, Infallible>(grpc_body(status))));
         setup.run(async {
-            let response = service.call(request()).await.unwrap();
+            let response = service.call(grpc_request()).await.unwrap();
             assert_eq!(response.status(), 200);
             response.into_body().collect().await.unwrap();
         });
     }
     let records = setup.records_once_ended(3);
+    // Named as the RPC conventions name a call: never `POST`.
+    for start in records.iter().filter(|r| r.event().ends_with(".start")) {
+        assert_eq!(start.event(), "pkg.Stock/Check.start");
+        assert_eq!(text(start, "rpc.system").as_deref(), Some("grpc"));
+        assert_eq!(text(start, "rpc.service").as_deref(), Some("pkg.Stock"));
+        assert_eq!(text(start, "rpc.method").as_deref(), Some("Check"));
+        assert_eq!(text(start, "http.request.method").as_deref(), Some("POST"));
+    }
     let ends: Vec<(Level, Option<i64>, Option<String>)> = records
         .iter()
-        .filter(|r| r.event() == "POST.end")
+        .filter(|r| r.event() == "pkg.Stock/Check.end")
         .map(|r| {
             (
                 r.level(),

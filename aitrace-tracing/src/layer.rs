@@ -176,6 +176,10 @@ struct LayerState {
     /// The name its records carry when an `otel.name` field gave one by
     /// the time `.start` was written.
     name: Option<Box<str>>,
+    /// The status fields (`otel.status_code`, `otel.status_message`,
+    /// `error.type`) the `.start` record took: the `.end` decides the
+    /// status from them and those recorded since, the latest winning.
+    status: Vec<(Cow<'static, str>, Value)>,
 }
 
 /// Maps a `tracing` level to an aitrace level.
@@ -215,13 +219,17 @@ impl AitraceLayer {
     where
         S: for<'a> LookupSpan<'a>,
     {
-        let parent = if attrs.is_contextual() {
+        if attrs.is_contextual() {
+            return context::new_span();
+        }
+        let parent = if attrs.is_root() {
             None
         } else {
             self.nearest_kept(span.scope().skip(1))
         };
         match parent {
             Some(parent) => parent.new_child(),
+            None if attrs.is_root() => SpanContext::new_root(),
             None => context::new_span(),
         }
     }
@@ -266,10 +274,20 @@ impl AitraceLayer {
         let pending = span
             .extensions()
             .get::<SpanData>()
-            .is_some_and(|data| data.otel_pending);
-        if !pending {
+            .filter(|data| data.otel_pending)
+            .map(|data| data.context);
+        let Some(own) = pending else {
             return;
-        }
+        };
+        // A span inside one that continues a caller's trace (a
+        // `traceparent` field) stays in that trace, as its parent did.
+        let in_remote_trace = own.parent_span_id().is_some()
+            && span.scope().skip(1).any(|ancestor| {
+                let extensions = ancestor.extensions();
+                extensions.get::<SpanData>().is_some_and(|data| {
+                    data._remote.is_some() && data.context.trace_id() == own.trace_id()
+                })
+            });
         // Without holding the extensions: tracing-opentelemetry locks them.
         let found = self.registered.ids(&span.id());
         let mut extensions = span.extensions_mut();
@@ -280,7 +298,10 @@ impl AitraceLayer {
             return; // another thread settled it meanwhile
         }
         match found {
-            Ok((trace_id, _)) if data._remote.is_some() && trace_id != data.context.trace_id() => {
+            Ok((trace_id, _))
+                if (data._remote.is_some() || in_remote_trace)
+                    && trace_id != data.context.trace_id() =>
+            {
                 // A `traceparent` field put the span in the caller's trace and
                 // OpenTelemetry's span is elsewhere: keep the caller's trace.
                 drop(extensions);
@@ -330,9 +351,11 @@ impl AitraceLayer {
         if let Some(name) = field_str(&fields, OTEL_NAME_FIELD).filter(|name| !name.is_empty()) {
             state.name = Some(name.into());
         }
-        if let Some(error) = status_error(&fields) {
-            state.error.get_or_insert(error);
-        }
+        state.status.extend(
+            (fields.iter())
+                .filter(|(key, _)| STATUS_FIELDS.contains(&&**key))
+                .cloned(),
+        );
         let name = state.name.as_deref().unwrap_or(meta.name());
         let mut builder = located(
             Record::builder(span.level, wire::lifecycle_event(name, Phase::Start)),
@@ -366,6 +389,7 @@ where
             start_written: false,
             error: None,
             name: None,
+            status: Vec::new(),
         };
         attrs.record(&mut FieldVisitor::fields_only(&mut state.fields));
         if let Some(data) = span.extensions_mut().get_mut::<SpanData>() {
@@ -465,11 +489,17 @@ where
         if !state.kept {
             return; // a span the filter does not keep writes nothing, failed or not
         }
+        match status(&state.status, &state.fields) {
+            Status::Error(text) => {
+                state.error.get_or_insert(text);
+            }
+            // As in tracing-opentelemetry: a span declared ok is, whatever
+            // an error event inside it said (a panic still fails it).
+            Status::Ok => state.error = None,
+            Status::Unset => {}
+        }
         if let Some(panic) = adapter::panic_error() {
             state.error.get_or_insert(panic);
-        }
-        if let Some(error) = status_error(&state.fields) {
-            state.error.get_or_insert(error);
         }
         let level = if state.error.is_some() {
             Level::Error
@@ -624,17 +654,39 @@ fn field_str<'a>(fields: &'a [(Cow<'static, str>, Value)], name: &str) -> Option
         .and_then(|(_, value)| value.as_str())
 }
 
-/// A span's `error` text when an `otel.status_code` field says `error`:
-/// its `otel.status_message`, else its `error.type`, else `"error"`.
-fn status_error(fields: &[(Cow<'static, str>, Value)]) -> Option<String> {
-    let code = field_str(fields, OTEL_STATUS_CODE_FIELD)?;
-    if !code.eq_ignore_ascii_case("error") {
-        return None;
+/// The fields a span's status is read from.
+const STATUS_FIELDS: [&str; 3] = [
+    OTEL_STATUS_CODE_FIELD,
+    OTEL_STATUS_MESSAGE_FIELD,
+    ERROR_TYPE_FIELD,
+];
+
+/// A span's status, as its `otel.status_code` field says.
+enum Status {
+    /// `error`, with the span's `error` text: its `otel.status_message`,
+    /// else its `error.type`, else `"error"`.
+    Error(String),
+    Ok,
+    Unset,
+}
+
+/// The status the latest values of the status fields give: those recorded
+/// since `.start` (`end`), else those it took (`start`).
+fn status(start: &[(Cow<'static, str>, Value)], end: &[(Cow<'static, str>, Value)]) -> Status {
+    if start.is_empty() && !end.iter().any(|(key, _)| key == OTEL_STATUS_CODE_FIELD) {
+        return Status::Unset; // the usual case: no status at all
     }
-    let text = field_str(fields, OTEL_STATUS_MESSAGE_FIELD)
-        .or_else(|| field_str(fields, ERROR_TYPE_FIELD))
-        .unwrap_or("error");
-    Some(text.to_owned())
+    let latest = |name| field_str(end, name).or_else(|| field_str(start, name));
+    match latest(OTEL_STATUS_CODE_FIELD) {
+        Some(code) if code.eq_ignore_ascii_case("error") => {
+            let text = latest(OTEL_STATUS_MESSAGE_FIELD)
+                .or_else(|| latest(ERROR_TYPE_FIELD))
+                .unwrap_or("error");
+            Status::Error(text.to_owned())
+        }
+        Some(code) if code.eq_ignore_ascii_case("ok") => Status::Ok,
+        _ => Status::Unset,
+    }
 }
 
 #[inline]

@@ -870,3 +870,54 @@ fn an_error_status_message_is_the_spans_error_text() {
     assert_eq!(end.level(), Level::Error);
     assert_eq!(end.field("error"), Some(&Value::from("upstream took 30 s")));
 }
+
+/// review22: `error.type` given when the span is made, the status recorded
+/// later: the `error` text should be `error.type`'s, as documented.
+#[test]
+fn an_error_type_from_the_start_names_a_later_error_status() {
+    let log = logger();
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::info_span!(
+            "call",
+            error.type = "timeout",
+            otel.status_code = tracing::field::Empty,
+        );
+        span.in_scope(|| {});
+        span.record("otel.status_code", "error");
+    });
+    let end = find(&log.records(), "call.end").clone();
+    assert_eq!(end.level(), Level::Error);
+    assert_eq!(end.field("error"), Some(&Value::from("timeout")));
+}
+
+/// review22: an `error` status recorded before the first enter and `ok`
+/// recorded after: tracing-opentelemetry (and aitrace's OTLP output) say
+/// ok, the `.end` record says error.
+#[test]
+fn a_later_ok_status_wins_as_in_tracing_opentelemetry() {
+    let log = logger();
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::info_span!("retry", otel.status_code = "error");
+        span.in_scope(|| {});
+        span.record("otel.status_code", "ok");
+    });
+    let end = find(&log.records(), "retry.end").clone();
+    assert_eq!(end.level(), Level::Info, "{end:?}");
+}
+
+/// review22: `parent: None` makes a root in tracing; the layer makes it a
+/// child of the span entered around it.
+#[test]
+fn an_explicit_root_span_is_a_root() {
+    let log = logger();
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let _outer = tracing::info_span!("outer").entered();
+        tracing::info_span!(parent: None, "request").in_scope(|| {});
+    });
+    let records = log.records();
+    let start = find(&records, "request.start");
+    assert_eq!(start.span_context().unwrap().parent_span_id(), None);
+}

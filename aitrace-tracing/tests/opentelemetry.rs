@@ -316,3 +316,47 @@ fn a_traceparent_field_is_kept_when_opentelemetry_starts_another_trace() {
         "OpenTelemetry's own trace"
     );
 }
+
+/// review22: aitrace-http's server span continues a caller through its
+/// `traceparent` field only. With the `opentelemetry` feature, its
+/// children (the handler's spans, ReqwestMiddleware's client span) take
+/// OpenTelemetry's ids, in OpenTelemetry's new trace: the records split
+/// into two traces and the header sent downstream names the wrong trace.
+#[test]
+fn children_of_a_span_with_a_traceparent_field_stay_in_the_callers_trace() {
+    let otel = Otel::new();
+    let log = logger();
+    let subscriber = tracing_subscriber::registry()
+        .with(otel.layer())
+        .with(AitraceLayer::new(log.clone()));
+    let header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let sent = tracing::subscriber::with_default(subscriber, || {
+        let server =
+            tracing::info_span!("HTTP request", otel.kind = "server", traceparent = header);
+        let _in_server = server.enter();
+        let client = tracing::info_span!("HTTP client request", otel.kind = "client");
+        let _in_client = client.enter();
+        TraceParent::current().unwrap().to_string()
+    });
+    let records = log.records();
+    let remote = TraceParent::parse(header).unwrap();
+    let server = find(&records, "HTTP request.start")
+        .span_context()
+        .copied()
+        .unwrap();
+    let client = find(&records, "HTTP client request.start")
+        .span_context()
+        .copied()
+        .unwrap();
+    assert_eq!(server.trace_id(), remote.trace_id());
+    assert_eq!(
+        client.trace_id(),
+        remote.trace_id(),
+        "the client span is in the caller's trace"
+    );
+    assert_eq!(client.parent_span_id(), Some(server.span_id()));
+    assert!(
+        sent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "sent {sent}"
+    );
+}

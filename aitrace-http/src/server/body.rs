@@ -15,12 +15,19 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: B,
         span: Option<Span>,
+        // Whether the span has failed already (a 5xx): the first cause
+        // stays its `error.type`.
+        failed: bool,
     }
 }
 
 impl<B> ResponseBody<B> {
-    pub(super) fn new(inner: B, span: Option<Span>) -> Self {
-        ResponseBody { inner, span }
+    pub(super) fn new(inner: B, span: Option<Span>, failed: bool) -> Self {
+        ResponseBody {
+            inner,
+            span,
+            failed,
+        }
     }
 }
 
@@ -56,11 +63,12 @@ where
             Some(Ok(frame)) => {
                 let code = frame.trailers_ref().and_then(super::grpc_status);
                 if let (Some(code), Some(span)) = (code, this.span.as_ref()) {
-                    super::record_grpc_status(span, code);
+                    *this.failed = super::record_grpc_status(span, code, *this.failed);
                 }
             }
             Some(Err(error)) => {
-                if let Some(span) = this.span.take() {
+                let span = this.span.take();
+                if let Some(span) = span.filter(|_| !*this.failed) {
                     crate::status::fail(&span, std::any::type_name::<B::Error>(), Some(error));
                 }
             }
