@@ -9,7 +9,7 @@ use crate::{client, propagation};
 
 /// A [`ureq::middleware::Middleware`] that runs each request in a span of
 /// kind client and sends that span's `traceparent` and `tracestate`: what
-/// [`ReqwestMiddleware`](crate::ReqwestMiddleware) does, for ureq. The
+/// `ReqwestMiddleware` does, for ureq. The
 /// span is entered for the call, and ends when the response's headers
 /// arrive (ureq turns a 4xx or 5xx into `Error::StatusCode` by default;
 /// either way the code is recorded). A transport error's `error.type` is

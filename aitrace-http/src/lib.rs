@@ -42,11 +42,11 @@
 //! aitrace records: `GET /orders/{id}.start` and `.end`, the attributes on
 //! them, the `.end` at `error` when the request failed.
 //!
-//! * **Servers**: [`ServerLayer`] on an axum `Router` (after the routes,
+//! * **Servers**: `ServerLayer` on an axum `Router` (after the routes,
 //!   so `MatchedPath` is known), a tonic `Server::builder().layer(..)`, or
 //!   any `tower::ServiceBuilder`.
-//! * **Clients**: [`ReqwestMiddleware`] on a `reqwest_middleware` client,
-//!   [`UreqMiddleware`] on a ureq `Agent`: a span of kind client per call,
+//! * **Clients**: `ReqwestMiddleware` on a `reqwest_middleware` client,
+//!   `UreqMiddleware` on a ureq `Agent`: a span of kind client per call,
 //!   with the headers injected. For other clients, [`inject`] writes the
 //!   current span's headers into an `http::HeaderMap`, and
 //!   [`WithTraceContext`] adds them to a request builder.
@@ -63,11 +63,11 @@
 //!
 //! # Feature flags
 //!
-//! * `tower` (default): [`ServerLayer`].
+//! * `tower` (default): `ServerLayer`.
 //! * `axum`: the span's route from axum's `MatchedPath`.
-//! * `reqwest`: [`ReqwestMiddleware`], and [`WithTraceContext`] for
+//! * `reqwest`: `ReqwestMiddleware`, and [`WithTraceContext`] for
 //!   reqwest's `RequestBuilder`s.
-//! * `ureq`: [`UreqMiddleware`], and [`WithTraceContext`] for ureq's
+//! * `ureq`: `UreqMiddleware`, and [`WithTraceContext`] for ureq's
 //!   `RequestBuilder`.
 //!
 //! A program that makes no HTTP calls and serves none (a CLI) needs none of
