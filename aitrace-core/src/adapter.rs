@@ -31,6 +31,16 @@ pub fn now() -> std::time::SystemTime {
     std::time::UNIX_EPOCH + std::time::Duration::from_nanos(crate::clock::now_nanos())
 }
 
+/// [`now`] as nanoseconds since the Unix epoch: what a frontend's span
+/// keeps as its start, to stamp its `.start` record with
+/// ([`RecordBuilder::set_timestamp_nanos`](crate::RecordBuilder::set_timestamp_nanos))
+/// and take its `duration_ms` from
+/// ([`wire::duration_ms`](crate::wire::duration_ms)), so the two agree.
+#[inline]
+pub fn now_nanos() -> u64 {
+    crate::clock::now_nanos()
+}
+
 /// Makes `context` the current span on this thread, for a frontend whose
 /// spans have their own enter/exit calls (a `tracing` layer's `on_enter`).
 /// Pair each call with [`pop_current`]. Code that can hold a guard should

@@ -6,7 +6,6 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
-use std::time::Instant;
 
 use crate::context::{self, ContextGuard};
 use crate::error::Result;
@@ -143,7 +142,7 @@ impl<'a> SpanBuilder<'a> {
                 level: self.level,
                 location: self.location,
                 context: context::current().unwrap_or(span),
-                started: Instant::now(),
+                started: crate::clock::now_nanos(),
                 end: RefCell::new(EndState::default()),
                 _current: None,
                 _remote: None,
@@ -158,6 +157,8 @@ impl<'a> SpanBuilder<'a> {
         for (key, value) in self.fields {
             start.push_field(key, value);
         }
+        // The `.end`'s duration is taken from this stamp: the two agree.
+        let started = start.timestamp_nanos();
         logger.capture(start.build());
         unwinding::span_opened();
         SpanGuard {
@@ -166,7 +167,7 @@ impl<'a> SpanBuilder<'a> {
             level: self.level,
             location: self.location,
             context: span,
-            started: Instant::now(),
+            started,
             end: RefCell::new(EndState::default()),
             _current: Some(context::attach(span)),
             _remote: remote,
@@ -225,7 +226,8 @@ pub struct SpanGuard {
     level: Level,
     location: Location,
     context: SpanContext,
-    started: Instant,
+    /// The `.start` record's stamp (nanoseconds since the Unix epoch).
+    started: u64,
     end: RefCell<EndState>,
     /// `None` for a span the logger's filter does not keep: it writes no
     /// lifecycle records and never becomes current, so records and spans
@@ -275,12 +277,13 @@ impl Drop for SpanGuard {
         } else {
             self.level
         };
-        let duration_ms = self.started.elapsed().as_micros() as f64 / 1000.0;
         let mut end = Record::builder(level, wire::lifecycle_event(&self.name, Phase::End))
             .span_context(self.context)
             .span_end(true)
             .location(self.location.clone())
             .reserve_fields(fields.len() + 2);
+        // From the two stamps, as a reader subtracting them finds it.
+        let duration_ms = wire::duration_ms(self.started, end.timestamp_nanos());
         for (key, value) in fields {
             end.push_field(key, value);
         }

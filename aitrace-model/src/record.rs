@@ -459,6 +459,21 @@ impl RecordBuilder {
         self
     }
 
+    /// The timestamp, as nanoseconds since the Unix epoch: by default when
+    /// the builder was made, from the same clock as every record's (for a
+    /// span's `.end`, whose duration must agree with its stamps).
+    #[inline]
+    pub fn timestamp_nanos(&self) -> u64 {
+        self.record.timestamp
+    }
+
+    /// Sets the timestamp as nanoseconds since the Unix epoch (a span's
+    /// `.start`, stamped when the span was made).
+    #[inline]
+    pub fn set_timestamp_nanos(&mut self, nanos: u64) {
+        self.record.timestamp = nanos;
+    }
+
     /// Replaces the event name (for visitors that find the message late).
     #[inline]
     pub fn event(mut self, event: impl Into<Cow<'static, str>>) -> Self {

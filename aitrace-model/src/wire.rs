@@ -69,6 +69,21 @@ pub const RENAMED_KEY_PREFIX: &str = "user.";
 
 /// The user field on a `.end` record that holds the span's duration.
 pub const DURATION_FIELD: &str = "duration_ms";
+/// A span's `duration_ms` from its `.start` and `.end` stamps (nanoseconds
+/// since the Unix epoch): the difference of the two as the wire writes them,
+/// to the microsecond, so a reader that subtracts the timestamps finds the
+/// duration exactly. 0 when the end is not after the start.
+///
+/// ```
+/// use aitrace_model::wire::duration_ms;
+/// // 10:00:00.000001_999 to 10:00:00.000171_000 is written .000001 to .000171.
+/// assert_eq!(duration_ms(1_999, 171_000), 0.17);
+/// ```
+pub fn duration_ms(start_nanos: u64, end_nanos: u64) -> f64 {
+    let micros = (end_nanos / 1_000).saturating_sub(start_nanos / 1_000);
+    micros as f64 / 1_000.0
+}
+
 /// The user field on a failed span's `.end` record that holds the error.
 pub const ERROR_FIELD: &str = "error";
 /// The user field on a local root span's `.end` record that says why

@@ -3,7 +3,6 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Instant, SystemTime};
 
 use aitrace_core::adapter::RemoteTraceGuard;
 use aitrace_core::wire::{self, DURATION_FIELD, ERROR_FIELD, Phase};
@@ -139,8 +138,9 @@ impl LayerId {
 /// timing, shared by every layer, and each layer's own state.
 struct SpanData {
     context: SpanContext,
-    created: SystemTime,
-    started: Instant,
+    /// When the span was made (nanoseconds since the Unix epoch, the core's
+    /// clock): its `.start` stamp, and the start of its `duration_ms`.
+    created: u64,
     level: Level,
     layers: Vec<LayerState>,
     /// For a span with a `traceparent` field: keeps the remote trace's flags
@@ -361,10 +361,10 @@ impl AitraceLayer {
             Record::builder(span.level, wire::lifecycle_event(name, Phase::Start)),
             meta,
         )
-        .timestamp(span.created)
         .span_context(span.context)
         .provisional(true)
         .reserve_fields(fields.len());
+        builder.set_timestamp_nanos(span.created);
         for (key, value) in fields {
             builder.push_field(key, value);
         }
@@ -406,8 +406,7 @@ where
         };
         let data = SpanData {
             context,
-            created: SystemTime::now(),
-            started: Instant::now(),
+            created: adapter::now_nanos(),
             level: level_from_tracing(attrs.metadata().level()),
             layers: vec![state],
             _remote: remote,
@@ -517,9 +516,10 @@ where
         for (key, value) in state.fields {
             builder.push_field(key, value);
         }
+        // From the two stamps, so the `.end` minus the `.start` is it.
         builder.push_field(
             DURATION_FIELD,
-            data.started.elapsed().as_micros() as f64 / 1000.0,
+            wire::duration_ms(data.created, builder.timestamp_nanos()),
         );
         if let Some(error) = state.error {
             builder.push_field(ERROR_FIELD, error);
