@@ -51,11 +51,7 @@ impl<'a> SpanBuilder<'a> {
 
     /// Sets the function or module path written on the lifecycle records.
     pub fn function(mut self, function: impl Into<Cow<'static, str>>) -> Self {
-        self.location = Location::new(
-            self.location.file().map(|f| Cow::Owned(f.to_owned())),
-            self.location.line(),
-            Some(function.into()),
-        );
+        self.location = self.location.with_function(function);
         self
     }
 
@@ -112,11 +108,7 @@ impl<'a> SpanBuilder<'a> {
     fn function_of_closure<F>(mut self) -> Self {
         if self.location.function().is_none() {
             if let Some(function) = enclosing_function::<F>() {
-                self.location = Location::new(
-                    self.location.file().map(|f| Cow::Owned(f.to_owned())),
-                    self.location.line(),
-                    Some(Cow::Borrowed(function)),
-                );
+                self.location = self.location.with_function(function);
             }
         }
         self
@@ -125,11 +117,7 @@ impl<'a> SpanBuilder<'a> {
     fn enter_as(mut self, span: SpanContext, remote: Option<RemoteTraceGuard>) -> SpanGuard {
         if self.location.function().is_none() {
             if let Some(module) = self.location.file().and_then(module_of_file) {
-                self.location = Location::new(
-                    self.location.file().map(|f| Cow::Owned(f.to_owned())),
-                    self.location.line(),
-                    Some(Cow::Owned(module)),
-                );
+                self.location = self.location.with_function(module);
             }
         }
         let logger = self.logger;
@@ -148,12 +136,11 @@ impl<'a> SpanBuilder<'a> {
                 _remote: None,
             };
         }
-        let mut start =
-            Record::builder(self.level, wire::lifecycle_event(&self.name, Phase::Start))
-                .span_context(span)
-                .location(self.location.clone())
-                .provisional(true)
-                .reserve_fields(self.fields.len());
+        let mut start = Record::builder(self.level, lifecycle_event(&self.name, Phase::Start))
+            .span_context(span)
+            .location(self.location.clone())
+            .provisional(true)
+            .reserve_fields(self.fields.len());
         for (key, value) in self.fields {
             start.push_field(key, value);
         }
@@ -277,7 +264,7 @@ impl Drop for SpanGuard {
         } else {
             self.level
         };
-        let mut end = Record::builder(level, wire::lifecycle_event(&self.name, Phase::End))
+        let mut end = Record::builder(level, lifecycle_event(&self.name, Phase::End))
             .span_context(self.context)
             .span_end(true)
             .location(self.location.clone())
@@ -343,6 +330,15 @@ impl fmt::Debug for FlushingTrace {
         f.debug_struct("FlushingTrace")
             .field("span", &self.span)
             .finish_non_exhaustive()
+    }
+}
+
+/// A lifecycle record's event: borrowed, made once, for a `&'static` name.
+#[inline]
+fn lifecycle_event(name: &Cow<'static, str>, phase: Phase) -> Cow<'static, str> {
+    match name {
+        Cow::Borrowed(name) => Cow::Borrowed(wire::lifecycle_event_static(name, phase)),
+        Cow::Owned(name) => Cow::Owned(wire::lifecycle_event(name, phase)),
     }
 }
 

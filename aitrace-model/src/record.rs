@@ -107,6 +107,16 @@ impl Location {
         }
     }
 
+    /// The same location with `function` as its function or module path
+    /// (the file kept as it is: a borrowed one is not copied).
+    #[inline]
+    pub fn with_function(self, function: impl Into<Cow<'static, str>>) -> Self {
+        Location {
+            function: Some(function.into()),
+            ..self
+        }
+    }
+
     /// The source file, as the compiler or frontend gave it.
     #[inline]
     pub fn file(&self) -> Option<&str> {

@@ -146,6 +146,54 @@ pub fn lifecycle(event: &str) -> Option<(&str, Phase)> {
     }
 }
 
+/// [`lifecycle_event`] for a span name that is a `&'static str`, made once
+/// per name and phase and then borrowed: no allocation per span. The names
+/// are kept for the life of the process (a program has as many as its code
+/// writes; a name made at run time goes through [`lifecycle_event`]).
+///
+/// ```
+/// use aitrace_model::wire::{Phase, lifecycle_event_static};
+/// let first = lifecycle_event_static("checkout", Phase::Start);
+/// assert_eq!(first, "checkout.start");
+/// assert!(std::ptr::eq(first, lifecycle_event_static("checkout", Phase::Start)));
+/// ```
+pub fn lifecycle_event_static(name: &'static str, phase: Phase) -> &'static str {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    /// Each name's two events, made once for the process.
+    static NAMES: OnceLock<Mutex<HashMap<&'static str, [&'static str; 2]>>> = OnceLock::new();
+    thread_local! {
+        /// This thread's copy, keyed by where the name lives: no lock, no
+        /// string comparison, on the usual path.
+        static SEEN: RefCell<HashMap<(usize, usize), [&'static str; 2]>> = RefCell::new(HashMap::new());
+    }
+    let key = (name.as_ptr() as usize, name.len());
+    let index = match phase {
+        Phase::Start => 0,
+        Phase::End => 1,
+    };
+    let local = SEEN
+        .try_with(|seen| seen.borrow().get(&key).copied())
+        .ok()
+        .flatten();
+    if let Some(events) = local {
+        return events[index];
+    }
+    let events = {
+        let mut names = NAMES
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *names.entry(name).or_insert_with(|| {
+            [Phase::Start, Phase::End]
+                .map(|phase| &*Box::leak(lifecycle_event(name, phase).into_boxed_str()))
+        })
+    };
+    let _ = SEEN.try_with(|seen| seen.borrow_mut().insert(key, events));
+    events[index]
+}
+
 /// The event of a span's lifecycle record: `NAME.start` or `NAME.end`.
 pub fn lifecycle_event(name: &str, phase: Phase) -> String {
     let suffix = phase.suffix();

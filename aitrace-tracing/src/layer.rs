@@ -356,9 +356,11 @@ impl AitraceLayer {
                 .filter(|(key, _)| STATUS_FIELDS.contains(&&**key))
                 .cloned(),
         );
-        let name = state.name.as_deref().unwrap_or(meta.name());
         let mut builder = located(
-            Record::builder(span.level, wire::lifecycle_event(name, Phase::Start)),
+            Record::builder(
+                span.level,
+                lifecycle_event(state.name.as_deref(), meta, Phase::Start),
+            ),
             meta,
         )
         .span_context(span.context)
@@ -505,9 +507,11 @@ where
         } else {
             data.level
         };
-        let name = state.name.as_deref().unwrap_or(meta.name());
         let mut builder = located(
-            Record::builder(level, wire::lifecycle_event(name, Phase::End)),
+            Record::builder(
+                level,
+                lifecycle_event(state.name.as_deref(), meta, Phase::End),
+            ),
             meta,
         )
         .span_context(data.context)
@@ -643,6 +647,20 @@ fn remote_parent_of(fields: &[(Cow<'static, str>, Value)]) -> Option<TraceParent
         Some(state) => parent.with_trace_state(state),
         None => parent,
     })
+}
+
+/// A lifecycle record's event: after `otel.name` when the span has one,
+/// else after its static name (made once per name, then borrowed).
+#[inline]
+fn lifecycle_event(
+    renamed: Option<&str>,
+    meta: &'static Metadata<'static>,
+    phase: Phase,
+) -> Cow<'static, str> {
+    match renamed {
+        Some(name) => Cow::Owned(wire::lifecycle_event(name, phase)),
+        None => Cow::Borrowed(wire::lifecycle_event_static(meta.name(), phase)),
+    }
 }
 
 /// The last string value of field `name` in a span's list.

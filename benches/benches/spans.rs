@@ -14,7 +14,8 @@
 //! Then the heap allocations per span on the capturing thread, counted as
 //! the `allocs` bench counts them for events.
 //!
-//! `cargo bench -p aitrace-benches --bench spans`
+//! `cargo bench -p aitrace-benches --bench spans`; `SPANS_PROFILE=core`
+//! (or `layer`) runs only that pipeline, for `perf record`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -201,6 +202,16 @@ fn main() {
         return;
     }
     let pipelines = Pipelines::new();
+    // For a profiler: one pipeline only.
+    if let Ok(only) = std::env::var("SPANS_PROFILE") {
+        let ns = match only.as_str() {
+            "core" => pipelines.core(10_000),
+            "layer" => pipelines.tracing(&pipelines.layer, 5_000),
+            other => panic!("SPANS_PROFILE={other}: core or layer"),
+        };
+        println!("{only}: {ns:.0} ns per span");
+        return;
+    }
     println!(
         "ns per child span ({ROOTS} roots of {CHILDREN} per pipeline and run, {RUNS} runs alternated)"
     );
