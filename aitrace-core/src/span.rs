@@ -335,6 +335,7 @@ impl fmt::Debug for FlushingTrace {
 
 /// A lifecycle record's event: borrowed, made once, for a `&'static` name.
 #[inline]
+#[allow(clippy::ptr_arg)] // whether the name is borrowed is the point
 fn lifecycle_event(name: &Cow<'static, str>, phase: Phase) -> Cow<'static, str> {
     match name {
         Cow::Borrowed(name) => Cow::Borrowed(wire::lifecycle_event_static(name, phase)),

@@ -163,10 +163,32 @@ pub fn lifecycle_event_static(name: &'static str, phase: Phase) -> &'static str 
     use std::sync::{Mutex, OnceLock};
     /// Each name's two events, made once for the process.
     static NAMES: OnceLock<Mutex<HashMap<&'static str, [&'static str; 2]>>> = OnceLock::new();
+    /// Hashes the address and length of a name: they are the whole key.
+    #[derive(Default)]
+    struct AddressHasher(u64);
+    impl std::hash::Hasher for AddressHasher {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for &b in bytes {
+                self.write_u64(u64::from(b));
+            }
+        }
+        fn write_usize(&mut self, n: usize) {
+            self.write_u64(n as u64);
+        }
+        fn write_u64(&mut self, n: u64) {
+            // Fibonacci hashing: spreads addresses that differ in few bits.
+            self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    type Seen =
+        HashMap<(usize, usize), [&'static str; 2], std::hash::BuildHasherDefault<AddressHasher>>;
     thread_local! {
         /// This thread's copy, keyed by where the name lives: no lock, no
         /// string comparison, on the usual path.
-        static SEEN: RefCell<HashMap<(usize, usize), [&'static str; 2]>> = RefCell::new(HashMap::new());
+        static SEEN: RefCell<Seen> = RefCell::new(Seen::default());
     }
     let key = (name.as_ptr() as usize, name.len());
     let index = match phase {

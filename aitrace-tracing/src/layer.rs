@@ -142,7 +142,7 @@ struct SpanData {
     /// clock): its `.start` stamp, and the start of its `duration_ms`.
     created: u64,
     level: Level,
-    layers: Vec<LayerState>,
+    layers: Layers,
     /// For a span with a `traceparent` field: keeps the remote trace's flags
     /// and `tracestate` known until the span closes.
     _remote: Option<RemoteTraceGuard>,
@@ -157,8 +157,54 @@ impl SpanData {
     }
 
     fn take_layer(&mut self, id: LayerId) -> Option<LayerState> {
-        let i = self.layers.iter().position(|l| l.id == id)?;
-        Some(self.layers.swap_remove(i))
+        self.layers.take(id)
+    }
+}
+
+/// Each layer's state of a span: the first inline (one layer on a
+/// registry is the usual case, and then a span allocates nothing here),
+/// the others in a list.
+#[derive(Default)]
+struct Layers {
+    first: Option<LayerState>,
+    more: Vec<LayerState>,
+}
+
+impl Layers {
+    fn one(state: LayerState) -> Self {
+        Layers {
+            first: Some(state),
+            more: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, state: LayerState) {
+        match &self.first {
+            None => self.first = Some(state),
+            Some(_) => self.more.push(state),
+        }
+    }
+
+    fn take(&mut self, id: LayerId) -> Option<LayerState> {
+        if self.first.as_ref().is_some_and(|l| l.id == id) {
+            return self.first.take();
+        }
+        let i = self.more.iter().position(|l| l.id == id)?;
+        Some(self.more.swap_remove(i))
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &LayerState> {
+        self.first.iter().chain(&self.more)
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut LayerState> {
+        self.first.iter_mut().chain(&mut self.more)
+    }
+
+    fn extend(&mut self, other: Layers) {
+        for state in other.first.into_iter().chain(other.more) {
+            self.push(state);
+        }
     }
 }
 
@@ -410,7 +456,7 @@ where
             context,
             created: adapter::now_nanos(),
             level: level_from_tracing(attrs.metadata().level()),
-            layers: vec![state],
+            layers: Layers::one(state),
             _remote: remote,
             #[cfg(feature = "opentelemetry")]
             otel_pending: true,
