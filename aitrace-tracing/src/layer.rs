@@ -240,18 +240,9 @@ pub fn level_from_tracing(level: &tracing_core::Level) -> Level {
 }
 
 #[inline]
-fn located(builder: RecordBuilder, meta: &'static Metadata<'static>) -> RecordBuilder {
-    let mut builder = builder.logger(meta.target());
-    if let Some(file) = meta.file() {
-        builder = builder.file(file);
-    }
-    if let Some(line) = meta.line() {
-        builder = builder.line(line);
-    }
-    if let Some(module) = meta.module_path() {
-        builder = builder.function(module);
-    }
-    builder
+fn locate(builder: &mut RecordBuilder, meta: &'static Metadata<'static>) {
+    builder.set_logger(meta.target());
+    builder.set_location(location_of(meta));
 }
 
 impl AitraceLayer {
@@ -402,16 +393,16 @@ impl AitraceLayer {
                 .filter(|(key, _)| STATUS_FIELDS.contains(&&**key))
                 .cloned(),
         );
-        let mut builder = located(
-            Record::builder(
-                span.level,
-                lifecycle_event(state.name.as_deref(), meta, Phase::Start),
-            ),
-            meta,
+        // Set through `&mut`, not by chained calls: each by-value step can
+        // cost a copy of the record.
+        let mut builder = Record::builder(
+            span.level,
+            lifecycle_event(state.name.as_deref(), meta, Phase::Start),
         )
-        .span_context(span.context)
-        .provisional(true)
-        .reserve_fields(fields.len());
+        .provisional(true);
+        locate(&mut builder, meta);
+        builder.set_span_context(span.context);
+        builder.reserve(fields.len());
         builder.set_timestamp_nanos(span.created);
         for (key, value) in fields {
             builder.push_field(key, value);
@@ -553,16 +544,14 @@ where
         } else {
             data.level
         };
-        let mut builder = located(
-            Record::builder(
-                level,
-                lifecycle_event(state.name.as_deref(), meta, Phase::End),
-            ),
-            meta,
+        let mut builder = Record::builder(
+            level,
+            lifecycle_event(state.name.as_deref(), meta, Phase::End),
         )
-        .span_context(data.context)
-        .span_end(true)
-        .reserve_fields(state.fields.len() + 2);
+        .span_end(true);
+        locate(&mut builder, meta);
+        builder.set_span_context(data.context);
+        builder.reserve(state.fields.len() + 2);
         for (key, value) in state.fields {
             builder.push_field(key, value);
         }
