@@ -5,68 +5,103 @@
 //! here, a tenth of capturing an event. The CPU's counter (through
 //! [`quanta`], which checks that it is invariant and otherwise reads the
 //! OS's monotonic clock) costs about 10. The process keeps **one anchor**:
-//! a reading of the counter tied to a reading of the system clock. Every
-//! stamp, on every thread, is that wall time plus the counter's progress
-//! since, so stamps and the durations taken from them agree by
-//! construction (a span's `.end` minus its `.start` is its `duration_ms`,
-//! see [`duration_ms`](crate::wire::duration_ms)).
+//! a reading of the counter tied to a reading of the system clock, and a
+//! rate correction. Every stamp, on every thread, is the anchor's wall time
+//! plus the counter's progress since (corrected by the rate), so stamps and
+//! the durations taken from them agree by construction (a span's `.end`
+//! minus its `.start` is its `duration_ms`, see
+//! [`duration_ms`](crate::wire::duration_ms)), and two threads stamping at
+//! the same moment get the same time.
 //!
-//! The anchor moves only when the system clock has moved away from it by
-//! more than [`STEP_NANOS`]: an NTP step, a user setting the time, or the
-//! counter's calibration error (a few tens of parts per million) adding up.
-//! Each thread compares the two at most every [`CHECK_NANOS`], and only
-//! from a reading of the system clock taken between two counter readings
-//! close together, so a thread preempted between them (the cause of stamps
-//! milliseconds away from their durations, when each thread re-anchored
-//! itself every 10 ms) never moves the anchor. On one thread stamps never
-//! go back: a correction backwards of less than [`HOLD_BACK_NANOS`] is held
-//! until time catches up; a larger step back of the system clock is
-//! followed, as `SystemTime` would.
+//! Each thread compares the anchor's time with the system clock at most
+//! every [`CHECK_NANOS`] of the counter, from a reading of the system
+//! clock taken between two counter readings close together (so a thread
+//! preempted between them, the cause of stamps milliseconds away from
+//! their durations when each thread re-anchored itself every 10 ms, never
+//! moves the anchor):
+//!
+//! * within [`DEADBAND_NANOS`] of it, nothing changes;
+//! * up to [`STEP_NANOS`] away (the counter's calibration drifting a few
+//!   parts per million, or a small adjustment of the system clock), the
+//!   anchor **slews**: it is re-taken where it stands, so no stamp jumps,
+//!   with a rate that closes the gap over [`SLEW_NANOS`] (at most
+//!   [`MAX_SLEW_PPM`]); stamps keep moving forward on every thread;
+//! * further away (an NTP step, a user setting the time), it **steps** to
+//!   the system clock, forward or back. On one thread stamps never go back
+//!   by less than [`STEP_NANOS`]: such a correction is held until time
+//!   catches up.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// How far the system clock may be from the anchor's time before the
-/// anchor moves to it.
-pub const STEP_NANOS: u64 = 200_000;
 /// How often each thread compares the anchor's time with the system clock.
 pub const CHECK_NANOS: u64 = 100_000_000;
-/// A correction backwards smaller than this is held on each thread (its
-/// stamps stay put until time catches up); a larger one is followed.
-pub const HOLD_BACK_NANOS: u64 = 10_000_000;
+/// How far the anchor's time may be from the system clock with nothing
+/// done about it.
+pub const DEADBAND_NANOS: u64 = 20_000;
+/// How far the anchor's time may be from the system clock and still be
+/// corrected by slewing; further away, it steps.
+pub const STEP_NANOS: u64 = 10_000_000;
+/// How long a slew takes to close the gap it corrects (longer when that
+/// would be faster than [`MAX_SLEW_PPM`]).
+pub const SLEW_NANOS: u64 = 200_000_000;
+/// The fastest slew, in parts per million of the counter's rate: a span
+/// timed while the clock slews is off by at most this share.
+pub const MAX_SLEW_PPM: u64 = 20_000;
 /// How far apart the two counter readings around a reading of the system
-/// clock may be for it to count.
+/// clock may be for it to count, at the least; where reading the system
+/// clock is slower (a hypervisor without a vDSO clock), four times the
+/// closest pair seen so far.
 const TIGHT_NANOS: u64 = 2_000;
+
+/// A reading of the counter, the wall time it stands for, and the slew
+/// applied from there: `rate` (parts per 2^32 of the counter's progress)
+/// for the first `span` nanoseconds of it, which adds up to the gap it
+/// closes, and nothing after (however long until the next check).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Anchor {
+    counter: u64,
+    wall: u64,
+    rate: i64,
+    span: u64,
+}
+
+/// A thread's copy of the anchor, the generation it is of, when (in the
+/// counter's nanoseconds since the anchor) it next compares the anchor
+/// with the system clock, and the last stamp it gave.
+#[derive(Clone, Copy, Debug)]
+struct Local {
+    anchor: Anchor,
+    generation: u64,
+    next_check: u64,
+    last: u64,
+}
+
+/// An atomic on a cache line of its own: read on every stamp, it must not
+/// share one with another crate's busy counter.
+#[repr(align(128))]
+#[derive(Debug, Default)]
+struct Padded(AtomicU64);
+
+/// The process's clock: the counter, the one anchor and its generation
+/// (threads keep a copy, and take the anchor again when the generation
+/// moved), and the closest pair of counter readings seen around a system
+/// clock reading.
+struct ProcessClock {
+    counter: quanta::Clock,
+    /// Reads the system clock (a fake one in tests).
+    system: Box<dyn Fn() -> u64 + Send + Sync>,
+    anchor: Mutex<Option<Anchor>>,
+    generation: Padded,
+    closest: AtomicU64,
+}
 
 /// The counter, calibrated once per process when the first logger is built
 /// (quanta measures it against the OS clock for 0.5 ms here, and for up to
 /// 200 ms where the counter is hard to pin down).
-static COUNTER: OnceLock<quanta::Clock> = OnceLock::new();
-
-/// A reading of the counter and the wall time it stands for.
-#[derive(Clone, Copy, Debug)]
-struct Anchor {
-    counter: u64,
-    wall: u64,
-}
-
-/// The process's anchor, and its generation: threads keep a copy, and
-/// take the anchor again when the generation moved (one atomic load per
-/// stamp, of a line that is written once per re-anchoring).
-static ANCHOR: Mutex<Option<Anchor>> = Mutex::new(None);
-static GENERATION: AtomicU64 = AtomicU64::new(0);
-
-/// A thread's copy of the anchor, the generation it is of, when the thread
-/// last compared it with the system clock, and the last stamp it gave.
-#[derive(Clone, Copy)]
-struct Local {
-    anchor: Anchor,
-    generation: u64,
-    checked: u64,
-    last: u64,
-}
+static CLOCK: OnceLock<ProcessClock> = OnceLock::new();
 
 thread_local! {
     static LOCAL: Cell<Option<Local>> = const { Cell::new(None) };
@@ -82,199 +117,221 @@ pub fn nanos_since_epoch(time: SystemTime) -> u64 {
     })
 }
 
+fn system_now() -> u64 {
+    nanos_since_epoch(SystemTime::now())
+}
+
+fn process_clock() -> &'static ProcessClock {
+    CLOCK.get_or_init(|| ProcessClock::new(quanta::Clock::new(), Box::new(system_now)))
+}
+
 /// Calibrates the counter and sets the anchor now rather than at the first
 /// record.
 pub fn warm_up() {
-    let counter = COUNTER.get_or_init(quanta::Clock::new);
-    current_anchor(counter);
+    let clock = process_clock();
+    clock.shared(&mut clock.lock());
 }
 
 /// Now, as nanoseconds since the Unix epoch, from the process's one anchor
 /// (see the module docs). On one thread it never goes back by less than
-/// [`HOLD_BACK_NANOS`].
+/// [`STEP_NANOS`].
 #[inline]
 pub fn now_nanos() -> u64 {
-    let counter = COUNTER.get_or_init(quanta::Clock::new);
-    let raw = counter.raw();
+    let clock = process_clock();
     LOCAL
         .try_with(|cell| {
-            let generation = GENERATION.load(Ordering::Acquire);
-            let mut local = match cell.get() {
-                Some(local) if local.generation == generation && raw >= local.anchor.counter => {
-                    local
-                }
-                previous => refreshed(counter, previous),
-            };
-            let mut now = wall_at(counter, local.anchor, raw);
-            if now.saturating_sub(local.checked) >= CHECK_NANOS {
-                local.checked = now;
-                if let Some(anchor) = check(counter, local.anchor) {
-                    local.anchor = anchor;
-                    local.generation = GENERATION.load(Ordering::Acquire);
-                    now = wall_at(counter, anchor, counter.raw());
-                }
-            }
-            if now < local.last && local.last - now < HOLD_BACK_NANOS {
-                now = local.last;
-            }
-            local.last = now;
-            cell.set(Some(local));
+            let mut local = cell.get();
+            let now = clock.stamp(&mut local);
+            cell.set(local);
             now
         })
-        .unwrap_or_else(|_| wall_at(counter, current_anchor(counter), counter.raw()))
+        .unwrap_or_else(|_| clock.stamp(&mut None))
 }
 
-/// The wall time the counter reading `raw` stands for.
+impl ProcessClock {
+    fn new(counter: quanta::Clock, system: Box<dyn Fn() -> u64 + Send + Sync>) -> Self {
+        ProcessClock {
+            counter,
+            system,
+            anchor: Mutex::new(None),
+            generation: Padded::default(),
+            closest: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// A stamp, for the thread whose copy of the anchor `local` is.
+    #[inline]
+    fn stamp(&self, local: &mut Option<Local>) -> u64 {
+        let raw = self.counter.raw();
+        let generation = self.generation.0.load(Ordering::Acquire);
+        let mut current = match *local {
+            Some(l) if l.generation == generation => l,
+            previous => self.refreshed(previous, raw),
+        };
+        // 0 when `raw` was read before the anchor was taken on another core.
+        let since = self.counter.delta_as_nanos(current.anchor.counter, raw);
+        let mut now = wall_after(current.anchor, since);
+        if since >= current.next_check {
+            current.next_check = since.saturating_add(CHECK_NANOS);
+            if let Some((anchor, generation)) = self.check() {
+                let raw = self.counter.raw();
+                let since = self.counter.delta_as_nanos(anchor.counter, raw);
+                current.anchor = anchor;
+                current.generation = generation;
+                current.next_check = since.saturating_add(CHECK_NANOS);
+                now = wall_after(anchor, since);
+            }
+        }
+        if now < current.last && current.last - now < STEP_NANOS {
+            now = current.last;
+        }
+        current.last = now;
+        *local = Some(current);
+        now
+    }
+
+    /// The wall time the counter reading `raw` stands for, from `anchor`.
+    #[inline]
+    fn wall_at(&self, anchor: Anchor, raw: u64) -> u64 {
+        wall_after(anchor, self.counter.delta_as_nanos(anchor.counter, raw))
+    }
+
+    /// This thread's copy of the process's anchor, taken anew.
+    #[cold]
+    fn refreshed(&self, previous: Option<Local>, raw: u64) -> Local {
+        // The generation read under the lock: it is the anchor's.
+        let mut shared = self.lock();
+        let anchor = self.shared(&mut shared);
+        let generation = self.generation.0.load(Ordering::Acquire);
+        drop(shared);
+        // A thread new to the anchor checks it after `CHECK_NANOS` of its own.
+        let since = self.counter.delta_as_nanos(anchor.counter, raw);
+        Local {
+            anchor,
+            generation,
+            next_check: since.saturating_add(CHECK_NANOS),
+            last: previous.map_or(0, |p| p.last),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<Anchor>> {
+        // A `Copy` value no panic can leave half-written: a poisoned lock
+        // is taken as it is.
+        self.anchor
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The process's anchor, made on the first call (waiting a little for a
+    /// reading close together, then taking what it gets).
+    fn shared(&self, anchor: &mut MutexGuard<'_, Option<Anchor>>) -> Anchor {
+        *anchor.get_or_insert_with(|| {
+            (0..64)
+                .find_map(|_| self.read_tight())
+                .unwrap_or_else(|| self.read().1)
+        })
+    }
+
+    /// Compares the process's anchor with the system clock and corrects it
+    /// as the module docs say; returns the new anchor and its generation
+    /// when it moved. A reading that is not close together changes nothing.
+    #[cold]
+    fn check(&self) -> Option<(Anchor, u64)> {
+        let reading = self.read_tight()?;
+        let mut shared = self.lock();
+        let anchor = match *shared {
+            Some(anchor) => anchor,
+            None => {
+                *shared = Some(reading);
+                return Some((reading, self.bump()));
+            }
+        };
+        let ours = self.wall_at(anchor, reading.counter);
+        let gap = i128::from(reading.wall) - i128::from(ours);
+        let next = if gap.unsigned_abs() > u128::from(STEP_NANOS) {
+            reading // a step: the system clock's time, forward or back
+        } else if gap.unsigned_abs() > u128::from(DEADBAND_NANOS) {
+            // A slew: re-taken where it stands (no jump), closing the gap
+            // over `SLEW_NANOS`, or longer at the fastest rate allowed.
+            let span = SLEW_NANOS.max(
+                u64::try_from(gap.unsigned_abs() * 1_000_000 / u128::from(MAX_SLEW_PPM))
+                    .unwrap_or(u64::MAX),
+            );
+            let rate = i64::try_from((gap << 32) / i128::from(span)).unwrap_or(0);
+            Anchor {
+                counter: reading.counter,
+                wall: ours,
+                rate,
+                span,
+            }
+        } else {
+            return None;
+        };
+        if next.counter <= anchor.counter {
+            return None; // another thread moved it with a later reading
+        }
+        *shared = Some(next);
+        Some((next, self.bump()))
+    }
+
+    /// Moves the generation on; called with the anchor's lock held.
+    fn bump(&self) -> u64 {
+        self.generation.0.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// The system clock read between two readings of the counter and tied
+    /// to their midpoint, when they are close together (best of four
+    /// tries); `None` when the thread was preempted in every try.
+    fn read_tight(&self) -> Option<Anchor> {
+        let mut best = self.read();
+        for _ in 1..4 {
+            if best.0 <= TIGHT_NANOS {
+                break;
+            }
+            let next = self.read();
+            if next.0 < best.0 {
+                best = next;
+            }
+        }
+        let (spread, anchor) = best;
+        let closest = self
+            .closest
+            .fetch_min(spread, Ordering::Relaxed)
+            .min(spread);
+        (spread <= TIGHT_NANOS.max(closest.saturating_mul(4))).then_some(anchor)
+    }
+
+    /// The system clock read between two readings of the counter, tied to
+    /// their midpoint, and how far apart they were.
+    fn read(&self) -> (u64, Anchor) {
+        let before = self.counter.raw();
+        let wall = (self.system)();
+        let after = self.counter.raw();
+        let midpoint = before + after.saturating_sub(before) / 2;
+        let spread = self.counter.delta_as_nanos(before, after);
+        (
+            spread,
+            Anchor {
+                counter: midpoint,
+                wall,
+                rate: 0,
+                span: 0,
+            },
+        )
+    }
+}
+
+/// The wall time `since` nanoseconds of the counter after `anchor`'s
+/// reading: its wall time, plus `since`, plus what its slew adds by then.
 #[inline]
-fn wall_at(counter: &quanta::Clock, anchor: Anchor, raw: u64) -> u64 {
-    if raw <= anchor.counter {
-        // Read just before the anchor was taken on another core.
-        return anchor.wall;
+fn wall_after(anchor: Anchor, since: u64) -> u64 {
+    let wall = anchor.wall.saturating_add(since);
+    if anchor.rate == 0 {
+        return wall;
     }
-    anchor
-        .wall
-        .saturating_add(counter.delta_as_nanos(anchor.counter, raw))
-}
-
-/// This thread's copy of the process's anchor, taken anew.
-#[cold]
-fn refreshed(counter: &quanta::Clock, previous: Option<Local>) -> Local {
-    let generation = GENERATION.load(Ordering::Acquire);
-    let anchor = current_anchor(counter);
-    Local {
-        anchor,
-        generation,
-        checked: previous.map_or_else(|| wall_at(counter, anchor, counter.raw()), |p| p.checked),
-        last: previous.map_or(0, |p| p.last),
-    }
-}
-
-/// The process's anchor, made on the first call.
-fn current_anchor(counter: &quanta::Clock) -> Anchor {
-    *shared_anchor().get_or_insert_with(|| {
-        // The first anchor waits a little for a reading close together,
-        // then takes what it gets.
-        (0..64)
-            .find_map(|_| read_tight(counter))
-            .unwrap_or_else(|| read(counter).1)
-    })
-}
-
-/// The lock on the process's anchor (a `Copy` value no panic can leave
-/// half-written, so a poisoned lock is taken as it is).
-fn shared_anchor() -> MutexGuard<'static, Option<Anchor>> {
-    ANCHOR
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Compares `anchor` with the system clock; when they are more than
-/// [`STEP_NANOS`] apart, moves the process's anchor (unless another thread
-/// did meanwhile) and returns the new one. A reading that is not close
-/// together changes nothing.
-#[cold]
-fn check(counter: &quanta::Clock, anchor: Anchor) -> Option<Anchor> {
-    let reading = read_tight(counter)?;
-    let ours = wall_at(counter, anchor, reading.counter);
-    if ours.abs_diff(reading.wall) <= STEP_NANOS {
-        return None;
-    }
-    let mut shared = shared_anchor();
-    let current = shared.get_or_insert(reading);
-    if current.counter < reading.counter {
-        *current = reading;
-        GENERATION.fetch_add(1, Ordering::Release);
-    }
-    Some(*current)
-}
-
-/// The system clock read between two readings of the counter and tied to
-/// their midpoint, when they are at most [`TIGHT_NANOS`] apart (best of
-/// four tries); `None` when the thread was preempted in every try.
-fn read_tight(counter: &quanta::Clock) -> Option<Anchor> {
-    let mut best = read(counter);
-    for _ in 1..4 {
-        if best.0 <= TIGHT_NANOS {
-            break;
-        }
-        let next = read(counter);
-        if next.0 < best.0 {
-            best = next;
-        }
-    }
-    let (spread, anchor) = best;
-    (spread <= TIGHT_NANOS).then_some(anchor)
-}
-
-/// The system clock read between two readings of the counter, tied to
-/// their midpoint, and how far apart they were.
-fn read(counter: &quanta::Clock) -> (u64, Anchor) {
-    let before = counter.raw();
-    let wall = nanos_since_epoch(SystemTime::now());
-    let after = counter.raw();
-    let midpoint = before + after.saturating_sub(before) / 2;
-    let spread = counter.delta_as_nanos(before, after);
-    (
-        spread,
-        Anchor {
-            counter: midpoint,
-            wall,
-        },
-    )
+    let slewed = (i128::from(since.min(anchor.span)) * i128::from(anchor.rate)) >> 32;
+    u64::try_from((i128::from(wall) + slewed).max(0)).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn system_now() -> u64 {
-        nanos_since_epoch(SystemTime::now())
-    }
-
-    #[test]
-    fn stays_within_a_millisecond_of_the_system_clock_and_never_goes_back() {
-        let mut last = 0;
-        let started = std::time::Instant::now();
-        // Long enough to cross a few checks.
-        while started.elapsed() < std::time::Duration::from_millis(250) {
-            let before = system_now();
-            let now = now_nanos();
-            let after = system_now();
-            assert!(now >= last, "went back: {last} then {now}");
-            assert!(
-                now + 1_000_000 >= before && now <= after + 1_000_000,
-                "{before} <= {now} <= {after}, to within 1 ms"
-            );
-            last = now;
-        }
-    }
-
-    #[test]
-    fn threads_share_one_anchor() {
-        now_nanos();
-        let here = LOCAL.with(|l| l.get().unwrap().anchor);
-        let there = std::thread::spawn(|| {
-            now_nanos();
-            LOCAL.with(|l| l.get().unwrap().anchor)
-        })
-        .join()
-        .unwrap();
-        // The same reading, unless a check moved it between the two.
-        let moved =
-            LOCAL.with(|l| l.get().unwrap().generation) != GENERATION.load(Ordering::Acquire);
-        assert!(
-            moved || (here.counter, here.wall) == (there.counter, there.wall),
-            "{here:?} here, {there:?} on another thread"
-        );
-    }
-
-    #[test]
-    fn times_before_the_epoch_and_far_ahead_are_clamped() {
-        assert_eq!(
-            nanos_since_epoch(UNIX_EPOCH - std::time::Duration::from_secs(1)),
-            0
-        );
-        let far = UNIX_EPOCH + std::time::Duration::from_secs(u64::MAX / 2);
-        assert_eq!(nanos_since_epoch(far), u64::MAX);
-    }
-}
+mod tests;

@@ -30,6 +30,27 @@ fn micros(record: &Record) -> u64 {
 
 fn work(log: &BufferedLogger, thread: u64) {
     for n in 0..ROOTS {
+        // Every tenth root is handed over: made here, written in on
+        // another thread, and back here to end, as async tasks move. Its
+        // window is two threads' stamps: a clock that differed between
+        // them, either way, puts a record outside it.
+        if n % 10 == 0 {
+            let span = tracing::info_span!("handed_over", thread);
+            span.in_scope(|| tracing::info!(thread, "made_here"));
+            let dispatch = tracing::dispatcher::get_default(Clone::clone);
+            let span = std::thread::scope(|scope| {
+                scope
+                    .spawn(move || {
+                        tracing::dispatcher::with_default(&dispatch, || {
+                            span.in_scope(|| tracing::info!(thread, "written_there"));
+                        });
+                        span
+                    })
+                    .join()
+                    .unwrap()
+            });
+            span.in_scope(|| tracing::info!(thread, "back_here"));
+        }
         log.span("request").field("thread", thread).in_scope(|_| {
             log.info("received").field("thread", thread).emit();
             let _handle = tracing::info_span!("handle", thread).entered();
@@ -81,7 +102,7 @@ fn span_stamps_agree_with_durations_and_hold_their_records_under_load() {
     let records = log.records();
     assert_eq!(
         records.len() as u64,
-        WORKERS * ROOTS * 12,
+        WORKERS * (ROOTS * 12 + ROOTS / 10 * 5),
         "every record kept"
     );
     // Each span's window, from its `.start` and `.end`.
@@ -95,7 +116,6 @@ fn span_stamps_agree_with_durations_and_hold_their_records_under_load() {
             );
         }
     }
-    let mut worst = 0u64;
     for end in records.iter().filter(|r| r.event().ends_with(".end")) {
         let window = windows
             .get_mut(&end.span_context().unwrap().span_id())
@@ -105,8 +125,12 @@ fn span_stamps_agree_with_durations_and_hold_their_records_under_load() {
             panic!("{} has no duration", end.event());
         };
         let duration = (duration_ms * 1_000.0).round() as u64;
+        assert!(
+            window.1 >= window.0,
+            "{} ends before it starts",
+            end.event()
+        );
         let between = window.1 - window.0;
-        worst = worst.max(between.abs_diff(duration));
         assert_eq!(
             between,
             duration,
@@ -132,7 +156,9 @@ fn span_stamps_agree_with_durations_and_hold_their_records_under_load() {
             );
         }
     }
-    // On each thread, in the order they were made, stamps never go back.
+    // On each thread, in the order they were made, stamps never go back
+    // (a handed-over span's records were made on two threads: each is
+    // checked in its window above, and left out here).
     let thread_of = |record: &Record| match record.field("thread") {
         Some(Value::U64(n)) => Some(*n),
         Some(Value::I64(n)) => Some(*n as u64),
@@ -145,7 +171,13 @@ fn span_stamps_agree_with_durations_and_hold_their_records_under_load() {
         }
     }
     let mut last = vec![0u64; WORKERS as usize];
-    for record in &records {
+    for record in records
+        .iter()
+        .filter(|r| !r.event().starts_with("handed_over"))
+    {
+        if record.event() == "written_there" {
+            continue;
+        }
         let thread = thread_of(record)
             .or_else(|| {
                 span_thread
@@ -161,5 +193,4 @@ fn span_stamps_agree_with_durations_and_hold_their_records_under_load() {
         );
         last[thread as usize] = at;
     }
-    assert_eq!(worst, 0);
 }

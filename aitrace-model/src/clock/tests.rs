@@ -1,0 +1,240 @@
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
+
+use super::*;
+
+const MS: u64 = 1_000_000;
+
+#[test]
+fn stays_within_a_millisecond_of_the_system_clock_and_never_goes_back() {
+    let mut last = 0;
+    let started = std::time::Instant::now();
+    // Long enough to cross a few checks.
+    while started.elapsed() < std::time::Duration::from_millis(250) {
+        let before = system_now();
+        let now = now_nanos();
+        let after = system_now();
+        assert!(now >= last, "went back: {last} then {now}");
+        assert!(
+            now + MS >= before && now <= after + MS,
+            "{before} <= {now} <= {after}, to within 1 ms"
+        );
+        last = now;
+    }
+}
+
+#[test]
+fn threads_share_one_anchor() {
+    now_nanos();
+    let mine = LOCAL.with(|l| l.get().unwrap());
+    let theirs = std::thread::spawn(|| {
+        now_nanos();
+        LOCAL.with(|l| l.get().unwrap())
+    })
+    .join()
+    .unwrap();
+    // The same anchor, unless a check moved it between the two.
+    assert!(
+        mine.generation != theirs.generation || mine.anchor == theirs.anchor,
+        "{mine:?} here, {theirs:?} on another thread"
+    );
+}
+
+#[test]
+fn times_before_the_epoch_and_far_ahead_are_clamped() {
+    assert_eq!(
+        nanos_since_epoch(UNIX_EPOCH - std::time::Duration::from_secs(1)),
+        0
+    );
+    let far = UNIX_EPOCH + std::time::Duration::from_secs(u64::MAX / 2);
+    assert_eq!(nanos_since_epoch(far), u64::MAX);
+}
+
+/// A clock on a mock counter (nanoseconds, moved by hand) and a fake
+/// system clock: the counter's time plus an offset the test steps, each
+/// read costing `read_cost` of counter time.
+struct Fake {
+    clock: ProcessClock,
+    mock: Arc<quanta::Mock>,
+    offset: Arc<AtomicI64>,
+}
+
+const EPOCH: u64 = 1_800_000_000 * 1_000_000_000;
+
+impl Fake {
+    fn new(read_cost: u64) -> Self {
+        let (counter, mock) = quanta::Clock::mock();
+        mock.increment(1_000);
+        let offset = Arc::new(AtomicI64::new(0));
+        let system = {
+            let mock = mock.clone();
+            let offset = offset.clone();
+            Box::new(move || {
+                mock.increment(read_cost / 2);
+                let now = EPOCH as i64 + mock.value() as i64 + offset.load(Ordering::Relaxed);
+                mock.increment(read_cost - read_cost / 2);
+                now as u64
+            })
+        };
+        Fake {
+            clock: ProcessClock::new(counter, system),
+            mock,
+            offset,
+        }
+    }
+
+    /// What the fake system clock says now.
+    fn system(&self) -> u64 {
+        (EPOCH as i64 + self.mock.value() as i64 + self.offset.load(Ordering::Relaxed)) as u64
+    }
+
+    fn step(&self, by: i64) {
+        self.offset.fetch_add(by, Ordering::Relaxed);
+    }
+
+    fn advance(&self, nanos: u64) {
+        self.mock.increment(nanos);
+    }
+}
+
+/// The review of issue 20: after the anchor followed a step back, the
+/// thread's last check was a time in the old timeline, and it did not
+/// check again until the new one caught up (an hour, for an hour's step).
+#[test]
+fn checks_go_on_after_the_clock_is_set_back() {
+    let fake = Fake::new(50);
+    let mut thread = None;
+    fake.clock.stamp(&mut thread);
+    fake.advance(150 * MS);
+    fake.clock.stamp(&mut thread);
+    fake.step(-3_600_000 * MS as i64);
+    fake.advance(150 * MS);
+    let back = fake.clock.stamp(&mut thread);
+    assert!(
+        back.abs_diff(fake.system()) < MS,
+        "the step back is followed"
+    );
+    fake.step(50 * MS as i64);
+    fake.advance(150 * MS);
+    let now = fake.clock.stamp(&mut thread);
+    assert!(
+        now.abs_diff(fake.system()) < MS,
+        "{} µs from the system clock after its next check",
+        now.abs_diff(fake.system()) / 1_000
+    );
+}
+
+/// The review of issue 20: a small correction backwards stepped the
+/// anchor back, so a thread that had not stamped past it stamped before a
+/// time another thread had already given. A small gap is slewed: no stamp
+/// on any thread goes back, and the gap closes.
+#[test]
+fn a_small_correction_is_slewed_and_no_thread_goes_back() {
+    for gap in [300_000i64, -300_000, 5 * MS as i64, -5 * MS as i64] {
+        let fake = Fake::new(50);
+        let (mut a, mut b) = (None, None);
+        fake.clock.stamp(&mut a);
+        fake.clock.stamp(&mut b);
+        fake.step(gap);
+        let mut latest = 0;
+        for round in 0..40 {
+            fake.advance(60 * MS); // each thread checks every other round
+            for thread in [&mut a, &mut b] {
+                let now = fake.clock.stamp(thread);
+                assert!(
+                    now >= latest,
+                    "gap {gap}: round {round} went back across threads"
+                );
+                latest = now;
+            }
+        }
+        let left = latest.abs_diff(fake.system());
+        assert!(
+            left <= DEADBAND_NANOS * 2,
+            "gap {gap}: {left} ns left after 2.4 s"
+        );
+    }
+}
+
+/// A counter running slow against the system clock (3 ppm here, more on
+/// some machines) is followed by slewing: over a minute the stamps stay
+/// within the dead band of the system clock, and never go back.
+#[test]
+fn a_drifting_counter_is_followed_smoothly() {
+    let fake = Fake::new(50);
+    let mut thread = None;
+    let mut last = 0;
+    let mut worst = 0;
+    for _ in 0..600 {
+        fake.advance(100 * MS);
+        fake.step(500); // 5 ppm
+        let now = fake.clock.stamp(&mut thread);
+        assert!(now >= last);
+        last = now;
+        worst = worst.max(now.abs_diff(fake.system()));
+    }
+    assert!(
+        worst <= DEADBAND_NANOS + 1_000,
+        "{worst} ns from the system clock"
+    );
+}
+
+/// The review of issue 20: where reading the system clock takes longer
+/// than the tight bound (a hypervisor without a vDSO clock), no reading
+/// ever counted and a step was never followed.
+#[test]
+fn a_slow_system_clock_is_still_followed() {
+    let fake = Fake::new(2_500);
+    let mut thread = None;
+    fake.clock.stamp(&mut thread);
+    fake.step(1_000 * MS as i64);
+    for _ in 0..3 {
+        fake.advance(150 * MS);
+        fake.clock.stamp(&mut thread);
+    }
+    let now = fake.clock.stamp(&mut thread);
+    assert!(
+        now.abs_diff(fake.system()) < MS,
+        "{} ms off",
+        now.abs_diff(fake.system()) / MS
+    );
+}
+
+#[test]
+fn steps_are_followed_at_once_forward_and_back() {
+    let fake = Fake::new(50);
+    let mut thread = None;
+    fake.clock.stamp(&mut thread);
+    for step in [
+        20 * MS as i64,
+        -(STEP_NANOS as i64) - 2 * MS as i64,
+        3_600_000 * MS as i64,
+    ] {
+        fake.step(step);
+        fake.advance(150 * MS);
+        let now = fake.clock.stamp(&mut thread);
+        assert!(now.abs_diff(fake.system()) < MS, "step {step}");
+    }
+}
+
+/// A slew ends when its gap is closed, however long until the next check:
+/// an idle thread's clock does not run on at the slewed rate.
+#[test]
+fn a_slew_stops_when_its_gap_is_closed() {
+    let fake = Fake::new(50);
+    let mut thread = None;
+    fake.clock.stamp(&mut thread);
+    fake.step(5 * MS as i64);
+    fake.advance(150 * MS);
+    fake.clock.stamp(&mut thread); // starts the slew
+    // Ten minutes without a stamp: no check to stop the slew.
+    fake.advance(600_000 * MS);
+    let (counter, wall) = (fake.clock.counter.raw(), fake.system());
+    let anchor = thread.unwrap().anchor;
+    let ours = fake.clock.wall_at(anchor, counter);
+    assert!(
+        ours.abs_diff(wall) < 10_000,
+        "{} µs off",
+        ours.abs_diff(wall) / 1_000
+    );
+}
