@@ -160,14 +160,19 @@ impl<B> WithTraceContext for ureq::RequestBuilder<B> {
     }
 }
 
+/// The current span's headers, for builders that take a map of them.
+#[cfg(feature = "reqwest")]
+fn current_headers() -> Option<HeaderMap> {
+    let mut headers = HeaderMap::new();
+    inject(&mut headers).then_some(headers)
+}
+
 #[cfg(feature = "reqwest")]
 impl WithTraceContext for reqwest::RequestBuilder {
     fn with_trace_context(self) -> Self {
-        let mut headers = HeaderMap::new();
-        if inject(&mut headers) {
-            self.headers(headers)
-        } else {
-            self
+        match current_headers() {
+            Some(headers) => self.headers(headers),
+            None => self,
         }
     }
 }
@@ -175,11 +180,9 @@ impl WithTraceContext for reqwest::RequestBuilder {
 #[cfg(feature = "reqwest")]
 impl WithTraceContext for reqwest_middleware::RequestBuilder {
     fn with_trace_context(self) -> Self {
-        let mut headers = HeaderMap::new();
-        if inject(&mut headers) {
-            self.headers(headers)
-        } else {
-            self
+        match current_headers() {
+            Some(headers) => self.headers(headers),
+            None => self,
         }
     }
 }

@@ -330,13 +330,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = {
-            let _entered = this.span.as_ref().map(Span::enter);
-            let unwinding = FailOnPanic(this.span.as_ref());
-            let result = ready!(this.inner.poll(cx));
-            std::mem::forget(unwinding);
-            result
-        };
+        let result = ready!(poll_inside(this.span.as_ref(), || this.inner.poll(cx)));
         let span = this.span.take();
         Poll::Ready(match result {
             Ok(response) => {
@@ -389,6 +383,16 @@ fn record_grpc_status(span: &Span, code: u32, failed: bool) -> bool {
         fail(span, &code.to_string(), None);
     }
     fails
+}
+
+/// Polls inside `span` (entered for the call), failing it if a panic
+/// unwinds through: the future's and the body's polls alike.
+fn poll_inside<T>(span: Option<&Span>, poll: impl FnOnce() -> Poll<T>) -> Poll<T> {
+    let _entered = span.map(Span::enter);
+    let unwinding = FailOnPanic(span);
+    let polled = poll();
+    std::mem::forget(unwinding);
+    polled
 }
 
 /// Fails a span when a panic unwinds through the poll it guards (dropped

@@ -8,7 +8,7 @@ use aitrace_http::WithTraceContext as _;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
-use common::{Setup, int, one, text};
+use common::{Setup, int, named, one, text};
 use tracing::Instrument as _;
 
 fn app() -> Router {
@@ -61,14 +61,8 @@ fn reqwest_middleware_opens_a_client_span_the_server_continues() {
     setup.run(async { checkout.instrument(tracing::info_span!("checkout")).await });
     let records = setup.records_once_ended(7);
     let checkout = context(one(&records, "checkout.start"));
-    let clients: Vec<&Record> = records
-        .iter()
-        .filter(|r| r.event() == "GET.start")
-        .collect();
-    let servers: Vec<&Record> = records
-        .iter()
-        .filter(|r| r.event() == "GET /stock/{sku}.start")
-        .collect();
+    let clients: Vec<&Record> = named(&records, "GET.start");
+    let servers: Vec<&Record> = named(&records, "GET /stock/{sku}.start");
     assert_eq!((clients.len(), servers.len()), (3, 3));
     for (client, server) in clients.iter().zip(&servers) {
         assert_linked(client, server);
@@ -155,14 +149,8 @@ fn ureq_middleware_opens_a_client_span_the_server_continues() {
         );
     });
     let records = setup.records_once_ended(6);
-    let clients: Vec<&Record> = records
-        .iter()
-        .filter(|r| r.event() == "GET.start")
-        .collect();
-    let servers: Vec<&Record> = records
-        .iter()
-        .filter(|r| r.event() == "GET /stock/{sku}.start")
-        .collect();
+    let clients: Vec<&Record> = named(&records, "GET.start");
+    let servers: Vec<&Record> = named(&records, "GET /stock/{sku}.start");
     assert_eq!((clients.len(), servers.len()), (3, 2));
     for (client, server) in clients.iter().zip(&servers) {
         assert_linked(client, server);
@@ -216,14 +204,8 @@ fn with_trace_context_sends_the_current_span_from_any_builder() {
         ureq::get(&url).with_trace_context().call().unwrap();
     });
     let records = setup.records_once_ended(6);
-    let senders: Vec<&Record> = records
-        .iter()
-        .filter(|r| r.event() == "sender.start")
-        .collect();
-    let servers: Vec<&Record> = records
-        .iter()
-        .filter(|r| r.event() == "GET /stock/{sku}.start")
-        .collect();
+    let senders: Vec<&Record> = named(&records, "sender.start");
+    let servers: Vec<&Record> = named(&records, "GET /stock/{sku}.start");
     assert_eq!(servers.len(), 3);
     // The first two under the async sender (the middleware's own client
     // span sits between for the second), the third under the ureq one.

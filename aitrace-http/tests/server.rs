@@ -9,7 +9,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
-use common::{Setup, events, int, one, text};
+use common::{Setup, events, int, named, one, text};
 
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
@@ -321,10 +321,7 @@ fn a_panicking_handler_fails_its_span() {
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     });
     let records = setup.records_once_ended(2);
-    let ends: Vec<&Record> = records
-        .iter()
-        .filter(|r| r.event() == "GET /panic.end")
-        .collect();
+    let ends: Vec<&Record> = named(&records, "GET /panic.end");
     assert_eq!(ends.len(), 2);
     for end in ends {
         assert_eq!(end.level(), Level::Error);

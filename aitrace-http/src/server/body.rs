@@ -52,13 +52,9 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
-        let frame = {
-            let _entered = this.span.as_ref().map(Span::enter);
-            let unwinding = super::FailOnPanic(this.span.as_ref());
-            let frame = ready!(this.inner.poll_frame(cx));
-            std::mem::forget(unwinding);
-            frame
-        };
+        let frame = ready!(super::poll_inside(this.span.as_ref(), || {
+            this.inner.poll_frame(cx)
+        }));
         match &frame {
             Some(Ok(frame)) => {
                 let code = frame.trailers_ref().and_then(super::grpc_status);

@@ -104,9 +104,14 @@ pub fn events(records: &[Record]) -> Vec<&str> {
     records.iter().map(Record::event).collect()
 }
 
+/// Every record named `event`, in capture order.
+pub fn named<'a>(records: &'a [Record], event: &str) -> Vec<&'a Record> {
+    records.iter().filter(|r| r.event() == event).collect()
+}
+
 /// The one record named `event`.
 pub fn one<'a>(records: &'a [Record], event: &str) -> &'a Record {
-    let found: Vec<_> = records.iter().filter(|r| r.event() == event).collect();
+    let found = named(records, event);
     assert_eq!(found.len(), 1, "one {event} in {:#?}", events(records));
     found[0]
 }
