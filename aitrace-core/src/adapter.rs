@@ -19,6 +19,7 @@ use crate::logger::BufferedLogger;
 use crate::propagation::TraceParent;
 use crate::record::SpanContext;
 
+pub use crate::lifecycle::Lifecycle;
 pub use crate::propagation::RemoteTraceGuard;
 pub use crate::reentrancy::is_sending;
 
@@ -56,6 +57,21 @@ pub fn pop_current(span_id: SpanId) -> bool {
     crate::context::pop_current(span_id)
 }
 
+/// [`push_current`] for a frontend that knows its spans by a number of
+/// its own (a `tracing` span's `Id`, never 0): [`pop_current_keyed`] then
+/// finds the entry by that number, without looking the span up.
+#[inline]
+pub fn push_current_keyed(context: SpanContext, key: std::num::NonZeroU64) {
+    crate::context::push_keyed(context, key.get());
+}
+
+/// Removes the most recent entry [`push_current_keyed`] pushed with `key`
+/// from this thread's span stack; `false` if there was none.
+#[inline]
+pub fn pop_current_keyed(key: std::num::NonZeroU64) -> bool {
+    crate::context::pop_keyed(key.get())
+}
+
 /// Buffers the `.end` record of a frontend's span whose `.start` the
 /// logger's filter kept, whatever the filter says now: the filter can change
 /// while a span is open ([`BufferedLogger::set_min_level`]), and a span
@@ -63,6 +79,24 @@ pub fn pop_current(span_id: SpanId) -> bool {
 /// kept once, when it starts, and keep to it.
 pub fn capture_span_end(logger: &BufferedLogger, record: crate::Record) {
     logger.capture_unfiltered(record);
+}
+
+/// Buffers a span's `.start` or `.end` record given in compact form, for a
+/// span with no fields that did not fail (a record with fields, or an
+/// `error`, goes through [`BufferedLogger::capture`] or
+/// [`capture_span_end`] as a [`Record`](crate::Record)). Like
+/// [`capture_span_end`] it does not ask the filter: decide whether a span
+/// is kept once, when it starts ([`BufferedLogger::enabled_for`]), and
+/// write both its records or neither.
+///
+/// What [`BufferedLogger::records`], a flush or an output later sees is
+/// the record [`Lifecycle::to_record`] makes, as if that had been captured;
+/// the buffer keeps the compact form until then, unless the logger has a
+/// `before_send` hook, a redactor with value patterns (or one that redacts
+/// `duration_ms`), or retention, which each read records as they come in.
+#[inline]
+pub fn capture_lifecycle(logger: &BufferedLogger, lifecycle: Lifecycle) {
+    logger.capture_lifecycle(lifecycle);
 }
 
 /// Calls `watch` with the most verbose level `logger` keeps (`None`: none)

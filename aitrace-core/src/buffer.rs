@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
+use crate::lifecycle::Lifecycle;
 use crate::record::Record;
 
 /// How many records the buffer holds, by default, before its
@@ -55,12 +56,45 @@ pub enum OverflowPolicy {
     Block(Duration),
 }
 
+/// What the buffer holds: a record, or a span's lifecycle record kept
+/// compact until it leaves the buffer ([`Lifecycle`]).
+#[derive(Debug)]
+pub(crate) enum Entry {
+    Record(Record),
+    Lifecycle(Lifecycle),
+}
+
+impl Entry {
+    #[inline]
+    fn timestamp_nanos(&self) -> u64 {
+        match self {
+            Entry::Record(record) => record.timestamp_nanos(),
+            Entry::Lifecycle(lifecycle) => lifecycle.stamp(),
+        }
+    }
+
+    #[inline]
+    fn into_record(self) -> Record {
+        match self {
+            Entry::Record(record) => record,
+            Entry::Lifecycle(lifecycle) => lifecycle.to_record(),
+        }
+    }
+
+    fn to_record(&self) -> Record {
+        match self {
+            Entry::Record(record) => record.clone(),
+            Entry::Lifecycle(lifecycle) => lifecycle.to_record(),
+        }
+    }
+}
+
 #[derive(Default)]
 struct ShardState {
-    records: VecDeque<Record>,
+    records: VecDeque<Entry>,
     /// An emptied deque kept for reuse by the next drain, so a steady
     /// stream does not allocate (and page-fault) a new one every batch.
-    spare: VecDeque<Record>,
+    spare: VecDeque<Entry>,
     /// Records pushed but not yet added to `Buffer::published`.
     unpublished: usize,
     /// Records ever appended, and ever taken out (drained, dropped as the
@@ -205,16 +239,28 @@ impl Buffer {
         let mut shard = self.shard().lock();
         shard.captured += 1;
         if self.is_full(&shard) {
-            return self.overflow(shard, record);
+            return self.overflow(shard, Entry::Record(record));
         }
         // The record moves once, into its slot (not through a tuple or a
         // binding shared with the overflow path: each was a copy of it).
-        self.append(shard, record);
+        self.append(shard, Entry::Record(record));
+    }
+
+    /// Buffers a span's lifecycle record as it is (made into a [`Record`]
+    /// when it leaves the buffer), or drops it as the overflow policy says.
+    #[inline]
+    pub(crate) fn push_lifecycle(&self, lifecycle: Lifecycle) {
+        let mut shard = self.shard().lock();
+        shard.captured += 1;
+        if self.is_full(&shard) {
+            return self.overflow(shard, Entry::Lifecycle(lifecycle));
+        }
+        self.append(shard, Entry::Lifecycle(lifecycle));
     }
 
     /// Appends to a shard that has room, and rings when a batch is ready.
     #[inline]
-    fn append(&self, mut shard: MutexGuard<'_, ShardState>, record: Record) {
+    fn append(&self, mut shard: MutexGuard<'_, ShardState>, record: Entry) {
         shard.records.push_back(record);
         shard.added += 1;
         shard.unpublished += 1;
@@ -233,7 +279,7 @@ impl Buffer {
     /// The overflow policy, applied to `record` with its shard full.
     #[cold]
     #[inline(never)]
-    fn overflow(&self, mut shard: MutexGuard<'_, ShardState>, record: Record) {
+    fn overflow(&self, mut shard: MutexGuard<'_, ShardState>, record: Entry) {
         match self.overflow {
             OverflowPolicy::DropNewest => {
                 shard.dropped += 1;
@@ -313,7 +359,7 @@ impl Buffer {
         let n = records.len();
         let mut shard = self.shards[0].0.lock();
         shard.added += n as u64;
-        let mut restored = VecDeque::from(records);
+        let mut restored: VecDeque<Entry> = records.into_iter().map(Entry::Record).collect();
         restored.append(&mut shard.records);
         shard.records = restored;
         self.published.fetch_add(n, Ordering::Relaxed);
@@ -338,7 +384,7 @@ impl Buffer {
                 let unpublished = std::mem::take(&mut shard.unpublished);
                 self.published
                     .fetch_sub(records.len() - unpublished, Ordering::Relaxed);
-                Some(Vec::from(records))
+                Some(records.into_iter().map(Entry::into_record).collect())
             })
             .collect();
         self.made_space();
@@ -369,7 +415,7 @@ impl Buffer {
         let parts: Vec<Vec<Record>> = self
             .shards
             .iter()
-            .map(|s| s.0.lock().records.iter().cloned().collect::<Vec<_>>())
+            .map(|s| (s.0.lock().records.iter().map(Entry::to_record)).collect::<Vec<_>>())
             .filter(|v| !v.is_empty())
             .collect();
         merge(parts)
@@ -421,7 +467,7 @@ impl Buffer {
         /// The largest deque kept as a spare (records).
         const MAX_SPARE: usize = 1 << 16;
         let batch_size = batch_size.max(1);
-        let mut taken: Vec<(usize, VecDeque<Record>)> = Vec::new();
+        let mut taken: Vec<(usize, VecDeque<Entry>)> = Vec::new();
         for (i, s) in self.shards.iter().enumerate() {
             let mut shard = s.0.lock();
             if shard.records.is_empty() {
@@ -467,7 +513,7 @@ impl Buffer {
             let deque = &mut taken[0].1;
             while left > 0 && !deque.is_empty() {
                 let n = (batch_size - current.len()).min(left).min(deque.len());
-                current.extend(deque.drain(..n));
+                current.extend(deque.drain(..n).map(Entry::into_record));
                 left -= n;
                 if current.len() == batch_size {
                     batches.push(std::mem::replace(&mut current, fresh(spare, batch_size)));
@@ -477,15 +523,15 @@ impl Buffer {
             let mut heap: BinaryHeap<Reverse<(u64, usize)>> = taken
                 .iter()
                 .enumerate()
-                .filter_map(|(k, (_, d))| d.front().map(|r| Reverse((r.timestamp_nanos(), k))))
+                .filter_map(|(k, (_, d))| d.front().map(|e| Reverse((e.timestamp_nanos(), k))))
                 .collect();
             while left > 0 {
                 let Some(Reverse((_, k))) = heap.pop() else {
                     break;
                 };
                 let deque = &mut taken[k].1;
-                if let Some(record) = deque.pop_front() {
-                    emit(record, &mut batches, &mut current, spare);
+                if let Some(entry) = deque.pop_front() {
+                    emit(entry.into_record(), &mut batches, &mut current, spare);
                     left -= 1;
                 }
                 if let Some(next) = deque.front() {

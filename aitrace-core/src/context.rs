@@ -18,6 +18,9 @@ use crate::record::SpanContext;
 #[derive(Clone, Copy)]
 struct Entry {
     context: SpanContext,
+    /// What the frontend that pushed it knows the span by (0: nothing; see
+    /// [`crate::adapter::push_current_keyed`]).
+    key: u64,
     /// The OpenTelemetry span that was current when this entry was pushed.
     #[cfg(feature = "opentelemetry")]
     otel_at_push: Option<SpanContext>,
@@ -103,8 +106,15 @@ pub fn in_context<T>(context: SpanContext, f: impl FnOnce() -> T) -> T {
 
 /// Pushes `context` on this thread's stack; see [`crate::adapter::push_current`].
 pub(crate) fn push_current(context: SpanContext) {
+    push_keyed(context, 0);
+}
+
+/// Pushes `context`, known to its frontend by `key`; see
+/// [`crate::adapter::push_current_keyed`].
+pub(crate) fn push_keyed(context: SpanContext, key: u64) {
     let entry = Entry {
         context,
+        key,
         #[cfg(feature = "opentelemetry")]
         otel_at_push: otel::current(),
     };
@@ -117,6 +127,21 @@ pub(crate) fn pop_current(span_id: SpanId) -> bool {
     STACK.with(|s| {
         let mut stack = s.borrow_mut();
         match stack.iter().rposition(|e| e.context.span_id() == span_id) {
+            Some(i) => {
+                stack.remove(i);
+                true
+            }
+            None => false,
+        }
+    })
+}
+
+/// Removes the most recent entry pushed with `key`; see
+/// [`crate::adapter::pop_current_keyed`].
+pub(crate) fn pop_keyed(key: u64) -> bool {
+    STACK.with(|s| {
+        let mut stack = s.borrow_mut();
+        match stack.iter().rposition(|e| e.key == key) {
             Some(i) => {
                 stack.remove(i);
                 true

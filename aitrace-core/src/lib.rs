@@ -126,6 +126,7 @@ mod emit;
 mod file;
 pub mod filter;
 mod flush_report;
+mod lifecycle;
 mod logger;
 pub mod output;
 mod propagation;

@@ -694,6 +694,19 @@ impl Redaction {
     /// Runs the hook then the redactor on `record`; `false` when the record
     /// is to be dropped (the hook said so, or panicked).
     #[inline]
+    /// Whether a span's lifecycle record with no field but `duration_ms`
+    /// comes out of [`apply`](Self::apply) as it went in: no hook, no value
+    /// patterns (which read the event name), `duration_ms` not a key to
+    /// redact. Such records may be buffered compact
+    /// ([`Lifecycle`](crate::lifecycle::Lifecycle)).
+    pub(crate) fn leaves_lifecycle_alone(&self) -> bool {
+        self.hook.is_none()
+            && self.redactor.as_ref().is_none_or(|redactor| {
+                redactor.values.is_none()
+                    && !(redactor.keys).matches(crate::wire::DURATION_FIELD.as_bytes())
+            })
+    }
+
     pub(crate) fn apply(&self, record: &mut Record) -> bool {
         if let Some(hook) = &self.hook {
             if !self.run_hook(hook, record) {

@@ -134,6 +134,20 @@ impl Location {
     pub fn function(&self) -> Option<&str> {
         self.function.as_deref()
     }
+
+    /// The file, line and function, when neither string was copied (both
+    /// `&'static` or absent): what a compact lifecycle record can hold.
+    #[inline]
+    pub fn static_parts(&self) -> Option<(Option<&'static str>, u32, Option<&'static str>)> {
+        fn part(s: &Option<Cow<'static, str>>) -> Option<Option<&'static str>> {
+            match s {
+                None => Some(None),
+                Some(Cow::Borrowed(s)) => Some(Some(s)),
+                Some(Cow::Owned(_)) => None,
+            }
+        }
+        Some((part(&self.file)?, self.line, part(&self.function)?))
+    }
 }
 
 /// What a [`Record`] is ([`Record::kind`]): an event, or one of the two

@@ -456,6 +456,21 @@ impl Builder {
                 capacity,
             ))
         };
+        let redaction = Redaction::new(
+            self.before_send.clone(),
+            self.redactor.clone().unwrap_or_default(),
+        );
+        let retention = (self.retention.clone())
+            .or_else(Retention::from_env)
+            .map(|retention| Holder::new(retention.resolve()));
+        // A lifecycle record may wait in the buffer as it is only when
+        // nothing would look at it on its way in: no hook, a redactor that
+        // leaves its name and `duration_ms` alone, no retention (which
+        // watches spans open and close).
+        let compact_spans = retention.is_none()
+            && redaction
+                .as_ref()
+                .is_none_or(Redaction::leaves_lifecycle_alone);
         Ok(BufferedLogger {
             shared: Arc::new(Shared {
                 buffer,
@@ -467,15 +482,11 @@ impl Builder {
                 filter: RwLock::new(filter),
                 level_watchers: Mutex::new(Vec::new()),
                 record_ids: self.record_ids,
-                redaction: Redaction::new(
-                    self.before_send.clone(),
-                    self.redactor.clone().unwrap_or_default(),
-                ),
+                redaction,
                 flush_timeout: self.flush_timeout.unwrap_or(DEFAULT_FLUSH_TIMEOUT),
                 shutdown_timeout: self.shutdown_timeout.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT),
-                retention: (self.retention.clone())
-                    .or_else(Retention::from_env)
-                    .map(|retention| Holder::new(retention.resolve())),
+                retention,
+                compact_spans,
             }),
         })
     }

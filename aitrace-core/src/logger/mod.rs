@@ -17,6 +17,7 @@ use crate::error::Result;
 use crate::filter::Filter;
 use crate::flush_report::FlushReport;
 use crate::level::Level;
+use crate::lifecycle::Lifecycle;
 use crate::output::Output;
 use crate::record::Record;
 use crate::redact::{Redaction, Redactor};
@@ -95,6 +96,9 @@ struct Shared {
     shutdown_timeout: Duration,
     /// Retention by outcome; `None` when it is off.
     retention: Option<crate::retention::Holder>,
+    /// Whether span lifecycle records may be buffered compact (nothing
+    /// redacts, hooks or holds them on their way in).
+    compact_spans: bool,
 }
 
 impl Shared {
@@ -212,6 +216,32 @@ impl BufferedLogger {
             return;
         }
         self.keep(record);
+    }
+
+    /// Whether [`capture_lifecycle`](Self::capture_lifecycle) buffers
+    /// lifecycle records compact; when not, a frontend that can build the
+    /// record itself may as well.
+    #[inline]
+    pub(crate) fn compacts_spans(&self) -> bool {
+        self.shared.compact_spans
+    }
+
+    /// Buffers a span's lifecycle record the way
+    /// [`capture_unfiltered`](Self::capture_unfiltered) buffers a record:
+    /// compact when nothing would change or hold it on its way in, else as
+    /// the [`Record`] it stands for.
+    #[inline]
+    pub(crate) fn capture_lifecycle(&self, mut lifecycle: Lifecycle) {
+        if is_sending() {
+            return;
+        }
+        if !self.shared.compact_spans {
+            return self.keep(lifecycle.to_record());
+        }
+        if self.shared.record_ids && !lifecycle.has_id() {
+            lifecycle.assign_id();
+        }
+        self.shared.buffer.push_lifecycle(lifecycle);
     }
 
     /// Buffers a record the filter kept.
