@@ -7,10 +7,12 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
 
+use crate::clock::now_nanos;
 use crate::context::{self, ContextGuard};
 use crate::error::Result;
 use crate::flush_report::FlushReport;
 use crate::level::Level;
+use crate::lifecycle::Lifecycle;
 use crate::logger::BufferedLogger;
 use crate::propagation::{self, RemoteTraceGuard};
 use crate::record::{Location, Record, SpanContext};
@@ -93,13 +95,33 @@ impl<'a> SpanBuilder<'a> {
     /// → `checkout`), unless [`function`](Self::function) set one; the
     /// closure forms ([`in_scope`](Self::in_scope), …) name the function
     /// that calls them instead.
-    pub fn enter(mut self) -> SpanGuard {
+    pub fn enter(self) -> SpanGuard {
+        let logger = self.logger.clone();
+        let mut guard = self.open();
+        guard.logger = Some(logger);
+        guard
+    }
+
+    /// Opens the span, with a guard that does not hold the logger: it ends
+    /// the span only when [`SpanGuard::finish`] is called with the logger.
+    fn open(mut self) -> SpanGuard {
         match self.remote_parent.take() {
             Some(parent) => {
                 let (span, remote) = propagation::remote_child(&parent);
                 self.enter_as(span, Some(remote))
             }
             None => self.enter_as(context::new_span(), None),
+        }
+    }
+
+    /// Opens the span for the closure forms: the span ends when the scope
+    /// drops, also while a panic unwinds, borrowing the logger instead of
+    /// holding a handle of its own.
+    fn scope(self) -> Scope<'a> {
+        let logger = self.logger;
+        Scope {
+            guard: self.open(),
+            logger,
         }
     }
 
@@ -114,6 +136,8 @@ impl<'a> SpanBuilder<'a> {
         self
     }
 
+    // Inlined into `enter`, so the builder is not copied into it.
+    #[inline(always)]
     fn enter_as(mut self, span: SpanContext, remote: Option<RemoteTraceGuard>) -> SpanGuard {
         if self.location.function().is_none() {
             if let Some(module) = self.location.file().and_then(module_of_file) {
@@ -125,7 +149,7 @@ impl<'a> SpanBuilder<'a> {
         if !logger.enabled_for(self.level, target) {
             // Filtered out: no records, and not current.
             return SpanGuard {
-                logger: logger.clone(),
+                logger: None,
                 name: self.name,
                 level: self.level,
                 location: self.location,
@@ -136,22 +160,39 @@ impl<'a> SpanBuilder<'a> {
                 _remote: None,
             };
         }
-        // Set through `&mut`, not by chained calls: each by-value step can
-        // cost a copy of the record (some 300 bytes).
-        let mut start = Record::builder(self.level, lifecycle_event(&self.name, Phase::Start))
-            .provisional(true);
-        start.set_span_context(span);
-        start.set_location(self.location.clone());
-        start.reserve(self.fields.len());
-        for (key, value) in self.fields {
-            start.push_field(key, value);
-        }
-        // The `.end`'s duration is taken from this stamp: the two agree.
-        let started = start.timestamp_nanos();
-        logger.capture(start.build());
+        let started = match compact(&self.name, &self.location) {
+            // No fields and nothing copied: buffered compact.
+            Some((name, (file, line, function)))
+                if self.fields.is_empty() && logger.compacts_spans() =>
+            {
+                let started = crate::clock::now_nanos();
+                let start = Lifecycle::start(self.level, name, span, started)
+                    .location(file, line)
+                    .function(function);
+                logger.capture_lifecycle(start);
+                started
+            }
+            _ => {
+                // Set through `&mut`, not by chained calls: each by-value
+                // step can cost a copy of the record (some 300 bytes).
+                let mut start =
+                    Record::builder(self.level, lifecycle_event(&self.name, Phase::Start))
+                        .provisional(true);
+                start.set_span_context(span);
+                start.set_location(self.location.clone());
+                start.reserve(self.fields.len());
+                for (key, value) in self.fields {
+                    start.push_field(key, value);
+                }
+                // The `.end`'s duration is taken from this stamp: the two agree.
+                let started = start.timestamp_nanos();
+                logger.capture_unfiltered(start.build());
+                started
+            }
+        };
         unwinding::span_opened();
         SpanGuard {
-            logger: logger.clone(),
+            logger: None,
             name: self.name,
             level: self.level,
             location: self.location,
@@ -170,8 +211,8 @@ impl<'a> SpanBuilder<'a> {
     /// closure in `fn checkout` of module `shop`), unless
     /// [`function`](Self::function) set one.
     pub fn in_scope<T, F: FnOnce(&SpanGuard) -> T>(self, f: F) -> T {
-        let guard = self.function_of_closure::<F>().enter();
-        f(&guard)
+        let scope = self.function_of_closure::<F>().scope();
+        f(&scope.guard)
     }
 
     /// Runs `f` inside the span; an `Err` ends it at `error` level with the
@@ -181,10 +222,10 @@ impl<'a> SpanBuilder<'a> {
         self,
         f: F,
     ) -> Result<T, E> {
-        let guard = self.function_of_closure::<F>().enter();
-        let result = f(&guard);
+        let scope = self.function_of_closure::<F>().scope();
+        let result = f(&scope.guard);
         if let Err(err) = &result {
-            guard.fail(err);
+            scope.guard.fail(err);
         }
         result
     }
@@ -210,7 +251,9 @@ struct EndState {
 /// the process's hook alone (spans then say `"panicked"`), see
 /// [`adapter::watch_panics`](crate::adapter::watch_panics).
 pub struct SpanGuard {
-    logger: BufferedLogger,
+    /// `None` in the closure forms, whose [`Scope`] ends the span with the
+    /// logger it borrows (no handle cloned per span).
+    logger: Option<BufferedLogger>,
     name: Cow<'static, str>,
     level: Level,
     location: Location,
@@ -254,6 +297,30 @@ impl SpanGuard {
 
 impl Drop for SpanGuard {
     fn drop(&mut self) {
+        if let Some(logger) = self.logger.take() {
+            self.finish(&logger);
+        }
+    }
+}
+
+/// A span opened by a closure form, ended when it drops (also during a
+/// panic's unwinding).
+struct Scope<'a> {
+    guard: SpanGuard,
+    logger: &'a BufferedLogger,
+}
+
+impl Drop for Scope<'_> {
+    fn drop(&mut self) {
+        self.guard.finish(self.logger);
+    }
+}
+
+impl SpanGuard {
+    /// Writes the span's `.end`, at `error` level if it failed or a panic
+    /// is unwinding through it; called once, by whichever of the guard and
+    /// its [`Scope`] holds the logger.
+    fn finish(&mut self, logger: &BufferedLogger) {
         if self._current.is_none() {
             return; // a span the filter does not keep writes nothing
         }
@@ -266,6 +333,17 @@ impl Drop for SpanGuard {
         } else {
             self.level
         };
+        if let (None, true, true, Some((name, (file, line, function)))) = (
+            &error,
+            fields.is_empty(),
+            logger.compacts_spans(),
+            compact(&self.name, &self.location),
+        ) {
+            let end = Lifecycle::end(level, name, self.context, self.started, now_nanos())
+                .location(file, line)
+                .function(function);
+            return logger.capture_lifecycle(end);
+        }
         let mut end =
             Record::builder(level, lifecycle_event(&self.name, Phase::End)).span_end(true);
         end.set_span_context(self.context);
@@ -282,7 +360,7 @@ impl Drop for SpanGuard {
         }
         // Its `.start` was written: the `.end` too, even when the filter was
         // raised since.
-        self.logger.capture_unfiltered(end.build());
+        logger.capture_unfiltered(end.build());
     }
 }
 
@@ -332,6 +410,24 @@ impl fmt::Debug for FlushingTrace {
         f.debug_struct("FlushingTrace")
             .field("span", &self.span)
             .finish_non_exhaustive()
+    }
+}
+
+/// The static name and location parts of a span whose lifecycle records
+/// can be buffered compact ([`Lifecycle`]); `None` when a string was copied.
+#[inline]
+#[allow(clippy::ptr_arg)] // whether the name is borrowed is the point
+#[allow(clippy::type_complexity)]
+fn compact(
+    name: &Cow<'static, str>,
+    location: &Location,
+) -> Option<(
+    &'static str,
+    (Option<&'static str>, u32, Option<&'static str>),
+)> {
+    match name {
+        Cow::Borrowed(name) => Some((name, location.static_parts()?)),
+        Cow::Owned(_) => None,
     }
 }
 
