@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use aitrace_core::adapter::RemoteTraceGuard;
+use aitrace_core::adapter::{Lifecycle, RemoteTraceGuard};
 use aitrace_core::wire::{self, DURATION_FIELD, ERROR_FIELD, Phase};
 use aitrace_core::{
     BufferedLogger, Level, Location, Record, RecordBuilder, SpanContext, TraceParent, Value,
@@ -200,12 +200,6 @@ impl Layers {
     fn iter_mut(&mut self) -> impl Iterator<Item = &mut LayerState> {
         self.first.iter_mut().chain(&mut self.more)
     }
-
-    fn extend(&mut self, other: Layers) {
-        for state in other.first.into_iter().chain(other.more) {
-            self.push(state);
-        }
-    }
 }
 
 /// One layer's state of a span.
@@ -237,6 +231,15 @@ pub fn level_from_tracing(level: &tracing_core::Level) -> Level {
         tracing_core::Level::WARN => Level::Warn,
         _ => Level::Error,
     }
+}
+
+/// A compact lifecycle record with the span's target and location.
+#[inline]
+fn located(lifecycle: Lifecycle, meta: &'static Metadata<'static>) -> Lifecycle {
+    lifecycle
+        .logger(meta.target())
+        .location(meta.file(), meta.line().unwrap_or(0))
+        .function(meta.module_path())
 }
 
 #[inline]
@@ -377,7 +380,9 @@ impl AitraceLayer {
     fn write_start(
         &self,
         meta: &'static Metadata<'static>,
-        span: &SpanData,
+        level: Level,
+        context: SpanContext,
+        created: u64,
         state: &mut LayerState,
     ) {
         state.start_written = true;
@@ -393,21 +398,27 @@ impl AitraceLayer {
                 .filter(|(key, _)| STATUS_FIELDS.contains(&&**key))
                 .cloned(),
         );
+        if fields.is_empty() {
+            // Nothing but the name, location and ids: buffered compact.
+            let start = Lifecycle::start(level, meta.name(), context, created);
+            return adapter::capture_lifecycle(&self.logger, located(start, meta));
+        }
         // Set through `&mut`, not by chained calls: each by-value step can
         // cost a copy of the record.
         let mut builder = Record::builder(
-            span.level,
+            level,
             lifecycle_event(state.name.as_deref(), meta, Phase::Start),
         )
         .provisional(true);
         locate(&mut builder, meta);
-        builder.set_span_context(span.context);
+        builder.set_span_context(context);
         builder.reserve(fields.len());
-        builder.set_timestamp_nanos(span.created);
+        builder.set_timestamp_nanos(created);
         for (key, value) in fields {
             builder.push_field(key, value);
         }
-        self.logger.capture(builder.build());
+        // Kept or not was decided when the span was made.
+        adapter::capture_span_end(&self.logger, builder.build());
     }
 }
 
@@ -431,7 +442,11 @@ where
             status: Vec::new(),
         };
         attrs.record(&mut FieldVisitor::fields_only(&mut state.fields));
-        if let Some(data) = span.extensions_mut().get_mut::<SpanData>() {
+        // Held until the data is in: one lock per span, not two. What runs
+        // meanwhile locks only the span's ancestors (never a descendant
+        // while holding an ancestor, so never in the opposite order).
+        let mut extensions = span.extensions_mut();
+        if let Some(data) = extensions.get_mut::<SpanData>() {
             // Another aitrace layer saw the span first and gave it its ids.
             data.layers.push(state);
             return;
@@ -452,11 +467,7 @@ where
             #[cfg(feature = "opentelemetry")]
             otel_pending: true,
         };
-        let mut extensions = span.extensions_mut();
-        match extensions.get_mut::<SpanData>() {
-            Some(first) => first.layers.extend(data.layers),
-            None => extensions.insert(data),
-        }
+        extensions.insert(data);
     }
 
     fn on_register_dispatch(&self, subscriber: &Dispatch) {
@@ -484,28 +495,25 @@ where
         let Some(data) = extensions.get_mut::<SpanData>() else {
             return;
         };
-        let Some(mut state) = data.take_layer(self.id) else {
+        let (level, context, created) = (data.level, data.context, data.created);
+        let Some(state) = data.layer_mut(self.id) else {
             return;
         };
         if !state.start_written {
-            self.write_start(span.metadata(), data, &mut state);
+            self.write_start(span.metadata(), level, context, created, state);
         }
-        let kept = state.kept;
-        data.layers.push(state);
         // Each layer whose logger keeps the span pushes it; every layer's
         // `on_exit` pops one entry of it if there is one, so the stack stays
         // balanced. A span the logger filters out is not current: records
         // inside it belong to the span around it.
-        if kept {
-            adapter::push_current(data.context);
+        if state.kept {
+            adapter::push_current_keyed(context, id.into_non_zero_u64());
         }
     }
 
-    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        if let Some(data) = span.extensions().get::<SpanData>() {
-            adapter::pop_current(data.context.span_id());
-        }
+    fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
+        // By the span's `Id`: no lookup of the span.
+        adapter::pop_current_keyed(id.into_non_zero_u64());
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
@@ -522,7 +530,7 @@ where
         };
         let meta = span.metadata();
         if !state.start_written {
-            self.write_start(meta, data, &mut state);
+            self.write_start(meta, data.level, data.context, data.created, &mut state);
         }
         if !state.kept {
             return; // a span the filter does not keep writes nothing, failed or not
@@ -544,6 +552,12 @@ where
         } else {
             data.level
         };
+        if state.fields.is_empty() && state.error.is_none() && state.name.is_none() {
+            let (context, created) = (data.context, data.created);
+            drop(extensions);
+            let end = Lifecycle::end(level, meta.name(), context, created, adapter::now_nanos());
+            return adapter::capture_lifecycle(&self.logger, located(end, meta));
+        }
         let mut builder = Record::builder(
             level,
             lifecycle_event(state.name.as_deref(), meta, Phase::End),

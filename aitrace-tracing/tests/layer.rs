@@ -921,3 +921,46 @@ fn an_explicit_root_span_is_a_root() {
     let start = find(&records, "request.start");
     assert_eq!(start.span_context().unwrap().parent_span_id(), None);
 }
+
+/// A span without fields is buffered compact and made into its records
+/// when they leave the buffer; one with fields is built as records at
+/// once. Apart from the fields and the line, their records must agree.
+#[test]
+fn spans_with_and_without_fields_write_alike_records() {
+    let (output, memory) = Output::in_memory();
+    let log = BufferedLogger::builder().output(output).build();
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::warn_span!(target: "shop::stock", "reserve").in_scope(|| {});
+        tracing::warn_span!(target: "shop::stock", "reserve", sku = "A1").in_scope(|| {});
+    });
+    let snapshot = log.records();
+    log.flush().unwrap();
+    let records = memory.records();
+    assert_eq!(
+        records, snapshot,
+        "what leaves the buffer is what records() showed"
+    );
+    assert_eq!(records.len(), 4);
+    let shape = |r: &Record| {
+        (
+            r.event().to_owned(),
+            r.level(),
+            r.kind(),
+            r.is_provisional(),
+            r.logger().map(str::to_owned),
+            r.location().file().map(str::to_owned),
+            r.location().function().map(str::to_owned),
+            r.field("duration_ms").is_some(),
+        )
+    };
+    for (compact, built) in [(&records[0], &records[2]), (&records[1], &records[3])] {
+        assert_eq!(shape(compact), shape(built));
+        assert_eq!(compact.logger(), Some("shop::stock"));
+        assert_eq!(compact.level(), Level::Warn);
+        assert_eq!(compact.location().file(), Some(file!()));
+        assert!(compact.location().line().is_some());
+    }
+    assert_eq!(records[2].field("sku"), Some(&Value::from("A1")));
+    assert_eq!(records[0].fields().count(), 0);
+}
