@@ -666,6 +666,35 @@ fn a_filter_changed_while_a_span_is_open_leaves_whole_pairs_or_nothing() {
 }
 
 #[test]
+fn a_filter_raised_between_a_span_s_creation_and_its_first_enter_leaves_the_pair() {
+    // Kept when made; its `.start` is written at the first enter. It was
+    // filtered again there, and an `.end` without its `.start` followed.
+    let (log, _memory) = memory_logger(Level::Info);
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        for span in [
+            tracing::info_span!("made"),
+            tracing::info_span!("made_with_a_field", n = 1),
+        ] {
+            log.set_min_level(Level::Warn);
+            span.in_scope(|| {});
+            drop(span);
+            log.set_min_level(Level::Info);
+        }
+    });
+    let names: Vec<String> = log.records().iter().map(|r| r.event().to_owned()).collect();
+    assert_eq!(
+        names,
+        [
+            "made.start",
+            "made.end",
+            "made_with_a_field.start",
+            "made_with_a_field.end"
+        ]
+    );
+}
+
+#[test]
 fn a_panic_without_a_message_after_a_caught_one_in_the_same_span_says_panicked() {
     let log = logger();
     let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
