@@ -50,8 +50,8 @@ pub fn push_current(context: SpanContext) {
     crate::context::push_current(context);
 }
 
-/// Removes the most recent entry for `span_id` from this thread's span
-/// stack; `false` if there was none. Entries above it stay, so exits in an
+/// Removes the most recent entry [`push_current`] pushed for `span_id`
+/// from this thread's span stack; `false` if there was none. Entries above it stay, so exits in an
 /// unexpected order never unbalance the stack.
 pub fn pop_current(span_id: SpanId) -> bool {
     crate::context::pop_current(span_id)
@@ -59,17 +59,23 @@ pub fn pop_current(span_id: SpanId) -> bool {
 
 /// [`push_current`] for a frontend that knows its spans by a number of
 /// its own (a `tracing` span's `Id`, never 0): [`pop_current_keyed`] then
-/// finds the entry by that number, without looking the span up.
+/// finds the entry by that number, without looking the span up. `owner`
+/// tells apart the frontends (or the instances of one) whose numbers can
+/// be alike: a `tracing` `Id` is unique only within its registry, so a
+/// layer passes a number of its own. Entries pushed with a key are never
+/// popped by [`pop_current`] or a [`ContextGuard`](crate::context::ContextGuard),
+/// nor entries pushed without one by [`pop_current_keyed`].
 #[inline]
-pub fn push_current_keyed(context: SpanContext, key: std::num::NonZeroU64) {
-    crate::context::push_keyed(context, key.get());
+pub fn push_current_keyed(context: SpanContext, owner: u64, key: std::num::NonZeroU64) {
+    crate::context::push_keyed(context, (owner, key.get()));
 }
 
-/// Removes the most recent entry [`push_current_keyed`] pushed with `key`
-/// from this thread's span stack; `false` if there was none.
+/// Removes the most recent entry [`push_current_keyed`] pushed with
+/// `owner` and `key` from this thread's span stack; `false` if there was
+/// none.
 #[inline]
-pub fn pop_current_keyed(key: std::num::NonZeroU64) -> bool {
-    crate::context::pop_keyed(key.get())
+pub fn pop_current_keyed(owner: u64, key: std::num::NonZeroU64) -> bool {
+    crate::context::pop_keyed((owner, key.get()))
 }
 
 /// Buffers the `.end` record of a frontend's span whose `.start` the

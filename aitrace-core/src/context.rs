@@ -18,9 +18,11 @@ use crate::record::SpanContext;
 #[derive(Clone, Copy)]
 struct Entry {
     context: SpanContext,
-    /// What the frontend that pushed it knows the span by (0: nothing; see
-    /// [`crate::adapter::push_current_keyed`]).
-    key: u64,
+    /// What the frontend that pushed it knows the span by: its own number
+    /// and the span's id there (`(_, 0)`: an entry pushed without a key;
+    /// see [`crate::adapter::push_current_keyed`]). Keyed and unkeyed
+    /// entries never pop each other.
+    key: (u64, u64),
     /// The OpenTelemetry span that was current when this entry was pushed.
     #[cfg(feature = "opentelemetry")]
     otel_at_push: Option<SpanContext>,
@@ -106,12 +108,12 @@ pub fn in_context<T>(context: SpanContext, f: impl FnOnce() -> T) -> T {
 
 /// Pushes `context` on this thread's stack; see [`crate::adapter::push_current`].
 pub(crate) fn push_current(context: SpanContext) {
-    push_keyed(context, 0);
+    push_keyed(context, (0, 0));
 }
 
 /// Pushes `context`, known to its frontend by `key`; see
 /// [`crate::adapter::push_current_keyed`].
-pub(crate) fn push_keyed(context: SpanContext, key: u64) {
+pub(crate) fn push_keyed(context: SpanContext, key: (u64, u64)) {
     let entry = Entry {
         context,
         key,
@@ -121,12 +123,12 @@ pub(crate) fn push_keyed(context: SpanContext, key: u64) {
     STACK.with(|s| s.borrow_mut().push(entry));
 }
 
-/// Removes the most recent entry for `span_id` from this thread's stack;
-/// see [`crate::adapter::pop_current`].
+/// Removes the most recent entry for `span_id` pushed without a key from
+/// this thread's stack; see [`crate::adapter::pop_current`].
 pub(crate) fn pop_current(span_id: SpanId) -> bool {
     STACK.with(|s| {
         let mut stack = s.borrow_mut();
-        match stack.iter().rposition(|e| e.context.span_id() == span_id) {
+        match (stack.iter()).rposition(|e| e.key.1 == 0 && e.context.span_id() == span_id) {
             Some(i) => {
                 stack.remove(i);
                 true
@@ -138,7 +140,7 @@ pub(crate) fn pop_current(span_id: SpanId) -> bool {
 
 /// Removes the most recent entry pushed with `key`; see
 /// [`crate::adapter::pop_current_keyed`].
-pub(crate) fn pop_keyed(key: u64) -> bool {
+pub(crate) fn pop_keyed(key: (u64, u64)) -> bool {
     STACK.with(|s| {
         let mut stack = s.borrow_mut();
         match stack.iter().rposition(|e| e.key == key) {

@@ -507,13 +507,15 @@ where
         // balanced. A span the logger filters out is not current: records
         // inside it belong to the span around it.
         if state.kept {
-            adapter::push_current_keyed(context, id.into_non_zero_u64());
+            adapter::push_current_keyed(context, self.id.0, id.into_non_zero_u64());
         }
     }
 
     fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
-        // By the span's `Id`: no lookup of the span.
-        adapter::pop_current_keyed(id.into_non_zero_u64());
+        // By this layer and the span's `Id` (unique in this layer's
+        // registry): no lookup of the span. A span this layer did not keep
+        // pushed nothing, and finds nothing.
+        adapter::pop_current_keyed(self.id.0, id.into_non_zero_u64());
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
