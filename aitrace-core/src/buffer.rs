@@ -377,6 +377,18 @@ impl Buffer {
         self.published.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// How many entries are lifecycle records kept compact.
+    pub(crate) fn compact_len(&self) -> usize {
+        (self.shards.iter())
+            .map(|s| {
+                let shard = s.0.lock();
+                (shard.records.iter())
+                    .filter(|e| matches!(e, Entry::Lifecycle(_)))
+                    .count()
+            })
+            .sum()
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.shards.iter().map(|s| s.0.lock().records.len()).sum()
     }

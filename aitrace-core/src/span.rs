@@ -140,7 +140,14 @@ impl<'a> SpanBuilder<'a> {
     #[inline(always)]
     fn enter_as(mut self, span: SpanContext, remote: Option<RemoteTraceGuard>) -> SpanGuard {
         if self.location.function().is_none() {
-            if let Some(module) = self.location.file().and_then(module_of_file) {
+            let module = match self.location.static_parts() {
+                // The usual case, a call site's file: its module made once.
+                Some((Some(file), _, _)) => module_of_static_file(file).map(Cow::Borrowed),
+                _ => (self.location.file())
+                    .and_then(module_of_file)
+                    .map(Cow::Owned),
+            };
+            if let Some(module) = module {
                 self.location = self.location.with_function(module);
             }
         }
@@ -450,6 +457,39 @@ fn enclosing_function<F>() -> Option<&'static str> {
         name = outer;
     }
     (name.len() < full.len() && !name.is_empty()).then_some(name)
+}
+
+/// [`module_of_file`] of a call site's file, made once per file for the
+/// process and then borrowed, so a span opened with `enter` allocates
+/// nothing and its records can be buffered compact. A program has as many
+/// such files as its code has.
+fn module_of_static_file(file: &'static str) -> Option<&'static str> {
+    use std::cell::Cell;
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    type Slot = Cell<((usize, usize), Option<&'static str>)>;
+    static MODULES: OnceLock<Mutex<HashMap<&'static str, Option<&'static str>>>> = OnceLock::new();
+    thread_local! {
+        /// The last files seen on this thread, by address: no lock, no
+        /// hashing of the path on the usual path.
+        static RECENT: [Slot; 8] = Default::default();
+    }
+    let address = (file.as_ptr() as usize, file.len());
+    let slot = (address.0 >> 3) & 7;
+    let cached = RECENT
+        .try_with(|recent| recent[slot].get())
+        .ok()
+        .filter(|(seen, _)| *seen == address);
+    if let Some((_, module)) = cached {
+        return module;
+    }
+    let module = *(MODULES.get_or_init(Default::default))
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .entry(file)
+        .or_insert_with(|| module_of_file(file).map(|m| &*Box::leak(m.into_boxed_str())));
+    let _ = RECENT.try_with(|recent| recent[slot].set((address, module)));
+    module
 }
 
 /// The module path a source file holds, as far as the path tells:

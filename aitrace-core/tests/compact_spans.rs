@@ -73,6 +73,10 @@ fn compact_records_are_the_records_a_logger_that_builds_them_at_capture_writes()
     let (built, _) = logger(|b| b.before_send(|_| Verdict::Keep));
     spans(&compact);
     spans(&built);
+    // Both forms of order, validate, reserve (`enter`) and lock, and the
+    // start of charge; not what has fields, an error or an owned name.
+    assert_eq!(compact.compact_len(), 9);
+    assert_eq!(built.compact_len(), 0);
     let compact = compact.records();
     let built = built.records();
     assert_eq!(compact.len(), 15);
@@ -112,7 +116,9 @@ fn what_leaves_the_buffer_is_what_records_showed_ids_and_stamps_included() {
         let (log, memory) = logger(|b| {
             let b = b.record_ids(true);
             if background {
-                b.delivery(Background::new().batch_size(3))
+                // Nothing leaves before the flush: `records()` must see it all.
+                let hour = Duration::from_secs(3600);
+                b.delivery(Background::new().batch_size(1000).flush_interval(hour))
             } else {
                 b
             }

@@ -963,6 +963,9 @@ fn spans_with_and_without_fields_write_alike_records() {
         tracing::warn_span!(target: "shop::stock", "reserve").in_scope(|| {});
         tracing::warn_span!(target: "shop::stock", "reserve", sku = "A1").in_scope(|| {});
     });
+    // Both records of the span without fields, and the `.end` of the other
+    // (its fields went on its `.start`).
+    assert_eq!(log.compact_len(), 3);
     let snapshot = log.records();
     log.flush().unwrap();
     let records = memory.records();

@@ -274,6 +274,14 @@ impl BufferedLogger {
         self.shared.buffer.len()
     }
 
+    /// How many of the buffered records are span lifecycle records kept in
+    /// compact form ([`adapter::Lifecycle`](crate::adapter::Lifecycle)).
+    /// For tests and benchmarks; not part of the supported API.
+    #[doc(hidden)]
+    pub fn compact_len(&self) -> usize {
+        self.shared.buffer.compact_len()
+    }
+
     /// Whether nothing is buffered.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
