@@ -27,11 +27,38 @@ use parking_lot::{Condvar, Mutex};
 /// once, nearly always uncontended (a shard per thread up to twice the
 /// cores), so the second atomic was a tenth of what a span cost. A thread
 /// that finds it taken yields until it is free; every hold is short (a
-/// push, a swap of deques, a count), except `snapshot`, `clear` and
-/// `restore`, which go through a whole shard: called by hand or after a
-/// failed direct flush, never by the background delivery thread.
-type ShardLock = spin::mutex::SpinMutex<ShardState, spin::relax::Yield>;
+/// push, a swap of deques, a copy of a shard for `records()`, a count;
+/// records are made from compact entries after the lock is released),
+/// except `clear` and `restore`, which drop or move a whole shard's
+/// records: called by hand or after a failed direct flush.
+type ShardLock = spin::mutex::SpinMutex<ShardState, YieldThenSleep>;
 type ShardGuard<'a> = spin::mutex::SpinMutexGuard<'a, ShardState>;
+
+/// How a thread waits for a shard lock another holds: it yields its core,
+/// and every 64th time sleeps 50 µs, so a waiter the scheduler would always
+/// run first (a real-time thread beside a preempted holder of normal
+/// priority, which yielding never lets run) still lets the holder finish.
+struct YieldThenSleep;
+
+impl spin::relax::RelaxStrategy for YieldThenSleep {
+    fn relax() {
+        thread_local! {
+            static WAITS: Cell<u32> = const { Cell::new(0) };
+        }
+        let waits = WAITS
+            .try_with(|waits| {
+                let n = waits.get().wrapping_add(1);
+                waits.set(n);
+                n
+            })
+            .unwrap_or(0);
+        if waits % 64 == 0 {
+            std::thread::sleep(Duration::from_micros(50));
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
 
 use crate::lifecycle::Lifecycle;
 use crate::record::Record;
@@ -70,7 +97,7 @@ pub enum OverflowPolicy {
 
 /// What the buffer holds: a record, or a span's lifecycle record kept
 /// compact until it leaves the buffer ([`Lifecycle`]).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum Entry {
     Record(Record),
     Lifecycle(Lifecycle),
@@ -89,13 +116,6 @@ impl Entry {
     fn into_record(self) -> Record {
         match self {
             Entry::Record(record) => record,
-            Entry::Lifecycle(lifecycle) => lifecycle.to_record(),
-        }
-    }
-
-    fn to_record(&self) -> Record {
-        match self {
-            Entry::Record(record) => record.clone(),
             Entry::Lifecycle(lifecycle) => lifecycle.to_record(),
         }
     }
@@ -395,7 +415,7 @@ impl Buffer {
 
     /// Takes every buffered record, in capture order.
     pub(crate) fn drain(&self) -> Vec<Record> {
-        let parts: Vec<Vec<Record>> = self
+        let taken: Vec<VecDeque<Entry>> = self
             .shards
             .iter()
             .filter_map(|s| {
@@ -408,10 +428,14 @@ impl Buffer {
                 let unpublished = std::mem::take(&mut shard.unpublished);
                 self.published
                     .fetch_sub(records.len() - unpublished, Ordering::Relaxed);
-                Some(records.into_iter().map(Entry::into_record).collect())
+                Some(records)
             })
             .collect();
         self.made_space();
+        // Made into records with no lock held.
+        let parts = (taken.into_iter())
+            .map(|entries| entries.into_iter().map(Entry::into_record).collect())
+            .collect();
         merge(parts)
     }
 
@@ -436,11 +460,13 @@ impl Buffer {
 
     /// Copies every buffered record, in capture order.
     pub(crate) fn snapshot(&self) -> Vec<Record> {
-        let parts: Vec<Vec<Record>> = self
-            .shards
-            .iter()
-            .map(|s| (s.0.lock().records.iter().map(Entry::to_record)).collect::<Vec<_>>())
+        // Copied under each lock, made into records with none held.
+        let copies: Vec<Vec<Entry>> = (self.shards.iter())
+            .map(|s| s.0.lock().records.iter().cloned().collect::<Vec<_>>())
             .filter(|v| !v.is_empty())
+            .collect();
+        let parts = (copies.into_iter())
+            .map(|entries| entries.into_iter().map(Entry::into_record).collect())
             .collect();
         merge(parts)
     }

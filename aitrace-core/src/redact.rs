@@ -691,9 +691,6 @@ impl Redaction {
         })
     }
 
-    /// Runs the hook then the redactor on `record`; `false` when the record
-    /// is to be dropped (the hook said so, or panicked).
-    #[inline]
     /// Whether a span's lifecycle record with no field but `duration_ms`
     /// comes out of [`apply`](Self::apply) as it went in: no hook, no value
     /// patterns (which read the event name), `duration_ms` not a key to
@@ -707,6 +704,9 @@ impl Redaction {
             })
     }
 
+    /// Runs the hook then the redactor on `record`; `false` when the record
+    /// is to be dropped (the hook said so, or panicked).
+    #[inline]
     pub(crate) fn apply(&self, record: &mut Record) -> bool {
         if let Some(hook) = &self.hook {
             if !self.run_hook(hook, record) {
