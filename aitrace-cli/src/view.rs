@@ -128,7 +128,7 @@ fn print_trace(out: &mut impl Write, trace: &Trace, filters: &Filters) -> std::i
         Some(id) => write!(
             out,
             "{BOLD}trace {id}{BOLD:#}  {BOLD}{}{BOLD:#}",
-            trace.name()
+            shown(&trace.name())
         )?,
         None => write!(out, "{BOLD}records without a trace id{BOLD:#}")?,
     }
@@ -200,8 +200,9 @@ fn print_item(
             let ls = level_style(level);
             write!(
                 out,
-                "{indent}{DIM}{}{DIM:#} {ls}▸ {name}{ls:#}",
-                first.map_or_else(|| " ".repeat(15), clock)
+                "{indent}{DIM}{}{DIM:#} {ls}▸ {}{ls:#}",
+                first.map_or_else(|| " ".repeat(15), clock),
+                shown(name)
             )?;
             match (end, trace.span_ms(span)) {
                 (Some(_), Some(ms)) => write!(out, " {DIM}{}{DIM:#}", fmt_ms(ms))?,
@@ -209,7 +210,7 @@ fn print_item(
                 (None, _) => write!(out, " {DIM}(open: no .end, still running or lost){DIM:#}")?,
             }
             if let Some(error) = end.and_then(Rec::error).filter(|_| level == 4) {
-                write!(out, " {ERR}✖ {error}{ERR:#}")?;
+                write!(out, " {ERR}✖ {}{ERR:#}", shown(&error))?;
             }
             if span.orphan {
                 write!(
@@ -218,16 +219,44 @@ fn print_item(
                     span.parent.as_deref().unwrap_or("")
                 )?;
             }
+            // The fields the span opened with, then those recorded on its
+            // `.end` (less what the line already says).
             let start_fields = span
                 .start
                 .map(|i| trace.records[i].compact_fields(&[]))
                 .unwrap_or_default();
-            if !start_fields.is_empty() {
-                write!(out, "  {start_fields}")?;
+            let end_fields = end
+                .map(|r| {
+                    use aitrace_core::wire::{DURATION_FIELD, ERROR_FIELD, RETENTION_FIELD};
+                    r.compact_fields(&[DURATION_FIELD, ERROR_FIELD, RETENTION_FIELD])
+                })
+                .unwrap_or_default();
+            for fields in [start_fields, end_fields] {
+                if !fields.is_empty() {
+                    write!(out, "  {}", shown(&fields))?;
+                }
             }
             writeln!(out)
         }
     }
+}
+
+/// `text` as one line of a terminal can show it: control characters
+/// (a newline, a tab, an escape) written as Rust writes them in a string
+/// (`\n`, `\t`, `\u{1b}`), so a record is one line and cannot move the cursor.
+fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 fn print_event(out: &mut impl Write, indent: &str, r: &Rec) -> std::io::Result<()> {
@@ -237,14 +266,14 @@ fn print_event(out: &mut impl Write, indent: &str, r: &Rec) -> std::io::Result<(
         "{indent}{DIM}{}{DIM:#} {ls}{:<7}{ls:#} {}",
         clock(r),
         LEVELS[r.level].to_uppercase(),
-        r.event
+        shown(&r.event)
     )?;
     let fields = r.compact_fields(&[aitrace_core::wire::ERROR_FIELD]);
     if let Some(error) = r.error() {
-        write!(out, " {ERR}✖ {error}{ERR:#}")?;
+        write!(out, " {ERR}✖ {}{ERR:#}", shown(&error))?;
     }
     if !fields.is_empty() {
-        write!(out, "  {fields}")?;
+        write!(out, "  {}", shown(&fields))?;
     }
     writeln!(out)
 }
@@ -393,19 +422,25 @@ impl FollowState {
             if let Some(name) = r.span_start() {
                 writeln!(
                     out,
-                    "{indent}{DIM}{}{DIM:#} {}▸ {name}{:#}",
+                    "{indent}{DIM}{}{DIM:#} {}▸ {}{:#}",
                     clock(&r),
                     level_style(r.level),
+                    shown(name),
                     level_style(r.level)
                 )
             } else if let Some(name) = r.span_end() {
                 let ls = level_style(r.level);
-                write!(out, "{indent}{DIM}{}{DIM:#} {ls}◂ {name}{ls:#}", clock(&r))?;
+                write!(
+                    out,
+                    "{indent}{DIM}{}{DIM:#} {ls}◂ {}{ls:#}",
+                    clock(&r),
+                    shown(name)
+                )?;
                 if let Some(ms) = r.duration_ms() {
                     write!(out, " {DIM}{}{DIM:#}", fmt_ms(ms))?;
                 }
                 if let Some(error) = r.error() {
-                    write!(out, " {ERR}✖ {error}{ERR:#}")?;
+                    write!(out, " {ERR}✖ {}{ERR:#}", shown(&error))?;
                 }
                 if let Some(reason) = r
                     .field(aitrace_core::wire::RETENTION_FIELD)

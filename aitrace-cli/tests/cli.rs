@@ -1115,3 +1115,33 @@ fn view_says_which_traces_retention_kept_whole_and_why() {
     );
     assert_eq!(followed.matches("kept whole").count(), 1, "{followed}");
 }
+
+#[test]
+fn view_shows_the_fields_recorded_on_a_span_s_end_and_escapes_control_characters() {
+    let trace = "7902f7b02e9e2b9ce0c11a928f3e2153";
+    let input = [
+        format!(
+            r#"{{"sku":"A1","__tracer_meta__":{{"timestamp":"2026-11-27T10:00:00.000001Z","event":"pick.start","level":"info","trace_id":"{trace}","span_id":"aaaaaaaaaaaaaaaa","provisional":true}}}}"#
+        ),
+        format!(
+            r#"{{"warehouse":"north","duration_ms":0.5,"__tracer_meta__":{{"timestamp":"2026-11-27T10:00:00.000501Z","event":"pick.end","level":"info","trace_id":"{trace}","span_id":"aaaaaaaaaaaaaaaa"}}}}"#
+        ),
+        format!(
+            r#"{{"__tracer_meta__":{{"timestamp":"2026-11-27T10:00:00.000600Z","event":"two\nlines\tand\u0001","level":"info","trace_id":"{trace}"}}}}"#
+        ),
+    ]
+    .join("\n");
+    let (out, stdout, stderr) = run_with_stdin(aitrace().arg("view"), &input);
+    assert!(out.status.success(), "{stderr}");
+    let pick = stdout.lines().find(|l| l.contains("▸ pick")).unwrap();
+    assert!(pick.contains("sku=A1"), "{pick}");
+    assert!(pick.contains("warehouse=north"), "{pick}");
+    assert!(
+        !pick.contains("duration_ms="),
+        "shown as the duration: {pick}"
+    );
+    assert!(
+        stdout.contains(r"two\nlines\tand\u{1}"),
+        "one line per record: {stdout}"
+    );
+}
