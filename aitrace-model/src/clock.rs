@@ -31,7 +31,7 @@
 //!   by less than [`STEP_NANOS`]: such a correction is held until time
 //!   catches up.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -104,7 +104,7 @@ struct ProcessClock {
 static CLOCK: OnceLock<ProcessClock> = OnceLock::new();
 
 thread_local! {
-    static LOCAL: Cell<Option<Local>> = const { Cell::new(None) };
+    static LOCAL: RefCell<Option<Local>> = const { RefCell::new(None) };
 }
 
 /// A time as nanoseconds since the Unix epoch, clamped to what a `u64` holds
@@ -138,14 +138,17 @@ pub fn warm_up() {
 #[inline]
 pub fn now_nanos() -> u64 {
     let clock = process_clock();
+    // Never borrowed twice (a stamp calls nothing that stamps); were it,
+    // the stamp would come from the shared anchor alone.
     LOCAL
         .try_with(|cell| {
-            let mut local = cell.get();
-            let now = clock.stamp(&mut local);
-            cell.set(local);
-            now
+            cell.try_borrow_mut()
+                .ok()
+                .map(|mut local| clock.stamp(&mut local))
         })
-        .unwrap_or_else(|_| clock.stamp(&mut None))
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| clock.stamp(&mut None))
 }
 
 impl ProcessClock {
@@ -164,9 +167,13 @@ impl ProcessClock {
     fn stamp(&self, local: &mut Option<Local>) -> u64 {
         let raw = self.counter.raw();
         let generation = self.generation.0.load(Ordering::Acquire);
-        let mut current = match *local {
+        // Worked on in place: the thread's copy is not copied out and back.
+        let current = match local {
             Some(l) if l.generation == generation => l,
-            previous => self.refreshed(previous, raw),
+            _ => {
+                let fresh = self.refreshed(*local, raw);
+                local.insert(fresh)
+            }
         };
         // 0 when `raw` was read before the anchor was taken on another core.
         let since = self.counter.delta_as_nanos(current.anchor.counter, raw);
@@ -186,7 +193,6 @@ impl ProcessClock {
             now = current.last;
         }
         current.last = now;
-        *local = Some(current);
         now
     }
 

@@ -26,10 +26,10 @@ fn stays_within_a_millisecond_of_the_system_clock_and_never_goes_back() {
 #[test]
 fn threads_share_one_anchor() {
     now_nanos();
-    let mine = LOCAL.with(|l| l.get().unwrap());
+    let mine = LOCAL.with(|l| l.borrow().unwrap());
     let theirs = std::thread::spawn(|| {
         now_nanos();
-        LOCAL.with(|l| l.get().unwrap())
+        LOCAL.with(|l| l.borrow().unwrap())
     })
     .join()
     .unwrap();
