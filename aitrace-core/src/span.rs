@@ -136,7 +136,7 @@ impl<'a> SpanBuilder<'a> {
         self
     }
 
-    // Inlined into `enter`, so the builder is not copied into it.
+    // Inlined into `open`, so the builder is not copied into it.
     #[inline(always)]
     fn enter_as(mut self, span: SpanContext, remote: Option<RemoteTraceGuard>) -> SpanGuard {
         if self.location.function().is_none() {
@@ -172,7 +172,7 @@ impl<'a> SpanBuilder<'a> {
             Some((name, (file, line, function)))
                 if self.fields.is_empty() && logger.compacts_spans() =>
             {
-                let started = crate::clock::now_nanos();
+                let started = now_nanos();
                 let start = Lifecycle::start(self.level, name, span, started)
                     .location(file, line)
                     .function(function);
