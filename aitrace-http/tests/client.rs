@@ -8,7 +8,7 @@ use aitrace_http::WithTraceContext as _;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
-use common::{Setup, int, named, one, text};
+use common::{Setup, int, named, one, outcomes, text};
 use tracing::Instrument as _;
 
 fn app() -> Router {
@@ -78,17 +78,7 @@ fn reqwest_middleware_opens_a_client_span_the_server_continues() {
             "{url}"
         );
     }
-    let client_ends: Vec<(Level, Option<i64>, Option<String>)> = records
-        .iter()
-        .filter(|r| r.event() == "GET.end")
-        .map(|r| {
-            (
-                r.level(),
-                int(r, "http.response.status_code"),
-                text(r, "error.type"),
-            )
-        })
-        .collect();
+    let client_ends = outcomes(&records, "GET.end", "http.response.status_code");
     // A client span fails on a 4xx too: the request did not do its job.
     assert_eq!(
         client_ends,
@@ -156,17 +146,7 @@ fn ureq_middleware_opens_a_client_span_the_server_continues() {
         assert_linked(client, server);
         assert_eq!(text(client, "otel.kind").as_deref(), Some("client"));
     }
-    let ends: Vec<(Level, Option<i64>, Option<String>)> = records
-        .iter()
-        .filter(|r| r.event() == "GET.end")
-        .map(|r| {
-            (
-                r.level(),
-                int(r, "http.response.status_code"),
-                text(r, "error.type"),
-            )
-        })
-        .collect();
+    let ends = outcomes(&records, "GET.end", "http.response.status_code");
     assert_eq!(ends[0], (Level::Info, Some(200), None));
     assert_eq!(ends[1], (Level::Error, Some(500), Some("500".into())));
     assert_eq!(ends[2].0, Level::Error);

@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 
 use aitrace_core::Level;
 use bytes::Bytes;
-use common::{Setup, int, one, text};
+use common::{Setup, int, one, outcomes, text};
 use http::{HeaderMap, Request, Response};
 use http_body::Frame;
 use http_body_util::{BodyExt as _, Empty, StreamBody};
@@ -115,17 +115,7 @@ fn a_grpc_status_in_the_trailers_is_recorded_and_server_errors_fail_the_span() {
         assert_eq!(text(start, "rpc.method").as_deref(), Some("Check"));
         assert_eq!(text(start, "http.request.method").as_deref(), Some("POST"));
     }
-    let ends: Vec<(Level, Option<i64>, Option<String>)> = records
-        .iter()
-        .filter(|r| r.event() == "pkg.Stock/Check.end")
-        .map(|r| {
-            (
-                r.level(),
-                int(r, "rpc.grpc.status_code"),
-                text(r, "error.type"),
-            )
-        })
-        .collect();
+    let ends = outcomes(&records, "pkg.Stock/Check.end", "rpc.grpc.status_code");
     // NOT_FOUND (5) is the caller's problem; UNAVAILABLE (14) the server's.
     assert_eq!(
         ends,

@@ -131,6 +131,19 @@ pub fn int(record: &Record, field: &str) -> Option<i64> {
     }
 }
 
+/// How each span's `.end` named `event` came out, in capture order: its
+/// level, its status code (the field `status`) and its `error.type`.
+pub fn outcomes(
+    records: &[Record],
+    event: &str,
+    status: &str,
+) -> Vec<(Level, Option<i64>, Option<String>)> {
+    named(records, event)
+        .into_iter()
+        .map(|r| (r.level(), int(r, status), text(r, "error.type")))
+        .collect()
+}
+
 /// A reqwest client with the middleware.
 pub fn client() -> reqwest_middleware::ClientWithMiddleware {
     reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
