@@ -11,9 +11,11 @@
 //! groups once each as a check).
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use aitrace_benches::{RUNS, Target, core_event, otel_batch_provider, print_ratios, tracing_event};
+use aitrace_benches::{
+    RUNS, Target, core_event, otel_batch_provider, print_ratios, timed_chunks, tracing_event,
+};
 use aitrace_core::{BufferedLogger, Output, Redactor};
 use criterion::{Criterion, criterion_group};
 use slog::Drain;
@@ -32,25 +34,7 @@ fn aitrace_logger() -> BufferedLogger {
 
 /// Times `iters` events in chunks, clearing the aitrace buffer between them.
 fn timed_in_chunks(log: &BufferedLogger, iters: u64, event: impl FnMut()) -> Duration {
-    timed_chunks(iters, event, || log.clear())
-}
-
-/// Times `iters` events in chunks of [`CHUNK`], calling `between` (not
-/// timed) after each.
-fn timed_chunks(iters: u64, mut event: impl FnMut(), mut between: impl FnMut()) -> Duration {
-    let mut total = Duration::ZERO;
-    let mut left = iters;
-    while left > 0 {
-        let n = left.min(CHUNK);
-        let started = Instant::now();
-        for _ in 0..n {
-            event();
-        }
-        total += started.elapsed();
-        between();
-        left -= n;
-    }
-    total
+    timed_chunks(iters, CHUNK, event, || log.clear())
 }
 
 /// The capture ratio, run by run: each pipeline emits the standard event
@@ -71,8 +55,8 @@ fn capture_ratio() {
     let ns_per_event = |dispatch: &tracing::Dispatch| {
         tracing::dispatcher::with_default(dispatch, || {
             let _span = tracing::info_span!("request").entered();
-            timed_chunks(RATIO_EVENTS / 10, tracing_event, || log.clear());
-            let took = timed_chunks(RATIO_EVENTS, tracing_event, || log.clear());
+            timed_chunks(RATIO_EVENTS / 10, CHUNK, tracing_event, || log.clear());
+            let took = timed_chunks(RATIO_EVENTS, CHUNK, tracing_event, || log.clear());
             took.as_nanos() as f64 / RATIO_EVENTS as f64
         })
     };
@@ -293,6 +277,7 @@ fn retention_benches(group: &mut criterion::BenchmarkGroup<'_, criterion::measur
             let mut root = Some(log.span("request").enter());
             let took = timed_chunks(
                 iters,
+                CHUNK,
                 || debug_event(&log),
                 || {
                     // The chunk's trace ends well: its records are discarded.

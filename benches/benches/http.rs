@@ -15,8 +15,9 @@ use std::convert::Infallible;
 use std::future::{Future, Ready, ready};
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use aitrace_benches::timed_chunks;
 use aitrace_core::{BufferedLogger, Level, Output};
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -79,19 +80,7 @@ where
     S::Error: std::fmt::Debug,
     B: http_body::Body,
 {
-    let mut total = Duration::ZERO;
-    let mut left = iters;
-    while left > 0 {
-        let n = left.min(CHUNK);
-        let started = Instant::now();
-        for _ in 0..n {
-            one_request(service);
-        }
-        total += started.elapsed();
-        log.clear();
-        left -= n;
-    }
-    total
+    timed_chunks(iters, CHUNK, || one_request(service), || log.clear())
 }
 
 fn requests(c: &mut Criterion) {

@@ -36,6 +36,30 @@ pub fn core_event(log: &aitrace_core::BufferedLogger) {
 /// peers alternated run by run; the ratio quoted is their median.
 pub const RUNS: usize = 3;
 
+/// Times `iters` calls of `work` in chunks of `chunk`, calling `between`
+/// (not timed) after each chunk: what criterion's `iter_custom` is given,
+/// with the aitrace buffer cleared between chunks.
+pub fn timed_chunks(
+    iters: u64,
+    chunk: u64,
+    mut work: impl FnMut(),
+    mut between: impl FnMut(),
+) -> std::time::Duration {
+    let mut total = std::time::Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(chunk);
+        let started = std::time::Instant::now();
+        for _ in 0..n {
+            work();
+        }
+        total += started.elapsed();
+        between();
+        left -= n;
+    }
+    total
+}
+
 /// The median of `values` (the upper middle one for an even count; 0 for
 /// none).
 pub fn median(values: &[f64]) -> f64 {
