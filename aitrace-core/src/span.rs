@@ -168,10 +168,9 @@ impl<'a> SpanBuilder<'a> {
             };
         }
         let started = match compact(&self.name, &self.location) {
-            // No fields and nothing copied: buffered compact.
-            Some((name, (file, line, function)))
-                if self.fields.is_empty() && logger.compacts_spans() =>
-            {
+            // No fields and nothing copied: the logger buffers it compact
+            // (or makes the record, when something must read it on its way in).
+            Some((name, (file, line, function))) if self.fields.is_empty() => {
                 let started = now_nanos();
                 let start = Lifecycle::start(self.level, name, span, started)
                     .location(file, line)
@@ -340,10 +339,9 @@ impl SpanGuard {
         } else {
             self.level
         };
-        if let (None, true, true, Some((name, (file, line, function)))) = (
+        if let (None, true, Some((name, (file, line, function)))) = (
             &error,
             fields.is_empty(),
-            logger.compacts_spans(),
             compact(&self.name, &self.location),
         ) {
             let end = Lifecycle::end(level, name, self.context, self.started, now_nanos())

@@ -2,6 +2,7 @@
 //! made into records when they leave the buffer: what every reader sees
 //! must be what the records built at capture were.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use aitrace_core::adapter::{self, Lifecycle};
@@ -24,19 +25,31 @@ fn logger(
     (log, memory)
 }
 
-/// Spans of every form: closures, guards, failures, fields, nesting.
-fn spans(log: &BufferedLogger) {
-    log.span("order").in_scope(|_| {
-        log.span("validate").in_scope(|_| log.info("valid").emit());
-        let guard = log.span("reserve").level(Level::Debug).enter();
-        log.span("lock").function("db::lock").enter().end();
+/// Spans of every form: closures, guards, failures, fields, nesting;
+/// `name` gives each its name (an owned one is never compact).
+fn spans(log: &BufferedLogger, name: fn(&'static str) -> Cow<'static, str>) {
+    log.span(name("order")).in_scope(|_| {
+        log.span(name("validate"))
+            .in_scope(|_| log.info("valid").emit());
+        let guard = log.span(name("reserve")).level(Level::Debug).enter();
+        log.span(name("lock")).function("db::lock").enter().end();
         drop(guard);
-        let _: Result<(), &str> = log.span("charge").try_in_scope(|_| Err("declined"));
-        log.span("ship").field("carrier", "ups").in_scope(|span| {
-            span.record("tracking", "1Z");
-        });
+        let _: Result<(), &str> = log.span(name("charge")).try_in_scope(|_| Err("declined"));
+        log.span(name("ship"))
+            .field("carrier", "ups")
+            .in_scope(|span| {
+                span.record("tracking", "1Z");
+            });
         log.span(String::from("owned_name")).in_scope(|_| {});
     });
+}
+
+fn borrowed(name: &'static str) -> Cow<'static, str> {
+    Cow::Borrowed(name)
+}
+
+fn owned(name: &'static str) -> Cow<'static, str> {
+    Cow::Owned(name.to_owned())
 }
 
 /// What a record says, without what differs from run to run (ids,
@@ -67,23 +80,26 @@ fn shape(record: &Record) -> String {
 }
 
 #[test]
-fn compact_records_are_the_records_a_logger_that_builds_them_at_capture_writes() {
-    // A `before_send` hook makes the logger build every record at capture.
+fn compact_records_are_the_records_built_at_capture() {
+    // Spans with owned names are built as records at capture; a logger
+    // with a `before_send` hook makes compact ones records at capture.
     let (compact, _) = logger(|b| b);
-    let (built, _) = logger(|b| b.before_send(|_| Verdict::Keep));
-    spans(&compact);
-    spans(&built);
+    let (built, _) = logger(|b| b);
+    let (hooked, _) = logger(|b| b.before_send(|_| Verdict::Keep));
+    spans(&compact, borrowed);
+    spans(&built, owned);
+    spans(&hooked, borrowed);
     // Both forms of order, validate, reserve (`enter`) and lock, and the
     // start of charge; not what has fields, an error or an owned name.
     assert_eq!(compact.compact_len(), 9);
     assert_eq!(built.compact_len(), 0);
-    let compact = compact.records();
-    let built = built.records();
-    assert_eq!(compact.len(), 15);
-    let shapes = |records: &[Record]| records.iter().map(shape).collect::<Vec<_>>();
+    assert_eq!(hooked.compact_len(), 0);
+    let shapes = |log: &BufferedLogger| log.records().iter().map(shape).collect::<Vec<_>>();
+    assert_eq!(shapes(&compact).len(), 15);
     assert_eq!(shapes(&compact), shapes(&built));
-    for records in [&compact, &built] {
-        check_tree(records);
+    assert_eq!(shapes(&hooked), shapes(&built));
+    for log in [&compact, &built, &hooked] {
+        check_tree(&log.records());
     }
 }
 
@@ -123,7 +139,7 @@ fn what_leaves_the_buffer_is_what_records_showed_ids_and_stamps_included() {
                 b
             }
         });
-        spans(&log);
+        spans(&log, borrowed);
         let before = log.records();
         log.flush_timeout(Duration::from_secs(10)).unwrap();
         assert!(before.iter().all(|r| r.record_id().is_some()));

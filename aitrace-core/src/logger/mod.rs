@@ -218,14 +218,6 @@ impl BufferedLogger {
         self.keep(record);
     }
 
-    /// Whether [`capture_lifecycle`](Self::capture_lifecycle) buffers
-    /// lifecycle records compact; when not, a frontend that can build the
-    /// record itself may as well.
-    #[inline]
-    pub(crate) fn compacts_spans(&self) -> bool {
-        self.shared.compact_spans
-    }
-
     /// Buffers a span's lifecycle record the way
     /// [`capture_unfiltered`](Self::capture_unfiltered) buffers a record:
     /// compact when nothing would change or hold it on its way in, else as
