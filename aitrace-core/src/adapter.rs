@@ -82,7 +82,9 @@ pub fn pop_current_keyed(owner: u64, key: std::num::NonZeroU64) -> bool {
 /// logger's filter kept, whatever the filter says now: the filter can change
 /// while a span is open ([`BufferedLogger::set_min_level`]), and a span
 /// writes both its lifecycle records or neither. Decide whether a span is
-/// kept once, when it starts, and keep to it.
+/// kept once, when it starts, and keep to it. The same holds for a `.start`
+/// written later than that decision (a `tracing` span's, at its first
+/// enter, so that fields recorded before it are on it): buffer it here too.
 pub fn capture_span_end(logger: &BufferedLogger, record: crate::Record) {
     logger.capture_unfiltered(record);
 }
