@@ -280,18 +280,23 @@ impl Buffer {
 
     /// Buffers a span's lifecycle record as it is (made into a [`Record`]
     /// when it leaves the buffer), or drops it as the overflow policy says.
-    #[inline]
-    pub(crate) fn push_lifecycle(&self, lifecycle: Lifecycle) {
+    ///
+    /// By reference, and not inlined: the caller has just written the
+    /// lifecycle, and reading it back by wider words than it was written in
+    /// stalls until the stores are done. Read after the lock's atomic
+    /// instruction, which waits for them anyway, it does not.
+    #[inline(never)]
+    pub(crate) fn push_lifecycle(&self, lifecycle: &Lifecycle) {
         let mut shard = self.shard().lock();
         shard.captured += 1;
         if self.is_full(&shard) {
-            return self.overflow(shard, Entry::Lifecycle(lifecycle));
+            return self.overflow(shard, Entry::Lifecycle(*lifecycle));
         }
-        self.append(shard, Entry::Lifecycle(lifecycle));
+        self.append(shard, Entry::Lifecycle(*lifecycle));
     }
 
     /// Appends to a shard that has room, and rings when a batch is ready.
-    #[inline]
+    #[inline(always)]
     fn append(&self, mut shard: ShardGuard<'_>, record: Entry) {
         shard.records.push_back(record);
         shard.added += 1;

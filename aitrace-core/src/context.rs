@@ -47,10 +47,35 @@ thread_local! {
 /// assert_eq!(context::current(), None);
 /// ```
 pub fn current() -> Option<SpanContext> {
+    current_with(Otel::now())
+}
+
+/// The OpenTelemetry span active on this thread (when the feature is on),
+/// read once by a span that opens: [`current_with`] and [`attach_with`]
+/// take it instead of reading OpenTelemetry's context again.
+#[derive(Clone, Copy)]
+pub(crate) struct Otel {
+    #[cfg(feature = "opentelemetry")]
+    active: Option<SpanContext>,
+}
+
+impl Otel {
+    #[inline]
+    pub(crate) fn now() -> Otel {
+        Otel {
+            #[cfg(feature = "opentelemetry")]
+            active: otel::current(),
+        }
+    }
+}
+
+/// [`current`], with OpenTelemetry's active span read already.
+#[inline]
+pub(crate) fn current_with(_otel: Otel) -> Option<SpanContext> {
     let top = STACK.with(|s| s.borrow().last().copied());
     #[cfg(feature = "opentelemetry")]
     {
-        if let Some(otel) = otel::current() {
+        if let Some(otel) = _otel.active {
             match top {
                 None => return Some(otel),
                 Some(entry)
@@ -68,7 +93,13 @@ pub fn current() -> Option<SpanContext> {
 
 /// A new span's context: a child of the current span, or a new root.
 pub fn new_span() -> SpanContext {
-    match current() {
+    new_span_with(Otel::now())
+}
+
+/// [`new_span`], with OpenTelemetry's active span read already.
+#[inline]
+pub(crate) fn new_span_with(otel: Otel) -> SpanContext {
+    match current_with(otel) {
         Some(parent) => parent.new_child(),
         None => SpanContext::new_root(),
     }
@@ -93,7 +124,13 @@ pub fn new_span() -> SpanContext {
 /// .unwrap();
 /// ```
 pub fn attach(context: SpanContext) -> ContextGuard {
-    push_current(context);
+    attach_with(context, Otel::now())
+}
+
+/// [`attach`], with OpenTelemetry's active span read already.
+#[inline]
+pub(crate) fn attach_with(context: SpanContext, otel: Otel) -> ContextGuard {
+    push_with(context, (0, 0), otel);
     ContextGuard {
         span_id: context.span_id(),
         _not_send: PhantomData,
@@ -114,11 +151,16 @@ pub(crate) fn push_current(context: SpanContext) {
 /// Pushes `context`, known to its frontend by `key`; see
 /// [`crate::adapter::push_current_keyed`].
 pub(crate) fn push_keyed(context: SpanContext, key: (u64, u64)) {
+    push_with(context, key, Otel::now());
+}
+
+#[inline]
+fn push_with(context: SpanContext, key: (u64, u64), _otel: Otel) {
     let entry = Entry {
         context,
         key,
         #[cfg(feature = "opentelemetry")]
-        otel_at_push: otel::current(),
+        otel_at_push: _otel.active,
     };
     STACK.with(|s| s.borrow_mut().push(entry));
 }

@@ -95,7 +95,7 @@ impl<'a> SpanBuilder<'a> {
     /// → `checkout`), unless [`function`](Self::function) set one; the
     /// closure forms ([`in_scope`](Self::in_scope), …) name the function
     /// that calls them instead.
-    pub fn enter(self) -> SpanGuard {
+    pub fn enter(mut self) -> SpanGuard {
         let logger = self.logger.clone();
         let mut guard = self.open();
         guard.logger = Some(logger);
@@ -104,20 +104,33 @@ impl<'a> SpanBuilder<'a> {
 
     /// Opens the span, with a guard that does not hold the logger: it ends
     /// the span only when [`SpanGuard::finish`] is called with the logger.
-    fn open(mut self) -> SpanGuard {
+    /// Takes what it needs out of the builder, which is left empty: read
+    /// where it is, a builder (some 170 bytes) is not copied per span.
+    #[inline(always)]
+    fn open(&mut self) -> SpanGuard {
+        // Read once, for the parent and for the entry that makes it current.
+        let otel = context::Otel::now();
         match self.remote_parent.take() {
             Some(parent) => {
                 let (span, remote) = propagation::remote_child(&parent);
-                self.enter_as(span, Some(remote))
+                self.enter_as(span, Some(remote), otel)
             }
-            None => self.enter_as(context::new_span(), None),
+            None => self.enter_as(context::new_span_with(otel), None, otel),
         }
     }
 
     /// Opens the span for the closure forms: the span ends when the scope
     /// drops, also while a panic unwinds, borrowing the logger instead of
     /// holding a handle of its own.
-    fn scope(self) -> Scope<'a> {
+    ///
+    /// `function` names the function the closure was written in, used when
+    /// none was set. Not generic, so the span's code is not repeated per
+    /// closure.
+    #[inline(never)]
+    fn scope(&mut self, function: Option<&'static str>) -> Scope<'a> {
+        if let (None, Some(function)) = (self.location.function(), function) {
+            self.location.set_function(function);
+        }
         let logger = self.logger;
         Scope {
             guard: self.open(),
@@ -138,7 +151,12 @@ impl<'a> SpanBuilder<'a> {
 
     // Inlined into `open`, so the builder is not copied into it.
     #[inline(always)]
-    fn enter_as(mut self, span: SpanContext, remote: Option<RemoteTraceGuard>) -> SpanGuard {
+    fn enter_as(
+        &mut self,
+        span: SpanContext,
+        remote: Option<RemoteTraceGuard>,
+        otel: context::Otel,
+    ) -> SpanGuard {
         if self.location.function().is_none() {
             let module = match self.location.static_parts() {
                 // The usual case, a call site's file: its module made once.
@@ -148,7 +166,7 @@ impl<'a> SpanBuilder<'a> {
                     .map(Cow::Owned),
             };
             if let Some(module) = module {
-                self.location = self.location.with_function(module);
+                self.location.set_function(module);
             }
         }
         let logger = self.logger;
@@ -157,12 +175,12 @@ impl<'a> SpanBuilder<'a> {
             // Filtered out: no records, and not current.
             return SpanGuard {
                 logger: None,
-                name: self.name,
+                name: std::mem::take(&mut self.name),
                 level: self.level,
-                location: self.location,
-                context: context::current().unwrap_or(span),
+                location: std::mem::take(&mut self.location),
+                context: context::current_with(otel).unwrap_or(span),
                 started: crate::clock::now_nanos(),
-                end: RefCell::new(EndState::default()),
+                end: RefCell::new(None),
                 _current: None,
                 _remote: None,
             };
@@ -178,36 +196,42 @@ impl<'a> SpanBuilder<'a> {
                 logger.capture_lifecycle(start);
                 started
             }
-            _ => {
-                // Set through `&mut`, not by chained calls: each by-value
-                // step can cost a copy of the record (some 300 bytes).
-                let mut start =
-                    Record::builder(self.level, lifecycle_event(&self.name, Phase::Start))
-                        .provisional(true);
-                start.set_span_context(span);
-                start.set_location(self.location.clone());
-                start.reserve(self.fields.len());
-                for (key, value) in self.fields {
-                    start.push_field(key, value);
-                }
-                // The `.end`'s duration is taken from this stamp: the two agree.
-                let started = start.timestamp_nanos();
-                logger.capture_unfiltered(start.build());
-                started
-            }
+            _ => self.start_record(span),
         };
         unwinding::span_opened();
         SpanGuard {
             logger: None,
-            name: self.name,
+            name: std::mem::take(&mut self.name),
             level: self.level,
-            location: self.location,
+            location: std::mem::take(&mut self.location),
             context: span,
             started,
-            end: RefCell::new(EndState::default()),
-            _current: Some(context::attach(span)),
+            end: RefCell::new(None),
+            _current: Some(context::attach_with(span, otel)),
             _remote: remote,
         }
+    }
+
+    /// Writes the span's `.start` as a [`Record`] (it has fields, or a
+    /// name or location that is not static); returns its stamp. Out of
+    /// line: the compact path stays small.
+    #[cold]
+    #[inline(never)]
+    fn start_record(&mut self, span: SpanContext) -> u64 {
+        // Set through `&mut`, not by chained calls: each by-value step can
+        // cost a copy of the record (some 300 bytes).
+        let mut start = Record::builder(self.level, lifecycle_event(&self.name, Phase::Start))
+            .provisional(true);
+        start.set_span_context(span);
+        start.set_location(self.location.clone());
+        start.reserve(self.fields.len());
+        for (key, value) in std::mem::take(&mut self.fields) {
+            start.push_field(key, value);
+        }
+        // The `.end`'s duration is taken from this stamp: the two agree.
+        let started = start.timestamp_nanos();
+        self.logger.capture_unfiltered(start.build());
+        started
     }
 
     /// Runs `f` inside the span; a panic in `f` ends the span at `error`
@@ -216,8 +240,8 @@ impl<'a> SpanBuilder<'a> {
     /// the path of the function `f` is written in (`shop::checkout` for a
     /// closure in `fn checkout` of module `shop`), unless
     /// [`function`](Self::function) set one.
-    pub fn in_scope<T, F: FnOnce(&SpanGuard) -> T>(self, f: F) -> T {
-        let scope = self.function_of_closure::<F>().scope();
+    pub fn in_scope<T, F: FnOnce(&SpanGuard) -> T>(mut self, f: F) -> T {
+        let scope = self.scope(enclosing_function::<F>());
         f(&scope.guard)
     }
 
@@ -225,10 +249,10 @@ impl<'a> SpanBuilder<'a> {
     /// error's text in the `error` field. `function` as for
     /// [`in_scope`](Self::in_scope).
     pub fn try_in_scope<T, E: fmt::Display, F: FnOnce(&SpanGuard) -> Result<T, E>>(
-        self,
+        mut self,
         f: F,
     ) -> Result<T, E> {
-        let scope = self.function_of_closure::<F>().scope();
+        let scope = self.scope(enclosing_function::<F>());
         let result = f(&scope.guard);
         if let Err(err) = &result {
             scope.guard.fail(err);
@@ -266,7 +290,9 @@ pub struct SpanGuard {
     context: SpanContext,
     /// The `.start` record's stamp (nanoseconds since the Unix epoch).
     started: u64,
-    end: RefCell<EndState>,
+    /// What `fail` and `record` add, boxed when they first do (they
+    /// allocate then anyway): the guard of a span without them stays small.
+    end: RefCell<Option<Box<EndState>>>,
     /// `None` for a span the logger's filter does not keep: it writes no
     /// lifecycle records and never becomes current, so records and spans
     /// inside it belong to the span around it and the tree has no gaps.
@@ -286,13 +312,14 @@ impl SpanGuard {
     /// Marks the span failed; its `.end` record is written at `error` level
     /// with `error` set to this text.
     pub fn fail(&self, error: impl fmt::Display) {
-        self.end.borrow_mut().error = Some(error.to_string());
+        self.end.borrow_mut().get_or_insert_default().error = Some(error.to_string());
     }
 
     /// Adds a field to the span's `.end` record.
     pub fn record(&self, key: impl Into<Cow<'static, str>>, value: impl Into<Value>) {
         self.end
             .borrow_mut()
+            .get_or_insert_default()
             .fields
             .push((key.into(), value.into()));
     }
@@ -330,8 +357,30 @@ impl SpanGuard {
         if self._current.is_none() {
             return; // a span the filter does not keep writes nothing
         }
-        let EndState { mut error, fields } = std::mem::take(&mut *self.end.borrow_mut());
-        if let Some(panic) = unwinding::panic_error() {
+        let panic = unwinding::panic_error();
+        // Read in place (no borrow flag: `&mut self`), not moved out: the
+        // usual span recorded nothing on its end.
+        if let (None, None, Some((name, (file, line, function)))) = (
+            &panic,
+            self.end.get_mut(),
+            compact(&self.name, &self.location),
+        ) {
+            let end = Lifecycle::end(self.level, name, self.context, self.started, now_nanos())
+                .location(file, line)
+                .function(function);
+            return logger.capture_lifecycle(end);
+        }
+        self.end_record(logger, panic);
+    }
+
+    /// Writes the span's `.end` as a [`Record`] (it failed, has fields, or
+    /// a name or location that is not static). Out of line: the compact
+    /// path stays small.
+    #[cold]
+    #[inline(never)]
+    fn end_record(&mut self, logger: &BufferedLogger, panic: Option<String>) {
+        let EndState { mut error, fields } = *self.end.get_mut().take().unwrap_or_default();
+        if let Some(panic) = panic {
             error.get_or_insert(panic);
         }
         let level = if error.is_some() {
@@ -339,16 +388,6 @@ impl SpanGuard {
         } else {
             self.level
         };
-        if let (None, true, Some((name, (file, line, function)))) = (
-            &error,
-            fields.is_empty(),
-            compact(&self.name, &self.location),
-        ) {
-            let end = Lifecycle::end(level, name, self.context, self.started, now_nanos())
-                .location(file, line)
-                .function(function);
-            return logger.capture_lifecycle(end);
-        }
         let mut end =
             Record::builder(level, lifecycle_event(&self.name, Phase::End)).span_end(true);
         end.set_span_context(self.context);

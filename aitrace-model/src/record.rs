@@ -117,6 +117,13 @@ impl Location {
         }
     }
 
+    /// Sets the function or module path in place (what
+    /// [`with_function`](Self::with_function) does to a location it owns).
+    #[inline]
+    pub fn set_function(&mut self, function: impl Into<Cow<'static, str>>) {
+        self.function = Some(function.into());
+    }
+
     /// The source file, as the compiler or frontend gave it.
     #[inline]
     pub fn file(&self) -> Option<&str> {

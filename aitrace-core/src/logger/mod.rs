@@ -222,7 +222,7 @@ impl BufferedLogger {
     /// [`capture_unfiltered`](Self::capture_unfiltered) buffers a record:
     /// compact when nothing would change or hold it on its way in, else as
     /// the [`Record`] it stands for.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn capture_lifecycle(&self, mut lifecycle: Lifecycle) {
         if is_sending() {
             return;
@@ -233,7 +233,7 @@ impl BufferedLogger {
         if self.shared.record_ids && !lifecycle.has_id() {
             lifecycle.assign_id();
         }
-        self.shared.buffer.push_lifecycle(lifecycle);
+        self.shared.buffer.push_lifecycle(&lifecycle);
     }
 
     /// Buffers a record the filter kept.

@@ -18,6 +18,7 @@
 
 use std::cell::Cell;
 use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What a span that a panic ends says when the panic's payload is not a
 /// string (`std::panic::panic_any`), or when the hook is not ours (another
@@ -35,6 +36,12 @@ thread_local! {
 
 static INSTALL: Once = Once::new();
 
+/// Whether the hook has kept a message on any thread: until it has, a span
+/// has nothing to read or forget (no access to the thread-local on each
+/// span). Set by the hook on the panicking thread before it unwinds, so
+/// that thread's spans see it.
+static KEPT: AtomicBool = AtomicBool::new(false);
+
 /// Called as a span opens (not each time it is entered): installs the hook
 /// (once per process), and forgets the message of a panic that is over
 /// (caught), so that a later panic the hook does not see is not named after
@@ -44,7 +51,9 @@ pub(crate) fn span_opened() {
     if std::thread::panicking() {
         return; // a span opened by a `Drop` during unwinding: keep the message
     }
-    let _ = MESSAGE.try_with(Cell::take);
+    if KEPT.load(Ordering::Relaxed) {
+        let _ = MESSAGE.try_with(Cell::take);
+    }
     install_hook();
 }
 
@@ -73,6 +82,7 @@ pub(crate) fn install_hook() {
             // `try_with`: a panic while the thread's locals are torn down
             // has nowhere to go, and the hook must not panic.
             let _ = MESSAGE.try_with(|slot| slot.set(message));
+            KEPT.store(true, Ordering::Relaxed);
             previous(info);
         }));
     });
@@ -83,6 +93,9 @@ pub(crate) fn install_hook() {
 /// `None`. Outside a panic it forgets the last message, so a panic caught
 /// earlier never names a later one.
 pub(crate) fn panic_error() -> Option<String> {
+    if !KEPT.load(Ordering::Relaxed) {
+        return std::thread::panicking().then(|| UNKNOWN_PANIC.to_owned());
+    }
     MESSAGE
         .try_with(|slot| {
             let message = slot.take();
