@@ -20,6 +20,7 @@ use crate::propagation::TraceParent;
 use crate::record::SpanContext;
 
 pub use crate::lifecycle::Lifecycle;
+pub use crate::lock::{ShortGuard, ShortLock};
 pub use crate::propagation::RemoteTraceGuard;
 pub use crate::reentrancy::is_sending;
 

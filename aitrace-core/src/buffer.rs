@@ -21,6 +21,10 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::lifecycle::Lifecycle;
+use crate::lock::{ShortGuard, ShortLock};
+use crate::record::Record;
+
 /// A shard's lock: released with a plain store, where `parking_lot`'s and
 /// the standard library's mutexes release with an atomic read-modify-write
 /// (to learn whether to wake a sleeper). A span takes it twice and an event
@@ -31,37 +35,8 @@ use parking_lot::{Condvar, Mutex};
 /// records are made from compact entries after the lock is released),
 /// except `clear` and `restore`, which drop or move a whole shard's
 /// records: called by hand or after a failed direct flush.
-type ShardLock = spin::mutex::SpinMutex<ShardState, YieldThenSleep>;
-type ShardGuard<'a> = spin::mutex::SpinMutexGuard<'a, ShardState>;
-
-/// How a thread waits for a shard lock another holds: it yields its core,
-/// and every 64th time sleeps 50 µs, so a waiter the scheduler would always
-/// run first (a real-time thread beside a preempted holder of normal
-/// priority, which yielding never lets run) still lets the holder finish.
-struct YieldThenSleep;
-
-impl spin::relax::RelaxStrategy for YieldThenSleep {
-    fn relax() {
-        thread_local! {
-            static WAITS: Cell<u32> = const { Cell::new(0) };
-        }
-        let waits = WAITS
-            .try_with(|waits| {
-                let n = waits.get().wrapping_add(1);
-                waits.set(n);
-                n
-            })
-            .unwrap_or(0);
-        if waits % 64 == 0 {
-            std::thread::sleep(Duration::from_micros(50));
-        } else {
-            std::thread::yield_now();
-        }
-    }
-}
-
-use crate::lifecycle::Lifecycle;
-use crate::record::Record;
+type ShardLock = ShortLock<ShardState>;
+type ShardGuard<'a> = ShortGuard<'a, ShardState>;
 
 /// How many records the buffer holds, by default, before its
 /// [`OverflowPolicy`] applies, when flushes are made by hand (the buffer is

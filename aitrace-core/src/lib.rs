@@ -127,6 +127,7 @@ mod file;
 pub mod filter;
 mod flush_report;
 mod lifecycle;
+mod lock;
 mod logger;
 pub mod output;
 mod propagation;

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use aitrace_core::adapter::{Lifecycle, RemoteTraceGuard};
 use aitrace_core::wire::{self, DURATION_FIELD, ERROR_FIELD, Phase};
@@ -15,6 +16,8 @@ use tracing_core::span::{Attributes, Id, Record as SpanValues};
 use tracing_core::{Dispatch, Event, Metadata, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
+
+use crate::spans::Table;
 
 /// The span field whose value, a W3C `traceparent` header, makes the span
 /// the child of a span in another process.
@@ -89,10 +92,23 @@ const ERROR_TYPE_FIELD: &str = "error.type";
 /// logger. Give the layers the same span filter: a span kept by one logger
 /// and filtered out by another is still the current span of the records
 /// inside it, so the second logger's tree references a span it never got.
+///
+/// Span state lives in a table the aitrace layers of one
+/// `tracing_subscriber::Registry` share, and a span allocates nothing in
+/// steady state. A layer inside a `Vec` of layers (which does not pass on
+/// `Layer::on_register_dispatch`) or on another subscriber keeps it in the
+/// span's extensions instead, one allocation per span; layers there share
+/// ids with each other, but not with an aitrace layer outside the `Vec`.
 #[derive(Debug)]
 pub struct AitraceLayer {
     logger: BufferedLogger,
     id: LayerId,
+    /// The span table of this layer's registry, shared with the other
+    /// aitrace layers on it (see `spans.rs`); set when the layer is
+    /// registered with a `tracing_subscriber::Registry`. Unset (a layer in
+    /// a wrapper that does not pass the registration on, or on another
+    /// subscriber), the layers keep span state in the spans' extensions.
+    spans: OnceLock<Arc<Table<SpanData>>>,
     #[cfg(feature = "opentelemetry")]
     registered: crate::otel::Registered,
 }
@@ -104,6 +120,7 @@ impl AitraceLayer {
         AitraceLayer {
             logger,
             id: LayerId::next(),
+            spans: OnceLock::new(),
             #[cfg(feature = "opentelemetry")]
             registered: Default::default(),
         }
@@ -122,8 +139,8 @@ impl Clone for AitraceLayer {
     }
 }
 
-/// Tells apart the layers of one registry: each keeps its own state in a
-/// span's extensions, which hold one value per type.
+/// Tells apart the layers of one registry: each keeps its own state of a
+/// span beside the others'.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct LayerId(u64);
 
@@ -134,9 +151,32 @@ impl LayerId {
     }
 }
 
-/// What the aitrace layers keep in a span's extensions: the span's ids and
-/// timing, shared by every layer, and each layer's own state.
+/// The span table the aitrace layers of the registry at `address` share,
+/// made by the first of them registered.
+fn table_of_registry(address: usize) -> Arc<Table<SpanData>> {
+    static TABLES: Mutex<Vec<(usize, Weak<Table<SpanData>>)>> = Mutex::new(Vec::new());
+    let mut tables = TABLES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    // A registry that is gone took its layers, and their tables, with it;
+    // another may be made at its address later.
+    tables.retain(|(_, table)| table.strong_count() > 0);
+    if let Some(table) = (tables.iter())
+        .find(|(at, _)| *at == address)
+        .and_then(|(_, table)| table.upgrade())
+    {
+        return table;
+    }
+    let table = Arc::new(Table::new());
+    tables.push((address, Arc::downgrade(&table)));
+    table
+}
+
+/// What the aitrace layers keep of a span (in their registry's table, or
+/// its extensions): the span's ids and timing, shared by every layer, and
+/// each layer's own state.
 struct SpanData {
+    meta: &'static Metadata<'static>,
     context: SpanContext,
     /// When the span was made (nanoseconds since the Unix epoch, the core's
     /// clock): its `.start` stamp, and the start of its `duration_ms`.
@@ -161,12 +201,13 @@ impl SpanData {
     }
 }
 
-/// Each layer's state of a span: the first inline (one layer on a
-/// registry is the usual case, and then a span allocates nothing here),
-/// the others in a list.
+/// Each layer's state of a span: the first two inline (one layer on a
+/// registry is the usual case, two with per-layer filters a documented
+/// one, and then a span allocates nothing here), the others in a list.
 #[derive(Default)]
 struct Layers {
     first: Option<LayerState>,
+    second: Option<LayerState>,
     more: Vec<LayerState>,
 }
 
@@ -174,31 +215,42 @@ impl Layers {
     fn one(state: LayerState) -> Self {
         Layers {
             first: Some(state),
-            more: Vec::new(),
+            ..Layers::default()
         }
     }
 
     fn push(&mut self, state: LayerState) {
-        match &self.first {
-            None => self.first = Some(state),
-            Some(_) => self.more.push(state),
+        if self.first.is_none() {
+            self.first = Some(state);
+        } else if self.second.is_none() {
+            self.second = Some(state);
+        } else {
+            self.more.push(state);
         }
     }
 
     fn take(&mut self, id: LayerId) -> Option<LayerState> {
-        if self.first.as_ref().is_some_and(|l| l.id == id) {
-            return self.first.take();
+        for slot in [&mut self.first, &mut self.second] {
+            if slot.as_ref().is_some_and(|l| l.id == id) {
+                return slot.take();
+            }
         }
         let i = self.more.iter().position(|l| l.id == id)?;
         Some(self.more.swap_remove(i))
     }
 
+    fn is_empty(&self) -> bool {
+        self.first.is_none() && self.second.is_none() && self.more.is_empty()
+    }
+
     fn iter(&self) -> impl Iterator<Item = &LayerState> {
-        self.first.iter().chain(&self.more)
+        self.first.iter().chain(&self.second).chain(&self.more)
     }
 
     fn iter_mut(&mut self) -> impl Iterator<Item = &mut LayerState> {
-        self.first.iter_mut().chain(&mut self.more)
+        (self.first.iter_mut())
+            .chain(&mut self.second)
+            .chain(&mut self.more)
     }
 }
 
@@ -212,6 +264,15 @@ struct LayerState {
     /// `.start` without its `.end`, or an `.end` without its `.start`.
     kept: bool,
     start_written: bool,
+    /// What few spans have, boxed when first needed (each allocates then
+    /// anyway): the state of the usual span stays small, to move in and
+    /// out of the table.
+    rare: Option<Box<Rare>>,
+}
+
+/// What few spans have; see [`LayerState::rare`].
+#[derive(Default)]
+struct Rare {
     error: Option<String>,
     /// The name its records carry when an `otel.name` field gave one by
     /// the time `.start` was written.
@@ -220,6 +281,16 @@ struct LayerState {
     /// `error.type`) the `.start` record took: the `.end` decides the
     /// status from them and those recorded since, the latest winning.
     status: Vec<(Cow<'static, str>, Value)>,
+}
+
+impl LayerState {
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_default()
+    }
+
+    fn name(&self) -> Option<&str> {
+        self.rare.as_ref()?.name.as_deref()
+    }
 }
 
 /// Maps a `tracing` level to an aitrace level.
@@ -248,16 +319,67 @@ fn locate(builder: &mut RecordBuilder, meta: &'static Metadata<'static>) {
     builder.set_location(location_of(meta));
 }
 
+/// What a `.start` needs once it is taken from a span's state: written
+/// after the state's lock is released.
+struct Start {
+    fields: Vec<(Cow<'static, str>, Value)>,
+    /// The name from `otel.name`, when the span has one.
+    name: Option<Box<str>>,
+}
+
+/// A span's state as a layer's `on_close` takes it.
+struct Closed {
+    meta: &'static Metadata<'static>,
+    context: SpanContext,
+    created: u64,
+    level: Level,
+    state: LayerState,
+}
+
 impl AitraceLayer {
+    /// Runs `f` on the state of span `id`: in the registry's table, or in
+    /// its extensions.
+    #[inline]
+    fn data<S, R>(
+        &self,
+        id: &Id,
+        ctx: &Context<'_, S>,
+        f: impl FnOnce(&mut SpanData) -> R,
+    ) -> Option<R>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        match self.spans.get() {
+            Some(table) => table.with(id.into_u64(), f),
+            None => {
+                let span = ctx.span(id)?;
+                let mut extensions = span.extensions_mut();
+                extensions.get_mut::<SpanData>().map(f)
+            }
+        }
+    }
+
+    /// [`data`](Self::data), for a span already looked up.
+    #[inline]
+    fn data_of<S, R>(&self, span: &SpanRef<'_, S>, f: impl FnOnce(&mut SpanData) -> R) -> Option<R>
+    where
+        S: for<'a> LookupSpan<'a>,
+    {
+        match self.spans.get() {
+            Some(table) => table.with(span.id().into_u64(), f),
+            None => span.extensions_mut().get_mut::<SpanData>().map(f),
+        }
+    }
+
     /// The ids of a new span without a remote parent. A contextual span is
     /// a child of the span current on this thread, which the layers'
     /// `on_enter` made the core's current span (as for events); one with an
     /// explicit parent is a child of the nearest ancestor this layer's
     /// logger keeps (one it filters out writes nothing, so it cannot be a
     /// parent in the tree).
-    fn local_context<S>(&self, span: &SpanRef<'_, S>, attrs: &Attributes<'_>) -> SpanContext
+    fn local_context<S>(&self, id: &Id, ctx: &Context<'_, S>, attrs: &Attributes<'_>) -> SpanContext
     where
-        S: for<'a> LookupSpan<'a>,
+        S: Subscriber + for<'a> LookupSpan<'a>,
     {
         if attrs.is_contextual() {
             return context::new_span();
@@ -265,7 +387,8 @@ impl AitraceLayer {
         let parent = if attrs.is_root() {
             None
         } else {
-            self.nearest_kept(span.scope().skip(1))
+            ctx.span(id)
+                .and_then(|span| self.nearest_kept(span.scope().skip(1)))
         };
         match parent {
             Some(parent) => parent.new_child(),
@@ -285,18 +408,38 @@ impl AitraceLayer {
         S: for<'b> LookupSpan<'b> + 'a,
     {
         spans.find_map(|span| {
-            let kept = {
-                let extensions = span.extensions();
-                let data = extensions.get::<SpanData>()?;
+            let kept = self.data_of(&span, |data| {
                 data.layers.iter().any(|l| l.id == self.id && l.kept)
-            };
+            })?;
             if !kept {
                 return None;
             }
             self.settle_ids(&span, true);
-            let extensions = span.extensions();
-            extensions.get::<SpanData>().map(|data| data.context)
+            self.data_of(&span, |data| data.context)
         })
+    }
+
+    /// [`settle_ids`](Self::settle_ids) for span `id`, looked up only when
+    /// its ids may still change.
+    #[cfg(feature = "opentelemetry")]
+    fn settle<S>(&self, id: &Id, ctx: &Context<'_, S>, diagnose: bool)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        if self.data(id, ctx, |data| data.otel_pending) != Some(true) {
+            return;
+        }
+        if let Some(span) = ctx.span(id) {
+            self.settle_ids(&span, diagnose);
+        }
+    }
+
+    #[cfg(not(feature = "opentelemetry"))]
+    #[inline(always)]
+    fn settle<S>(&self, _id: &Id, _ctx: &Context<'_, S>, _diagnose: bool)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
     }
 
     /// With the `opentelemetry` feature, the first time a span's ids are
@@ -311,11 +454,9 @@ impl AitraceLayer {
     where
         S: for<'a> LookupSpan<'a>,
     {
-        let pending = span
-            .extensions()
-            .get::<SpanData>()
-            .filter(|data| data.otel_pending)
-            .map(|data| data.context);
+        let pending = self
+            .data_of(span, |data| data.otel_pending.then_some(data.context))
+            .flatten();
         let Some(own) = pending else {
             return;
         };
@@ -323,49 +464,53 @@ impl AitraceLayer {
         // `traceparent` field) stays in that trace, as its parent did.
         let in_remote_trace = own.parent_span_id().is_some()
             && span.scope().skip(1).any(|ancestor| {
-                let extensions = ancestor.extensions();
-                extensions.get::<SpanData>().is_some_and(|data| {
+                self.data_of(&ancestor, |data| {
                     data._remote.is_some() && data.context.trace_id() == own.trace_id()
-                })
+                }) == Some(true)
             });
-        // Without holding the extensions: tracing-opentelemetry locks them.
+        // Without holding the span's state: tracing-opentelemetry locks
+        // the span's extensions.
         let found = self.registered.ids(&span.id());
-        let mut extensions = span.extensions_mut();
-        let Some(data) = extensions.get_mut::<SpanData>() else {
-            return;
-        };
-        if !std::mem::take(&mut data.otel_pending) {
-            return; // another thread settled it meanwhile
-        }
-        match found {
-            Ok((trace_id, _))
-                if (data._remote.is_some() || in_remote_trace)
-                    && trace_id != data.context.trace_id() =>
-            {
-                // A `traceparent` field put the span in the caller's trace and
-                // OpenTelemetry's span is elsewhere: keep the caller's trace.
-                drop(extensions);
+        let outcome = self.data_of(span, |data| {
+            if !std::mem::take(&mut data.otel_pending) {
+                return None; // another thread settled it meanwhile
+            }
+            Some(match found {
+                Ok((trace_id, _))
+                    if (data._remote.is_some() || in_remote_trace)
+                        && trace_id != data.context.trace_id() =>
+                {
+                    // A `traceparent` field put the span in the caller's
+                    // trace and OpenTelemetry's span is elsewhere: keep
+                    // the caller's trace.
+                    Err(None)
+                }
+                Ok((trace_id, span_id)) => {
+                    let parent = data
+                        .context
+                        .parent_span_id()
+                        .filter(|_| data.context.trace_id() == trace_id);
+                    data.context = SpanContext::new(trace_id, span_id, parent);
+                    Ok(())
+                }
+                Err(missing) => Err(Some(missing)),
+            })
+        });
+        match outcome.flatten() {
+            Some(Err(None)) => {
                 aitrace_core::adapter::diagnose("otel-remote-parent", || {
                     format!(
                         "span `{}` has a traceparent field but its OpenTelemetry span is in \
-                         another trace; aitrace keeps the caller's trace. Give \
-                         tracing-opentelemetry the same parent (`set_parent`) so both agree",
+                     another trace; aitrace keeps the caller's trace. Give \
+                     tracing-opentelemetry the same parent (`set_parent`) so both agree",
                         span.metadata().name()
                     )
                 });
             }
-            Ok((trace_id, span_id)) => {
-                let parent = data
-                    .context
-                    .parent_span_id()
-                    .filter(|_| data.context.trace_id() == trace_id);
-                data.context = SpanContext::new(trace_id, span_id, parent);
-            }
-            Err(missing) if diagnose => {
-                drop(extensions);
+            Some(Err(Some(missing))) if diagnose => {
                 crate::otel::report(missing, span.metadata().name());
             }
-            Err(_) => {}
+            _ => {}
         }
     }
 
@@ -377,27 +522,39 @@ impl AitraceLayer {
     {
     }
 
+    /// Takes what a span's `.start` is written from out of its state
+    /// (called with the state locked; the `.start` is written after).
+    /// `None` when the logger does not keep the span.
+    fn take_start(state: &mut LayerState) -> Option<Start> {
+        state.start_written = true;
+        let fields = std::mem::take(&mut state.fields);
+        if !state.kept {
+            return None;
+        }
+        if let Some(name) = field_str(&fields, OTEL_NAME_FIELD).filter(|name| !name.is_empty()) {
+            state.rare().name = Some(name.into());
+        }
+        let mut status = (fields.iter())
+            .filter(|(key, _)| STATUS_FIELDS.contains(&&**key))
+            .peekable();
+        if status.peek().is_some() {
+            state.rare().status.extend(status.cloned());
+        }
+        Some(Start {
+            name: state.name().map(Into::into),
+            fields,
+        })
+    }
+
     fn write_start(
         &self,
         meta: &'static Metadata<'static>,
         level: Level,
         context: SpanContext,
         created: u64,
-        state: &mut LayerState,
+        start: Start,
     ) {
-        state.start_written = true;
-        let fields = std::mem::take(&mut state.fields);
-        if !state.kept {
-            return;
-        }
-        if let Some(name) = field_str(&fields, OTEL_NAME_FIELD).filter(|name| !name.is_empty()) {
-            state.name = Some(name.into());
-        }
-        state.status.extend(
-            (fields.iter())
-                .filter(|(key, _)| STATUS_FIELDS.contains(&&**key))
-                .cloned(),
-        );
+        let Start { fields, name } = start;
         if fields.is_empty() {
             // Nothing but the name, location and ids: buffered compact.
             let start = Lifecycle::start(level, meta.name(), context, created);
@@ -405,11 +562,9 @@ impl AitraceLayer {
         }
         // Set through `&mut`, not by chained calls: each by-value step can
         // cost a copy of the record.
-        let mut builder = Record::builder(
-            level,
-            lifecycle_event(state.name.as_deref(), meta, Phase::Start),
-        )
-        .provisional(true);
+        let mut builder =
+            Record::builder(level, lifecycle_event(name.as_deref(), meta, Phase::Start))
+                .provisional(true);
         locate(&mut builder, meta);
         builder.set_span_context(context);
         builder.reserve(fields.len());
@@ -420,6 +575,69 @@ impl AitraceLayer {
         // Kept or not was decided when the span was made.
         adapter::capture_span_end(&self.logger, builder.build());
     }
+
+    /// This layer's state of span `id`, taken at its close, with the
+    /// span's own; the span leaves the registry's table with its last
+    /// layer.
+    fn take_closed<S>(&self, id: &Id, ctx: &Context<'_, S>) -> Option<Closed>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let take = |data: &mut SpanData| {
+            let state = data.take_layer(self.id)?;
+            Some(Closed {
+                meta: data.meta,
+                context: data.context,
+                created: data.created,
+                level: data.level,
+                state,
+            })
+        };
+        match self.spans.get() {
+            Some(table) => {
+                let key = id.into_u64();
+                let mut shard = table.lock(key);
+                let data = shard.get_mut(&key)?;
+                let closed = take(data);
+                if data.layers.is_empty() {
+                    // Dropped after the lock: the remote trace's guard
+                    // runs code of its own.
+                    let gone = shard.remove(&key);
+                    drop(shard);
+                    drop(gone);
+                }
+                closed
+            }
+            None => self.data(id, ctx, take).flatten(),
+        }
+    }
+
+    /// The state of a span no aitrace layer has seen yet: its ids (from a
+    /// `traceparent` field, or `context`), its stamp and `state`.
+    fn new_data(
+        attrs: &Attributes<'_>,
+        state: LayerState,
+        context: impl FnOnce() -> SpanContext,
+    ) -> SpanData {
+        let meta = attrs.metadata();
+        let (context, remote) = match remote_parent_of(&state.fields) {
+            Some(parent) => {
+                let (context, remote) = adapter::remote_child(&parent);
+                (context, Some(remote))
+            }
+            None => (context(), None),
+        };
+        SpanData {
+            meta,
+            context,
+            created: adapter::now_nanos(),
+            level: level_from_tracing(meta.level()),
+            layers: Layers::one(state),
+            _remote: remote,
+            #[cfg(feature = "opentelemetry")]
+            otel_pending: true,
+        }
+    }
 }
 
 impl<S> tracing_subscriber::Layer<S> for AitraceLayer
@@ -427,7 +645,6 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
         // Once per span, not on each enter (each poll of an instrumented
         // future): the hook overwrites the message at each panic.
         adapter::watch_panics();
@@ -437,76 +654,70 @@ where
             fields: Vec::new(),
             kept: (self.logger).enabled_for(level_from_tracing(meta.level()), meta.target()),
             start_written: false,
-            error: None,
-            name: None,
-            status: Vec::new(),
+            rare: None,
         };
         attrs.record(&mut FieldVisitor::fields_only(&mut state.fields));
-        // Held until the data is in: one lock per span, not two. What runs
-        // meanwhile locks only the span's ancestors (never a descendant
-        // while holding an ancestor, so never in the opposite order).
-        let mut extensions = span.extensions_mut();
-        if let Some(data) = extensions.get_mut::<SpanData>() {
+        let Some(table) = self.spans.get() else {
+            return self.new_span_in_extensions(attrs, id, &ctx, state);
+        };
+        let key = id.into_u64();
+        // A span with an explicit parent takes its ids from the parent's
+        // state: read before this span's shard is locked.
+        let explicit = (!attrs.is_contextual()).then(|| self.local_context(id, &ctx, attrs));
+        let mut shard = table.lock(key);
+        if let Some(data) = shard.get_mut(&key) {
             // Another aitrace layer saw the span first and gave it its ids.
-            data.layers.push(state);
-            return;
+            return data.layers.push(state);
         }
-        let (context, remote) = match remote_parent_of(&state.fields) {
-            Some(parent) => {
-                let (context, remote) = adapter::remote_child(&parent);
-                (context, Some(remote))
-            }
-            None => (self.local_context(&span, attrs), None),
-        };
-        let data = SpanData {
-            context,
-            created: adapter::now_nanos(),
-            level: level_from_tracing(attrs.metadata().level()),
-            layers: Layers::one(state),
-            _remote: remote,
-            #[cfg(feature = "opentelemetry")]
-            otel_pending: true,
-        };
-        extensions.insert(data);
+        let data = Self::new_data(attrs, state, || explicit.unwrap_or_else(context::new_span));
+        shard.insert(key, data);
     }
 
     fn on_register_dispatch(&self, subscriber: &Dispatch) {
+        if let Some(registry) = subscriber.downcast_ref::<tracing_subscriber::Registry>() {
+            // A layer sits in one subscriber; a second registration is the same.
+            let address = registry as *const tracing_subscriber::Registry as usize;
+            let _ = self.spans.get_or_init(|| table_of_registry(address));
+        }
         #[cfg(feature = "opentelemetry")]
         self.registered.set(subscriber);
-        #[cfg(not(feature = "opentelemetry"))]
-        let _ = subscriber;
     }
 
     fn on_record(&self, id: &Id, values: &SpanValues<'_>, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        let mut extensions = span.extensions_mut();
-        if let Some(state) = extensions
-            .get_mut::<SpanData>()
-            .and_then(|data| data.layer_mut(self.id))
-        {
-            values.record(&mut FieldVisitor::fields_only(&mut state.fields));
-        }
+        // Visited before the state is locked: a field's `Debug` may emit.
+        let mut fields = Vec::new();
+        values.record(&mut FieldVisitor::fields_only(&mut fields));
+        self.data(id, &ctx, |data| {
+            if let Some(state) = data.layer_mut(self.id) {
+                state.fields.append(&mut fields);
+            }
+        });
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        self.settle_ids(&span, true);
-        let mut extensions = span.extensions_mut();
-        let Some(data) = extensions.get_mut::<SpanData>() else {
+        self.settle(id, &ctx, true);
+        let entered = self.data(id, &ctx, |data| {
+            let (meta, level, context, created) =
+                (data.meta, data.level, data.context, data.created);
+            let state = data.layer_mut(self.id)?;
+            let start = if state.start_written {
+                None
+            } else {
+                Self::take_start(state)
+            };
+            Some((state.kept, meta, level, context, created, start))
+        });
+        let Some((kept, meta, level, context, created, start)) = entered.flatten() else {
             return;
         };
-        let (level, context, created) = (data.level, data.context, data.created);
-        let Some(state) = data.layer_mut(self.id) else {
-            return;
-        };
-        if !state.start_written {
-            self.write_start(span.metadata(), level, context, created, state);
+        if let Some(start) = start {
+            self.write_start(meta, level, context, created, start);
         }
         // Each layer whose logger keeps the span pushes it; every layer's
         // `on_exit` pops one entry of it if there is one, so the stack stays
         // balanced. A span the logger filters out is not current: records
         // inside it belong to the span around it.
-        if state.kept {
+        if kept {
             adapter::push_current_keyed(context, self.id.0, id.into_non_zero_u64());
         }
     }
@@ -519,54 +730,54 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(&id) else { return };
         // A span never entered: tracing-opentelemetry, when it runs first,
         // has exported it already, and there are no ids to find then.
-        self.settle_ids(&span, false);
-        let mut extensions = span.extensions_mut();
-        let Some(data) = extensions.get_mut::<SpanData>() else {
+        self.settle(&id, &ctx, false);
+        let Some(Closed {
+            meta,
+            context,
+            created,
+            level,
+            mut state,
+        }) = self.take_closed(&id, &ctx)
+        else {
             return;
         };
-        let Some(mut state) = data.take_layer(self.id) else {
-            return;
-        };
-        let meta = span.metadata();
         if !state.start_written {
-            self.write_start(meta, data.level, data.context, data.created, &mut state);
+            if let Some(start) = Self::take_start(&mut state) {
+                self.write_start(meta, level, context, created, start);
+            }
         }
         if !state.kept {
             return; // a span the filter does not keep writes nothing, failed or not
         }
-        match status(&state.status, &state.fields) {
+        let Rare {
+            mut error,
+            name,
+            status: start_status,
+        } = state.rare.map(|rare| *rare).unwrap_or_default();
+        match status(&start_status, &state.fields) {
             Status::Error(text) => {
-                state.error.get_or_insert(text);
+                error.get_or_insert(text);
             }
             // As in tracing-opentelemetry: a span declared ok is, whatever
             // an error event inside it said (a panic still fails it).
-            Status::Ok => state.error = None,
+            Status::Ok => error = None,
             Status::Unset => {}
         }
         if let Some(panic) = adapter::panic_error() {
-            state.error.get_or_insert(panic);
+            error.get_or_insert(panic);
         }
-        let level = if state.error.is_some() {
-            Level::Error
-        } else {
-            data.level
-        };
-        if state.fields.is_empty() && state.error.is_none() && state.name.is_none() {
-            let (context, created) = (data.context, data.created);
-            drop(extensions);
+        let level = if error.is_some() { Level::Error } else { level };
+        if state.fields.is_empty() && error.is_none() && name.is_none() {
             let end = Lifecycle::end(level, meta.name(), context, created, adapter::now_nanos());
             return adapter::capture_lifecycle(&self.logger, located(end, meta));
         }
-        let mut builder = Record::builder(
-            level,
-            lifecycle_event(state.name.as_deref(), meta, Phase::End),
-        )
-        .span_end(true);
+        let mut builder =
+            Record::builder(level, lifecycle_event(name.as_deref(), meta, Phase::End))
+                .span_end(true);
         locate(&mut builder, meta);
-        builder.set_span_context(data.context);
+        builder.set_span_context(context);
         builder.reserve(state.fields.len() + 2);
         for (key, value) in state.fields {
             builder.push_field(key, value);
@@ -574,12 +785,11 @@ where
         // From the two stamps, so the `.end` minus the `.start` is it.
         builder.push_field(
             DURATION_FIELD,
-            wire::duration_ms(data.created, builder.timestamp_nanos()),
+            wire::duration_ms(created, builder.timestamp_nanos()),
         );
-        if let Some(error) = state.error {
+        if let Some(error) = error {
             builder.push_field(ERROR_FIELD, error);
         }
-        drop(extensions);
         // Its `.start` was written: the `.end` too, whatever the filter says now.
         adapter::capture_span_end(&self.logger, builder.build());
     }
@@ -634,6 +844,28 @@ where
 }
 
 impl AitraceLayer {
+    /// `on_new_span` for a layer that keeps span state in the spans'
+    /// extensions (no registry table; see the `spans` field).
+    fn new_span_in_extensions<S>(
+        &self,
+        attrs: &Attributes<'_>,
+        id: &Id,
+        ctx: &Context<'_, S>,
+        state: LayerState,
+    ) where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let Some(span) = ctx.span(id) else { return };
+        if let Some(data) = span.extensions_mut().get_mut::<SpanData>() {
+            // Another aitrace layer saw the span first and gave it its ids.
+            return data.layers.push(state);
+        }
+        let data = Self::new_data(attrs, state, || self.local_context(id, ctx, attrs));
+        span.extensions_mut().insert(data);
+    }
+}
+
+impl AitraceLayer {
     /// Remembers an error event's text on its span (the span's `.end`
     /// record and the OTLP span status carry it).
     #[cold]
@@ -642,22 +874,21 @@ impl AitraceLayer {
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         if let Some(span) = &ctx.event_span(event) {
-            let mut extensions = span.extensions_mut();
-            let Some(data) = extensions.get_mut::<SpanData>() else {
-                return;
-            };
-            // A span the filter does not keep writes nothing, and the spans
-            // around it did not fail: the event, under the nearest kept
-            // span, is what tells.
-            if let Some(state) = data.layer_mut(self.id).filter(|state| state.kept) {
-                // `#[instrument(err)]` puts the error in an `error` field.
-                state
-                    .error
-                    .get_or_insert_with(|| match record.field(ERROR_FIELD) {
-                        Some(Value::Str(text)) => text.to_string(),
-                        _ => record.event().to_owned(),
-                    });
-            }
+            self.data_of(span, |data| {
+                // A span the filter does not keep writes nothing, and the
+                // spans around it did not fail: the event, under the
+                // nearest kept span, is what tells.
+                if let Some(state) = data.layer_mut(self.id).filter(|state| state.kept) {
+                    // `#[instrument(err)]` puts the error in an `error` field.
+                    state
+                        .rare()
+                        .error
+                        .get_or_insert_with(|| match record.field(ERROR_FIELD) {
+                            Some(Value::Str(text)) => text.to_string(),
+                            _ => record.event().to_owned(),
+                        });
+                }
+            });
         }
     }
 }
@@ -856,5 +1087,179 @@ impl Visit for FieldVisitor<'_> {
         } else {
             self.push(field, Value::from_debug(value));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use aitrace_core::{BufferedLogger, Level, Record};
+    use aitrace_testkit::find;
+    use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::prelude::*;
+
+    use super::*;
+
+    fn logger() -> BufferedLogger {
+        aitrace_testkit::memory_logger(Level::Info).0
+    }
+
+    /// A layer that lends its span table to the test once registered.
+    struct Spy(AitraceLayer, Arc<OnceLock<Arc<Table<SpanData>>>>);
+
+    impl<S> tracing_subscriber::Layer<S> for Spy
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        fn on_register_dispatch(&self, subscriber: &Dispatch) {
+            tracing_subscriber::Layer::<S>::on_register_dispatch(&self.0, subscriber);
+            if let Some(table) = self.0.spans.get() {
+                let _ = self.1.set(table.clone());
+            }
+        }
+        fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+            self.0.on_new_span(attrs, id, ctx)
+        }
+        fn on_record(&self, id: &Id, values: &SpanValues<'_>, ctx: Context<'_, S>) {
+            self.0.on_record(id, values, ctx)
+        }
+        fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+            self.0.on_enter(id, ctx)
+        }
+        fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+            self.0.on_exit(id, ctx)
+        }
+        fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+            self.0.on_close(id, ctx)
+        }
+        fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+            self.0.on_event(event, ctx)
+        }
+    }
+
+    fn spy(log: &BufferedLogger) -> (Spy, Arc<OnceLock<Arc<Table<SpanData>>>>) {
+        let table = Arc::new(OnceLock::new());
+        (Spy(AitraceLayer::new(log.clone()), table.clone()), table)
+    }
+
+    #[test]
+    fn a_span_leaves_the_table_when_its_last_layer_closes_it() {
+        let info = logger();
+        let debug = aitrace_testkit::memory_logger(Level::Debug).0;
+        let (first, table) = spy(&info);
+        let (second, shared) = spy(&debug);
+        let subscriber = tracing_subscriber::registry()
+            .with(first.with_filter(LevelFilter::INFO))
+            .with(second.with_filter(LevelFilter::DEBUG));
+        tracing::subscriber::with_default(subscriber, || {
+            let table = table.get().expect("registered with the registry");
+            let shared = shared.get().expect("registered with the registry");
+            assert!(Arc::ptr_eq(table, shared), "one table per registry");
+            let order = tracing::info_span!("order").entered();
+            // Seen by the second layer only (the first one's filter says no).
+            let detail = tracing::debug_span!("detail");
+            // Never entered, closed on another thread.
+            let handed = tracing::info_span!("handed");
+            assert_eq!(table.len(), 3);
+            // The registry closes a parent through the thread's default.
+            let dispatch = tracing::dispatcher::get_default(Dispatch::clone);
+            std::thread::spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || drop(handed))
+            })
+            .join()
+            .unwrap();
+            detail.in_scope(|| tracing::error!("failed"));
+            drop(detail);
+            assert_eq!(table.len(), 1);
+            drop(order);
+            assert_eq!(table.len(), 0, "every closed span left the table");
+        });
+        for log in [&info, &debug] {
+            let records = log.records();
+            assert_eq!(
+                find(&records, "handed.end").parent_span_id(),
+                find(&records, "order.start").span_id()
+            );
+        }
+        assert_eq!(debug.records().len(), 7, "{:?}", debug.records());
+        let records = debug.records();
+        assert_eq!(
+            find(&records, "detail.end").field("error"),
+            Some(&"failed".into())
+        );
+    }
+
+    #[test]
+    fn registries_open_at_once_keep_their_spans_apart() {
+        let (a, b) = (logger(), logger());
+        let (layer_a, table_a) = spy(&a);
+        let (layer_b, table_b) = spy(&b);
+        let registry_a = tracing::Dispatch::new(tracing_subscriber::registry().with(layer_a));
+        let registry_b = tracing::Dispatch::new(tracing_subscriber::registry().with(layer_b));
+        assert!(!Arc::ptr_eq(table_a.get().unwrap(), table_b.get().unwrap()));
+        // Both registries give their first span the same `Id`.
+        let span_a = tracing::dispatcher::with_default(&registry_a, || tracing::info_span!("a"));
+        let span_b = tracing::dispatcher::with_default(&registry_b, || tracing::info_span!("b"));
+        assert_eq!(span_a.id(), span_b.id());
+        tracing::dispatcher::with_default(&registry_a, || span_a.in_scope(|| {}));
+        tracing::dispatcher::with_default(&registry_b, || span_b.in_scope(|| {}));
+        drop((span_a, span_b));
+        let (a, b) = (a.records(), b.records());
+        let events = |records: &[Record]| {
+            records
+                .iter()
+                .map(|r| r.event().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(events(&a), ["a.start", "a.end"]);
+        assert_eq!(events(&b), ["b.start", "b.end"]);
+        assert_ne!(a[0].trace_id(), b[0].trace_id());
+        assert_eq!(a[0].span_context(), a[1].span_context());
+        assert_eq!(b[0].span_context(), b[1].span_context());
+    }
+
+    #[test]
+    fn layers_in_a_vec_keep_span_state_in_the_extensions_and_share_ids() {
+        // A `Vec` of layers does not pass the registration on: no table.
+        let (one, two) = (logger(), logger());
+        let (first, table) = spy(&one);
+        let (second, _) = spy(&two);
+        let layers: Vec<Box<dyn tracing_subscriber::Layer<_> + Send + Sync>> =
+            vec![Box::new(first), Box::new(second)];
+        let subscriber = tracing_subscriber::registry().with(layers);
+        tracing::subscriber::with_default(subscriber, || {
+            assert!(table.get().is_none());
+            tracing::info_span!("order", id = 7).in_scope(|| {
+                let parent = tracing::Span::current();
+                tracing::info_span!(parent: &parent, "explicit").in_scope(|| {
+                    tracing::error!("failed");
+                });
+            });
+        });
+        let (one, two) = (one.records(), two.records());
+        assert_eq!(one.len(), 5, "{one:?}");
+        for name in [
+            "order.start",
+            "explicit.start",
+            "failed",
+            "explicit.end",
+            "order.end",
+        ] {
+            assert_eq!(
+                find(&one, name).span_context(),
+                find(&two, name).span_context(),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            find(&one, "explicit.start").parent_span_id(),
+            find(&one, "order.start").span_id()
+        );
+        assert_eq!(
+            find(&one, "explicit.end").field("error"),
+            Some(&"failed".into())
+        );
+        assert_eq!(find(&one, "order.start").field("id"), Some(&7i64.into()));
     }
 }

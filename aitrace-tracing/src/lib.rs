@@ -164,6 +164,7 @@ mod layer;
 mod message;
 #[cfg(feature = "opentelemetry")]
 mod otel;
+mod spans;
 
 pub use layer::{
     AitraceLayer, OTEL_NAME_FIELD, OTEL_STATUS_CODE_FIELD, OTEL_STATUS_MESSAGE_FIELD,
