@@ -531,6 +531,9 @@ impl AitraceLayer {
         if !state.kept {
             return None;
         }
+        if fields.is_empty() {
+            return Some(Start { fields, name: None });
+        }
         if let Some(name) = field_str(&fields, OTEL_NAME_FIELD).filter(|name| !name.is_empty()) {
             state.rare().name = Some(name.into());
         }
@@ -610,6 +613,61 @@ impl AitraceLayer {
             }
             None => self.data(id, ctx, take).flatten(),
         }
+    }
+
+    /// Writes a span's `.end` as a [`Record`]: it has fields, a status,
+    /// an error or an `otel.name`, or a panic ends it.
+    #[cold]
+    fn end_record(
+        &self,
+        meta: &'static Metadata<'static>,
+        level: Level,
+        context: SpanContext,
+        created: u64,
+        state: LayerState,
+        panic: Option<String>,
+    ) {
+        let Rare {
+            mut error,
+            name,
+            status: start_status,
+        } = state.rare.map(|rare| *rare).unwrap_or_default();
+        match status(&start_status, &state.fields) {
+            Status::Error(text) => {
+                error.get_or_insert(text);
+            }
+            // As in tracing-opentelemetry: a span declared ok is, whatever
+            // an error event inside it said (a panic still fails it).
+            Status::Ok => error = None,
+            Status::Unset => {}
+        }
+        if let Some(panic) = panic {
+            error.get_or_insert(panic);
+        }
+        let level = if error.is_some() { Level::Error } else { level };
+        if state.fields.is_empty() && error.is_none() && name.is_none() {
+            let end = Lifecycle::end(level, meta.name(), context, created, adapter::now_nanos());
+            return adapter::capture_lifecycle(&self.logger, located(end, meta));
+        }
+        let mut builder =
+            Record::builder(level, lifecycle_event(name.as_deref(), meta, Phase::End))
+                .span_end(true);
+        locate(&mut builder, meta);
+        builder.set_span_context(context);
+        builder.reserve(state.fields.len() + 2);
+        for (key, value) in state.fields {
+            builder.push_field(key, value);
+        }
+        // From the two stamps, so the `.end` minus the `.start` is it.
+        builder.push_field(
+            DURATION_FIELD,
+            wire::duration_ms(created, builder.timestamp_nanos()),
+        );
+        if let Some(error) = error {
+            builder.push_field(ERROR_FIELD, error);
+        }
+        // Its `.start` was written: the `.end` too, whatever the filter says now.
+        adapter::capture_span_end(&self.logger, builder.build());
     }
 
     /// The state of a span no aitrace layer has seen yet: its ids (from a
@@ -751,47 +809,13 @@ where
         if !state.kept {
             return; // a span the filter does not keep writes nothing, failed or not
         }
-        let Rare {
-            mut error,
-            name,
-            status: start_status,
-        } = state.rare.map(|rare| *rare).unwrap_or_default();
-        match status(&start_status, &state.fields) {
-            Status::Error(text) => {
-                error.get_or_insert(text);
-            }
-            // As in tracing-opentelemetry: a span declared ok is, whatever
-            // an error event inside it said (a panic still fails it).
-            Status::Ok => error = None,
-            Status::Unset => {}
-        }
-        if let Some(panic) = adapter::panic_error() {
-            error.get_or_insert(panic);
-        }
-        let level = if error.is_some() { Level::Error } else { level };
-        if state.fields.is_empty() && error.is_none() && name.is_none() {
+        let panic = adapter::panic_error();
+        if state.fields.is_empty() && state.rare.is_none() && panic.is_none() {
+            // The usual span: no fields, no status, no error.
             let end = Lifecycle::end(level, meta.name(), context, created, adapter::now_nanos());
             return adapter::capture_lifecycle(&self.logger, located(end, meta));
         }
-        let mut builder =
-            Record::builder(level, lifecycle_event(name.as_deref(), meta, Phase::End))
-                .span_end(true);
-        locate(&mut builder, meta);
-        builder.set_span_context(context);
-        builder.reserve(state.fields.len() + 2);
-        for (key, value) in state.fields {
-            builder.push_field(key, value);
-        }
-        // From the two stamps, so the `.end` minus the `.start` is it.
-        builder.push_field(
-            DURATION_FIELD,
-            wire::duration_ms(created, builder.timestamp_nanos()),
-        );
-        if let Some(error) = error {
-            builder.push_field(ERROR_FIELD, error);
-        }
-        // Its `.start` was written: the `.end` too, whatever the filter says now.
-        adapter::capture_span_end(&self.logger, builder.build());
+        self.end_record(meta, level, context, created, state, panic);
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
