@@ -116,6 +116,18 @@ struct ShardState {
     before_send_dropped: u64,
 }
 
+/// A value on cache lines of its own.
+#[repr(align(128))]
+struct OwnLine<T>(T);
+
+impl<T> std::ops::Deref for OwnLine<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// Aligns a shard to its own cache lines so neighbours do not false-share.
 #[repr(align(128))]
 struct Shard(ShardLock);
@@ -134,8 +146,11 @@ pub(crate) struct Buffer {
     shards: Box<[Shard]>,
     capacity: usize,
     overflow: OverflowPolicy,
-    /// Records buffered, less each shard's `unpublished`.
-    published: AtomicUsize,
+    /// Records buffered, less each shard's `unpublished`. On a cache line
+    /// of its own: every thread's push reads it and every 32nd writes it,
+    /// and a write must not take from the other threads the line of the
+    /// fields every push reads (the shards, the capacity).
+    published: OwnLine<AtomicUsize>,
     /// Ring the doorbell when this many records are buffered.
     batch_trigger: usize,
     /// Tells the delivery thread a batch is ready (or room is needed); a
@@ -187,7 +202,7 @@ impl Buffer {
                 .collect(),
             capacity: capacity.max(1),
             overflow,
-            published: AtomicUsize::new(0),
+            published: OwnLine(AtomicUsize::new(0)),
             batch_trigger: batch_trigger.max(1),
             doorbell: OnceLock::new(),
             bell_pending: std::sync::atomic::AtomicBool::new(false),

@@ -13,8 +13,17 @@ use aitrace_benches::{
 use aitrace_core::{BufferedLogger, Output};
 use tracing_subscriber::prelude::*;
 
+/// Events per thread and run: some 35 ms of work. The records a run
+/// buffers (64 MB a thread) stay in the cache; at 500,000 they did not,
+/// and two threads measured the memory's bandwidth (1.5–1.9× one) rather
+/// than capture.
 const PER_THREAD: usize = 200_000;
 const RUNS: usize = 5;
+/// Issue 20's targets: two threads at least this many times one, as the
+/// median of the runs…
+const MEDIAN: f64 = 1.85;
+/// …and in every run.
+const EVERY_RUN: f64 = 1.6;
 const _: () = assert!(RUNS >= aitrace_benches::RUNS);
 
 /// One thread's work: PER_THREAD tracing events inside a span, through `dispatch`.
@@ -91,11 +100,12 @@ fn report(name: &str, (one, two): (Vec<f64>, Vec<f64>), target: Option<f64>) {
     );
     match target {
         Some(target) => {
-            print_ratios(
-                &format!("two threads / one, {name}"),
-                &two,
-                &one,
-                Target::AtLeast(target),
+            let label = format!("two threads / one, {name}");
+            print_ratios(&label, &two, &one, Target::AtLeast(target));
+            let worst = (two.iter().zip(&one).map(|(b, a)| b / a)).fold(f64::INFINITY, f64::min);
+            println!(
+                "RATIO {label}, worst run: {worst:.2}; target >= {EVERY_RUN}: {}",
+                if worst >= EVERY_RUN { "met" } else { "not met" }
             );
         }
         None => {
@@ -138,13 +148,13 @@ fn main() {
         },
         || log.clear(),
     );
-    report("aitrace-core API", core, Some(1.8));
+    report("aitrace-core API", core, Some(MEDIAN));
 
     let dispatch = tracing::Dispatch::new(
         tracing_subscriber::registry().with(aitrace_tracing::AitraceLayer::new(log.clone())),
     );
     let layer = measure(|| in_tracing(&dispatch), || log.clear());
-    report("aitrace-tracing layer", layer, Some(1.8));
+    report("aitrace-tracing layer", layer, Some(MEDIAN));
 
     let provider = otel_batch_provider();
     let dispatch =
