@@ -600,14 +600,15 @@ impl AitraceLayer {
             Some(table) => {
                 let key = id.into_u64();
                 let mut shard = table.lock(key);
-                let data = shard.get_mut(&key)?;
+                let data = shard.get_mut(key)?;
                 let closed = take(data);
                 if data.layers.is_empty() {
-                    // Dropped after the lock: the remote trace's guard
-                    // runs code of its own.
-                    let gone = shard.remove(&key);
+                    // The slot stays for the next span; the remote trace's
+                    // guard is dropped after the lock (it runs code of its
+                    // own).
+                    let remote = shard.release(key).and_then(|data| data._remote.take());
                     drop(shard);
-                    drop(gone);
+                    drop(remote);
                 }
                 closed
             }
@@ -678,13 +679,7 @@ impl AitraceLayer {
         context: impl FnOnce() -> SpanContext,
     ) -> SpanData {
         let meta = attrs.metadata();
-        let (context, remote) = match remote_parent_of(&state.fields) {
-            Some(parent) => {
-                let (context, remote) = adapter::remote_child(&parent);
-                (context, Some(remote))
-            }
-            None => (context(), None),
-        };
+        let (context, remote) = Self::ids(&state, context);
         SpanData {
             meta,
             context,
@@ -694,6 +689,43 @@ impl AitraceLayer {
             _remote: remote,
             #[cfg(feature = "opentelemetry")]
             otel_pending: true,
+        }
+    }
+
+    /// [`new_data`](Self::new_data) written into `slot`, a closed span's
+    /// emptied state, field by field: nothing the size of the state is
+    /// moved.
+    fn refill(
+        slot: &mut SpanData,
+        attrs: &Attributes<'_>,
+        state: LayerState,
+        context: impl FnOnce() -> SpanContext,
+    ) {
+        let meta = attrs.metadata();
+        let (context, remote) = Self::ids(&state, context);
+        slot.meta = meta;
+        slot.context = context;
+        slot.created = adapter::now_nanos();
+        slot.level = level_from_tracing(meta.level());
+        slot.layers.push(state);
+        slot._remote = remote;
+        #[cfg(feature = "opentelemetry")]
+        {
+            slot.otel_pending = true;
+        }
+    }
+
+    /// A new span's ids: from its `traceparent` field, or `context`.
+    fn ids(
+        state: &LayerState,
+        context: impl FnOnce() -> SpanContext,
+    ) -> (SpanContext, Option<RemoteTraceGuard>) {
+        match remote_parent_of(&state.fields) {
+            Some(parent) => {
+                let (context, remote) = adapter::remote_child(&parent);
+                (context, Some(remote))
+            }
+            None => (context(), None),
         }
     }
 }
@@ -722,13 +754,16 @@ where
         // A span with an explicit parent takes its ids from the parent's
         // state: read before this span's shard is locked.
         let explicit = (!attrs.is_contextual()).then(|| self.local_context(id, &ctx, attrs));
+        let context = || explicit.unwrap_or_else(context::new_span);
         let mut shard = table.lock(key);
-        if let Some(data) = shard.get_mut(&key) {
+        if let Some(data) = shard.get_mut(key) {
             // Another aitrace layer saw the span first and gave it its ids.
             return data.layers.push(state);
         }
-        let data = Self::new_data(attrs, state, || explicit.unwrap_or_else(context::new_span));
-        shard.insert(key, data);
+        match shard.reuse(key) {
+            Some(slot) => Self::refill(slot, attrs, state, context),
+            None => shard.insert(key, Self::new_data(attrs, state, context)),
+        }
     }
 
     fn on_register_dispatch(&self, subscriber: &Dispatch) {
@@ -1212,6 +1247,54 @@ mod tests {
             find(&records, "detail.end").field("error"),
             Some(&"failed".into())
         );
+    }
+
+    #[test]
+    fn a_span_in_a_closed_span_s_slot_takes_nothing_of_its_state() {
+        const SPANS: usize = 256;
+        let log = logger();
+        let (layer, table) = spy(&log);
+        let subscriber = tracing_subscriber::registry().with(layer);
+        let header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        tracing::subscriber::with_default(subscriber, || {
+            for _ in 0..SPANS {
+                let old = tracing::info_span!("old", traceparent = header, otel.name = "renamed");
+                old.in_scope(|| tracing::error!(code = 7, "failed"));
+                old.record("traceparent", "set later");
+            }
+            let table = table.get().unwrap();
+            assert_eq!(table.len(), 0);
+            for _ in 0..SPANS {
+                tracing::info_span!("new").in_scope(|| {});
+            }
+            let slots = table.slots();
+            assert!(
+                slots < 2 * SPANS,
+                "new spans took closed spans' slots: {slots}"
+            );
+        });
+        let records = log.records();
+        let old = find(&records, "renamed.end");
+        assert_eq!(
+            old.trace_id().unwrap().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(old.field("error"), Some(&"failed".into()));
+        let starts: Vec<_> = records
+            .iter()
+            .filter(|r| r.event() == "new.start")
+            .collect();
+        let ends: Vec<_> = records.iter().filter(|r| r.event() == "new.end").collect();
+        assert_eq!((starts.len(), ends.len()), (SPANS, SPANS));
+        for (start, end) in starts.iter().zip(&ends) {
+            assert_ne!(start.trace_id(), old.trace_id(), "not the old remote trace");
+            assert_eq!(start.parent_span_id(), None);
+            assert_eq!(start.fields().count(), 0);
+            assert_eq!(end.span_context(), start.span_context());
+            assert_eq!(end.level(), Level::Info);
+            let keys: Vec<_> = end.fields().map(|(k, _)| k).collect();
+            assert_eq!(keys, ["duration_ms"]);
+        }
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //! each visit costs a lookup of the span (two atomic operations on its
 //! reference count) and its extensions' lock (two more). The table is
 //! sharded by id and takes one lock per visit (a [`ShortLock`]: one atomic
-//! instruction); its maps keep their room, so a steady stream of spans
-//! allocates nothing.
+//! instruction); a closed span's slot is filled by a later span in place,
+//! so a steady stream of spans allocates nothing and moves no state in or
+//! out of the table.
 //!
 //! A registry gives a span's `Id` to no other span while it is open, and the
 //! layers remove a span's entry when it closes, so within one registry the
@@ -34,14 +35,75 @@ pub(crate) struct Table<T> {
 #[repr(align(128))]
 struct Shard<T>(ShortLock<Map<T>>);
 
-/// A shard's map.
-pub(crate) type Map<T> = HashMap<u64, T, BuildHasherDefault<IdHasher>>;
+/// A shard's spans: their states in slots, found by `Id` through an index.
+/// A closed span's slot stays, emptied, for the next span to fill in place:
+/// a state (some 190 bytes) is neither moved into the map when its span
+/// opens nor out of it when it closes. A shard keeps as many slots as it
+/// ever held spans at once.
+pub(crate) struct Map<T> {
+    index: HashMap<u64, u32, BuildHasherDefault<IdHasher>>,
+    slots: Vec<T>,
+    free: Vec<u32>,
+}
+
+impl<T> Map<T> {
+    fn new() -> Self {
+        Map {
+            index: HashMap::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+
+    /// Span `id`'s state.
+    #[inline]
+    pub(crate) fn get_mut(&mut self, id: u64) -> Option<&mut T> {
+        let slot = *self.index.get(&id)?;
+        self.slots.get_mut(slot as usize)
+    }
+
+    /// A free slot, now span `id`'s, holding what its last span's
+    /// [`release`](Self::release) left for the caller to fill; `None` when
+    /// there is none (then [`insert`](Self::insert)).
+    #[inline]
+    pub(crate) fn reuse(&mut self, id: u64) -> Option<&mut T> {
+        let slot = self.free.pop()?;
+        self.index.insert(id, slot);
+        self.slots.get_mut(slot as usize)
+    }
+
+    /// Span `id`'s state in a new slot.
+    pub(crate) fn insert(&mut self, id: u64, state: T) {
+        // A shard holding 2^32 spans at once has other troubles; its
+        // index would wrap and find the wrong slots: refuse instead.
+        let Ok(slot) = u32::try_from(self.slots.len()) else {
+            return;
+        };
+        self.slots.push(state);
+        self.index.insert(id, slot);
+    }
+
+    /// Takes span `id` out of the index and frees its slot, whose state the
+    /// caller empties for the next span (a slot is not dropped).
+    #[inline]
+    pub(crate) fn release(&mut self, id: u64) -> Option<&mut T> {
+        let slot = self.index.remove(&id)?;
+        self.free.push(slot);
+        self.slots.get_mut(slot as usize)
+    }
+
+    /// How many spans the shard holds.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+}
 
 impl<T> Table<T> {
     pub(crate) fn new() -> Self {
         Table {
             shards: (0..SHARDS)
-                .map(|_| Shard(ShortLock::new(Map::default())))
+                .map(|_| Shard(ShortLock::new(Map::new())))
                 .collect(),
         }
     }
@@ -60,13 +122,19 @@ impl<T> Table<T> {
     /// Runs `f` on span `id`'s state, if the table has it.
     #[inline]
     pub(crate) fn with<R>(&self, id: u64, f: impl FnOnce(&mut T) -> R) -> Option<R> {
-        self.lock(id).get_mut(&id).map(f)
+        self.lock(id).get_mut(id).map(f)
     }
 
     /// How many spans the table holds.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.shards.iter().map(|s| s.0.lock().len()).sum()
+    }
+
+    /// How many slots the table keeps (its spans' and free ones).
+    #[cfg(test)]
+    pub(crate) fn slots(&self) -> usize {
+        self.shards.iter().map(|s| s.0.lock().slots.len()).sum()
     }
 }
 
@@ -110,6 +178,9 @@ mod tests {
         for id in 1..=1_000u64 {
             table.lock(id).insert(id, id * 2);
         }
+        for id in 1..=1_000u64 {
+            assert_eq!(table.with(id, |v| *v), Some(id * 2));
+        }
         assert_eq!(table.len(), 1_000);
         for id in 1..=1_000u64 {
             assert_eq!(table.with(id, |v| *v), Some(id * 2));
@@ -120,8 +191,32 @@ mod tests {
             .collect::<std::collections::HashSet<_>>();
         assert_eq!(used.len(), SHARDS, "ids spread over every shard");
         for id in 1..=1_000u64 {
-            assert_eq!(table.lock(id).remove(&id), Some(id * 2));
+            assert_eq!(table.lock(id).release(id).copied(), Some(id * 2));
+            assert_eq!(table.lock(id).release(id), None, "released once");
         }
         assert_eq!(table.len(), 0);
+        // New spans take the freed slots, which hold what the old left,
+        // and get new ones where their shard has none free.
+        let (mut reused, mut added) = (0, 0);
+        for id in 1_001..=2_000u64 {
+            let mut shard = table.lock(id);
+            match shard.reuse(id) {
+                Some(slot) => {
+                    assert!(*slot <= 2_000 && *slot % 2 == 0, "an old span's state");
+                    *slot = id;
+                    reused += 1;
+                }
+                None => {
+                    shard.insert(id, id);
+                    added += 1;
+                }
+            }
+        }
+        for id in 1_001..=2_000u64 {
+            assert_eq!(table.with(id, |v| *v), Some(id));
+        }
+        assert_eq!(table.len(), 1_000);
+        assert_eq!(table.slots(), 1_000 + added);
+        assert!(reused > added, "{reused} slots reused, {added} added");
     }
 }
