@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use aitrace_core::adapter::{Lifecycle, RemoteTraceGuard};
@@ -94,11 +94,13 @@ const ERROR_TYPE_FIELD: &str = "error.type";
 /// inside it, so the second logger's tree references a span it never got.
 ///
 /// Span state lives in a table the aitrace layers of one
-/// `tracing_subscriber::Registry` share, and a span allocates nothing in
-/// steady state. A layer inside a `Vec` of layers (which does not pass on
-/// `Layer::on_register_dispatch`) or on another subscriber keeps it in the
-/// span's extensions instead, one allocation per span; layers there share
-/// ids with each other, but not with an aitrace layer outside the `Vec`.
+/// `tracing_subscriber::Registry` share, and a span without fields
+/// allocates nothing in steady state. When an aitrace layer of the
+/// subscriber is inside an `Option` or a `Vec` of layers (wrappers that do
+/// not pass `Layer::on_register_dispatch` on), or one was replaced through
+/// `reload`, or the subscriber is not a `Registry`, the aitrace layers keep
+/// span state in the spans' extensions instead: one allocation per span,
+/// the same ids and trees.
 #[derive(Debug)]
 pub struct AitraceLayer {
     logger: BufferedLogger,
@@ -109,8 +111,29 @@ pub struct AitraceLayer {
     /// a wrapper that does not pass the registration on, or on another
     /// subscriber), the layers keep span state in the spans' extensions.
     spans: OnceLock<Arc<Table<SpanData>>>,
+    /// The aitrace layers of this layer's subscriber that know of each
+    /// other; new spans go to the table only while every one of them is
+    /// registered with it (see [`Group`]).
+    group: Arc<Group>,
     #[cfg(feature = "opentelemetry")]
     registered: crate::otel::Registered,
+}
+
+/// The aitrace layers of one subscriber that found each other as they were
+/// added (`Layer::on_layer`, which every wrapper passes on: each layer finds
+/// the nearest aitrace layer added before it, wrapped or not, and joins its
+/// group). The layers of a group must agree on where a span's state is,
+/// or each gives the span ids of its own and the core's span stack mixes
+/// them, so a group puts new spans in its registry's table only while all
+/// its members were registered with that registry (a layer in an `Option`
+/// or a `Vec` of layers is not: those wrappers do not pass
+/// `on_register_dispatch` on) and none has left (a layer replaced through
+/// `reload`); otherwise in the spans' extensions, as every layer can.
+#[derive(Debug)]
+struct Group {
+    members: AtomicUsize,
+    registered: AtomicUsize,
+    left: AtomicBool,
 }
 
 impl AitraceLayer {
@@ -121,6 +144,11 @@ impl AitraceLayer {
             logger,
             id: LayerId::next(),
             spans: OnceLock::new(),
+            group: Arc::new(Group {
+                members: AtomicUsize::new(1),
+                registered: AtomicUsize::new(0),
+                left: AtomicBool::new(false),
+            }),
             #[cfg(feature = "opentelemetry")]
             registered: Default::default(),
         }
@@ -136,6 +164,41 @@ impl Clone for AitraceLayer {
     /// A separate layer (with span state of its own) on the same logger.
     fn clone(&self) -> Self {
         AitraceLayer::new(self.logger.clone())
+    }
+}
+
+impl AitraceLayer {
+    /// The table new spans go to: this layer's registry's, while every
+    /// layer of its group is registered with it and none has left.
+    #[inline]
+    fn table_for_new_spans(&self) -> Option<&Arc<Table<SpanData>>> {
+        let table = self.spans.get()?;
+        let group = &self.group;
+        let whole = group.registered.load(Ordering::Acquire)
+            == group.members.load(Ordering::Acquire)
+            && !group.left.load(Ordering::Acquire);
+        whole.then_some(table)
+    }
+}
+
+impl Drop for AitraceLayer {
+    /// Takes this layer's state of the spans still open out of the table
+    /// (a layer replaced through `reload` sees no more `on_close`, and its
+    /// state would keep their entries, and their `Id`s, forever), and
+    /// tells its group that it left.
+    fn drop(&mut self) {
+        self.group.left.store(true, Ordering::Release);
+        if let Some(table) = self.spans.get() {
+            let mut remotes = Vec::new();
+            table.retain(|data| {
+                drop(data.take_layer(self.id));
+                if data.layers.is_empty() {
+                    remotes.extend(data._remote.take());
+                }
+                !data.layers.is_empty()
+            });
+            drop(remotes); // after the shards' locks
+        }
     }
 }
 
@@ -349,14 +412,20 @@ impl AitraceLayer {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        match self.spans.get() {
-            Some(table) => table.with(id.into_u64(), f),
-            None => {
-                let span = ctx.span(id)?;
-                let mut extensions = span.extensions_mut();
-                extensions.get_mut::<SpanData>().map(f)
+        let mut f = Some(f);
+        if let Some(table) = self.spans.get() {
+            // The usual case; a span the group put in the extensions (see
+            // `Group`) is looked for there after.
+            let found = table.with(id.into_u64(), |data| f.take().map(|f| f(data)));
+            if let Some(found) = found {
+                return found;
             }
         }
+        let span = ctx.span(id)?;
+        let mut extensions = span.extensions_mut();
+        extensions
+            .get_mut::<SpanData>()
+            .and_then(|data| f.take().map(|f| f(data)))
     }
 
     /// [`data`](Self::data), for a span already looked up.
@@ -365,10 +434,14 @@ impl AitraceLayer {
     where
         S: for<'a> LookupSpan<'a>,
     {
-        match self.spans.get() {
-            Some(table) => table.with(span.id().into_u64(), f),
-            None => span.extensions_mut().get_mut::<SpanData>().map(f),
+        let mut f = Some(f);
+        if let Some(table) = self.spans.get() {
+            let found = table.with(span.id().into_u64(), |data| f.take().map(|f| f(data)));
+            if let Some(found) = found {
+                return found;
+            }
         }
+        (span.extensions_mut().get_mut::<SpanData>()).and_then(|data| f.take().map(|f| f(data)))
     }
 
     /// The ids of a new span without a remote parent. A contextual span is
@@ -596,11 +669,10 @@ impl AitraceLayer {
                 state,
             })
         };
-        match self.spans.get() {
-            Some(table) => {
-                let key = id.into_u64();
-                let mut shard = table.lock(key);
-                let data = shard.get_mut(key)?;
+        if let Some(table) = self.spans.get() {
+            let key = id.into_u64();
+            let mut shard = table.lock(key);
+            if let Some(data) = shard.get_mut(key) {
                 let closed = take(data);
                 if data.layers.is_empty() {
                     // The slot stays for the next span; the remote trace's
@@ -610,10 +682,12 @@ impl AitraceLayer {
                     drop(shard);
                     drop(remote);
                 }
-                closed
+                return closed;
             }
-            None => self.data(id, ctx, take).flatten(),
         }
+        let span = ctx.span(id)?;
+        let mut extensions = span.extensions_mut();
+        extensions.get_mut::<SpanData>().and_then(take)
     }
 
     /// Writes a span's `.end` as a [`Record`]: it has fields, a status,
@@ -732,7 +806,7 @@ impl AitraceLayer {
 
 impl<S> tracing_subscriber::Layer<S> for AitraceLayer
 where
-    S: Subscriber + for<'a> LookupSpan<'a>,
+    S: Subscriber + for<'a> LookupSpan<'a> + 'static,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         // Once per span, not on each enter (each poll of an instrumented
@@ -747,10 +821,18 @@ where
             rare: None,
         };
         attrs.record(&mut FieldVisitor::fields_only(&mut state.fields));
-        let Some(table) = self.spans.get() else {
+        let key = id.into_u64();
+        let Some(table) = self.table_for_new_spans() else {
+            if let Some(table) = self.spans.get() {
+                // A layer of the group put the span in the table before the
+                // group changed (a member replaced meanwhile): join it there.
+                let mut shard = table.lock(key);
+                if let Some(data) = shard.get_mut(key) {
+                    return data.layers.push(state);
+                }
+            }
             return self.new_span_in_extensions(attrs, id, &ctx, state);
         };
-        let key = id.into_u64();
         // A span with an explicit parent takes its ids from the parent's
         // state: read before this span's shard is locked.
         let explicit = (!attrs.is_contextual()).then(|| self.local_context(id, &ctx, attrs));
@@ -766,11 +848,28 @@ where
         }
     }
 
+    fn on_layer(&mut self, subscriber: &mut S) {
+        // The nearest aitrace layer added before this one, wrapped or not
+        // (`Option`, `Vec`, `Filtered`, `reload` pass the search on).
+        let inner: &dyn Subscriber = subscriber;
+        if let Some(other) = inner.downcast_ref::<AitraceLayer>() {
+            other.group.members.fetch_add(1, Ordering::AcqRel);
+            self.group = other.group.clone();
+        }
+    }
+
     fn on_register_dispatch(&self, subscriber: &Dispatch) {
         if let Some(registry) = subscriber.downcast_ref::<tracing_subscriber::Registry>() {
             // A layer sits in one subscriber; a second registration is the same.
             let address = registry as *const tracing_subscriber::Registry as usize;
-            let _ = self.spans.get_or_init(|| table_of_registry(address));
+            let mut first = false;
+            let _ = self.spans.get_or_init(|| {
+                first = true;
+                table_of_registry(address)
+            });
+            if first {
+                self.group.registered.fetch_add(1, Ordering::AcqRel);
+            }
         }
         #[cfg(feature = "opentelemetry")]
         self.registered.set(subscriber);

@@ -125,6 +125,25 @@ impl<T> Table<T> {
         self.lock(id).get_mut(id).map(f)
     }
 
+    /// Keeps the spans whose state `keep` (which may change it) says to
+    /// keep, and frees the others' slots.
+    pub(crate) fn retain(&self, mut keep: impl FnMut(&mut T) -> bool) {
+        for shard in self.shards.iter() {
+            let mut shard = shard.0.lock();
+            let Map { index, slots, free } = &mut *shard;
+            index.retain(|_, slot| {
+                let Some(state) = slots.get_mut(*slot as usize) else {
+                    return false;
+                };
+                let kept = keep(state);
+                if !kept {
+                    free.push(*slot);
+                }
+                kept
+            });
+        }
+    }
+
     /// How many spans the table holds.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
