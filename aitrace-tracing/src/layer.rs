@@ -95,12 +95,14 @@ const ERROR_TYPE_FIELD: &str = "error.type";
 ///
 /// Span state lives in a table the aitrace layers of one
 /// `tracing_subscriber::Registry` share, and a span without fields
-/// allocates nothing in steady state. When an aitrace layer of the
-/// subscriber is inside an `Option` or a `Vec` of layers (wrappers that do
-/// not pass `Layer::on_register_dispatch` on), or one was replaced through
-/// `reload`, or the subscriber is not a `Registry`, the aitrace layers keep
-/// span state in the spans' extensions instead: one allocation per span,
-/// the same ids and trees.
+/// allocates nothing in steady state. While an aitrace layer in the
+/// process is not registered with its subscriber (inside an `Option` or a
+/// `Vec` of layers, wrappers that do not pass
+/// `Layer::on_register_dispatch` on, or swapped in through `reload`), or on
+/// a subscriber that is not a `Registry`, the aitrace layers keep span
+/// state in the spans' extensions instead: one allocation per span, the
+/// same ids and trees. A span that opens while a layer is being swapped in
+/// through `reload` may get other ids in that layer's logger.
 #[derive(Debug)]
 pub struct AitraceLayer {
     logger: BufferedLogger,
@@ -111,30 +113,27 @@ pub struct AitraceLayer {
     /// a wrapper that does not pass the registration on, or on another
     /// subscriber), the layers keep span state in the spans' extensions.
     spans: OnceLock<Arc<Table<SpanData>>>,
-    /// The aitrace layers of this layer's subscriber that know of each
-    /// other; new spans go to the table only while every one of them is
-    /// registered with it (see [`Group`]).
-    group: Arc<Group>,
+    /// Counted in [`UNREGISTERED`]: added to a subscriber (or seen
+    /// working) and not registered with one.
+    unregistered: AtomicBool,
+    /// Whether a subscriber registered this layer (`on_register_dispatch`).
+    seen_dispatch: AtomicBool,
     #[cfg(feature = "opentelemetry")]
     registered: crate::otel::Registered,
 }
 
-/// The aitrace layers of one subscriber that found each other as they were
-/// added (`Layer::on_layer`, which every wrapper passes on: each layer finds
-/// the nearest aitrace layer added before it, wrapped or not, and joins its
-/// group). The layers of a group must agree on where a span's state is,
-/// or each gives the span ids of its own and the core's span stack mixes
-/// them, so a group puts new spans in its registry's table only while all
-/// its members were registered with that registry (a layer in an `Option`
-/// or a `Vec` of layers is not: those wrappers do not pass
-/// `on_register_dispatch` on) and none has left (a layer replaced through
-/// `reload`); otherwise in the spans' extensions, as every layer can.
-#[derive(Debug)]
-struct Group {
-    members: AtomicUsize,
-    registered: AtomicUsize,
-    left: AtomicBool,
-}
+/// Aitrace layers in this process that were added to a subscriber
+/// (`Layer::on_layer`) or started working (a layer swapped in through
+/// `reload` is told neither) and were not registered with it
+/// (`on_register_dispatch`, which `Option`, a `Vec` of layers and a layer
+/// joined by `and_then` inside them do not pass on). Such a layer has no
+/// table and keeps its spans in their extensions. The aitrace layers of one
+/// subscriber must agree on where a span's state is, or each gives the span
+/// ids of its own and the core's span stack mixes them; which layers share
+/// a subscriber cannot be told through every wrapper, so while any such
+/// layer lives, every aitrace layer in the process puts new spans in the
+/// extensions (as all did before the table, an allocation per span).
+static UNREGISTERED: AtomicUsize = AtomicUsize::new(0);
 
 impl AitraceLayer {
     /// A layer that writes into `logger`'s buffer.
@@ -144,11 +143,8 @@ impl AitraceLayer {
             logger,
             id: LayerId::next(),
             spans: OnceLock::new(),
-            group: Arc::new(Group {
-                members: AtomicUsize::new(1),
-                registered: AtomicUsize::new(0),
-                left: AtomicBool::new(false),
-            }),
+            unregistered: AtomicBool::new(false),
+            seen_dispatch: AtomicBool::new(false),
             #[cfg(feature = "opentelemetry")]
             registered: Default::default(),
         }
@@ -168,16 +164,26 @@ impl Clone for AitraceLayer {
 }
 
 impl AitraceLayer {
-    /// The table new spans go to: this layer's registry's, while every
-    /// layer of its group is registered with it and none has left.
+    /// The table new spans go to: this layer's registry's, while no aitrace
+    /// layer in the process is unregistered (see [`UNREGISTERED`]).
     #[inline]
     fn table_for_new_spans(&self) -> Option<&Arc<Table<SpanData>>> {
         let table = self.spans.get()?;
-        let group = &self.group;
-        let whole = group.registered.load(Ordering::Acquire)
-            == group.members.load(Ordering::Acquire)
-            && !group.left.load(Ordering::Acquire);
-        whole.then_some(table)
+        (UNREGISTERED.load(Ordering::Acquire) == 0).then_some(table)
+    }
+
+    /// Counts this layer in [`UNREGISTERED`], once.
+    fn count_unregistered(&self) {
+        if !self.unregistered.swap(true, Ordering::AcqRel) {
+            UNREGISTERED.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Takes this layer out of [`UNREGISTERED`] if it was counted.
+    fn uncount_unregistered(&self) {
+        if self.unregistered.swap(false, Ordering::AcqRel) {
+            UNREGISTERED.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -185,9 +191,9 @@ impl Drop for AitraceLayer {
     /// Takes this layer's state of the spans still open out of the table
     /// (a layer replaced through `reload` sees no more `on_close`, and its
     /// state would keep their entries, and their `Id`s, forever), and
-    /// tells its group that it left.
+    /// uncounts it if it was unregistered.
     fn drop(&mut self) {
-        self.group.left.store(true, Ordering::Release);
+        self.uncount_unregistered();
         if let Some(table) = self.spans.get() {
             let mut remotes = Vec::new();
             table.retain(|data| {
@@ -806,7 +812,7 @@ impl AitraceLayer {
 
 impl<S> tracing_subscriber::Layer<S> for AitraceLayer
 where
-    S: Subscriber + for<'a> LookupSpan<'a> + 'static,
+    S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         // Once per span, not on each enter (each poll of an instrumented
@@ -822,10 +828,15 @@ where
         };
         attrs.record(&mut FieldVisitor::fields_only(&mut state.fields));
         let key = id.into_u64();
+        if self.spans.get().is_none() && !self.seen_dispatch.load(Ordering::Acquire) {
+            // Working without having been registered: swapped in through
+            // `reload` (told neither `on_layer` nor the registration).
+            self.count_unregistered();
+        }
         let Some(table) = self.table_for_new_spans() else {
             if let Some(table) = self.spans.get() {
-                // A layer of the group put the span in the table before the
-                // group changed (a member replaced meanwhile): join it there.
+                // Another layer put the span in the table before an
+                // unregistered layer turned up: join it there.
                 let mut shard = table.lock(key);
                 if let Some(data) = shard.get_mut(key) {
                     return data.layers.push(state);
@@ -848,29 +859,22 @@ where
         }
     }
 
-    fn on_layer(&mut self, subscriber: &mut S) {
-        // The nearest aitrace layer added before this one, wrapped or not
-        // (`Option`, `Vec`, `Filtered`, `reload` pass the search on).
-        let inner: &dyn Subscriber = subscriber;
-        if let Some(other) = inner.downcast_ref::<AitraceLayer>() {
-            other.group.members.fetch_add(1, Ordering::AcqRel);
-            self.group = other.group.clone();
-        }
+    fn on_layer(&mut self, _subscriber: &mut S) {
+        // Until `on_register_dispatch` says otherwise (every wrapper passes
+        // `on_layer` on; `Option` and `Vec` do not pass the registration).
+        self.count_unregistered();
     }
 
     fn on_register_dispatch(&self, subscriber: &Dispatch) {
         if let Some(registry) = subscriber.downcast_ref::<tracing_subscriber::Registry>() {
             // A layer sits in one subscriber; a second registration is the same.
             let address = registry as *const tracing_subscriber::Registry as usize;
-            let mut first = false;
-            let _ = self.spans.get_or_init(|| {
-                first = true;
-                table_of_registry(address)
-            });
-            if first {
-                self.group.registered.fetch_add(1, Ordering::AcqRel);
-            }
+            let _ = self.spans.get_or_init(|| table_of_registry(address));
         }
+        // Registered: with a table, or (another subscriber) with all its
+        // aitrace layers on the extensions alike.
+        self.seen_dispatch.store(true, Ordering::Release);
+        self.uncount_unregistered();
         #[cfg(feature = "opentelemetry")]
         self.registered.set(subscriber);
     }
@@ -1263,6 +1267,16 @@ mod tests {
         aitrace_testkit::memory_logger(Level::Info).0
     }
 
+    /// Whether new spans go to the table depends on every aitrace layer in
+    /// the process (see `UNREGISTERED`): the tests that look at the table,
+    /// and the one that makes unregistered layers, take turns.
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        SERIAL
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// A layer that lends its span table to the test once registered.
     struct Spy(AitraceLayer, Arc<OnceLock<Arc<Table<SpanData>>>>);
 
@@ -1303,6 +1317,7 @@ mod tests {
 
     #[test]
     fn a_span_leaves_the_table_when_its_last_layer_closes_it() {
+        let _serial = serial();
         let info = logger();
         let debug = aitrace_testkit::memory_logger(Level::Debug).0;
         let (first, table) = spy(&info);
@@ -1350,6 +1365,7 @@ mod tests {
 
     #[test]
     fn a_span_in_a_closed_span_s_slot_takes_nothing_of_its_state() {
+        let _serial = serial();
         const SPANS: usize = 256;
         let log = logger();
         let (layer, table) = spy(&log);
@@ -1398,6 +1414,7 @@ mod tests {
 
     #[test]
     fn registries_open_at_once_keep_their_spans_apart() {
+        let _serial = serial();
         let (a, b) = (logger(), logger());
         let (layer_a, table_a) = spy(&a);
         let (layer_b, table_b) = spy(&b);
@@ -1427,6 +1444,7 @@ mod tests {
 
     #[test]
     fn layers_in_a_vec_keep_span_state_in_the_extensions_and_share_ids() {
+        let _serial = serial();
         // A `Vec` of layers does not pass the registration on: no table.
         let (one, two) = (logger(), logger());
         let (first, table) = spy(&one);

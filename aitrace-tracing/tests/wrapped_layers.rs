@@ -135,3 +135,81 @@ fn a_reloaded_layer_beside_a_direct_one_shares_ids_and_leaves_nothing_behind() {
         find(&b, "after.start").span_id()
     );
 }
+
+#[test]
+fn a_reloadable_option_before_a_direct_one() {
+    let (a, b) = (logger(), logger());
+    let (first, _handle) =
+        tracing_subscriber::reload::Layer::new(Some(AitraceLayer::new(a.clone())));
+    let subscriber = tracing_subscriber::registry()
+        .with(first)
+        .with(AitraceLayer::new(b.clone()));
+    check(subscriber, &[&a, &b]);
+}
+
+#[test]
+fn layers_joined_by_and_then_with_an_option() {
+    let (a, b) = (logger(), logger());
+    let subscriber = tracing_subscriber::registry()
+        .with(AitraceLayer::new(a.clone()).and_then(Some(AitraceLayer::new(b.clone()))));
+    check(subscriber, &[&a, &b]);
+}
+
+#[test]
+fn a_layer_swapped_in_by_reload_before_a_direct_one() {
+    // The replacement is told neither `on_layer` nor the registration.
+    let (a, b, a2) = (logger(), logger(), logger());
+    let (first, handle) = tracing_subscriber::reload::Layer::new(AitraceLayer::new(a.clone()));
+    let subscriber = tracing_subscriber::registry()
+        .with(first)
+        .with(AitraceLayer::new(b.clone()));
+    let dispatch = tracing::Dispatch::new(subscriber); // registers the layers
+    handle.reload(AitraceLayer::new(a2.clone())).unwrap();
+    tracing::dispatcher::with_default(&dispatch, || {
+        tracing::info_span!("s").in_scope(|| tracing::info!("inside"));
+    });
+    let (a2, b) = (a2.records(), b.records());
+    assert_eq!(
+        find(&b, "inside").span_id(),
+        find(&b, "s.start").span_id(),
+        "b's tree"
+    );
+    assert_eq!(
+        find(&a2, "inside").span_id(),
+        find(&a2, "s.start").span_id(),
+        "a2's tree"
+    );
+    assert_eq!(
+        find(&a2, "s.start").span_context(),
+        find(&b, "s.start").span_context()
+    );
+}
+
+#[test]
+fn other_wrappers_beside_a_direct_one() {
+    use tracing_subscriber::filter::LevelFilter;
+    let (a, b, c) = (logger(), logger(), logger());
+    let v: Vec<Box<dyn Layer<_> + Send + Sync>> = vec![
+        Box::new(AitraceLayer::new(b.clone())),
+        Box::new(AitraceLayer::new(c.clone())),
+    ];
+    let s = tracing_subscriber::registry()
+        .with(AitraceLayer::new(a.clone()))
+        .with(v);
+    check(s, &[&a, &b, &c]);
+    let (a, b) = (logger(), logger());
+    let s = tracing_subscriber::registry()
+        .with(Some(AitraceLayer::new(a.clone())).with_filter(LevelFilter::TRACE))
+        .with(AitraceLayer::new(b.clone()));
+    check(s, &[&a, &b]);
+    let (a, b) = (logger(), logger());
+    let s = tracing_subscriber::registry()
+        .with(AitraceLayer::new(a.clone()))
+        .with(Box::new(Some(AitraceLayer::new(b.clone()))) as Box<dyn Layer<_> + Send + Sync>);
+    check(s, &[&a, &b]);
+    let (a, b) = (logger(), logger());
+    let s = AitraceLayer::new(b.clone()).with_subscriber(
+        Some(AitraceLayer::new(a.clone())).with_subscriber(tracing_subscriber::registry()),
+    );
+    check(s, &[&a, &b]);
+}
