@@ -100,9 +100,12 @@ const ERROR_TYPE_FIELD: &str = "error.type";
 /// `Vec` of layers, wrappers that do not pass
 /// `Layer::on_register_dispatch` on, or swapped in through `reload`), or on
 /// a subscriber that is not a `Registry`, the aitrace layers keep span
-/// state in the spans' extensions instead: one allocation per span, the
-/// same ids and trees. A span that opens while a layer is being swapped in
-/// through `reload` may get other ids in that layer's logger.
+/// state in the spans' extensions instead: one allocation per span (two
+/// past two aitrace layers on the subscriber), the same ids and trees. A
+/// span that opens while a layer is being swapped in through `reload` may
+/// get other ids in that layer's logger, and a span open across the swap
+/// gets no `.end` from the replaced layer (nor from its replacement, which
+/// never saw it open).
 #[derive(Debug)]
 pub struct AitraceLayer {
     logger: BufferedLogger,
