@@ -128,9 +128,7 @@ impl<'a> SpanBuilder<'a> {
     /// closure.
     #[inline(never)]
     fn scope(&mut self, function: Option<&'static str>) -> Scope<'a> {
-        if let (None, Some(function)) = (self.location.function(), function) {
-            self.location.set_function(function);
-        }
+        self.default_function(function);
         let logger = self.logger;
         Scope {
             guard: self.open(),
@@ -138,15 +136,13 @@ impl<'a> SpanBuilder<'a> {
         }
     }
 
-    /// Names the function `F` was written in, when it is a closure and no
-    /// function was set.
-    fn function_of_closure<F>(mut self) -> Self {
-        if self.location.function().is_none() {
-            if let Some(function) = enclosing_function::<F>() {
-                self.location = self.location.with_function(function);
-            }
+    /// Sets `function` (the function a closure was written in, from
+    /// [`enclosing_function`]) as the records' function when none was set.
+    #[inline]
+    fn default_function(&mut self, function: Option<&'static str>) {
+        if let (None, Some(function)) = (self.location.function(), function) {
+            self.location.set_function(function);
         }
-        self
     }
 
     // Inlined into `open`, so the builder is not copied into it.
@@ -614,7 +610,8 @@ impl BufferedLogger {
         name: impl Into<Cow<'static, str>>,
         f: F,
     ) -> T {
-        let builder = self.span(name).function_of_closure::<F>();
+        let mut builder = self.span(name);
+        builder.default_function(enclosing_function::<F>());
         let trace = self.trace_context_of(builder);
         f(trace.span())
     }

@@ -423,8 +423,8 @@ impl AitraceLayer {
     {
         let mut f = Some(f);
         if let Some(table) = self.spans.get() {
-            // The usual case; a span the group put in the extensions (see
-            // `Group`) is looked for there after.
+            // The usual case; a span put in the extensions (while a layer
+            // was unregistered, see `UNREGISTERED`) is looked for there after.
             let found = table.with(id.into_u64(), |data| f.take().map(|f| f(data)));
             if let Some(found) = found {
                 return found;

@@ -11,7 +11,8 @@
 //! out of the table.
 //!
 //! A registry gives a span's `Id` to no other span while it is open, and the
-//! layers remove a span's entry when it closes, so within one registry the
+//! layers remove a span's entry when it closes (a layer that is dropped, by
+//! `reload`, takes its state of open spans out), so within one registry the
 //! `Id` is a key. Layers of different registries never share a table.
 
 use std::collections::HashMap;
