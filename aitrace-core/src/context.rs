@@ -72,23 +72,21 @@ impl Otel {
 /// [`current`], with OpenTelemetry's active span read already.
 #[inline]
 pub(crate) fn current_with(_otel: Otel) -> Option<SpanContext> {
-    let top = STACK.with(|s| s.borrow().last().copied());
+    // The top entry's context alone, not the whole entry, is copied out,
+    // unless an OpenTelemetry span is active.
     #[cfg(feature = "opentelemetry")]
-    {
-        if let Some(otel) = _otel.active {
-            match top {
-                None => return Some(otel),
-                Some(entry)
-                    if entry.otel_at_push != Some(otel)
-                        && otel.span_id() != entry.context.span_id() =>
-                {
-                    return Some(otel);
-                }
-                Some(_) => {}
+    if let Some(otel) = _otel.active {
+        let top = STACK.with(|s| s.borrow().last().map(|e| (e.context, e.otel_at_push)));
+        return match top {
+            Some((context, at_push))
+                if at_push == Some(otel) || otel.span_id() == context.span_id() =>
+            {
+                Some(context)
             }
-        }
+            _ => Some(otel),
+        };
     }
-    top.map(|e| e.context)
+    STACK.with(|s| s.borrow().last().map(|e| e.context))
 }
 
 /// A new span's context: a child of the current span, or a new root.
@@ -170,7 +168,13 @@ fn push_with(context: SpanContext, key: (u64, u64), _otel: Otel) {
 pub(crate) fn pop_current(span_id: SpanId) -> bool {
     STACK.with(|s| {
         let mut stack = s.borrow_mut();
-        match (stack.iter()).rposition(|e| e.key.1 == 0 && e.context.span_id() == span_id) {
+        let ours = |e: &Entry| e.key.1 == 0 && e.context.span_id() == span_id;
+        // The usual case: spans end in the order they were entered.
+        if stack.last().is_some_and(ours) {
+            stack.pop();
+            return true;
+        }
+        match stack.iter().rposition(ours) {
             Some(i) => {
                 stack.remove(i);
                 true

@@ -79,6 +79,21 @@ struct Local {
     last: u64,
 }
 
+impl Local {
+    /// `now` as this thread's next stamp: never back by less than
+    /// [`STEP_NANOS`] from its last one.
+    #[inline]
+    fn give(&mut self, now: u64) -> u64 {
+        let now = if now < self.last && self.last - now < STEP_NANOS {
+            self.last
+        } else {
+            now
+        };
+        self.last = now;
+        now
+    }
+}
+
 /// An atomic on a cache line of its own: read on every stamp, it must not
 /// share one with another crate's busy counter.
 #[repr(align(128))]
@@ -121,7 +136,18 @@ fn system_now() -> u64 {
     nanos_since_epoch(SystemTime::now())
 }
 
+#[inline]
 fn process_clock() -> &'static ProcessClock {
+    // Read inline on every stamp; made once, out of line.
+    match CLOCK.get() {
+        Some(clock) => clock,
+        None => made_clock(),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn made_clock() -> &'static ProcessClock {
     CLOCK.get_or_init(|| ProcessClock::new(quanta::Clock::new(), Box::new(system_now)))
 }
 
@@ -167,6 +193,23 @@ impl ProcessClock {
     fn stamp(&self, local: &mut Option<Local>) -> u64 {
         let raw = self.counter.raw();
         let generation = self.generation.0.load(Ordering::Acquire);
+        // The usual stamp: the thread's copy is current and not due for a
+        // check. Everything else is out of line, so this path saves few
+        // registers and sets up no frame for the rest.
+        if let Some(current) = local {
+            let since = self.counter.delta_as_nanos(current.anchor.counter, raw);
+            if current.generation == generation && since < current.next_check {
+                return current.give(wall_after(current.anchor, since));
+            }
+        }
+        self.stamp_slow(local, raw, generation)
+    }
+
+    /// [`stamp`](Self::stamp) for a thread with no copy of the anchor, an
+    /// old one, or one due for a check.
+    #[cold]
+    #[inline(never)]
+    fn stamp_slow(&self, local: &mut Option<Local>, raw: u64, generation: u64) -> u64 {
         // Worked on in place: the thread's copy is not copied out and back.
         let current = match local {
             Some(l) if l.generation == generation => l,
@@ -189,11 +232,7 @@ impl ProcessClock {
                 now = wall_after(anchor, since);
             }
         }
-        if now < current.last && current.last - now < STEP_NANOS {
-            now = current.last;
-        }
-        current.last = now;
-        now
+        current.give(now)
     }
 
     /// The wall time the counter reading `raw` stands for, from `anchor`.

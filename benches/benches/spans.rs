@@ -15,7 +15,9 @@
 //! the `allocs` bench counts them for events.
 //!
 //! `cargo bench -p aitrace-benches --bench spans`; `SPANS_PROFILE=core`
-//! (or `layer`) runs only that pipeline, for `perf record`.
+//! (or `layer`, `fastrace`) runs only that pipeline, for `perf record`,
+//! `SPANS_ROOTS` roots of it (10,000 by default; fewer for
+//! `valgrind --tool=callgrind`, which counts instructions).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -193,10 +195,15 @@ fn main() {
     let pipelines = Pipelines::new();
     // For a profiler: one pipeline only.
     if let Ok(only) = std::env::var("SPANS_PROFILE") {
+        // `SPANS_ROOTS` roots (fewer for callgrind, which counts instructions).
+        let roots = (std::env::var("SPANS_ROOTS").ok())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(10_000);
         let ns = match only.as_str() {
-            "core" => pipelines.core(10_000),
-            "layer" => pipelines.tracing(&pipelines.layer, 5_000),
-            other => panic!("SPANS_PROFILE={other}: core or layer"),
+            "fastrace" => pipelines.fastrace(roots),
+            "core" => pipelines.core(roots),
+            "layer" => pipelines.tracing(&pipelines.layer, roots / 2),
+            other => panic!("SPANS_PROFILE={other}: fastrace, core or layer"),
         };
         println!("{only}: {ns:.0} ns per span");
         return;
