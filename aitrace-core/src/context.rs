@@ -189,6 +189,11 @@ pub(crate) fn pop_current(span_id: SpanId) -> bool {
 pub(crate) fn pop_keyed(key: (u64, u64)) -> bool {
     STACK.with(|s| {
         let mut stack = s.borrow_mut();
+        // The usual case: spans are exited in the order they were entered.
+        if stack.last().is_some_and(|e| e.key == key) {
+            stack.pop();
+            return true;
+        }
         match stack.iter().rposition(|e| e.key == key) {
             Some(i) => {
                 stack.remove(i);

@@ -48,6 +48,10 @@ static KEPT: AtomicBool = AtomicBool::new(false);
 /// it.
 #[inline]
 pub(crate) fn span_opened() {
+    // The usual case, two loads: the hook is in and has kept no message.
+    if INSTALL.is_completed() && !KEPT.load(Ordering::Relaxed) {
+        return;
+    }
     if std::thread::panicking() {
         return; // a span opened by a `Drop` during unwinding: keep the message
     }
@@ -92,10 +96,22 @@ pub(crate) fn install_hook() {
 /// thread is unwinding ([`UNKNOWN_PANIC`] when there is none), else
 /// `None`. Outside a panic it forgets the last message, so a panic caught
 /// earlier never names a later one.
+#[inline]
 pub(crate) fn panic_error() -> Option<String> {
     if !KEPT.load(Ordering::Relaxed) {
-        return std::thread::panicking().then(|| UNKNOWN_PANIC.to_owned());
+        return std::thread::panicking().then(unknown_panic);
     }
+    kept_panic_error()
+}
+
+#[cold]
+fn unknown_panic() -> String {
+    UNKNOWN_PANIC.to_owned()
+}
+
+/// [`panic_error`] once the hook has kept a message on some thread.
+#[inline(never)]
+fn kept_panic_error() -> Option<String> {
     MESSAGE
         .try_with(|slot| {
             let message = slot.take();
