@@ -308,6 +308,31 @@ mod tests {
     }
 
     #[test]
+    fn keyed_and_unkeyed_entries_never_pop_each_other() {
+        let a = SpanContext::new_root();
+        let b = a.new_child();
+        // An unkeyed entry under a keyed one for the same span: popping the
+        // unkeyed one leaves the keyed top, whose key alone pops it.
+        push_current(a);
+        push_keyed(a, (1, 5));
+        assert!(pop_current(a.span_id()));
+        assert_eq!(current(), Some(a));
+        assert!(!pop_current(a.span_id()), "the keyed entry is not unkeyed");
+        assert!(!pop_keyed((1, 6)));
+        assert!(pop_keyed((1, 5)));
+        assert_eq!(current(), None);
+        // A keyed entry under an unkeyed top: popped from under it.
+        push_keyed(b, (2, 9));
+        push_current(a);
+        assert!(!pop_keyed((2, 8)));
+        assert!(pop_keyed((2, 9)));
+        assert_eq!(current(), Some(a));
+        assert!(!pop_keyed((2, 9)));
+        assert!(pop_current(a.span_id()));
+        assert_eq!(current(), None);
+    }
+
+    #[test]
     fn new_span_is_child_of_current() {
         let root = new_span();
         assert_eq!(root.parent_span_id(), None);
