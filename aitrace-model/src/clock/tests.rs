@@ -238,3 +238,26 @@ fn a_slew_stops_when_its_gap_is_closed() {
         ours.abs_diff(wall) / 1_000
     );
 }
+
+/// A thread not due for a check of its own takes the anchor another thread
+/// moved at its next stamp (the generation tells it), instead of stamping
+/// from its old copy until its own check: after a step, the two threads'
+/// stamps agree at once.
+#[test]
+fn a_thread_takes_the_anchor_another_thread_moved() {
+    let fake = Fake::new(50);
+    let (mut early, mut late) = (None, None);
+    fake.clock.stamp(&mut early);
+    fake.advance(60 * MS);
+    fake.clock.stamp(&mut late); // its check is due 60 ms after `early`'s
+    fake.advance(50 * MS);
+    fake.step(3_600_000 * MS as i64);
+    let moved = fake.clock.stamp(&mut early); // due: follows the step
+    assert!(moved.abs_diff(fake.system()) < MS, "the step is followed");
+    let taken = fake.clock.stamp(&mut late); // not due: takes the anchor
+    assert!(
+        taken.abs_diff(moved) < MS,
+        "{} s apart",
+        taken.abs_diff(moved) / 1_000_000_000
+    );
+}
