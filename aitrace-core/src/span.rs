@@ -177,6 +177,7 @@ impl<'a> SpanBuilder<'a> {
                 context: context::current_with(otel).unwrap_or(span),
                 started: crate::clock::now_nanos(),
                 end: RefCell::new(None),
+                opened_unwinding: false,
                 _current: None,
                 _remote: None,
             };
@@ -194,7 +195,7 @@ impl<'a> SpanBuilder<'a> {
             }
             _ => self.start_record(span),
         };
-        unwinding::span_opened();
+        let opened_unwinding = unwinding::span_opened();
         SpanGuard {
             logger: None,
             name: std::mem::take(&mut self.name),
@@ -203,6 +204,7 @@ impl<'a> SpanBuilder<'a> {
             context: span,
             started,
             end: RefCell::new(None),
+            opened_unwinding,
             _current: Some(context::attach_with(span, otel)),
             _remote: remote,
         }
@@ -272,7 +274,10 @@ struct EndState {
 /// `"panicked"` otherwise. The message comes from a panic hook the first
 /// span installs, once per process, which calls the hook that was there
 /// before; a hook set later that does not call the one it replaced leaves
-/// `"panicked"`. Installing it is process-wide and not atomic (a hook
+/// `"panicked"` (or the message of a panic caught inside the span before
+/// the hook was replaced: nothing tells the span that a later panic was not
+/// seen). A span opened while its thread unwinds (by a `Drop`) is not
+/// failed by that panic, which does not unwind through it. Installing it is process-wide and not atomic (a hook
 /// another thread sets meanwhile is lost); `AITRACE_PANIC_HOOK=0` leaves
 /// the process's hook alone (spans then say `"panicked"`), see
 /// [`adapter::watch_panics`](crate::adapter::watch_panics).
@@ -289,6 +294,9 @@ pub struct SpanGuard {
     /// What `fail` and `record` add, boxed when they first do (they
     /// allocate then anyway): the guard of a span without them stays small.
     end: RefCell<Option<Box<EndState>>>,
+    /// Opened while its thread was unwinding from a panic (by a `Drop`):
+    /// that panic does not unwind through it, so it does not fail it.
+    opened_unwinding: bool,
     /// `None` for a span the logger's filter does not keep: it writes no
     /// lifecycle records and never becomes current, so records and spans
     /// inside it belong to the span around it and the tree has no gaps.
@@ -353,7 +361,11 @@ impl SpanGuard {
         if self._current.is_none() {
             return; // a span the filter does not keep writes nothing
         }
-        let panic = unwinding::panic_error();
+        let panic = if self.opened_unwinding && std::thread::panicking() {
+            None // the message stays for the spans the panic unwinds through
+        } else {
+            unwinding::panic_error()
+        };
         // Read in place (no borrow flag: `&mut self`), not moved out: the
         // usual span recorded nothing on its end.
         if let (None, None, Some((name, (file, line, function)))) = (

@@ -171,6 +171,38 @@ fn a_panic_s_message_is_the_error_of_every_span_it_unwinds_through() {
     }
 }
 
+/// A span opened and ended by a `Drop` while a panic unwinds is not
+/// failed by that panic, which does not unwind through it (user trial);
+/// the spans the panic does unwind through, ending after it, still have
+/// its message (review: the cleanup span must not forget it).
+#[test]
+fn a_span_opened_by_a_drop_during_unwinding_is_not_failed_by_that_panic() {
+    struct Cleanup<'a>(&'a aitrace_core::BufferedLogger);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            self.0.span("cleanup").in_scope(|_| {});
+            let _guard = self.0.span("guarded").enter();
+        }
+    }
+    let (log, _memory) = logger();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        log.span("order").in_scope(|_| {
+            let _cleanup = Cleanup(&log);
+            panic!("card declined");
+        })
+    }));
+    assert!(outcome.is_err());
+    let records = log.records();
+    for event in ["cleanup.end", "guarded.end"] {
+        let end = find(&records, event);
+        assert_eq!(end.field("error"), None, "{event}");
+        assert_eq!(end.level(), Level::Info, "{event}");
+    }
+    let end = find(&records, "order.end");
+    assert_eq!(end.field("error"), Some(&"card declined".into()));
+    assert_eq!(end.level(), Level::Error);
+}
+
 #[test]
 fn trace_context_clears_flushes_on_exit_and_on_panic() {
     let (log, memory) = logger();

@@ -63,7 +63,9 @@ const ERROR_TYPE_FIELD: &str = "error.type";
 ///   span at `error` level with the event's `error` field, or its message,
 ///   in `error`. So does a panic that unwinds through it (an `#[instrument]`
 ///   function that panics), with the panic's message (`"panicked"` when the
-///   payload is not a string); see [`aitrace_core::SpanGuard`] for how.
+///   payload is not a string); see [`aitrace_core::SpanGuard`] for how. A
+///   span created while its thread unwinds (by a `Drop`) is not failed by
+///   that panic.
 ///   [`AitraceLayer::new`] installs the process-wide panic hook this takes
 ///   (unless `AITRACE_PANIC_HOOK=0`; see
 ///   [`aitrace_core::adapter::watch_panics`]).
@@ -336,6 +338,9 @@ struct LayerState {
     /// `.start` without its `.end`, or an `.end` without its `.start`.
     kept: bool,
     start_written: bool,
+    /// Created while its thread was unwinding from a panic (by a `Drop`):
+    /// that panic does not unwind through it, so it does not fail it.
+    opened_unwinding: bool,
     /// What few spans have, boxed when first needed (each allocates then
     /// anyway): the state of the usual span stays small, to move in and
     /// out of the table.
@@ -827,6 +832,7 @@ where
             fields: Vec::new(),
             kept: (self.logger).enabled_for(level_from_tracing(meta.level()), meta.target()),
             start_written: false,
+            opened_unwinding: std::thread::panicking(),
             rare: None,
         };
         attrs.record(&mut FieldVisitor::fields_only(&mut state.fields));
@@ -950,7 +956,11 @@ where
         if !state.kept {
             return; // a span the filter does not keep writes nothing, failed or not
         }
-        let panic = adapter::panic_error();
+        let panic = if state.opened_unwinding && std::thread::panicking() {
+            None // the message stays for the spans the panic unwinds through
+        } else {
+            adapter::panic_error()
+        };
         if state.fields.is_empty() && state.rare.is_none() && panic.is_none() {
             // The usual span: no fields, no status, no error.
             let end = Lifecycle::end(level, meta.name(), context, created, adapter::now_nanos());

@@ -694,6 +694,36 @@ fn a_filter_raised_between_a_span_s_creation_and_its_first_enter_leaves_the_pair
     );
 }
 
+/// A span opened and closed by a `Drop` while a panic unwinds is not failed
+/// by that panic (user trial); the spans it unwinds through still are.
+#[test]
+fn a_span_opened_by_a_drop_during_unwinding_is_not_failed_by_that_panic() {
+    struct Cleanup;
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            tracing::info_span!("cleanup").in_scope(|| {});
+        }
+    }
+    let log = logger();
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let outcome = std::panic::catch_unwind(|| {
+            tracing::info_span!("order").in_scope(|| {
+                let _cleanup = Cleanup;
+                panic!("card declined");
+            })
+        });
+        assert!(outcome.is_err());
+    });
+    let records = log.records();
+    let cleanup = find(&records, "cleanup.end");
+    assert_eq!(cleanup.field("error"), None);
+    assert_eq!(cleanup.level(), Level::Info);
+    let order = find(&records, "order.end");
+    assert_eq!(order.field("error"), Some(&Value::from("card declined")));
+    assert_eq!(order.level(), Level::Error);
+}
+
 #[test]
 fn a_panic_without_a_message_after_a_caught_one_in_the_same_span_says_panicked() {
     let log = logger();

@@ -46,19 +46,24 @@ static KEPT: AtomicBool = AtomicBool::new(false);
 /// (once per process), and forgets the message of a panic that is over
 /// (caught), so that a later panic the hook does not see is not named after
 /// it.
-#[inline]
-pub(crate) fn span_opened() {
-    // The usual case, two loads: the hook is in and has kept no message.
-    if INSTALL.is_completed() && !KEPT.load(Ordering::Relaxed) {
-        return;
-    }
-    if std::thread::panicking() {
-        return; // a span opened by a `Drop` during unwinding: keep the message
+///
+/// Returns whether the thread is unwinding from a panic (the span is opened
+/// by a `Drop`): that panic does not unwind through the span. Out of line:
+/// inlined, it grew `SpanBuilder::scope` past where the span stack's
+/// functions were inlined into it (callgrind: 1,019 instructions a core
+/// span, against 990).
+#[inline(never)]
+pub(crate) fn span_opened() -> bool {
+    let unwinding = std::thread::panicking();
+    // The usual case: the hook is in and has kept no message.
+    if unwinding || (INSTALL.is_completed() && !KEPT.load(Ordering::Relaxed)) {
+        return unwinding; // unwinding: the message stays for the spans it fails
     }
     if KEPT.load(Ordering::Relaxed) {
         let _ = MESSAGE.try_with(Cell::take);
     }
     install_hook();
+    false
 }
 
 /// Installs the hook, once per process, unless `AITRACE_PANIC_HOOK` says

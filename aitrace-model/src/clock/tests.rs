@@ -261,3 +261,21 @@ fn a_thread_takes_the_anchor_another_thread_moved() {
         taken.abs_diff(moved) / 1_000_000_000
     );
 }
+
+/// A counter read a little behind the thread's last stamp (another core's,
+/// or a read reordered) gives the last stamp again, on the usual path as
+/// on the rest: stamps never go back on a thread.
+#[test]
+fn a_counter_behind_the_last_stamp_gives_the_last_stamp_again() {
+    let fake = Fake::new(50);
+    let mut thread = None;
+    fake.clock.stamp(&mut thread);
+    fake.advance(5 * MS);
+    let first = fake.clock.stamp(&mut thread);
+    fake.mock.decrement(2 * MS);
+    let second = fake.clock.stamp(&mut thread);
+    assert_eq!(second, first);
+    assert_eq!(thread.map(|t| t.last), Some(first));
+    fake.advance(3 * MS);
+    assert!(fake.clock.stamp(&mut thread) > first);
+}
