@@ -336,6 +336,34 @@ mod tests {
         assert_eq!(current(), None);
     }
 
+    /// Which span is current with an OpenTelemetry span active: ours while
+    /// the OpenTelemetry span is the one that was active when ours was
+    /// entered (or is ours), else the OpenTelemetry span.
+    #[cfg(feature = "opentelemetry")]
+    #[test]
+    fn an_active_opentelemetry_span_is_current_unless_ours_was_entered_under_it() {
+        let o1 = SpanContext::new_root();
+        let o2 = SpanContext::new_root();
+        let ours = o1.new_child();
+        let active = |otel: Option<SpanContext>| Otel { active: otel };
+        let same_id = SpanContext::new(o1.trace_id(), ours.span_id(), None);
+        assert_eq!(current_with(active(Some(o1))), Some(o1), "empty stack");
+        assert_eq!(current_with(active(None)), None);
+        push_with(ours, (0, 0), active(Some(o1)));
+        for (otel, want, case) in [
+            (Some(o1), ours, "entered under it"),
+            (Some(o2), o2, "another became active"),
+            (None, ours, "none active"),
+        ] {
+            assert_eq!(current_with(active(otel)), Some(want), "{case}");
+        }
+        assert!(pop_current(ours.span_id()));
+        push_with(ours, (0, 0), active(None));
+        assert_eq!(current_with(active(Some(o1))), Some(o1), "active since");
+        assert_eq!(current_with(active(Some(same_id))), Some(ours), "ours");
+        assert!(pop_current(ours.span_id()));
+    }
+
     #[test]
     fn new_span_is_child_of_current() {
         let root = new_span();
