@@ -277,9 +277,10 @@ struct EndState {
 /// `"panicked"` (or the message of a panic caught inside the span before
 /// the hook was replaced: nothing tells the span that a later panic was not
 /// seen). A span opened while its thread unwinds (by a `Drop`) is not
-/// failed by that panic, which does not unwind through it. Installing it is process-wide and not atomic (a hook
-/// another thread sets meanwhile is lost); `AITRACE_PANIC_HOOK=0` leaves
-/// the process's hook alone (spans then say `"panicked"`), see
+/// failed by that panic, which does not unwind through it. Installing the
+/// hook is process-wide and not atomic (a hook another thread sets
+/// meanwhile is lost); `AITRACE_PANIC_HOOK=0` leaves the process's hook
+/// alone (spans then say `"panicked"`), see
 /// [`adapter::watch_panics`](crate::adapter::watch_panics).
 pub struct SpanGuard {
     /// `None` in the closure forms, whose [`Scope`] ends the span with the
