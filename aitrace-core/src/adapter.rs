@@ -146,8 +146,21 @@ pub fn remote_child(parent: &TraceParent) -> (SpanContext, RemoteTraceGuard) {
 /// The standard library has no atomic way to chain hooks: a hook another
 /// thread sets between aitrace's `take_hook` and `set_hook` is lost, so set
 /// yours before the first span, or after (chaining aitrace's).
-pub fn watch_panics() {
-    crate::span::unwinding::span_opened();
+///
+/// Returns whether this thread is unwinding from a panic now (the span is
+/// opened by a `Drop`): keep it with the span and pass it to
+/// [`span_panic_error`] when the span ends, so that panic does not fail a
+/// span it does not unwind through.
+pub fn watch_panics() -> bool {
+    crate::span::unwinding::span_opened()
+}
+
+/// For a frontend's span ending now, given what [`watch_panics`] returned
+/// when it opened: [`panic_error`], but `None` for a span opened while its
+/// thread unwinds, whose panic does not unwind through it. What core spans
+/// write in the same case.
+pub fn span_panic_error(opened_unwinding: bool) -> Option<String> {
+    crate::span::unwinding::span_error(opened_unwinding)
 }
 
 /// For a frontend's span ending now: `Some` of its `error` text when this

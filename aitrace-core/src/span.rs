@@ -362,11 +362,7 @@ impl SpanGuard {
         if self._current.is_none() {
             return; // a span the filter does not keep writes nothing
         }
-        let panic = if self.opened_unwinding && std::thread::panicking() {
-            None // the message stays for the spans the panic unwinds through
-        } else {
-            unwinding::panic_error()
-        };
+        let panic = unwinding::span_error(self.opened_unwinding);
         // Read in place (no borrow flag: `&mut self`), not moved out: the
         // usual span recorded nothing on its end.
         if let (None, None, Some((name, (file, line, function)))) = (

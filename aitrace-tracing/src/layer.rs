@@ -825,14 +825,14 @@ where
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         // Once per span, not on each enter (each poll of an instrumented
         // future): the hook overwrites the message at each panic.
-        adapter::watch_panics();
+        let opened_unwinding = adapter::watch_panics();
         let meta = attrs.metadata();
         let mut state = LayerState {
             id: self.id,
             fields: Vec::new(),
             kept: (self.logger).enabled_for(level_from_tracing(meta.level()), meta.target()),
             start_written: false,
-            opened_unwinding: std::thread::panicking(),
+            opened_unwinding,
             rare: None,
         };
         attrs.record(&mut FieldVisitor::fields_only(&mut state.fields));
@@ -956,11 +956,7 @@ where
         if !state.kept {
             return; // a span the filter does not keep writes nothing, failed or not
         }
-        let panic = if state.opened_unwinding && std::thread::panicking() {
-            None // the message stays for the spans the panic unwinds through
-        } else {
-            adapter::panic_error()
-        };
+        let panic = adapter::span_panic_error(state.opened_unwinding);
         if state.fields.is_empty() && state.rare.is_none() && panic.is_none() {
             // The usual span: no fields, no status, no error.
             let end = Lifecycle::end(level, meta.name(), context, created, adapter::now_nanos());

@@ -114,6 +114,18 @@ fn unknown_panic() -> String {
     UNKNOWN_PANIC.to_owned()
 }
 
+/// The `error` text of a span ending now, opened when [`span_opened`] said
+/// `opened_unwinding`: [`panic_error`], except for a span opened while its
+/// thread unwinds (by a `Drop`), which that panic does not unwind through
+/// (its message stays for the spans it does).
+#[inline]
+pub(crate) fn span_error(opened_unwinding: bool) -> Option<String> {
+    if opened_unwinding && std::thread::panicking() {
+        return None;
+    }
+    panic_error()
+}
+
 /// [`panic_error`] once the hook has kept a message on some thread.
 #[inline(never)]
 fn kept_panic_error() -> Option<String> {
