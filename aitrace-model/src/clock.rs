@@ -11,7 +11,10 @@
 //! the durations taken from them agree by construction (a span's `.end`
 //! minus its `.start` is its `duration_ms`, see
 //! [`duration_ms`](crate::wire::duration_ms)), and two threads stamping at
-//! the same moment get the same time.
+//! the same moment get the same time. A thread reads its stamps off a
+//! straight line it draws from the anchor in the counter's own ticks (a
+//! subtraction, a multiplication and a shift a stamp), and draws it again
+//! at each of its checks and when a slew ends.
 //!
 //! Each thread compares the anchor's time with the system clock at most
 //! every [`CHECK_NANOS`] of the counter, from a reading of the system
@@ -70,13 +73,45 @@ struct Anchor {
 
 /// A thread's copy of the anchor, the generation it is of, when (in the
 /// counter's nanoseconds since the anchor) it next compares the anchor
-/// with the system clock, and the last stamp it gave.
+/// with the system clock, the last stamp it gave, and the line its usual
+/// stamps are read off.
 #[derive(Clone, Copy, Debug)]
 struct Local {
     anchor: Anchor,
     generation: u64,
     next_check: u64,
     last: u64,
+    line: Line,
+}
+
+/// The anchor's time as a straight line in the counter's raw ticks, for
+/// a thread's usual stamps: `wall` plus `per_tick` nanoseconds per 2^32
+/// ticks past the anchor's reading `origin` (the slew included while it
+/// lasts), for the ticks from `from` on, `len` of them (until the thread's
+/// next check, or the slew's end). A usual stamp is two subtractions, one
+/// multiplication and one shift off it, the same for every thread with
+/// the same anchor.
+#[derive(Clone, Copy, Debug, Default)]
+struct Line {
+    origin: u64,
+    wall: u64,
+    per_tick: u64,
+    from: u64,
+    len: u64,
+}
+
+impl Line {
+    /// The wall time of counter reading `raw`, when the line holds there.
+    #[inline]
+    fn at(&self, raw: u64) -> Option<u64> {
+        let ticks = raw.wrapping_sub(self.origin);
+        // Within the line, the product is at most the nanoseconds to the
+        // next check: it fits.
+        (ticks.wrapping_sub(self.from) < self.len).then(|| {
+            let nanos = (u128::from(ticks) * u128::from(self.per_tick)) >> 32;
+            self.wall.saturating_add(nanos as u64)
+        })
+    }
 }
 
 impl Local {
@@ -106,6 +141,8 @@ struct Padded(AtomicU64);
 /// clock reading.
 struct ProcessClock {
     counter: quanta::Clock,
+    /// The counter's nanoseconds per 2^32 of its ticks.
+    per_tick: u64,
     /// Reads the system clock (a fake one in tests).
     system: Box<dyn Fn() -> u64 + Send + Sync>,
     anchor: Mutex<Option<Anchor>>,
@@ -161,7 +198,10 @@ pub fn warm_up() {
 /// Now, as nanoseconds since the Unix epoch, from the process's one anchor
 /// (see the module docs). On one thread it never goes back by less than
 /// [`STEP_NANOS`].
-#[inline]
+///
+/// Not inline: out of this crate, the thread's copy would be reached
+/// through a call (a thread-local's address is known only here).
+#[inline(never)]
 pub fn now_nanos() -> u64 {
     let clock = process_clock();
     // Never borrowed twice (a stamp calls nothing that stamps); were it,
@@ -180,6 +220,7 @@ pub fn now_nanos() -> u64 {
 impl ProcessClock {
     fn new(counter: quanta::Clock, system: Box<dyn Fn() -> u64 + Send + Sync>) -> Self {
         ProcessClock {
+            per_tick: counter.delta_as_nanos(1, 1 + (1 << 32)),
             counter,
             system,
             anchor: Mutex::new(None),
@@ -193,20 +234,21 @@ impl ProcessClock {
     fn stamp(&self, local: &mut Option<Local>) -> u64 {
         let raw = self.counter.raw();
         let generation = self.generation.0.load(Ordering::Acquire);
-        // The usual stamp: the thread's copy is current and not due for a
-        // check. Everything else is out of line, so this path saves few
-        // registers and sets up no frame for the rest.
+        // The usual stamp: the thread's copy is current and its line holds
+        // (no check is due and no slew ended). Everything else is out of
+        // line, so this path saves few registers and sets up no frame for
+        // the rest.
         if let Some(current) = local {
-            let since = self.counter.delta_as_nanos(current.anchor.counter, raw);
-            if current.generation == generation && since < current.next_check {
-                return current.give(wall_after(current.anchor, since));
+            if let (true, Some(now)) = (current.generation == generation, current.line.at(raw)) {
+                return current.give(now);
             }
         }
         self.stamp_slow(local, raw, generation)
     }
 
     /// [`stamp`](Self::stamp) for a thread with no copy of the anchor, an
-    /// old one, or one due for a check.
+    /// old one, or one due for a check or past its slew; draws the
+    /// thread's line anew from where it is.
     #[cold]
     #[inline(never)]
     fn stamp_slow(&self, local: &mut Option<Local>, raw: u64, generation: u64) -> u64 {
@@ -219,26 +261,75 @@ impl ProcessClock {
             }
         };
         // 0 when `raw` was read before the anchor was taken on another core.
-        let since = self.counter.delta_as_nanos(current.anchor.counter, raw);
-        let mut now = wall_after(current.anchor, since);
+        let mut raw = raw;
+        let mut since = self.nanos(current.anchor.counter, raw);
         if since >= current.next_check {
             current.next_check = since.saturating_add(CHECK_NANOS);
             if let Some((anchor, generation)) = self.check() {
-                let raw = self.counter.raw();
-                let since = self.counter.delta_as_nanos(anchor.counter, raw);
+                raw = self.counter.raw();
+                since = self.nanos(anchor.counter, raw);
                 current.anchor = anchor;
                 current.generation = generation;
                 current.next_check = since.saturating_add(CHECK_NANOS);
-                now = wall_after(anchor, since);
             }
         }
+        current.line = self.line(current, since);
+        // Off the line, as the usual stamps are (the two differ by a
+        // nanosecond or two of rounding while the anchor slews).
+        let now = (current.line.at(raw)).unwrap_or_else(|| wall_after(current.anchor, since));
         current.give(now)
+    }
+
+    /// The line a thread's stamps are read off, `since` nanoseconds after
+    /// its anchor: the anchor's time, slewing until the slew's end, then
+    /// not, until the thread's next check.
+    fn line(&self, local: &Local, since: u64) -> Line {
+        let anchor = local.anchor;
+        let ticks = |nanos: u64| match self.per_tick {
+            0 => 0, // no line: every stamp takes the long way
+            per_tick => {
+                u64::try_from((u128::from(nanos) << 32) / u128::from(per_tick)).unwrap_or(u64::MAX)
+            }
+        };
+        let end = ticks(local.next_check);
+        if anchor.rate != 0 && since < anchor.span {
+            let slew = (i128::from(self.per_tick) * i128::from(anchor.rate)) >> 32;
+            return Line {
+                origin: anchor.counter,
+                wall: anchor.wall,
+                per_tick: u64::try_from((i128::from(self.per_tick) + slew).max(0))
+                    .unwrap_or(u64::MAX),
+                from: 0,
+                len: end.min(ticks(anchor.span)),
+            };
+        }
+        // Past the slew: what it added, at the counter's own rate.
+        let from = if anchor.rate == 0 {
+            0
+        } else {
+            ticks(anchor.span)
+        };
+        Line {
+            origin: anchor.counter,
+            wall: wall_after(anchor, anchor.span).saturating_sub(anchor.span),
+            per_tick: self.per_tick,
+            from,
+            len: end.saturating_sub(from),
+        }
+    }
+
+    /// The counter's nanoseconds from reading `start` to reading `end`
+    /// (0 when `end` is not after `start`), as the lines count them.
+    #[inline]
+    fn nanos(&self, start: u64, end: u64) -> u64 {
+        let ticks = end.saturating_sub(start);
+        u64::try_from((u128::from(ticks) * u128::from(self.per_tick)) >> 32).unwrap_or(u64::MAX)
     }
 
     /// The wall time the counter reading `raw` stands for, from `anchor`.
     #[inline]
     fn wall_at(&self, anchor: Anchor, raw: u64) -> u64 {
-        wall_after(anchor, self.counter.delta_as_nanos(anchor.counter, raw))
+        wall_after(anchor, self.nanos(anchor.counter, raw))
     }
 
     /// This thread's copy of the process's anchor, taken anew.
@@ -250,12 +341,13 @@ impl ProcessClock {
         let generation = self.generation.0.load(Ordering::Acquire);
         drop(shared);
         // A thread new to the anchor checks it after `CHECK_NANOS` of its own.
-        let since = self.counter.delta_as_nanos(anchor.counter, raw);
+        let since = self.nanos(anchor.counter, raw);
         Local {
             anchor,
             generation,
             next_check: since.saturating_add(CHECK_NANOS),
             last: previous.map_or(0, |p| p.last),
+            line: Line::default(),
         }
     }
 
@@ -353,7 +445,7 @@ impl ProcessClock {
         let wall = (self.system)();
         let after = self.counter.raw();
         let midpoint = before + after.saturating_sub(before) / 2;
-        let spread = self.counter.delta_as_nanos(before, after);
+        let spread = self.nanos(before, after);
         (
             spread,
             Anchor {

@@ -279,3 +279,47 @@ fn a_counter_behind_the_last_stamp_gives_the_last_stamp_again() {
     fake.advance(3 * MS);
     assert!(fake.clock.stamp(&mut thread) > first);
 }
+
+/// A thread's usual stamps, read off its line in the counter's ticks, are
+/// the anchor's time to the nanosecond: while the anchor slews, once a
+/// slew has ended under the same anchor, and across the end; and a line
+/// ends where the thread's next check is due, or the slew ends.
+#[test]
+fn usual_stamps_are_the_anchors_time_through_a_slew_and_after() {
+    let fake = Fake::new(50);
+    let mut thread = None;
+    fake.clock.stamp(&mut thread);
+    fake.step(5 * MS as i64);
+    let (mut slewing, mut after_a_slew) = (0, 0);
+    for _ in 0..6_000 {
+        let before = thread.map(|t| t.anchor);
+        fake.advance(MS / 2 + 7);
+        let raw = fake.mock.value();
+        let now = fake.clock.stamp(&mut thread);
+        let anchor = thread.unwrap().anchor;
+        if Some(anchor) != before {
+            continue; // a check moved the anchor and read the counter again
+        }
+        assert_eq!(now, fake.clock.wall_at(anchor, raw), "{anchor:?}");
+        let since = fake.clock.nanos(anchor.counter, raw);
+        // The line ends at the next check, or at the slew's end.
+        let (local, line) = (thread.unwrap(), thread.unwrap().line);
+        let end = fake
+            .clock
+            .nanos(anchor.counter, line.origin + line.from + line.len);
+        let due = match (anchor.rate, since < anchor.span) {
+            (0, _) | (_, false) => local.next_check,
+            (_, true) => local.next_check.min(anchor.span),
+        };
+        assert_eq!(end, due, "{line:?}");
+        match (anchor.rate, since < anchor.span) {
+            (0, _) => {}
+            (_, true) => slewing += 1,
+            (_, false) => after_a_slew += 1,
+        }
+    }
+    assert!(
+        slewing > 1_000 && after_a_slew > 1_000,
+        "{slewing} {after_a_slew}"
+    );
+}
