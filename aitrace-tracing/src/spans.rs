@@ -41,25 +41,71 @@ struct Shard<T>(ShortLock<Map<T>>);
 /// a state (some 190 bytes) is neither moved into the map when its span
 /// opens nor out of it when it closes. A shard keeps as many slots as it
 /// ever held spans at once.
+///
+/// The index is two levels: a span is found by one comparison in `direct`,
+/// at a place its `Id` picks, unless another span held that place when it
+/// opened; then it is in `overflow`. A shard holds few spans at once, and
+/// a hash map's insert, lookups and remove were a tenth of what a layer's
+/// span cost.
 pub(crate) struct Map<T> {
-    index: HashMap<u64, u32, BuildHasherDefault<IdHasher>>,
+    /// `(id, slot)`, `id` 0 where free (a span `Id` is never 0).
+    direct: Box<[(u64, u32)]>,
+    overflow: HashMap<u64, u32, BuildHasherDefault<IdHasher>>,
     slots: Vec<T>,
     free: Vec<u32>,
+}
+
+/// Places in a shard's `direct` index.
+const DIRECT: usize = 64;
+
+/// Spans a shard's overflow holds before it first grows.
+const OVERFLOW: usize = 8;
+
+/// Where span `id` goes in its shard's `direct` index: other bits of the
+/// hash than those that pick the shard.
+#[inline]
+fn direct_place(id: u64) -> usize {
+    (id.wrapping_mul(MIX) >> 52) as usize % DIRECT
 }
 
 impl<T> Map<T> {
     fn new() -> Self {
         Map {
-            index: HashMap::default(),
+            direct: vec![(0, 0); DIRECT].into_boxed_slice(),
+            // Made with room for a few: two spans can meet in a direct
+            // place at any time (a span's `Id` changes with each reuse of
+            // its registry slot), and the first meeting would allocate.
+            overflow: HashMap::with_capacity_and_hasher(OVERFLOW, Default::default()),
             slots: Vec::new(),
             free: Vec::new(),
+        }
+    }
+
+    /// Span `id`'s slot number.
+    #[inline]
+    fn slot_of(&self, id: u64) -> Option<u32> {
+        match self.direct[direct_place(id)] {
+            (held, slot) if held == id => Some(slot),
+            _ if self.overflow.is_empty() => None,
+            _ => self.overflow.get(&id).copied(),
+        }
+    }
+
+    /// Makes `slot` span `id`'s (which the shard does not hold).
+    #[inline]
+    fn index(&mut self, id: u64, slot: u32) {
+        match &mut self.direct[direct_place(id)] {
+            place @ (0, _) => *place = (id, slot),
+            _ => {
+                self.overflow.insert(id, slot);
+            }
         }
     }
 
     /// Span `id`'s state.
     #[inline]
     pub(crate) fn get_mut(&mut self, id: u64) -> Option<&mut T> {
-        let slot = *self.index.get(&id)?;
+        let slot = self.slot_of(id)?;
         self.slots.get_mut(slot as usize)
     }
 
@@ -69,7 +115,7 @@ impl<T> Map<T> {
     #[inline]
     pub(crate) fn reuse(&mut self, id: u64) -> Option<&mut T> {
         let slot = self.free.pop()?;
-        self.index.insert(id, slot);
+        self.index(id, slot);
         self.slots.get_mut(slot as usize)
     }
 
@@ -81,22 +127,52 @@ impl<T> Map<T> {
             return;
         };
         self.slots.push(state);
-        self.index.insert(id, slot);
+        self.index(id, slot);
     }
 
     /// Takes span `id` out of the index and frees its slot, whose state the
     /// caller empties for the next span (a slot is not dropped).
     #[inline]
     pub(crate) fn release(&mut self, id: u64) -> Option<&mut T> {
-        let slot = self.index.remove(&id)?;
+        let slot = match &mut self.direct[direct_place(id)] {
+            place if place.0 == id => std::mem::take(place).1,
+            _ => self.overflow.remove(&id)?,
+        };
         self.free.push(slot);
         self.slots.get_mut(slot as usize)
+    }
+
+    /// Keeps the spans whose state `keep` (which may change it) says to
+    /// keep, and frees the others' slots.
+    fn retain(&mut self, mut keep: impl FnMut(&mut T) -> bool) {
+        let Map {
+            direct,
+            overflow,
+            slots,
+            free,
+        } = self;
+        let mut kept = |slot: u32| {
+            let Some(state) = slots.get_mut(slot as usize) else {
+                return false;
+            };
+            let kept = keep(state);
+            if !kept {
+                free.push(slot);
+            }
+            kept
+        };
+        for place in direct.iter_mut().filter(|place| place.0 != 0) {
+            if !kept(place.1) {
+                *place = (0, 0);
+            }
+        }
+        overflow.retain(|_, slot| kept(*slot));
     }
 
     /// How many spans the shard holds.
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.index.len()
+        self.direct.iter().filter(|place| place.0 != 0).count() + self.overflow.len()
     }
 }
 
@@ -130,18 +206,7 @@ impl<T> Table<T> {
     /// keep, and frees the others' slots.
     pub(crate) fn retain(&self, mut keep: impl FnMut(&mut T) -> bool) {
         for shard in self.shards.iter() {
-            let mut shard = shard.0.lock();
-            let Map { index, slots, free } = &mut *shard;
-            index.retain(|_, slot| {
-                let Some(state) = slots.get_mut(*slot as usize) else {
-                    return false;
-                };
-                let kept = keep(state);
-                if !kept {
-                    free.push(*slot);
-                }
-                kept
-            });
+            shard.0.lock().retain(&mut keep);
         }
     }
 
@@ -238,5 +303,56 @@ mod tests {
         assert_eq!(table.len(), 1_000);
         assert_eq!(table.slots(), 1_000 + added);
         assert!(reused > added, "{reused} slots reused, {added} added");
+    }
+
+    /// Spans whose ids pick the same shard and the same direct place: the
+    /// first is indexed there, the others in the overflow; each is found,
+    /// released once, and kept or dropped by `retain`, wherever it is.
+    #[test]
+    fn spans_sharing_a_direct_place_are_found_in_the_overflow() {
+        let table = Table::new();
+        let place = |id: u64| ((id.wrapping_mul(MIX) >> 58) as usize, direct_place(id));
+        let same: Vec<u64> = (1..).filter(|&id| place(id) == place(1)).take(5).collect();
+        for &id in &same {
+            table.lock(id).insert(id, id);
+        }
+        {
+            let shard = table.lock(same[0]);
+            assert_eq!(shard.direct[direct_place(same[0])], (same[0], 0));
+            assert_eq!(shard.overflow.len(), 4);
+        }
+        for &id in &same {
+            assert_eq!(table.with(id, |v| *v), Some(id));
+        }
+        // The direct place is freed: the others are still found, and a new
+        // span takes the place.
+        assert_eq!(table.lock(same[0]).release(same[0]).copied(), Some(same[0]));
+        assert_eq!(table.with(same[0], |v| *v), None);
+        for &id in &same[1..] {
+            assert_eq!(table.with(id, |v| *v), Some(id));
+        }
+        let newcomer = (same[4] + 1..).find(|&id| place(id) == place(1)).unwrap();
+        *table.lock(newcomer).reuse(newcomer).unwrap() = newcomer;
+        assert_eq!(
+            table.lock(newcomer).direct[direct_place(newcomer)].0,
+            newcomer
+        );
+        assert_eq!(table.with(newcomer, |v| *v), Some(newcomer));
+        // One in the overflow released, once.
+        assert_eq!(table.lock(same[2]).release(same[2]).copied(), Some(same[2]));
+        assert_eq!(table.lock(same[2]).release(same[2]), None);
+        // Retain over both levels: keep the odd ones.
+        table.retain(|v| *v % 2 == 1);
+        for id in [same[1], same[3], same[4], newcomer] {
+            let expected = (id % 2 == 1).then_some(id);
+            assert_eq!(table.with(id, |v| *v), expected, "{id}");
+        }
+        assert_eq!(
+            table.len(),
+            [same[1], same[3], same[4], newcomer]
+                .iter()
+                .filter(|id| *id % 2 == 1)
+                .count()
+        );
     }
 }
