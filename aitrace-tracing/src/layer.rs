@@ -907,18 +907,24 @@ where
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         self.settle(id, &ctx, true);
+        // The `.start`, taken out on the first enter, goes straight where
+        // it is read: inside the tuple, it was moved twice and read back by
+        // wider words than it was written in.
+        let mut start = None;
         let entered = self.data(id, &ctx, |data| {
-            let (meta, level, context, created) =
-                (data.meta, data.level, data.context, data.created);
             let state = data.layer_mut(self.id)?;
-            let start = if state.start_written {
-                None
-            } else {
-                Self::take_start(state)
-            };
-            Some((state.kept, meta, level, context, created, start))
+            if !state.start_written {
+                start = Self::take_start(state);
+            }
+            Some((
+                state.kept,
+                data.meta,
+                data.level,
+                data.context,
+                data.created,
+            ))
         });
-        let Some((kept, meta, level, context, created, start)) = entered.flatten() else {
+        let Some((kept, meta, level, context, created)) = entered.flatten() else {
             return;
         };
         if let Some(start) = start {
