@@ -86,17 +86,17 @@ struct Local {
 
 /// The anchor's time as a straight line in the counter's raw ticks, for
 /// a thread's usual stamps: `wall` plus `per_tick` nanoseconds per 2^32
-/// ticks past the anchor's reading `origin` (the slew included while it
-/// lasts), for the ticks from `from` on, `len` of them (until the thread's
-/// next check, or the slew's end). A usual stamp is two subtractions, one
-/// multiplication and one shift off it, the same for every thread with
-/// the same anchor.
+/// ticks past counter reading `origin`, for `len` ticks. While the anchor
+/// slews, the line starts at the anchor's reading with the slew folded
+/// into its rate, and ends where the slew does; after, it starts there, at
+/// the counter's own rate. It ends at the thread's next check. A usual
+/// stamp is a subtraction, a multiplication and a shift off it, the same
+/// for every thread with the same anchor.
 #[derive(Clone, Copy, Debug, Default)]
 struct Line {
     origin: u64,
     wall: u64,
     per_tick: u64,
-    from: u64,
     len: u64,
 }
 
@@ -105,12 +105,15 @@ impl Line {
     #[inline]
     fn at(&self, raw: u64) -> Option<u64> {
         let ticks = raw.wrapping_sub(self.origin);
-        // Within the line, the product is at most the nanoseconds to the
-        // next check: it fits.
-        (ticks.wrapping_sub(self.from) < self.len).then(|| {
-            let nanos = (u128::from(ticks) * u128::from(self.per_tick)) >> 32;
-            self.wall.saturating_add(nanos as u64)
-        })
+        (ticks < self.len).then(|| self.time(ticks))
+    }
+
+    /// The wall time `ticks` past the origin. Within the line, the product
+    /// is at most the nanoseconds to the thread's next check: it fits.
+    #[inline]
+    fn time(&self, ticks: u64) -> u64 {
+        let nanos = (u128::from(ticks) * u128::from(self.per_tick)) >> 32;
+        self.wall.saturating_add(nanos as u64)
     }
 }
 
@@ -141,7 +144,7 @@ struct Padded(AtomicU64);
 /// clock reading.
 struct ProcessClock {
     counter: quanta::Clock,
-    /// The counter's nanoseconds per 2^32 of its ticks.
+    /// The counter's nanoseconds per 2^32 of its ticks (never 0).
     per_tick: u64,
     /// Reads the system clock (a fake one in tests).
     system: Box<dyn Fn() -> u64 + Send + Sync>,
@@ -220,7 +223,12 @@ pub fn now_nanos() -> u64 {
 impl ProcessClock {
     fn new(counter: quanta::Clock, system: Box<dyn Fn() -> u64 + Send + Sync>) -> Self {
         ProcessClock {
-            per_tick: counter.delta_as_nanos(1, 1 + (1 << 32)),
+            // Never 0 (a counter slower than a tick per 2^32 ns has no
+            // calibration that quanta gives): taken as nanoseconds then.
+            per_tick: match counter.delta_as_nanos(1, 1 + (1 << 32)) {
+                0 => 1 << 32,
+                per_tick => per_tick,
+            },
             counter,
             system,
             anchor: Mutex::new(None),
@@ -273,48 +281,51 @@ impl ProcessClock {
                 current.next_check = since.saturating_add(CHECK_NANOS);
             }
         }
-        current.line = self.line(current, since);
-        // Off the line, as the usual stamps are (the two differ by a
-        // nanosecond or two of rounding while the anchor slews).
-        let now = (current.line.at(raw)).unwrap_or_else(|| wall_after(current.anchor, since));
+        current.line = self.line(current.anchor, raw, current.next_check);
+        // Off the line, as the usual stamps are; the anchor's own time for
+        // a counter read before the anchor was taken (on another core).
+        let now = (current.line.at(raw)).unwrap_or(current.anchor.wall);
         current.give(now)
     }
 
-    /// The line a thread's stamps are read off, `since` nanoseconds after
-    /// its anchor: the anchor's time, slewing until the slew's end, then
-    /// not, until the thread's next check.
-    fn line(&self, local: &Local, since: u64) -> Line {
-        let anchor = local.anchor;
-        let ticks = |nanos: u64| match self.per_tick {
-            0 => 0, // no line: every stamp takes the long way
-            per_tick => {
-                u64::try_from((u128::from(nanos) << 32) / u128::from(per_tick)).unwrap_or(u64::MAX)
-            }
+    /// The straight line the anchor's time follows at counter reading
+    /// `raw`, until `until` nanoseconds after the anchor: slewing before
+    /// the slew's end, at the counter's own rate after it. Which of the
+    /// two is decided in ticks, as the line is read, so the line drawn
+    /// for a reading holds at that reading.
+    fn line(&self, anchor: Anchor, raw: u64, until: u64) -> Line {
+        let ticks = |nanos: u64| {
+            u64::try_from((u128::from(nanos) << 32) / u128::from(self.per_tick)).unwrap_or(u64::MAX)
         };
-        let end = ticks(local.next_check);
-        if anchor.rate != 0 && since < anchor.span {
-            let slew = (i128::from(self.per_tick) * i128::from(anchor.rate)) >> 32;
-            return Line {
-                origin: anchor.counter,
-                wall: anchor.wall,
-                per_tick: u64::try_from((i128::from(self.per_tick) + slew).max(0))
-                    .unwrap_or(u64::MAX),
-                from: 0,
-                len: end.min(ticks(anchor.span)),
-            };
-        }
-        // Past the slew: what it added, at the counter's own rate.
-        let from = if anchor.rate == 0 {
+        let at = raw.saturating_sub(anchor.counter);
+        // Rounded to ticks, `until` may fall on the reading's own tick.
+        let end = ticks(until).max(at.saturating_add(1));
+        let slew_end = if anchor.rate == 0 {
             0
         } else {
             ticks(anchor.span)
         };
-        Line {
+        let slewing = Line {
             origin: anchor.counter,
-            wall: wall_after(anchor, anchor.span).saturating_sub(anchor.span),
+            wall: anchor.wall,
+            per_tick: if anchor.rate == 0 {
+                self.per_tick
+            } else {
+                let slew = (i128::from(self.per_tick) * i128::from(anchor.rate)) >> 32;
+                u64::try_from((i128::from(self.per_tick) + slew).max(0)).unwrap_or(u64::MAX)
+            },
+            len: end.min(slew_end),
+        };
+        if at < slew_end {
+            return slewing;
+        }
+        // Past the slew, at the counter's own rate, from where the slewing
+        // line ends: the two join without a step either way.
+        Line {
+            origin: anchor.counter.wrapping_add(slew_end),
+            wall: slewing.time(slew_end),
             per_tick: self.per_tick,
-            from,
-            len: end.saturating_sub(from),
+            len: end - slew_end,
         }
     }
 
@@ -326,10 +337,11 @@ impl ProcessClock {
         u64::try_from((u128::from(ticks) * u128::from(self.per_tick)) >> 32).unwrap_or(u64::MAX)
     }
 
-    /// The wall time the counter reading `raw` stands for, from `anchor`.
-    #[inline]
+    /// The wall time the counter reading `raw` stands for, from `anchor`:
+    /// off the line for that reading, as every stamp is.
     fn wall_at(&self, anchor: Anchor, raw: u64) -> u64 {
-        wall_after(anchor, self.nanos(anchor.counter, raw))
+        let until = self.nanos(anchor.counter, raw).saturating_add(CHECK_NANOS);
+        (self.line(anchor, raw, until).at(raw)).unwrap_or(anchor.wall)
     }
 
     /// This thread's copy of the process's anchor, taken anew.
@@ -456,18 +468,6 @@ impl ProcessClock {
             },
         )
     }
-}
-
-/// The wall time `since` nanoseconds of the counter after `anchor`'s
-/// reading: its wall time, plus `since`, plus what its slew adds by then.
-#[inline]
-fn wall_after(anchor: Anchor, since: u64) -> u64 {
-    let wall = anchor.wall.saturating_add(since);
-    if anchor.rate == 0 {
-        return wall;
-    }
-    let slewed = (i128::from(since.min(anchor.span)) * i128::from(anchor.rate)) >> 32;
-    u64::try_from((i128::from(wall) + slewed).max(0)).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -50,51 +50,82 @@ fn times_before_the_epoch_and_far_ahead_are_clamped() {
     assert_eq!(nanos_since_epoch(far), u64::MAX);
 }
 
-/// A clock on a mock counter (nanoseconds, moved by hand) and a fake
-/// system clock: the counter's time plus an offset the test steps, each
-/// read costing `read_cost` of counter time.
+/// A clock on a mock counter (ticks, moved by hand) and a fake system
+/// clock: the counter's time plus an offset the test steps, each read
+/// costing `read_cost` nanoseconds of counter time. The counter runs at
+/// `per_tick` nanoseconds per 2^32 ticks: 2^32 (a tick a nanosecond, as
+/// quanta's mock and its monotonic fallback count), or a real counter's
+/// rate, where ticks and nanoseconds differ and round.
 struct Fake {
     clock: ProcessClock,
     mock: Arc<quanta::Mock>,
     offset: Arc<AtomicI64>,
+    per_tick: u64,
 }
 
 const EPOCH: u64 = 1_800_000_000 * 1_000_000_000;
 
+/// A tick a nanosecond; a 3 GHz counter; a 24 MHz one (an ARM's).
+const RATES: [u64; 3] = [1 << 32, (1 << 32) / 3, (1 << 32) * 125 / 3];
+
 impl Fake {
     fn new(read_cost: u64) -> Self {
+        Fake::at_rate(read_cost, 1 << 32)
+    }
+
+    fn at_rate(read_cost: u64, per_tick: u64) -> Self {
         let (counter, mock) = quanta::Clock::mock();
-        mock.increment(1_000);
+        let ticks = move |nanos: u64| ((u128::from(nanos) << 32) / u128::from(per_tick)) as u64;
+        mock.increment(ticks(1_000));
         let offset = Arc::new(AtomicI64::new(0));
         let system = {
             let mock = mock.clone();
             let offset = offset.clone();
             Box::new(move || {
-                mock.increment(read_cost / 2);
-                let now = EPOCH as i64 + mock.value() as i64 + offset.load(Ordering::Relaxed);
-                mock.increment(read_cost - read_cost / 2);
+                mock.increment(ticks(read_cost / 2));
+                let now = EPOCH as i64
+                    + nanos_of(mock.value(), per_tick) as i64
+                    + offset.load(Ordering::Relaxed);
+                mock.increment(ticks(read_cost - read_cost / 2));
                 now as u64
             })
         };
+        let mut clock = ProcessClock::new(counter, system);
+        clock.per_tick = per_tick;
         Fake {
-            clock: ProcessClock::new(counter, system),
+            clock,
             mock,
             offset,
+            per_tick,
         }
     }
 
     /// What the fake system clock says now.
     fn system(&self) -> u64 {
-        (EPOCH as i64 + self.mock.value() as i64 + self.offset.load(Ordering::Relaxed)) as u64
+        (EPOCH as i64
+            + nanos_of(self.mock.value(), self.per_tick) as i64
+            + self.offset.load(Ordering::Relaxed)) as u64
     }
 
     fn step(&self, by: i64) {
         self.offset.fetch_add(by, Ordering::Relaxed);
     }
 
+    /// Moves the counter on by (about) `nanos`.
     fn advance(&self, nanos: u64) {
-        self.mock.increment(nanos);
+        self.mock
+            .increment(((u128::from(nanos) << 32) / u128::from(self.per_tick)) as u64);
     }
+
+    /// A tick's length, rounded up.
+    fn tick(&self) -> u64 {
+        self.per_tick.div_ceil(1 << 32)
+    }
+}
+
+/// Nanoseconds of `ticks` at `per_tick` nanoseconds per 2^32 ticks.
+fn nanos_of(ticks: u64, per_tick: u64) -> u64 {
+    ((u128::from(ticks) * u128::from(per_tick)) >> 32) as u64
 }
 
 /// The review of issue 20: after the anchor followed a step back, the
@@ -280,46 +311,97 @@ fn a_counter_behind_the_last_stamp_gives_the_last_stamp_again() {
     assert!(fake.clock.stamp(&mut thread) > first);
 }
 
-/// A thread's usual stamps, read off its line in the counter's ticks, are
-/// the anchor's time to the nanosecond: while the anchor slews, once a
-/// slew has ended under the same anchor, and across the end; and a line
-/// ends where the thread's next check is due, or the slew ends.
+/// A thread's usual stamps are read off its line, and are the anchor's
+/// time (as drawn for each reading on its own) to the nanosecond: while
+/// the anchor slews, once a slew has ended under the same anchor, and
+/// across the end; a line ends where the thread's next check is due, or
+/// the slew ends; and stamps never go back. At a counter that counts
+/// nanoseconds and at two that do not (3 GHz, 24 MHz), where ticks and
+/// nanoseconds round apart.
 #[test]
 fn usual_stamps_are_the_anchors_time_through_a_slew_and_after() {
-    let fake = Fake::new(50);
-    let mut thread = None;
-    fake.clock.stamp(&mut thread);
-    fake.step(5 * MS as i64);
-    let (mut slewing, mut after_a_slew) = (0, 0);
-    for _ in 0..6_000 {
-        let before = thread.map(|t| t.anchor);
-        fake.advance(MS / 2 + 7);
-        let raw = fake.mock.value();
-        let now = fake.clock.stamp(&mut thread);
-        let anchor = thread.unwrap().anchor;
-        if Some(anchor) != before {
-            continue; // a check moved the anchor and read the counter again
+    for per_tick in RATES {
+        let fake = Fake::at_rate(50, per_tick);
+        let mut thread = None;
+        fake.clock.stamp(&mut thread);
+        fake.step(5 * MS as i64);
+        let (mut slewing, mut after_a_slew, mut off_the_line, mut last) = (0, 0, 0, 0);
+        for _ in 0..6_000 {
+            let before = thread.map(|t| (t.anchor, t.line));
+            fake.advance(MS / 2 + 7);
+            let raw = fake.mock.value();
+            if before.is_some_and(|(_, line)| line.at(raw).is_some()) {
+                off_the_line += 1;
+            }
+            let now = fake.clock.stamp(&mut thread);
+            assert!(now >= last, "went back: {last} then {now}");
+            last = now;
+            let (local, line) = (thread.unwrap(), thread.unwrap().line);
+            let anchor = local.anchor;
+            if Some(anchor) != before.map(|(anchor, _)| anchor) {
+                continue; // a check moved the anchor and read the counter again
+            }
+            assert_eq!(
+                now,
+                fake.clock.wall_at(anchor, raw),
+                "{per_tick}: {anchor:?}"
+            );
+            // Whether the slew is on, in ticks, as the counter is read.
+            let slew_end = ((u128::from(anchor.span) << 32) / u128::from(per_tick)) as u64;
+            let on = anchor.rate != 0 && raw - anchor.counter < slew_end;
+            // The line ends at the next check, or at the slew's end, to the tick.
+            let end = fake.clock.nanos(anchor.counter, line.origin + line.len);
+            let due = match on {
+                false => local.next_check,
+                true => local.next_check.min(anchor.span),
+            };
+            assert!(
+                end.abs_diff(due) <= fake.tick(),
+                "{per_tick}: the line ends at {end}, {due} due ({line:?})"
+            );
+            match (anchor.rate, on) {
+                (0, _) => {}
+                (_, true) => slewing += 1,
+                (_, false) => after_a_slew += 1,
+            }
         }
-        assert_eq!(now, fake.clock.wall_at(anchor, raw), "{anchor:?}");
-        let since = fake.clock.nanos(anchor.counter, raw);
-        // The line ends at the next check, or at the slew's end.
-        let (local, line) = (thread.unwrap(), thread.unwrap().line);
-        let end = fake
-            .clock
-            .nanos(anchor.counter, line.origin + line.from + line.len);
-        let due = match (anchor.rate, since < anchor.span) {
-            (0, _) | (_, false) => local.next_check,
-            (_, true) => local.next_check.min(anchor.span),
-        };
-        assert_eq!(end, due, "{line:?}");
-        match (anchor.rate, since < anchor.span) {
-            (0, _) => {}
-            (_, true) => slewing += 1,
-            (_, false) => after_a_slew += 1,
+        assert!(
+            slewing > 1_000 && after_a_slew > 1_000,
+            "{per_tick}: {slewing} {after_a_slew}"
+        );
+        assert!(
+            off_the_line > 5_900,
+            "{per_tick}: {off_the_line} of 6,000 off the line"
+        );
+        let left = last.abs_diff(fake.system());
+        assert!(left <= DEADBAND_NANOS * 2, "{per_tick}: {left} ns off");
+    }
+}
+
+/// Where a slew ends, the line drawn for the reading holds at it, on the
+/// tick before the end and on the end's own tick, at every rate: the time
+/// never goes back there (the review of issue 20: chosen in nanoseconds,
+/// the slewing line was drawn for the end's tick and did not hold there,
+/// and the fallback rounded a nanosecond below the tick before).
+#[test]
+fn time_goes_on_across_the_end_of_a_slew() {
+    for per_tick in RATES {
+        let fake = Fake::at_rate(50, per_tick);
+        for gap in [300_000i64, -300_000, 5 * MS as i64, -5 * MS as i64] {
+            let anchor = Anchor {
+                counter: 1_000_000,
+                wall: EPOCH,
+                rate: ((i128::from(gap) << 32) / i128::from(SLEW_NANOS)) as i64,
+                span: SLEW_NANOS,
+            };
+            let end =
+                anchor.counter + ((u128::from(anchor.span) << 32) / u128::from(per_tick)) as u64;
+            let mut last = 0;
+            for raw in end - 50..end + 50 {
+                let now = fake.clock.wall_at(anchor, raw);
+                assert!(now >= last, "{per_tick}, {gap}: {last} then {now} at {raw}");
+                last = now;
+            }
         }
     }
-    assert!(
-        slewing > 1_000 && after_a_slew > 1_000,
-        "{slewing} {after_a_slew}"
-    );
 }
