@@ -341,18 +341,28 @@ mod tests {
         // One in the overflow released, once.
         assert_eq!(table.lock(same[2]).release(same[2]).copied(), Some(same[2]));
         assert_eq!(table.lock(same[2]).release(same[2]), None);
-        // Retain over both levels: keep the odd ones.
-        table.retain(|v| *v % 2 == 1);
-        for id in [same[1], same[3], same[4], newcomer] {
-            let expected = (id % 2 == 1).then_some(id);
-            assert_eq!(table.with(id, |v| *v), expected, "{id}");
+        // Retain over both levels: the span in the direct place goes, and
+        // one in the overflow; the others stay and are found.
+        let (gone, kept) = ([newcomer, same[3]], [same[1], same[4]]);
+        table.retain(|v| !gone.contains(v));
+        for id in gone {
+            assert_eq!(table.with(id, |v| *v), None, "{id} went");
         }
-        assert_eq!(
-            table.len(),
-            [same[1], same[3], same[4], newcomer]
-                .iter()
-                .filter(|id| *id % 2 == 1)
-                .count()
-        );
+        for id in kept {
+            assert_eq!(table.with(id, |v| *v), Some(id), "{id} stayed");
+        }
+        assert_eq!(table.len(), 2);
+        // The direct place is free again, and its slot free once.
+        let later = (newcomer + 1..).find(|&id| place(id) == place(1)).unwrap();
+        let mut shard = table.lock(later);
+        assert_eq!(shard.direct[direct_place(later)], (0, 0));
+        let free = shard.free.len();
+        shard.insert(later, later);
+        assert_eq!(shard.direct[direct_place(later)].0, later);
+        assert_eq!(shard.free.len(), free, "a new slot, the freed ones kept");
+        let mut freed = shard.free.clone();
+        freed.sort_unstable();
+        freed.dedup();
+        assert_eq!(freed.len(), free, "no slot freed twice");
     }
 }
