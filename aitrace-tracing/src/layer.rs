@@ -53,9 +53,10 @@ const ERROR_TYPE_FIELD: &str = "error.type";
 ///   of that remote span, in its trace. With the `opentelemetry` feature, a
 ///   span that tracing-opentelemetry also exports takes its OpenTelemetry
 ///   ids when it is first entered (see the crate docs). Its `.start` record
-///   is written when it is first entered, so it carries the fields recorded
-///   until then; fields recorded later go on its `.end` record, with
-///   `duration_ms`.
+///   carries the time the span was created, and is written when it is
+///   first entered (or when it closes, if it never was), so it carries the
+///   fields recorded until then; fields recorded later go on its `.end`
+///   record, with `duration_ms`.
 /// * An event without a message is named `error` when it has an `error`
 ///   field, else after its target (tracing would name it `event FILE:LINE`);
 ///   a name given with `name:` stays.
@@ -82,8 +83,9 @@ const ERROR_TYPE_FIELD: &str = "error.type";
 /// filter does not keep writes no records, whatever happens inside it (an
 /// `ERROR` event in tower-http's `DEBUG` `request` span writes no
 /// `request.end`), and is not made current, so records and spans inside it
-/// belong to the nearest kept span around it, which an error inside does
-/// not fail. Whether a span is kept is decided when it is created: a
+/// belong to its nearest kept ancestor in the span tree, which an error
+/// inside does not fail; also where that ancestor is not entered (a
+/// library's `debug_span!` task spawned inside a request's span). Whether a span is kept is decided when it is created: a
 /// filter changed while it is open (`set_min_level`) does not change it, so
 /// a span writes its `.start` and `.end` or neither.
 ///
@@ -504,6 +506,31 @@ impl AitraceLayer {
             self.settle_ids(&span, true);
             self.data_of(&span, |data| data.context)
         })
+    }
+
+    /// For span `id`, which this layer's logger does not keep and whose
+    /// ids are `context`, entered: the ids of its nearest kept ancestor
+    /// when that is not the current span here (a span made inside a
+    /// request and entered in a task of its own), so that records inside
+    /// belong to it; `None` when it is current, or there is none.
+    #[cold]
+    fn kept_around<S>(
+        &self,
+        id: &Id,
+        ctx: &Context<'_, S>,
+        context: SpanContext,
+    ) -> Option<SpanContext>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        // Made as a child of what was current then, which is the nearest
+        // kept ancestor unless the span has none (a root's parent is none).
+        let parent = context.parent_span_id()?;
+        if context::current().is_some_and(|current| current.span_id() == parent) {
+            return None;
+        }
+        let span = ctx.span(id)?;
+        self.nearest_kept(span.scope().skip(1))
     }
 
     /// [`settle_ids`](Self::settle_ids) for span `id`, looked up only when
@@ -936,6 +963,10 @@ where
         // inside it belong to the span around it.
         if kept {
             adapter::push_current_keyed(context, self.id.0, id.into_non_zero_u64());
+        } else if let Some(around) = self.kept_around(id, &ctx, context) {
+            // Records inside belong to its nearest kept ancestor, which is
+            // not current here (it was when this span was made).
+            adapter::push_current_keyed(around, self.id.0, id.into_non_zero_u64());
         }
     }
 

@@ -641,6 +641,76 @@ fn an_event_whose_explicit_parent_is_filtered_out_belongs_to_the_nearest_kept_sp
     assert_eq!(find(&records, "lone failure").span_context(), None);
 }
 
+/// The user trial of issue 20 (fifth part): records and spans made inside
+/// an entered span the logger filters out belong to its nearest kept
+/// ancestor in the span tree, also when that ancestor is not entered on
+/// this thread (a library's `debug_span!` task spawned inside a request
+/// span). They were roots, or had no trace.
+#[test]
+fn records_inside_an_entered_filtered_span_belong_to_its_kept_ancestor_entered_or_not() {
+    let (output, memory) = Output::in_memory();
+    let log = BufferedLogger::builder()
+        .output(output)
+        .min_level(Level::Info)
+        .build();
+    let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let root = tracing::info_span!("root");
+        let work = root.in_scope(|| tracing::debug_span!("work"));
+        // Entered where `root` is not (as a task spawned inside it is).
+        work.in_scope(|| {
+            tracing::info!("in_work");
+            tracing::info_span!("child").in_scope(|| tracing::info!("in_child"));
+            // Nested: a filtered span inside the filtered one.
+            tracing::debug_span!("deeper").in_scope(|| tracing::info!("in_deeper"));
+        });
+        // On another thread, as a task's poll on a runtime's worker.
+        let dispatch = tracing::dispatcher::get_default(Clone::clone);
+        let task = root.in_scope(|| tracing::debug_span!("task"));
+        std::thread::spawn(move || {
+            tracing::dispatcher::with_default(&dispatch, || {
+                task.in_scope(|| tracing::info!("in_task"));
+            })
+        })
+        .join()
+        .unwrap();
+        drop(work);
+        // Without a kept ancestor, a record inside it has no trace.
+        tracing::debug_span!(parent: None, "lone").in_scope(|| tracing::info!("in_lone"));
+    });
+    log.flush().unwrap();
+    let records = memory.records();
+    let events: Vec<_> = records.iter().map(|r| r.event().to_owned()).collect();
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.starts_with("work.") || e.starts_with("deeper.")),
+        "{events:?}"
+    );
+    let root = find(&records, "root.start")
+        .span_context()
+        .copied()
+        .unwrap();
+    for event in ["in_work", "in_deeper", "in_task"] {
+        assert_eq!(
+            find(&records, event).span_context().copied(),
+            Some(root),
+            "{event}"
+        );
+    }
+    let child = find(&records, "child.start")
+        .span_context()
+        .copied()
+        .unwrap();
+    assert_eq!(child.trace_id(), root.trace_id());
+    assert_eq!(child.parent_span_id(), Some(root.span_id()));
+    assert_eq!(
+        find(&records, "in_child").span_context().copied(),
+        Some(child)
+    );
+    assert_eq!(find(&records, "in_lone").span_context(), None);
+}
+
 #[test]
 fn a_filter_changed_while_a_span_is_open_leaves_whole_pairs_or_nothing() {
     let (log, _memory) = memory_logger(Level::Info);
