@@ -82,12 +82,16 @@ const ERROR_TYPE_FIELD: &str = "error.type";
 /// too (`min_level`, `AITRACE_LEVEL` or `RUST_LOG`). A span the logger's
 /// filter does not keep writes no records, whatever happens inside it (an
 /// `ERROR` event in tower-http's `DEBUG` `request` span writes no
-/// `request.end`), and is not made current, so records and spans inside it
-/// belong to its nearest kept ancestor in the span tree, which an error
-/// inside does not fail; also where that ancestor is not entered (a
-/// library's `debug_span!` task spawned inside a request's span). Whether a span is kept is decided when it is created: a
-/// filter changed while it is open (`set_min_level`) does not change it, so
-/// a span writes its `.start` and `.end` or neither.
+/// `request.end`), and is not made current: records and spans inside it
+/// belong to the nearest kept span around it when it was made, which an
+/// error inside does not fail, also where that span is not entered (a
+/// library's `debug_span!` task spawned inside a request's span, polled on
+/// another thread). A span another aitrace layer on the registry keeps is
+/// current inside it for every logger. (A span a per-layer filter drops
+/// never reaches the layer: what is made inside it, in a task of its own,
+/// starts a trace.) Whether a span is kept is decided when it is created:
+/// a filter changed while it is open (`set_min_level`) does not change it,
+/// so a span writes its `.start` and `.end` or neither.
 ///
 /// Several layers can sit on one registry (each with its own logger and
 /// filter, say). A span gets one set of ids, picked by the first layer that
@@ -253,11 +257,19 @@ fn table_of_registry(address: usize) -> Arc<Table<SpanData>> {
 /// each layer's own state.
 struct SpanData {
     meta: &'static Metadata<'static>,
+    /// The span's ids; or, while no aitrace layer keeps the span (`around`),
+    /// the ids of the span records inside it belong to.
     context: SpanContext,
     /// When the span was made (nanoseconds since the Unix epoch, the core's
     /// clock): its `.start` stamp, and the start of its `duration_ms`.
     created: u64,
     level: Level,
+    /// No aitrace layer keeps the span, and `context` is the nearest kept
+    /// span around it when it was made: made current on each of its
+    /// enters, on whatever thread, so a `debug_span!` task spawned inside a
+    /// request span keeps the request's trace where the request is not
+    /// entered. (A flag in the padding: the state stays 192 bytes.)
+    around: bool,
     layers: Layers,
     /// For a span with a `traceparent` field: keeps the remote trace's flags
     /// and `tracestate` known until the span closes.
@@ -268,6 +280,21 @@ struct SpanData {
 }
 
 impl SpanData {
+    /// Adds a layer's state to a span another aitrace layer saw first. A
+    /// layer that keeps a span none kept so far gives it ids of its own,
+    /// a child of the span around it.
+    fn join(&mut self, state: LayerState) {
+        if state.kept && self.around {
+            self.context = self.context.new_child();
+            self.around = false;
+            #[cfg(feature = "opentelemetry")]
+            {
+                self.otel_pending = true;
+            }
+        }
+        self.layers.push(state);
+    }
+
     fn layer_mut(&mut self, id: LayerId) -> Option<&mut LayerState> {
         self.layers.iter_mut().find(|l| l.id == id)
     }
@@ -508,29 +535,28 @@ impl AitraceLayer {
         })
     }
 
-    /// For span `id`, which this layer's logger does not keep and whose
-    /// ids are `context`, entered: the ids of its nearest kept ancestor
-    /// when that is not the current span here (a span made inside a
-    /// request and entered in a task of its own), so that records inside
-    /// belong to it; `None` when it is current, or there is none.
-    #[cold]
-    fn kept_around<S>(
+    /// What records inside new span `id` belong to when no aitrace
+    /// layer keeps it: its nearest kept ancestor, found as
+    /// [`local_context`](Self::local_context) finds a parent. Called only
+    /// for a span this layer's logger does not keep.
+    fn around<S>(
         &self,
         id: &Id,
         ctx: &Context<'_, S>,
-        context: SpanContext,
+        attrs: &Attributes<'_>,
     ) -> Option<SpanContext>
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        // Made as a child of what was current then, which is the nearest
-        // kept ancestor unless the span has none (a root's parent is none).
-        let parent = context.parent_span_id()?;
-        if context::current().is_some_and(|current| current.span_id() == parent) {
+        if attrs.is_contextual() {
+            return context::current();
+        }
+        if attrs.is_root() {
             return None;
         }
-        let span = ctx.span(id)?;
-        self.nearest_kept(span.scope().skip(1))
+        (ctx.span(id))
+            .and_then(|span| self.nearest_kept(span.scope().skip(1)))
+            .or_else(context::current)
     }
 
     /// [`settle_ids`](Self::settle_ids) for span `id`, looked up only when
@@ -792,18 +818,21 @@ impl AitraceLayer {
         attrs: &Attributes<'_>,
         state: LayerState,
         context: impl FnOnce() -> SpanContext,
+        around: Option<SpanContext>,
     ) -> SpanData {
         let meta = attrs.metadata();
         let (context, remote) = Self::ids(&state, context);
         SpanData {
             meta,
-            context,
+            context: around.unwrap_or(context),
             created: adapter::now_nanos(),
             level: level_from_tracing(meta.level()),
+            around: around.is_some(),
             layers: Layers::one(state),
             _remote: remote,
+            // A span no layer keeps writes no ids: none to settle.
             #[cfg(feature = "opentelemetry")]
-            otel_pending: true,
+            otel_pending: around.is_none(),
         }
     }
 
@@ -815,18 +844,20 @@ impl AitraceLayer {
         attrs: &Attributes<'_>,
         state: LayerState,
         context: impl FnOnce() -> SpanContext,
+        around: Option<SpanContext>,
     ) {
         let meta = attrs.metadata();
         let (context, remote) = Self::ids(&state, context);
         slot.meta = meta;
-        slot.context = context;
+        slot.context = around.unwrap_or(context);
+        slot.around = around.is_some();
         slot.created = adapter::now_nanos();
         slot.level = level_from_tracing(meta.level());
         slot.layers.push(state);
         slot._remote = remote;
         #[cfg(feature = "opentelemetry")]
         {
-            slot.otel_pending = true;
+            slot.otel_pending = around.is_none();
         }
     }
 
@@ -869,6 +900,11 @@ where
         if !attrs.fields().is_empty() {
             attrs.record(&mut FieldVisitor::fields_only(&mut state.fields));
         }
+        let around = if state.kept {
+            None
+        } else {
+            self.around(id, &ctx, attrs)
+        };
         let key = id.into_u64();
         if self.spans.get().is_none() && !self.seen_dispatch.load(Ordering::Acquire) {
             // Working without having been registered: swapped in through
@@ -881,10 +917,10 @@ where
                 // unregistered layer turned up: join it there.
                 let mut shard = table.lock(key);
                 if let Some(data) = shard.get_mut(key) {
-                    return data.layers.push(state);
+                    return data.join(state);
                 }
             }
-            return self.new_span_in_extensions(attrs, id, &ctx, state);
+            return self.new_span_in_extensions(attrs, id, &ctx, state, around);
         };
         // A span with an explicit parent takes its ids from the parent's
         // state: read before this span's shard is locked.
@@ -893,11 +929,11 @@ where
         let mut shard = table.lock(key);
         if let Some(data) = shard.get_mut(key) {
             // Another aitrace layer saw the span first and gave it its ids.
-            return data.layers.push(state);
+            return data.join(state);
         }
         match shard.reuse(key) {
-            Some(slot) => Self::refill(slot, attrs, state, context),
-            None => shard.insert(key, Self::new_data(attrs, state, context)),
+            Some(slot) => Self::refill(slot, attrs, state, context, around),
+            None => shard.insert(key, Self::new_data(attrs, state, context, around)),
         }
     }
 
@@ -943,37 +979,32 @@ where
             if !state.start_written {
                 start = Self::take_start(state);
             }
-            Some((
-                state.kept,
-                data.meta,
-                data.level,
-                data.context,
-                data.created,
-            ))
+            // What this layer makes current: the span, when its logger
+            // keeps it; the span its records belong to, when no aitrace
+            // layer keeps it; else nothing (a layer that keeps it makes it
+            // current).
+            let push = state.kept || data.around;
+            let context = data.context;
+            Some((push, data.meta, data.level, context, data.created))
         });
-        let Some((kept, meta, level, context, created)) = entered.flatten() else {
+        let Some((push, meta, level, context, created)) = entered.flatten() else {
             return;
         };
         if let Some(start) = start {
             self.write_start(meta, level, context, created, start);
         }
-        // Each layer whose logger keeps the span pushes it; every layer's
-        // `on_exit` pops one entry of it if there is one, so the stack stays
-        // balanced. A span the logger filters out is not current: records
-        // inside it belong to the span around it.
-        if kept {
+        // Every layer's `on_exit` pops one entry of the span if there is
+        // one: pushed on each enter or on none, the stack stays balanced.
+        if push {
             adapter::push_current_keyed(context, self.id.0, id.into_non_zero_u64());
-        } else if let Some(around) = self.kept_around(id, &ctx, context) {
-            // Records inside belong to its nearest kept ancestor, which is
-            // not current here (it was when this span was made).
-            adapter::push_current_keyed(around, self.id.0, id.into_non_zero_u64());
         }
     }
 
     fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
         // By this layer and the span's `Id` (unique in this layer's
-        // registry): no lookup of the span. A span this layer did not keep
-        // pushed nothing, and finds nothing.
+        // registry): no lookup of the span. A span this layer pushed
+        // nothing for (another layer keeps it, or there is nothing around
+        // it) finds nothing.
         adapter::pop_current_keyed(self.id.0, id.into_non_zero_u64());
     }
 
@@ -1066,15 +1097,16 @@ impl AitraceLayer {
         id: &Id,
         ctx: &Context<'_, S>,
         state: LayerState,
+        around: Option<SpanContext>,
     ) where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         let Some(span) = ctx.span(id) else { return };
         if let Some(data) = span.extensions_mut().get_mut::<SpanData>() {
             // Another aitrace layer saw the span first and gave it its ids.
-            return data.layers.push(state);
+            return data.join(state);
         }
-        let data = Self::new_data(attrs, state, || self.local_context(id, ctx, attrs));
+        let data = Self::new_data(attrs, state, || self.local_context(id, ctx, attrs), around);
         span.extensions_mut().insert(data);
     }
 }

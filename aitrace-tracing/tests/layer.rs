@@ -663,7 +663,20 @@ fn records_inside_an_entered_filtered_span_belong_to_its_kept_ancestor_entered_o
             tracing::info_span!("child").in_scope(|| tracing::info!("in_child"));
             // Nested: a filtered span inside the filtered one.
             tracing::debug_span!("deeper").in_scope(|| tracing::info!("in_deeper"));
+            // Entered again inside itself: each enter is undone by its exit.
+            work.in_scope(|| tracing::info!("in_work_again"));
+            tracing::info!("in_work_after");
         });
+        assert_eq!(
+            aitrace_core::context::current(),
+            None,
+            "the stack is balanced"
+        );
+        // One with an explicit parent, entered where nothing is.
+        let explicit = tracing::debug_span!(parent: &root, "explicit");
+        explicit.in_scope(|| tracing::info!("in_explicit"));
+        // Entered inside the span its records belong to: the same.
+        root.in_scope(|| work.in_scope(|| tracing::info!("in_work_in_root")));
         // On another thread, as a task's poll on a runtime's worker.
         let dispatch = tracing::dispatcher::get_default(Clone::clone);
         let task = root.in_scope(|| tracing::debug_span!("task"));
@@ -691,7 +704,15 @@ fn records_inside_an_entered_filtered_span_belong_to_its_kept_ancestor_entered_o
         .span_context()
         .copied()
         .unwrap();
-    for event in ["in_work", "in_deeper", "in_task"] {
+    for event in [
+        "in_work",
+        "in_deeper",
+        "in_task",
+        "in_work_again",
+        "in_work_after",
+        "in_explicit",
+        "in_work_in_root",
+    ] {
         assert_eq!(
             find(&records, event).span_context().copied(),
             Some(root),
@@ -709,6 +730,50 @@ fn records_inside_an_entered_filtered_span_belong_to_its_kept_ancestor_entered_o
         Some(child)
     );
     assert_eq!(find(&records, "in_lone").span_context(), None);
+}
+
+/// A span one of two aitrace layers keeps is the current span inside it,
+/// for both loggers, in either order of the layers: the layer that does
+/// not keep it does not make its kept ancestor current over it (review).
+#[test]
+fn a_span_one_of_two_layers_keeps_is_current_inside_it_in_either_order() {
+    for debug_first in [true, false] {
+        let (debug_output, debug_memory) = Output::in_memory();
+        let debug = BufferedLogger::builder()
+            .output(debug_output)
+            .min_level(Level::Debug)
+            .build();
+        let (info_output, info_memory) = Output::in_memory();
+        let info = BufferedLogger::builder()
+            .output(info_output)
+            .min_level(Level::Info)
+            .build();
+        let (first, second) = match debug_first {
+            true => (debug.clone(), info.clone()),
+            false => (info.clone(), debug.clone()),
+        };
+        let subscriber = tracing_subscriber::registry()
+            .with(AitraceLayer::new(first))
+            .with(AitraceLayer::new(second));
+        tracing::subscriber::with_default(subscriber, || {
+            let root = tracing::info_span!("root");
+            let work = root.in_scope(|| tracing::debug_span!("work"));
+            work.in_scope(|| tracing::info!("in_work"));
+            assert_eq!(aitrace_core::context::current(), None);
+        });
+        debug.flush().unwrap();
+        info.flush().unwrap();
+        let (debug_records, info_records) = (debug_memory.records(), info_memory.records());
+        let work = find(&debug_records, "work.start").span_context().copied();
+        assert!(work.is_some(), "{debug_first}");
+        for records in [&debug_records, &info_records] {
+            assert_eq!(
+                find(records, "in_work").span_context().copied(),
+                work,
+                "debug layer first: {debug_first}"
+            );
+        }
+    }
 }
 
 #[test]
