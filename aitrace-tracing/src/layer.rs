@@ -281,11 +281,12 @@ struct SpanData {
 
 impl SpanData {
     /// Adds a layer's state to a span another aitrace layer saw first. A
-    /// layer that keeps a span none kept so far gives it ids of its own,
-    /// a child of the span around it.
-    fn join(&mut self, state: LayerState) {
+    /// layer that keeps a span none kept so far gives it the ids it would
+    /// have given it first (`context`, as [`AitraceLayer::new_data`] takes
+    /// them).
+    fn join(&mut self, state: LayerState, context: impl FnOnce() -> SpanContext) {
         if state.kept && self.around {
-            self.context = self.context.new_child();
+            self.context = context();
             self.around = false;
             #[cfg(feature = "opentelemetry")]
             {
@@ -536,9 +537,11 @@ impl AitraceLayer {
     }
 
     /// What records inside new span `id` belong to when no aitrace
-    /// layer keeps it: its nearest kept ancestor, found as
-    /// [`local_context`](Self::local_context) finds a parent. Called only
-    /// for a span this layer's logger does not keep.
+    /// layer keeps it: the span current here, for a contextual span (the
+    /// core's stack is every layer's); for an explicit parent, the nearest
+    /// ancestor some aitrace layer keeps (or what records inside that one
+    /// belong to), and nothing when there is none. Called only for a span
+    /// this layer's logger does not keep.
     fn around<S>(
         &self,
         id: &Id,
@@ -551,12 +554,13 @@ impl AitraceLayer {
         if attrs.is_contextual() {
             return context::current();
         }
-        if attrs.is_root() {
-            return None;
-        }
-        (ctx.span(id))
-            .and_then(|span| self.nearest_kept(span.scope().skip(1)))
-            .or_else(context::current)
+        let span = ctx.span(id)?;
+        span.scope().skip(1).find_map(|ancestor| {
+            self.data_of(&ancestor, |data| {
+                (data.around || data.layers.iter().any(|l| l.kept)).then_some(data.context)
+            })
+            .flatten()
+        })
     }
 
     /// [`settle_ids`](Self::settle_ids) for span `id`, looked up only when
@@ -822,6 +826,8 @@ impl AitraceLayer {
     ) -> SpanData {
         let meta = attrs.metadata();
         let (context, remote) = Self::ids(&state, context);
+        // A span continuing a caller's trace keeps its ids.
+        let around = around.filter(|_| remote.is_none());
         SpanData {
             meta,
             context: around.unwrap_or(context),
@@ -848,6 +854,7 @@ impl AitraceLayer {
     ) {
         let meta = attrs.metadata();
         let (context, remote) = Self::ids(&state, context);
+        let around = around.filter(|_| remote.is_none());
         slot.meta = meta;
         slot.context = around.unwrap_or(context);
         slot.around = around.is_some();
@@ -911,25 +918,25 @@ where
             // `reload` (told neither `on_layer` nor the registration).
             self.count_unregistered();
         }
+        // A span with an explicit parent takes its ids from the parent's
+        // state: read before this span's shard is locked.
+        let explicit = (!attrs.is_contextual()).then(|| self.local_context(id, &ctx, attrs));
+        let context = || explicit.unwrap_or_else(context::new_span);
         let Some(table) = self.table_for_new_spans() else {
             if let Some(table) = self.spans.get() {
                 // Another layer put the span in the table before an
                 // unregistered layer turned up: join it there.
                 let mut shard = table.lock(key);
                 if let Some(data) = shard.get_mut(key) {
-                    return data.join(state);
+                    return data.join(state, context);
                 }
             }
             return self.new_span_in_extensions(attrs, id, &ctx, state, around);
         };
-        // A span with an explicit parent takes its ids from the parent's
-        // state: read before this span's shard is locked.
-        let explicit = (!attrs.is_contextual()).then(|| self.local_context(id, &ctx, attrs));
-        let context = || explicit.unwrap_or_else(context::new_span);
         let mut shard = table.lock(key);
         if let Some(data) = shard.get_mut(key) {
             // Another aitrace layer saw the span first and gave it its ids.
-            return data.join(state);
+            return data.join(state, context);
         }
         match shard.reuse(key) {
             Some(slot) => Self::refill(slot, attrs, state, context, around),
@@ -1102,11 +1109,13 @@ impl AitraceLayer {
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         let Some(span) = ctx.span(id) else { return };
+        // Worked out before the span's extensions are locked.
+        let context = self.local_context(id, ctx, attrs);
         if let Some(data) = span.extensions_mut().get_mut::<SpanData>() {
             // Another aitrace layer saw the span first and gave it its ids.
-            return data.join(state);
+            return data.join(state, || context);
         }
-        let data = Self::new_data(attrs, state, || self.local_context(id, ctx, attrs), around);
+        let data = Self::new_data(attrs, state, || context, around);
         span.extensions_mut().insert(data);
     }
 }

@@ -759,20 +759,43 @@ fn a_span_one_of_two_layers_keeps_is_current_inside_it_in_either_order() {
             let root = tracing::info_span!("root");
             let work = root.in_scope(|| tracing::debug_span!("work"));
             work.in_scope(|| tracing::info!("in_work"));
+            // An explicit parent the first layer does not keep.
+            let mid = tracing::debug_span!(parent: &root, "mid");
+            let leaf = tracing::debug_span!(parent: &mid, "leaf");
+            leaf.in_scope(|| {});
+            // A caller's trace, on a span only one layer keeps.
+            let remote = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+            root.in_scope(|| tracing::debug_span!("request", traceparent = remote).in_scope(|| {}));
             assert_eq!(aitrace_core::context::current(), None);
         });
         debug.flush().unwrap();
         info.flush().unwrap();
         let (debug_records, info_records) = (debug_memory.records(), info_memory.records());
-        let work = find(&debug_records, "work.start").span_context().copied();
-        assert!(work.is_some(), "{debug_first}");
+        let at = |event: &str| find(&debug_records, event).span_context().copied().unwrap();
+        let (root, work) = (at("root.start"), at("work.start"));
+        assert_ne!(work.span_id(), root.span_id(), "{debug_first}");
+        assert_eq!(work.parent_span_id(), Some(root.span_id()), "{debug_first}");
         for records in [&debug_records, &info_records] {
             assert_eq!(
                 find(records, "in_work").span_context().copied(),
-                work,
+                Some(work),
                 "debug layer first: {debug_first}"
             );
         }
+        let (mid, leaf) = (at("mid.start"), at("leaf.start"));
+        assert_eq!(mid.parent_span_id(), Some(root.span_id()), "{debug_first}");
+        assert_eq!(leaf.parent_span_id(), Some(mid.span_id()), "{debug_first}");
+        let request = at("request.start");
+        assert_eq!(
+            request.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736",
+            "{debug_first}"
+        );
+        assert_eq!(
+            request.parent_span_id().map(|id| id.to_string()).as_deref(),
+            Some("00f067aa0ba902b7"),
+            "{debug_first}"
+        );
     }
 }
 
