@@ -648,11 +648,7 @@ fn an_event_whose_explicit_parent_is_filtered_out_belongs_to_the_nearest_kept_sp
 /// span). They were roots, or had no trace.
 #[test]
 fn records_inside_an_entered_filtered_span_belong_to_its_kept_ancestor_entered_or_not() {
-    let (output, memory) = Output::in_memory();
-    let log = BufferedLogger::builder()
-        .output(output)
-        .min_level(Level::Info)
-        .build();
+    let (log, memory) = memory_logger(Level::Info);
     let subscriber = tracing_subscriber::registry().with(AitraceLayer::new(log.clone()));
     tracing::subscriber::with_default(subscriber, || {
         let root = tracing::info_span!("root");
@@ -738,16 +734,8 @@ fn records_inside_an_entered_filtered_span_belong_to_its_kept_ancestor_entered_o
 #[test]
 fn a_span_one_of_two_layers_keeps_is_current_inside_it_in_either_order() {
     for debug_first in [true, false] {
-        let (debug_output, debug_memory) = Output::in_memory();
-        let debug = BufferedLogger::builder()
-            .output(debug_output)
-            .min_level(Level::Debug)
-            .build();
-        let (info_output, info_memory) = Output::in_memory();
-        let info = BufferedLogger::builder()
-            .output(info_output)
-            .min_level(Level::Info)
-            .build();
+        let (debug, debug_memory) = memory_logger(Level::Debug);
+        let (info, info_memory) = memory_logger(Level::Info);
         let (first, second) = match debug_first {
             true => (debug.clone(), info.clone()),
             false => (info.clone(), debug.clone()),
