@@ -931,7 +931,7 @@ where
                     return data.join(state, context);
                 }
             }
-            return self.new_span_in_extensions(attrs, id, &ctx, state, around);
+            return self.new_span_in_extensions(id, &ctx, attrs, state, context, around);
         };
         let mut shard = table.lock(key);
         if let Some(data) = shard.get_mut(key) {
@@ -1097,25 +1097,25 @@ where
 
 impl AitraceLayer {
     /// `on_new_span` for a layer that keeps span state in the spans'
-    /// extensions (no registry table; see the `spans` field).
+    /// extensions (no registry table; see the `spans` field), with the ids
+    /// `on_new_span` works out for the table too.
     fn new_span_in_extensions<S>(
         &self,
-        attrs: &Attributes<'_>,
         id: &Id,
         ctx: &Context<'_, S>,
+        attrs: &Attributes<'_>,
         state: LayerState,
+        context: impl FnOnce() -> SpanContext,
         around: Option<SpanContext>,
     ) where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         let Some(span) = ctx.span(id) else { return };
-        // Worked out before the span's extensions are locked.
-        let context = self.local_context(id, ctx, attrs);
         if let Some(data) = span.extensions_mut().get_mut::<SpanData>() {
             // Another aitrace layer saw the span first and gave it its ids.
-            return data.join(state, || context);
+            return data.join(state, context);
         }
-        let data = Self::new_data(attrs, state, || context, around);
+        let data = Self::new_data(attrs, state, context, around);
         span.extensions_mut().insert(data);
     }
 }
