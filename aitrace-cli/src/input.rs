@@ -29,7 +29,7 @@ pub(crate) struct Item {
     pub(crate) object: Result<Map<String, Json>, String>,
 }
 
-/// The whole of a file, or stdin for `-`.
+/// The whole of a file, or stdin for `-`, without a leading byte order mark.
 pub(crate) fn read_source(path: &str) -> Result<String, String> {
     let mut bytes = Vec::new();
     let result = if path == "-" {
@@ -38,9 +38,14 @@ pub(crate) fn read_source(path: &str) -> Result<String, String> {
         std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut bytes).map(drop))
     };
     result.map_err(|e| format!("cannot read {}: {e}", name(path)))?;
-    Ok(match String::from_utf8(bytes) {
+    let text = match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    };
+    // A byte order mark some editors write at the start: not a record's.
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_owned(),
+        None => text,
     })
 }
 

@@ -21,6 +21,7 @@ use clap::{Parser, Subcommand};
 
 mod input;
 mod model;
+mod say;
 mod send;
 mod spool;
 mod validate;
@@ -79,7 +80,7 @@ enum Command {
         /// JSON Lines files or JSON arrays, `-` for stdin.
         #[arg(required = true)]
         files: Vec<String>,
-        /// The HTML file to write.
+        /// The HTML file to write, `-` for stdout.
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
     },
@@ -155,7 +156,7 @@ fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(message) => {
-            eprintln!("aitrace: error: {message}");
+            say::diag!("aitrace: error: {message}");
             ExitCode::from(1)
         }
     }
@@ -208,17 +209,36 @@ fn run(command: Command) -> Result<bool, String> {
                     match record {
                         Ok(record) => records.push(record),
                         Err(e) => {
-                            eprintln!("aitrace: {}:{}: skipped: {e}", input::name(file), item.pos);
+                            say::bad_line(format_args!(
+                                "aitrace: {}:{}: skipped: {e}",
+                                input::name(file),
+                                item.pos
+                            ));
                             skipped += 1;
                         }
                     }
                 }
             }
-            let out = std::fs::File::create(&output)
-                .map_err(|e| format!("cannot create {}: {e}", output.display()))?;
-            aitrace_report::write_html_report(&records, std::io::BufWriter::new(out))
-                .map_err(|e| e.to_string())?;
-            eprintln!(
+            if output.as_os_str() == "-" {
+                let out = std::io::BufWriter::new(std::io::stdout().lock());
+                aitrace_report::write_html_report(&records, out).map_err(|e| {
+                    // A reader that went away is the io error behind it.
+                    match std::error::Error::source(&e)
+                        .and_then(|source| source.downcast_ref::<std::io::Error>())
+                    {
+                        Some(io) if io.kind() == std::io::ErrorKind::BrokenPipe => {
+                            say::stdout_error(std::io::Error::from(io.kind()), 0)
+                        }
+                        _ => e.to_string(),
+                    }
+                })?;
+            } else {
+                let out = std::fs::File::create(&output)
+                    .map_err(|e| format!("cannot create {}: {e}", output.display()))?;
+                aitrace_report::write_html_report(&records, std::io::BufWriter::new(out))
+                    .map_err(|e| e.to_string())?;
+            }
+            say::diag!(
                 "aitrace: wrote {} ({} records{})",
                 output.display(),
                 records.len(),

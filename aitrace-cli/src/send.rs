@@ -7,7 +7,7 @@ use std::time::Duration;
 use aitrace_core::{BufferedLogger, Direct, Level, OnFailure, Output, Record};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::input;
+use crate::{input, say};
 
 /// What became of one batch the server answered.
 struct Sent {
@@ -51,7 +51,7 @@ impl Summary {
         if self.deleted > 0 {
             line.push_str(&format!("; {} files deleted", self.deleted));
         }
-        eprintln!("{line}");
+        say::diag!("{line}");
     }
 
     pub(crate) fn all_delivered(&self) -> bool {
@@ -108,11 +108,11 @@ impl Sender {
                 match record {
                     Ok(record) => records.push(record),
                     Err(e) => {
-                        eprintln!(
+                        say::bad_line(format_args!(
                             "aitrace: {}:{}: skipped as invalid: {e}",
                             input::name(file),
                             item.pos
-                        );
+                        ));
                         invalid += 1;
                     }
                 }
@@ -147,7 +147,7 @@ impl Sender {
                     }
                     Err(e) => {
                         bar.suspend(|| {
-                            eprintln!(
+                            say::diag!(
                                 "aitrace: {}: a batch of {} records was not delivered: {e}",
                                 input::name(file),
                                 batch.len()
@@ -165,7 +165,7 @@ impl Sender {
                     summary.deleted += 1;
                 } else {
                     bar.suspend(|| {
-                        eprintln!("aitrace: {file} kept: not every record was delivered")
+                        say::diag!("aitrace: {file} kept: not every record was delivered")
                     });
                 }
             }

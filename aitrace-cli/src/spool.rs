@@ -1,8 +1,10 @@
 //! `aitrace spool`: what waits in a spool folder, and replaying it.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::say;
 use crate::send::{Sender, Summary};
 
 const REJECTED: &str = "rejected";
@@ -122,8 +124,15 @@ fn count_lines(path: &Path) -> usize {
 /// Prints each output folder's state on stdout.
 pub(crate) fn list(root: &Path) -> Result<(), String> {
     let folders = output_folders(root)?;
+    let mut out = std::io::stdout().lock();
+    write_list(&mut out, root, folders)
+        .and_then(|()| out.flush())
+        .map_err(|e| say::stdout_error(e, 0))
+}
+
+fn write_list(out: &mut impl Write, root: &Path, folders: Vec<PathBuf>) -> std::io::Result<()> {
     if folders.is_empty() {
-        println!("{}: no output folders", root.display());
+        writeln!(out, "{}: no output folders", root.display())?;
     }
     for folder in folders {
         let pending = batches(&folder);
@@ -133,41 +142,48 @@ pub(crate) fn list(root: &Path) -> Result<(), String> {
             .filter_map(|p| std::fs::metadata(p).ok())
             .map(|m| m.len())
             .sum();
-        println!("{}", folder.display());
-        print!(
+        writeln!(out, "{}", folder.display())?;
+        write!(
+            out,
             "  pending: {} batches, {records} records, {bytes} bytes",
             pending.len()
-        );
+        )?;
         let (times, unreadable): (Vec<_>, Vec<_>) = pending
             .iter()
             .map(|p| (p, written_at(p)))
             .partition(|(_, time)| time.is_ok());
         match times.iter().filter_map(|(_, t)| t.as_ref().ok()).min() {
-            Some(&oldest) => println!(", oldest {}", humantime::format_rfc3339_seconds(oldest)),
-            None => println!(),
+            Some(&oldest) => writeln!(
+                out,
+                ", oldest {}",
+                humantime::format_rfc3339_seconds(oldest)
+            )?,
+            None => writeln!(out)?,
         }
         for (batch, time) in unreadable {
             if let Err(why) = time {
-                println!(
+                writeln!(
+                    out,
                     "    {}: time unknown: {why}",
                     batch.file_name().unwrap_or_default().to_string_lossy()
-                );
+                )?;
             }
         }
         let rejected = batches(&folder.join(REJECTED));
-        println!("  rejected: {} batches", rejected.len());
+        writeln!(out, "  rejected: {} batches", rejected.len())?;
         for batch in &rejected {
             let reason = std::fs::read_to_string(batch.with_extension("reason"))
                 .map(|r| r.trim().replace('\n', " "))
                 .unwrap_or_else(|_| "(no reason recorded)".to_owned());
-            println!(
+            writeln!(
+                out,
                 "    {} ({} records): {reason}",
                 batch.file_name().unwrap_or_default().to_string_lossy(),
                 count_lines(batch)
-            );
+            )?;
         }
         let corrupt = batches(&folder.join(CORRUPT)).len();
-        println!("  corrupt: {corrupt} files");
+        writeln!(out, "  corrupt: {corrupt} files")?;
     }
     Ok(())
 }
@@ -191,7 +207,7 @@ fn lock_folder(folder: &Path) -> Option<std::fs::File> {
     let file = match options.open(&path) {
         Ok(file) => file,
         Err(e) => {
-            eprintln!(
+            say::diag!(
                 "aitrace: skipped {}: cannot open {}: {e}",
                 folder.display(),
                 path.display()
@@ -209,7 +225,7 @@ fn lock_folder(folder: &Path) -> Option<std::fs::File> {
                 .map(|pid| pid.trim().to_owned())
                 .filter(|pid| !pid.is_empty())
                 .map_or_else(String::new, |pid| format!(" (process {pid})"));
-            eprintln!(
+            say::diag!(
                 "aitrace: skipped {}: another process{owner} is spooling there; \
                  replay it once that process has stopped",
                 folder.display()
@@ -217,7 +233,7 @@ fn lock_folder(folder: &Path) -> Option<std::fs::File> {
             None
         }
         Err(fs4::TryLockError::Error(e)) => {
-            eprintln!("aitrace: skipped {}: cannot lock it: {e}", folder.display());
+            say::diag!("aitrace: skipped {}: cannot lock it: {e}", folder.display());
             None
         }
     }

@@ -4,8 +4,10 @@ use aitrace_core::wire::{self, META_KEY, Phase};
 use serde_json::{Map, Value as Json};
 
 use std::collections::HashSet;
+use std::io::Write;
 
 use crate::input::{self, Pos};
+use crate::say;
 
 /// The problems of one record, each one sentence.
 pub(crate) fn check(object: &Map<String, Json>) -> Vec<String> {
@@ -154,6 +156,10 @@ pub(crate) fn validate(sources: &[String]) -> Result<usize, String> {
     let mut problems = 0;
     let mut records = 0;
     let mut spans = Lifecycles::default();
+    // Printing means a problem was found: a reader that goes away
+    // (`| head`) ends the command quietly, and still with exit 1.
+    let mut out = std::io::stdout().lock();
+    let write_error = |e| say::stdout_error(e, 1);
     for source in sources {
         let text = input::read_source(source)?;
         for item in input::parse(&text) {
@@ -166,16 +172,18 @@ pub(crate) fn validate(sources: &[String]) -> Result<usize, String> {
                 Err(e) => vec![e.clone()],
             };
             for problem in found {
-                println!("{}:{}: {problem}", input::name(source), item.pos);
+                writeln!(out, "{}:{}: {problem}", input::name(source), item.pos)
+                    .map_err(write_error)?;
                 problems += 1;
             }
         }
     }
     for (source, pos, problem) in spans.problems() {
-        println!("{}:{pos}: {problem}", input::name(source));
+        writeln!(out, "{}:{pos}: {problem}", input::name(source)).map_err(write_error)?;
         problems += 1;
     }
-    eprintln!(
+    out.flush().map_err(write_error)?;
+    say::diag!(
         "aitrace: {records} records checked in {} files, {problems} problems",
         sources.len()
     );

@@ -10,6 +10,7 @@ use anstyle::{AnsiColor, Style};
 
 use crate::input::{self, Item as InputItem};
 use crate::model::{self, Item, LEVELS, Rec, Trace};
+use crate::say;
 
 /// What `view` keeps.
 #[derive(Debug, Default, Clone)]
@@ -81,11 +82,11 @@ pub(crate) fn records_of(source: &str, items: Vec<InputItem>, seq: &mut usize) -
                 records.push(Rec::new(*seq, object, &item.text));
                 *seq += 1;
             }
-            Err(e) => eprintln!(
+            Err(e) => say::bad_line(format_args!(
                 "aitrace: {}:{}: skipped: {e}",
                 input::name(source),
                 item.pos
-            ),
+            )),
         }
     }
     records
@@ -114,13 +115,10 @@ pub(crate) fn view(sources: &[String], filters: &Filters) -> Result<(), String> 
     }
 }
 
-/// A write to stdout failed. A reader that went away (`| head`) is not an
-/// error: the rest is not wanted, so the command ends quietly (exit 0).
+/// A write to stdout failed: see [`say::stdout_error`] (a reader that went
+/// away ends the command quietly, exit 0).
 fn write_error(e: std::io::Error) -> String {
-    if e.kind() == std::io::ErrorKind::BrokenPipe {
-        std::process::exit(0);
-    }
-    format!("cannot write: {e}")
+    say::stdout_error(e, 0)
 }
 
 fn print_trace(out: &mut impl Write, trace: &Trace, filters: &Filters) -> std::io::Result<()> {
@@ -379,11 +377,11 @@ impl FollowState {
         let object = match &item.object {
             Ok(object) => object,
             Err(e) => {
-                eprintln!(
+                say::bad_line(format_args!(
                     "aitrace: {}:{}: skipped: {e}",
                     input::name(source),
                     item.pos
-                );
+                ));
                 return;
             }
         };

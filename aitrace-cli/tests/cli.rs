@@ -1145,3 +1145,176 @@ fn view_shows_the_fields_recorded_on_a_span_s_end_and_escapes_control_characters
         "one line per record: {stdout}"
     );
 }
+
+/// `/dev/full`: every write to it fails with "no space left on device".
+fn dev_full() -> Stdio {
+    Stdio::from(
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap(),
+    )
+}
+
+/// A file of `n` records without a timestamp: `n` problems for `validate`,
+/// `n` skipped lines for `report`.
+fn records_without_time(dir: &Path, n: usize) -> PathBuf {
+    let file = dir.join("untimed.jsonl");
+    std::fs::write(&file, "{}\n".repeat(n)).unwrap();
+    file
+}
+
+#[test]
+fn commands_that_cannot_write_their_output_say_so_and_do_not_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = records_without_time(dir.path(), 3_000);
+    let no_panic = |out: &Output| {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(101), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    };
+
+    // `validate > /dev/full`: its problems cannot be shown.
+    let out = aitrace()
+        .arg("validate")
+        .arg(&file)
+        .stdout(dev_full())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    no_panic(&out);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot write"), "{stderr}");
+
+    // `validate 2> /dev/full`: the problems still go to stdout.
+    let (_, problems, _) = run(aitrace().arg("validate").arg(&file));
+    assert!(problems.lines().count() >= 3_000, "{problems}");
+    let out = aitrace()
+        .arg("validate")
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(dev_full())
+        .output()
+        .unwrap();
+    no_panic(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), problems);
+
+    // `report 2> /dev/full`: the report is written all the same.
+    let html = dir.path().join("r.html");
+    let out = aitrace()
+        .arg("report")
+        .arg(&file)
+        .arg(checkout())
+        .arg("-o")
+        .arg(&html)
+        .stderr(dev_full())
+        .output()
+        .unwrap();
+    no_panic(&out);
+    assert!(out.status.success());
+    assert!(std::fs::read_to_string(&html).unwrap().contains("checkout"));
+
+    // `spool DIR > /dev/full`.
+    let root = dir.path().join("spool");
+    spool_fixture(&root);
+    let out = aitrace()
+        .arg("spool")
+        .arg(&root)
+        .stdout(dev_full())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    no_panic(&out);
+    assert_eq!(out.status.code(), Some(1));
+
+    // `send ... 2> /dev/full`: its summary cannot be shown; what it did is
+    // still in its exit code.
+    let out = aitrace()
+        .arg("send")
+        .arg(checkout())
+        .arg("--to")
+        .arg(dir.path().join("copy.jsonl"))
+        .stderr(dev_full())
+        .output()
+        .unwrap();
+    no_panic(&out);
+    assert!(out.status.success());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("copy.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        checkout_lines().len()
+    );
+}
+
+#[test]
+fn validate_ends_quietly_when_its_reader_goes_away_and_still_fails() {
+    // `aitrace validate big.jsonl | head -1`: more problems than a pipe holds.
+    let dir = tempfile::tempdir().unwrap();
+    let file = records_without_time(dir.path(), 100_000);
+    let mut child = aitrace()
+        .arg("validate")
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("missing timestamp"), "{first}");
+    // The read end is dropped here, as `head` exits.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Problems were found: not 0, even though the rest was not wanted.
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+}
+
+#[test]
+fn report_names_the_first_bad_lines_and_counts_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = records_without_time(dir.path(), 3_000);
+    let html = dir.path().join("r.html");
+    let (out, _, stderr) = run(aitrace()
+        .arg("report")
+        .arg(&file)
+        .arg(checkout())
+        .arg("-o")
+        .arg(&html));
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(lines.len() <= 25, "{} lines on stderr", lines.len());
+    assert!(lines[0].contains(":line 1: skipped"), "{stderr}");
+    assert!(stderr.contains("3000 skipped"), "{stderr}");
+}
+
+#[test]
+fn a_file_that_starts_with_a_byte_order_mark_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bom.jsonl");
+    let text = std::fs::read_to_string(checkout()).unwrap();
+    std::fs::write(&file, format!("\u{feff}{text}")).unwrap();
+    let (out, stdout, stderr) = run(aitrace().arg("validate").arg(&file));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+}
+
+#[test]
+fn report_to_a_dash_writes_the_page_on_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, stdout, stderr) = run(aitrace()
+        .current_dir(dir.path())
+        .arg("report")
+        .arg(checkout())
+        .args(["-o", "-"]));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("<html"), "{stdout:.200}");
+    assert!(embedded(&stdout).to_string().contains("checkout"));
+    assert!(!dir.path().join("-").exists());
+}
