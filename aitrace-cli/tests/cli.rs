@@ -941,6 +941,22 @@ fn spool_lists_and_replays_the_folder_a_second_process_spooled_to() {
     );
 }
 
+/// Runs `cmd`, reads the first line of its stdout and closes the pipe, as
+/// `| head -1` does; then waits for it.
+fn first_line_then_hang_up(cmd: &mut Command) -> (String, Output) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The read end is dropped here, as `head` exits.
+    (first, child.wait_with_output().unwrap())
+}
+
 #[test]
 fn view_ends_quietly_when_its_reader_goes_away() {
     // `aitrace view big.jsonl | head -1`: the pipe closes early.
@@ -951,20 +967,8 @@ fn view_ends_quietly_when_its_reader_goes_away() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("big.jsonl");
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
-    let mut child = aitrace()
-        .arg("view")
-        .arg(&file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    let (first, out) = first_line_then_hang_up(aitrace().arg("view").arg(&file));
     assert!(first.starts_with("trace "), "{first}");
-    // The read end is dropped here, as `head` exits.
-    let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{:?} {stderr}", out.status);
     assert!(!stderr.contains("Broken pipe"), "{stderr}");
@@ -1168,21 +1172,13 @@ fn records_without_time(dir: &Path, n: usize) -> PathBuf {
 fn commands_that_cannot_write_their_output_say_so_and_do_not_panic() {
     let dir = tempfile::tempdir().unwrap();
     let file = records_without_time(dir.path(), 3_000);
-    let no_panic = |out: &Output| {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_ne!(out.status.code(), Some(101), "{stderr}");
-        assert!(!stderr.contains("panicked"), "{stderr}");
-    };
 
     // `validate > /dev/full`: its problems cannot be shown.
-    let out = aitrace()
-        .arg("validate")
-        .arg(&file)
-        .stdout(dev_full())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
-    no_panic(&out);
+    let out = output_without_panic(
+        aitrace().arg("validate").arg(&file),
+        dev_full(),
+        Stdio::piped(),
+    );
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot write"), "{stderr}");
@@ -1190,64 +1186,55 @@ fn commands_that_cannot_write_their_output_say_so_and_do_not_panic() {
     // `validate 2> /dev/full`: the problems still go to stdout.
     let (_, problems, _) = run(aitrace().arg("validate").arg(&file));
     assert!(problems.lines().count() >= 3_000, "{problems}");
-    let out = aitrace()
-        .arg("validate")
-        .arg(&file)
-        .stdout(Stdio::piped())
-        .stderr(dev_full())
-        .output()
-        .unwrap();
-    no_panic(&out);
+    let out = output_without_panic(
+        aitrace().arg("validate").arg(&file),
+        Stdio::piped(),
+        dev_full(),
+    );
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&out.stdout), problems);
 
     // `report 2> /dev/full`: the report is written all the same.
     let html = dir.path().join("r.html");
-    let out = aitrace()
+    let mut report = aitrace();
+    report
         .arg("report")
         .arg(&file)
         .arg(checkout())
         .arg("-o")
-        .arg(&html)
-        .stderr(dev_full())
-        .output()
-        .unwrap();
-    no_panic(&out);
+        .arg(&html);
+    let out = output_without_panic(&mut report, Stdio::piped(), dev_full());
     assert!(out.status.success());
     assert!(std::fs::read_to_string(&html).unwrap().contains("checkout"));
 
     // `spool DIR > /dev/full`.
     let root = dir.path().join("spool");
     spool_fixture(&root);
-    let out = aitrace()
-        .arg("spool")
-        .arg(&root)
-        .stdout(dev_full())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
-    no_panic(&out);
+    let out = output_without_panic(
+        aitrace().arg("spool").arg(&root),
+        dev_full(),
+        Stdio::piped(),
+    );
     assert_eq!(out.status.code(), Some(1));
 
     // `send ... 2> /dev/full`: its summary cannot be shown; what it did is
     // still in its exit code.
-    let out = aitrace()
-        .arg("send")
-        .arg(checkout())
-        .arg("--to")
-        .arg(dir.path().join("copy.jsonl"))
-        .stderr(dev_full())
-        .output()
-        .unwrap();
-    no_panic(&out);
+    let copy = dir.path().join("copy.jsonl");
+    let mut send = aitrace();
+    send.arg("send").arg(checkout()).arg("--to").arg(&copy);
+    let out = output_without_panic(&mut send, Stdio::piped(), dev_full());
     assert!(out.status.success());
-    assert_eq!(
-        std::fs::read_to_string(dir.path().join("copy.jsonl"))
-            .unwrap()
-            .lines()
-            .count(),
-        checkout_lines().len()
-    );
+    let copied = std::fs::read_to_string(&copy).unwrap();
+    assert_eq!(copied.lines().count(), checkout_lines().len());
+}
+
+/// Runs `cmd` with this stdout and stderr, and checks it did not panic.
+fn output_without_panic(cmd: &mut Command, stdout: Stdio, stderr: Stdio) -> Output {
+    let out = cmd.stdout(stdout).stderr(stderr).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(101), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+    out
 }
 
 #[test]
@@ -1255,20 +1242,8 @@ fn validate_ends_quietly_when_its_reader_goes_away_and_still_fails() {
     // `aitrace validate big.jsonl | head -1`: more problems than a pipe holds.
     let dir = tempfile::tempdir().unwrap();
     let file = records_without_time(dir.path(), 100_000);
-    let mut child = aitrace()
-        .arg("validate")
-        .arg(&file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    let (first, out) = first_line_then_hang_up(aitrace().arg("validate").arg(&file));
     assert!(first.contains("missing timestamp"), "{first}");
-    // The read end is dropped here, as `head` exits.
-    let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     // Problems were found: not 0, even though the rest was not wanted.
     assert_eq!(out.status.code(), Some(1), "{stderr}");
