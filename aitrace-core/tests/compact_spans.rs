@@ -123,6 +123,18 @@ fn check_tree(records: &[Record]) {
             "{}",
             end.event()
         );
+        // The records of the span, between its two.
+        for event in (records.iter()).filter(|r| {
+            r.kind() == RecordKind::Event && r.span_id().is_some() && r.span_id() == end.span_id()
+        }) {
+            let at = event.timestamp_nanos();
+            assert!(
+                start.timestamp_nanos() <= at && at <= end.timestamp_nanos(),
+                "{} outside {}",
+                event.event(),
+                end.event()
+            );
+        }
     }
 }
 

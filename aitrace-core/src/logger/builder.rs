@@ -301,7 +301,12 @@ impl Builder {
     /// It runs on the capturing thread, for every record kept by the
     /// filter (span `.start`/`.end` records included): keep it cheap.
     /// Records logged from inside a hook, to any logger, skip hooks (so a
-    /// hook that logs cannot recurse). If the hook panics, the
+    /// hook that logs cannot recurse). While the hook looks at a span's
+    /// `.start` or `.end`, the span is not current: its parent is (none
+    /// for a root), so a record the hook logs belongs to the parent, inside
+    /// the parent's window, and one logged at a root's `.end` belongs to
+    /// no span. Such a record is buffered before the record the hook is
+    /// looking at, though stamped after it. If the hook panics, the
     /// record is dropped (it may be half edited), the logger carries on,
     /// and a line on stderr says so, at most once a minute (besides what
     /// the panic hook prints).
