@@ -119,7 +119,9 @@ fn core_span_stamps_hold_for_every_form_and_logger() {
 #[test]
 fn a_record_a_hook_logs_at_a_span_s_end_belongs_to_the_parent_inside_its_window() {
     static LOG: OnceLock<BufferedLogger> = OnceLock::new();
-    let seen: Arc<Mutex<Vec<(String, Option<SpanContext>)>>> = Arc::default();
+    // Each `.end` the hook saw, with the span current then.
+    type Seen = Vec<(String, Option<SpanContext>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let hook_saw = seen.clone();
     let log = base()
         .before_send(move |record: &mut Record| {
