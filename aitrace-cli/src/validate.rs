@@ -3,7 +3,7 @@
 use aitrace_core::wire::{self, META_KEY, Phase};
 use serde_json::{Map, Value as Json};
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io::Write;
 
 use crate::input::{self, Pos};
@@ -191,12 +191,25 @@ pub(crate) fn validate(sources: &[String]) -> Result<usize, String> {
 }
 
 /// The span lifecycle records seen, to find a `NAME.end` whose span never
-/// started: a span its writer filtered out, or a file cut short. A viewer
-/// draws such an end as a trace of its own.
+/// started (a span its writer filtered out, or a file cut short: a viewer
+/// draws such an end as a trace of its own), and spans whose parents go
+/// round in a loop (a viewer can place them under no root).
 #[derive(Default)]
 struct Lifecycles<'a> {
-    started: HashSet<(String, String)>,
+    /// Each `.start`, in the order read.
+    started: Vec<Start<'a>>,
+    /// Where each span's `.start` is in `started`, by trace and span id.
+    index: HashMap<(String, String), usize>,
     ended: Vec<(&'a str, Pos, String, String, String)>,
+}
+
+struct Start<'a> {
+    source: &'a str,
+    pos: Pos,
+    name: String,
+    trace: String,
+    span: String,
+    parent: Option<String>,
 }
 
 impl<'a> Lifecycles<'a> {
@@ -211,31 +224,93 @@ impl<'a> Lifecycles<'a> {
         else {
             return;
         };
-        let ids = (trace.to_owned(), span.to_owned());
         match wire::lifecycle(event) {
-            Some((_, Phase::Start)) => {
-                self.started.insert(ids);
+            Some((name, Phase::Start)) => {
+                let ids = (trace.to_owned(), span.to_owned());
+                self.index.entry(ids).or_insert(self.started.len());
+                self.started.push(Start {
+                    source,
+                    pos,
+                    name: name.to_owned(),
+                    trace: trace.to_owned(),
+                    span: span.to_owned(),
+                    parent: text(wire::PARENT_SPAN_ID).map(str::to_owned),
+                });
             }
             Some((name, Phase::End)) => {
-                self.ended
-                    .push((source, pos, name.to_owned(), ids.0, ids.1));
+                self.ended.push((
+                    source,
+                    pos,
+                    name.to_owned(),
+                    trace.to_owned(),
+                    span.to_owned(),
+                ));
             }
             None => {}
         }
     }
 
     fn problems(self) -> impl Iterator<Item = (&'a str, Pos, String)> {
-        let started = self.started;
-        self.ended
+        let loops = self.loops();
+        let index = self.index;
+        let unstarted = self
+            .ended
             .into_iter()
-            .filter(move |(_, _, _, trace, span)| !started.contains(&(trace.clone(), span.clone())))
+            .filter(move |(_, _, _, trace, span)| !index.contains_key(&(trace.clone(), span.clone())))
             .map(|(source, pos, name, _, span)| {
                 (
                     source,
                     pos,
                     format!("{name}.end has no {name}.start (span {span}): a viewer shows it as a trace of its own"),
                 )
-            })
+            });
+        unstarted.chain(loops)
+    }
+
+    /// Each loop of parents, once, at the `.start` of its span read first.
+    /// Every span is walked up its parents once (a span whose walk ended
+    /// is not walked again), so a long chain costs its length.
+    fn loops(&self) -> Vec<(&'a str, Pos, String)> {
+        let n = self.started.len();
+        let mut walked = vec![false; n];
+        // The walk that put a span on its path, and its place there.
+        let mut walk_of = vec![usize::MAX; n];
+        let mut place = vec![0; n];
+        let mut found = Vec::new();
+        for first in 0..n {
+            let mut path: Vec<usize> = Vec::new();
+            let mut at = Some(first);
+            while let Some(i) = at.filter(|&i| !walked[i]) {
+                if walk_of[i] == first {
+                    let from = place[i];
+                    let start = &self.started[*path[from..].iter().min().unwrap_or(&i)];
+                    let problem = match path.len() - from {
+                        1 => format!(
+                            "{}.start is its own parent (span {})",
+                            start.name, start.span
+                        ),
+                        n => format!(
+                            "{}.start's parents go round in a loop back to it (span {}, {n} spans): \
+                             a viewer cannot place them under a root",
+                            start.name, start.span
+                        ),
+                    };
+                    found.push((start.source, start.pos, problem));
+                    break;
+                }
+                walk_of[i] = first;
+                place[i] = path.len();
+                path.push(i);
+                let span = &self.started[i];
+                at = (span.parent.as_ref())
+                    .and_then(|parent| self.index.get(&(span.trace.clone(), parent.clone())))
+                    .copied();
+            }
+            for i in path {
+                walked[i] = true;
+            }
+        }
+        found
     }
 }
 

@@ -1293,3 +1293,40 @@ fn report_to_a_dash_writes_the_page_on_stdout() {
     assert!(embedded(&stdout).to_string().contains("checkout"));
     assert!(!dir.path().join("-").exists());
 }
+
+#[test]
+fn validate_flags_a_span_that_is_its_own_parent_and_a_loop_of_parents() {
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("loops.jsonl");
+    let lines = [
+        // Whole: a root and its child.
+        line(0, "root.start", trace, 1, None),
+        line(1, "child.start", trace, 2, Some(1)),
+        // Its own parent.
+        line(2, "selfish.start", trace, 3, Some(3)),
+        // Three spans whose parents go round.
+        line(3, "a.start", trace, 4, Some(6)),
+        line(4, "b.start", trace, 5, Some(4)),
+        line(5, "c.start", trace, 6, Some(5)),
+        // Under the loop, not in it: said once, for the loop.
+        line(6, "d.start", trace, 7, Some(6)),
+    ];
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let (out, stdout, stderr) = run(aitrace().arg("validate").arg(&file));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let name = file.display();
+    assert!(
+        stdout.contains(&format!(
+            "{name}:line 3: selfish.start is its own parent (span 0000000000000003)"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "{name}:line 4: a.start's parents go round in a loop back to it (span 0000000000000004, 3 spans): a viewer cannot place them under a root"
+        )),
+        "{stdout}"
+    );
+    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+}
