@@ -15,8 +15,13 @@ pub(crate) struct Span {
     pub(crate) end: Option<usize>,
     /// Child spans and events, by time.
     pub(crate) items: Vec<Item>,
-    /// Set when its parent id names no span in the input.
+    /// Set when it has a parent id but is drawn at the top: its parent id
+    /// names no span in the input, or its parents go round in a loop
+    /// ([`Span::in_loop`]).
     pub(crate) orphan: bool,
+    /// Set when its parents go round in a loop (its own parent included):
+    /// a parent seen, but no root to draw it under.
+    pub(crate) in_loop: bool,
 }
 
 /// An entry of a span (or of a trace's top level).
@@ -85,7 +90,9 @@ impl Trace {
             match parents[s].filter(|_| !cyclic[s]) {
                 Some(p) => spans[p].items.push(Item::Span(s)),
                 None => {
+                    let own = spans[s].parent.as_ref() == Some(&spans[s].id);
                     spans[s].orphan = spans[s].parent.is_some();
+                    spans[s].in_loop = cyclic[s] || own;
                     roots.push(Item::Span(s));
                 }
             }

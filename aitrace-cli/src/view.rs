@@ -210,7 +210,13 @@ fn print_item(
             if let Some(error) = end.and_then(Rec::error).filter(|_| level == 4) {
                 write!(out, " {ERR}✖ {}{ERR:#}", shown(&error))?;
             }
-            if span.orphan {
+            if span.in_loop {
+                write!(
+                    out,
+                    " {DIM}(parent {}: in a loop of parents){DIM:#}",
+                    span.parent.as_deref().unwrap_or("")
+                )?;
+            } else if span.orphan {
                 write!(
                     out,
                     " {DIM}(parent {} not seen){DIM:#}",

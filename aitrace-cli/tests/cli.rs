@@ -1330,3 +1330,31 @@ fn validate_flags_a_span_that_is_its_own_parent_and_a_loop_of_parents() {
     );
     assert_eq!(stdout.lines().count(), 2, "{stdout}");
 }
+
+#[test]
+fn view_says_a_parent_in_a_loop_is_in_a_loop_not_unseen() {
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let lines = [
+        line(0, "lost.start", trace, 1, Some(9)),
+        line(1, "selfish.start", trace, 3, Some(3)),
+        line(2, "a.start", trace, 4, Some(5)),
+        line(3, "b.start", trace, 5, Some(4)),
+    ];
+    let (out, stdout, stderr) = run_with_stdin(aitrace().arg("view"), &(lines.join("\n") + "\n"));
+    assert!(out.status.success(), "{stderr}");
+    let said = |name: &str| {
+        let line = stdout
+            .lines()
+            .find(|l| l.contains(&format!("▸ {name}")))
+            .unwrap();
+        line.to_owned()
+    };
+    assert!(
+        said("lost").contains("(parent 0000000000000009 not seen)"),
+        "{stdout}"
+    );
+    for name in ["selfish", "a", "b"] {
+        assert!(said(name).contains("in a loop of parents"), "{stdout}");
+        assert!(!said(name).contains("not seen"), "{stdout}");
+    }
+}
