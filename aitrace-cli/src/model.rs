@@ -73,16 +73,8 @@ impl Trace {
                 span.items.push(Item::Event(i));
             }
         }
-        let parents: Vec<Option<usize>> = spans
-            .iter()
-            .enumerate()
-            .map(|(s, span)| {
-                span.parent
-                    .as_ref()
-                    .and_then(|p| index.get(p))
-                    .copied()
-                    .filter(|&p| p != s)
-            })
+        let parents: Vec<Option<usize>> = (spans.iter())
+            .map(|span| span.parent.as_ref().and_then(|p| index.get(p)).copied())
             .collect();
         let cyclic = on_cycles(&parents);
         let mut roots = loose;
@@ -90,9 +82,8 @@ impl Trace {
             match parents[s].filter(|_| !cyclic[s]) {
                 Some(p) => spans[p].items.push(Item::Span(s)),
                 None => {
-                    let own = spans[s].parent.as_ref() == Some(&spans[s].id);
                     spans[s].orphan = spans[s].parent.is_some();
-                    spans[s].in_loop = cyclic[s] || own;
+                    spans[s].in_loop = cyclic[s];
                     roots.push(Item::Span(s));
                 }
             }
@@ -188,9 +179,9 @@ impl Trace {
 }
 
 /// Which spans sit on a circle of parents (`a`'s parent is `b`, `b`'s is
-/// `a`): those are drawn as roots, since no place in the tree fits them.
-/// Each span is walked once, so a chain of any depth costs linear time.
-fn on_cycles(parents: &[Option<usize>]) -> Vec<bool> {
+/// `a`; a span its own parent): those are drawn as roots, since no place
+/// in the tree fits them. Each span is walked once, so a chain of any depth costs linear time.
+pub(crate) fn on_cycles(parents: &[Option<usize>]) -> Vec<bool> {
     const NEW: u8 = 0;
     const ON_PATH: u8 = 1;
     const DONE: u8 = 2;

@@ -22,7 +22,7 @@ pub(crate) fn diagnostic(args: fmt::Arguments<'_>) {
 
 /// Skipped lines named one by one on stderr; the rest are only counted
 /// (a broken file of 100,000 lines is not 100,000 lines of diagnostics).
-pub(crate) const BAD_LINES_NAMED: usize = 20;
+const BAD_LINES_NAMED: usize = 20;
 
 static BAD_LINES: AtomicUsize = AtomicUsize::new(0);
 

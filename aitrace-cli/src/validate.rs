@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use crate::input::{self, Pos};
+use crate::model;
 use crate::say;
 
 /// The problems of one record, each one sentence.
@@ -267,48 +268,44 @@ impl<'a> Lifecycles<'a> {
         unstarted.chain(loops)
     }
 
-    /// Each loop of parents, once, at the `.start` of its span read first.
-    /// Every span is walked up its parents once (a span whose walk ended
-    /// is not walked again), so a long chain costs its length.
+    /// Each loop of parents, once, at the `.start` of its span read first
+    /// (the circles `view` draws at the top, found the same way).
     fn loops(&self) -> Vec<(&'a str, Pos, String)> {
-        let n = self.started.len();
-        let mut walked = vec![false; n];
-        // The walk that put a span on its path, and its place there.
-        let mut walk_of = vec![usize::MAX; n];
-        let mut place = vec![0; n];
+        let parents: Vec<Option<usize>> = (self.started.iter())
+            .map(|span| {
+                let parent = span.parent.as_ref()?;
+                self.index
+                    .get(&(span.trace.clone(), parent.clone()))
+                    .copied()
+            })
+            .collect();
+        let mut cyclic = model::on_cycles(&parents);
         let mut found = Vec::new();
-        for first in 0..n {
-            let mut path: Vec<usize> = Vec::new();
+        for first in 0..self.started.len() {
+            if !cyclic[first] {
+                continue;
+            }
+            // Read before the rest of its loop: the loop is named here, once.
+            let mut spans = 0;
             let mut at = Some(first);
-            while let Some(i) = at.filter(|&i| !walked[i]) {
-                if walk_of[i] == first {
-                    let from = place[i];
-                    let start = &self.started[*path[from..].iter().min().unwrap_or(&i)];
-                    let problem = match path.len() - from {
-                        1 => format!(
-                            "{}.start is its own parent (span {})",
-                            start.name, start.span
-                        ),
-                        n => format!(
-                            "{}.start's parents go round in a loop back to it (span {}, {n} spans): \
-                             a viewer cannot place them under a root",
-                            start.name, start.span
-                        ),
-                    };
-                    found.push((start.source, start.pos, problem));
-                    break;
-                }
-                walk_of[i] = first;
-                place[i] = path.len();
-                path.push(i);
-                let span = &self.started[i];
-                at = (span.parent.as_ref())
-                    .and_then(|parent| self.index.get(&(span.trace.clone(), parent.clone())))
-                    .copied();
+            while let Some(i) = at.filter(|&i| cyclic[i]) {
+                cyclic[i] = false;
+                spans += 1;
+                at = parents[i];
             }
-            for i in path {
-                walked[i] = true;
-            }
+            let start = &self.started[first];
+            let problem = match spans {
+                1 => format!(
+                    "{}.start is its own parent (span {})",
+                    start.name, start.span
+                ),
+                n => format!(
+                    "{}.start's parents go round in a loop back to it (span {}, {n} spans): \
+                     a viewer cannot place them under a root",
+                    start.name, start.span
+                ),
+            };
+            found.push((start.source, start.pos, problem));
         }
         found
     }
